@@ -1,0 +1,36 @@
+# Two commands matter: `make run` and `make test`. Both set everything up themselves.
+SHELL := /bin/bash
+PY_BOOT ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_NPM): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: setup
+	$(PY) -m sandbox.run
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .sandbox .pytest_cache .mypy_cache .ruff_cache

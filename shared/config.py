@@ -1,0 +1,263 @@
+"""The one typed place where settings are read.
+
+Functions app settings arrive as environment variables (from local.settings.json when run
+locally, from app settings in Azure). Every setting the code reads is declared here, so that a
+wrong value fails at start with a message naming the setting instead of surfacing later as a
+confusing runtime error. Nothing is read at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+
+class AppMode(str, enum.Enum):
+    SANDBOX = "sandbox"
+    REAL = "real"
+
+
+class CredentialKind(str, enum.Enum):
+    SECRET = "secret"
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY = "managed_identity"
+
+
+class PrivatePolicy(str, enum.Enum):
+    """What happens to items marked private in Outlook (Pega's connector always skips them)."""
+
+    SKIP = "skip"
+    MASK = "mask"
+    FULL = "full"
+
+
+class ConflictPolicy(str, enum.Enum):
+    """Who wins a true conflict (same field changed on both sides since the last sync)."""
+
+    NEWER = "newer"
+    PEGA = "pega"
+    EXCHANGE = "exchange"
+
+
+_COMMON = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True)
+
+
+class StorageSettings(BaseSettings):
+    """Where state (tables) and work (queues) live: the Functions host storage account."""
+
+    model_config = _COMMON
+    connection_string: str | None = Field(default=None, alias="AzureWebJobsStorage")
+    queue_service_uri: str | None = Field(default=None, alias="AzureWebJobsStorage__queueServiceUri")
+    table_service_uri: str | None = Field(default=None, alias="AzureWebJobsStorage__tableServiceUri")
+    managed_identity_client_id: str | None = Field(default=None, alias="AzureWebJobsStorage__clientId")
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(default=10.0, alias="STORAGE_TIMEOUT_SECONDS")
+
+    @model_validator(mode="after")
+    def _one_way_to_connect(self) -> StorageSettings:
+        if not self.connection_string and not (self.queue_service_uri and self.table_service_uri):
+            raise ValueError(
+                "AzureWebJobsStorage: set a connection string, or both AzureWebJobsStorage__queueServiceUri "
+                "and AzureWebJobsStorage__tableServiceUri for identity-based connections"
+            )
+        return self
+
+    @property
+    def is_emulator(self) -> bool:
+        cs = self.connection_string or ""
+        return "UseDevelopmentStorage=true" in cs or "127.0.0.1" in cs or "localhost" in cs
+
+
+class GraphSettings(BaseSettings):
+    """How the service reaches Microsoft Graph as an app (client credentials)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRAPH_", extra="ignore", case_sensitive=False)
+    tenant_id: str = ""
+    client_id: str = ""
+    credential_kind: CredentialKind = CredentialKind.SECRET
+    client_secret: str | None = None
+    certificate_path: str | None = None
+    certificate_password: str | None = None
+    managed_identity_client_id: str | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+    @field_validator("base_url", "authority_host")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        if not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https URL (plain http only for a local simulator)")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _credential_complete(self) -> GraphSettings:
+        if self.credential_kind is CredentialKind.SECRET and self.client_id and not self.client_secret:
+            raise ValueError("GRAPH_CLIENT_SECRET is required when GRAPH_CREDENTIAL_KIND=secret")
+        if self.credential_kind is CredentialKind.CERTIFICATE and not self.certificate_path:
+            raise ValueError("GRAPH_CERTIFICATE_PATH is required when GRAPH_CREDENTIAL_KIND=certificate")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.tenant_id and self.client_id)
+
+
+class PegaSettings(BaseSettings):
+    """How the service reaches Pega: DX API v2 (OAuth 2.0) and the SA API v1 (Basic)."""
+
+    model_config = SettingsConfigDict(env_prefix="PEGA_", extra="ignore", case_sensitive=False)
+    base_url: str = ""
+    client_id: str = ""
+    client_secret: str | None = None
+    username: str = ""
+    password: str | None = None
+    mapping_file: str | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https URL (plain http only for a local simulator)")
+        return v.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url)
+
+
+class ApiAuthSettings(BaseSettings):
+    """How callers of our HTTP contract (Pega's Connect-REST rules) are authenticated."""
+
+    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", case_sensitive=False)
+    tenant_id: str = ""
+    audience: str = ""
+    required_role: str = "Sync.ReadWrite"
+    openid_config_url: str = ""
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
+
+
+class SyncDefaults(BaseSettings):
+    """Defaults for every mailbox, named after Pega's own Exchange settings; a mailbox may override."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNC_", extra="ignore", case_sensitive=False)
+    past_days: Annotated[int, Field(ge=0, le=3650)] = 30
+    future_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    batch_size: Annotated[int, Field(ge=1, le=512)] = 50
+    notification_frequency_minutes: Annotated[int, Field(ge=1, le=10080)] = 30
+    email_enabled: bool = True
+    calendar_enabled: bool = True
+    contacts_enabled: bool = True
+    push_enabled: bool = True
+    private_policy: PrivatePolicy = PrivatePolicy.SKIP
+    contact_category: str = "PegaSASync"
+    conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
+    delete_safety_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    notification_url_base: str = ""
+    failure_notice_sender: str = ""
+    failure_notice_admin: str = ""
+
+
+class AppSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore", case_sensitive=False)
+    mode: AppMode = AppMode.REAL
+
+
+class Settings:
+    """All settings, grouped. Built by :func:`load_settings`; treat as read-only."""
+
+    def __init__(
+        self,
+        *,
+        app: AppSettings,
+        storage: StorageSettings,
+        graph: GraphSettings,
+        pega: PegaSettings,
+        api: ApiAuthSettings,
+        sync: SyncDefaults,
+    ) -> None:
+        self.app = app
+        self.storage = storage
+        self.graph = graph
+        self.pega = pega
+        self.api = api
+        self.sync = sync
+
+    @property
+    def mode(self) -> AppMode:
+        return self.app.mode
+
+
+_GROUPS: dict[str, tuple[type[BaseSettings], str]] = {
+    "app": (AppSettings, "APP_"),
+    "storage": (StorageSettings, ""),
+    "graph": (GraphSettings, "GRAPH_"),
+    "pega": (PegaSettings, "PEGA_"),
+    "api": (ApiAuthSettings, "API_"),
+    "sync": (SyncDefaults, "SYNC_"),
+}
+
+
+def _setting_name(cls: type[BaseSettings], prefix: str, loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return prefix.rstrip("_") or cls.__name__
+    field = cls.model_fields.get(str(loc[0]))
+    if field is not None and field.alias:
+        return field.alias
+    return f"{prefix}{str(loc[0]).upper()}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise ConfigurationError naming each bad one."""
+    env = dict(os.environ if environ is None else environ)
+    built: dict[str, BaseSettings] = {}
+    problems: list[str] = []
+    for group, (cls, prefix) in _GROUPS.items():
+        try:
+            built[group] = _build(cls, env)
+        except ValidationError as exc:
+            for err in exc.errors():
+                name = _setting_name(cls, prefix, tuple(err.get("loc", ())))
+                msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+                problems.append(f"{name}: {msg}")
+    if problems:
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems), settings=problems)
+    return Settings(**built)  # type: ignore[arg-type]
+
+
+def _build(cls: type[BaseSettings], env: dict[str, str]) -> BaseSettings:
+    """Validate from an explicit mapping (not the process env) so tests and hosts can pass their own."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    case_sensitive = bool(cls.model_config.get("case_sensitive", False))
+    values: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        key = field.alias or f"{prefix}{name}"
+        if case_sensitive:
+            if key in env:
+                values[field.alias or name] = env[key]
+        else:
+            wanted = key.upper()
+            for k, v in env.items():
+                if k.upper() == wanted:
+                    values[field.alias or name] = v
+                    break
+    # _env_file=None and an empty environment source: only the explicit mapping counts.
+    return cls.model_validate(values)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once on first use (never at import)."""
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,7 @@
+"""Shared pytest set-up. Each stand-in service has its own plugin module in tests/plugins/."""
+
+pytest_plugins = [
+    "tests.plugins.azurite",
+    "tests.plugins.graph_sim",
+    "tests.plugins.pega_sim",
+]

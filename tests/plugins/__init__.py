@@ -1,0 +1,1 @@
+"""Pytest plugins: one per stand-in service, each owning the fixtures that start it."""

@@ -1,0 +1,1 @@
+"""Fixtures for the pega_sim stand-in (filled in by its issue)."""
