@@ -121,13 +121,31 @@ class PegaSettings(BaseSettings):
     password: str | None = None
     mapping_file: str | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # Token endpoint for DX API v2 client credentials; empty = {base_url}/prweb/PRRestService/oauth2/v1/token.
+    token_url: str = ""
+    # Refresh a cached token this many seconds before it expires.
+    token_refresh_skew_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # API roots; an application alias (e.g. /prweb/app/SalesAutomation/api/...) differs per implementation.
+    dx_api_path: str = "/prweb/api/application/v2"
+    sa_api_path: str = "/prweb/api/v1"
+    # Page size for data view lookups (Pega caps pageSize at 5000).
+    data_view_page_size: Annotated[int, Field(ge=1, le=5000)] = 500
 
-    @field_validator("base_url")
+    @field_validator("base_url", "token_url")
     @classmethod
     def _url(cls, v: str) -> str:
         if v and not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise ValueError("must be an https URL (plain http only for a local simulator)")
         return v.rstrip("/")
+
+    @field_validator("dx_api_path", "sa_api_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return "/" + v.strip("/")
+
+    @property
+    def effective_token_url(self) -> str:
+        return self.token_url or f"{self.base_url}/prweb/PRRestService/oauth2/v1/token"
 
     @property
     def configured(self) -> bool:
@@ -143,6 +161,25 @@ class ApiAuthSettings(BaseSettings):
     required_role: str = "Sync.ReadWrite"
     openid_config_url: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
+    # Accepted token issuers, comma-separated; empty = the `issuer` of the OpenID configuration.
+    issuer: str = ""
+    # JWKS URL; empty = `jwks_uri` of the OpenID configuration.
+    jwks_url: str = ""
+    # Extra accepted audiences (comma-separated), e.g. the app's client id next to its App ID URI.
+    extra_audiences: str = ""
+    # Optional allow-list of caller app ids (appid/azp), comma-separated; empty = any caller with the role.
+    allowed_client_ids: str = ""
+    leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 60
+    jwks_cache_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    http_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+    @property
+    def effective_openid_config_url(self) -> str:
+        if self.openid_config_url:
+            return self.openid_config_url
+        if not self.tenant_id:
+            return ""
+        return f"https://login.microsoftonline.com/{self.tenant_id}/v2.0/.well-known/openid-configuration"
 
 
 class SyncDefaults(BaseSettings):

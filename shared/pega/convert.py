@@ -1,0 +1,107 @@
+"""Neutral records <-> Pega content, driven only by the mapping.
+
+Datetimes travel to Pega as ISO-8601 UTC with milliseconds and `Z` (what DX API v2 returns);
+address lists as `; `-separated text; attendees as a page list of rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from shared.pega.mapping import AttendeeFields
+from shared.pega.models import Attendee
+
+T = TypeVar("T")
+
+_LIST_SEPARATOR = "; "
+
+
+def format_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("datetimes sent to Pega must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    if len(text) >= 15 and text[8] == "T" and text.endswith(" GMT"):  # 20250305T140005.123 GMT
+        text = f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[9:11]}:{text[11:13]}:{text[13:15]}{text[15:-4]}+00:00"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def attendees_to_rows(attendees: list[Attendee], fields: AttendeeFields) -> list[dict[str, Any]]:
+    rows = []
+    for a in attendees:
+        row: dict[str, Any] = {fields.email: a.email, fields.type: a.type}
+        if a.name is not None:
+            row[fields.name] = a.name
+        if a.response is not None:
+            row[fields.response] = a.response
+        rows.append(row)
+    return rows
+
+
+def rows_to_attendees(rows: Any, fields: AttendeeFields) -> list[Attendee]:
+    out = []
+    for row in rows or []:
+        if isinstance(row, dict) and row.get(fields.email):
+            out.append(
+                Attendee(
+                    email=str(row[fields.email]),
+                    name=row.get(fields.name),
+                    type=str(row.get(fields.type) or "required"),
+                    response=row.get(fields.response),
+                )
+            )
+    return out
+
+
+def to_content(data: Any, field_map: BaseModel, *, attendee_fields: AttendeeFields | None = None) -> dict[str, Any]:
+    """Pega content for the non-None fields of a neutral record (so an update touches only those)."""
+    names = field_map.model_dump()
+    content: dict[str, Any] = {}
+    for f in dataclasses.fields(data):
+        value = getattr(data, f.name)
+        if value is None:
+            continue
+        prop = names.get(f.name)
+        if prop is None:
+            raise ValueError(f"mapping has no property for {type(data).__name__}.{f.name}")
+        if isinstance(value, datetime):
+            value = format_datetime(value)
+        elif f.name == "attendees":
+            value = attendees_to_rows(value, attendee_fields or AttendeeFields())
+        elif isinstance(value, list):
+            value = _LIST_SEPARATOR.join(str(v) for v in value)
+        content[prop] = value
+    return content
+
+
+def from_content(cls: type[T], content: dict[str, Any], field_map: BaseModel, *, attendee_fields: AttendeeFields | None = None) -> T:
+    """A neutral record from Pega content (fields Pega does not carry stay None)."""
+    names = field_map.model_dump()
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        prop = names.get(f.name)
+        if prop is None or prop not in content:
+            continue
+        value = content[prop]
+        annotation = str(f.type)
+        if "datetime" in annotation:
+            value = parse_datetime(value)
+        elif f.name == "attendees":
+            value = rows_to_attendees(value, attendee_fields or AttendeeFields())
+        elif annotation.startswith("list[str]"):
+            value = [v.strip() for v in str(value or "").split(";") if v.strip()]
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,131 @@
+"""The one place where Pega's answers become the service's typed errors.
+
+Transient (429, 5xx, timeouts, connection failures) -> :class:`PegaTransientError`, a
+TransientError carrying `retry_after`, so the queue retries later. Everything a retry cannot fix
+(400, 401 after a fresh token, 403, 404, 409/412 after a re-read, 422) -> a PermanentError
+subclass that names what Pega said.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+from shared.errors import PermanentError, TransientError
+
+
+class PegaTransientError(TransientError):
+    """Pega is throttling, failing or slow; retry after `retry_after` seconds when given."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+
+
+class PegaPermanentError(PermanentError):
+    """Base of Pega answers a retry cannot fix. `status` is the HTTP status, `details` Pega's messages."""
+
+    def __init__(self, message: str, *, status: int | None = None, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details or []
+
+
+class PegaBadRequestError(PegaPermanentError):
+    """400: the request does not fit this Pega implementation (often a mapping problem)."""
+
+
+class PegaAuthError(PegaPermanentError):
+    """401 with a fresh token, or a refused token request: credentials are wrong."""
+
+
+class PegaForbiddenError(PegaPermanentError):
+    """403: the operator lacks a role (PegaRULES:PegaAPI) or access to the record."""
+
+
+class PegaNotFoundError(PegaPermanentError):
+    """404: unknown record, case type, data view or action."""
+
+
+class PegaConflictError(PegaPermanentError):
+    """409/412: the record changed again between our re-read and the retried write."""
+
+
+class PegaValidationError(PegaPermanentError):
+    """422 (and 423/424): Pega refused the values."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_details(body: Any) -> list[str]:
+    """Human-readable messages from a v2 (`errorDetails`) or v1 (`errors`) Pega error body."""
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            text = body.decode(errors="replace") if isinstance(body, bytes) else body
+            return [text[:200]] if text else []
+    out: list[str] = []
+    if isinstance(body, dict):
+        if body.get("localizedValue"):
+            out.append(str(body["localizedValue"]))
+        for d in body.get("errorDetails") or []:
+            if isinstance(d, dict):
+                field = d.get("erroneousInputOutputFieldInPage") or d.get("erroneousInputOutputIdentifier")
+                msg = str(d.get("localizedValue") or d.get("message") or "")
+                out.append(f"{field}: {msg}" if field else msg)
+        for e in body.get("errors") or []:
+            if isinstance(e, dict):
+                out.append(f"{e.get('ID', '')}: {e.get('message', '')}".strip(": "))
+        if body.get("error_description"):
+            out.append(str(body["error_description"]))
+    return [m for m in out if m]
+
+
+_BY_STATUS: dict[int, type[PegaPermanentError]] = {
+    400: PegaBadRequestError,
+    401: PegaAuthError,
+    403: PegaForbiddenError,
+    404: PegaNotFoundError,
+    409: PegaConflictError,
+    412: PegaConflictError,
+    422: PegaValidationError,
+    423: PegaValidationError,
+    424: PegaValidationError,
+}
+
+
+def error_for_status(
+    status: int, *, what: str, body: Any = None, retry_after: str | None = None
+) -> PegaTransientError | PegaPermanentError:
+    """Map one non-2xx Pega answer to its typed error. `what` names the call (never secrets or bodies)."""
+    details = error_details(body)
+    message = f"Pega {what} failed with HTTP {status}" + (f": {'; '.join(details)}" if details else "")
+    if status == 429 or status >= 500 or status == 408:
+        return PegaTransientError(message, status=status, retry_after=parse_retry_after(retry_after))
+    cls = _BY_STATUS.get(status, PegaPermanentError)
+    return cls(message, status=status, details=details)
+
+
+def timeout_error(what: str, timeout: float) -> PegaTransientError:
+    return PegaTransientError(f"Pega {what} timed out after {timeout:g}s")
+
+
+def connection_error(what: str, exc: BaseException) -> PegaTransientError:
+    return PegaTransientError(f"Pega {what} could not connect: {type(exc).__name__}")

@@ -1,0 +1,238 @@
+"""What the sync does in Pega, in its own words: lookups, idempotent upserts, cancel and close.
+
+Every upsert is keyed by the Exchange immutable id and safe to repeat: it tries the link the
+caller knows, then the external-id data view, and only then creates. A retried request whose
+first attempt wrote the record but lost the answer therefore finds it and updates instead of
+creating a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from shared.pega.client import ConflictResolver, PegaClient
+from shared.pega.convert import from_content, to_content
+from shared.pega.errors import PegaNotFoundError
+from shared.pega.mapping import PegaMapping
+from shared.pega.models import (
+    AppointmentData,
+    Association,
+    ContactData,
+    EmailData,
+    PegaCase,
+    PegaRef,
+    RecordKind,
+    SaRecord,
+    UpsertAction,
+    UpsertResult,
+)
+from shared.pega.query import Condition, Query, eq
+
+log = logging.getLogger(__name__)
+
+
+class PegaRecords:
+    """Sync operations over one :class:`PegaClient`; names and ids come from its mapping."""
+
+    def __init__(self, client: PegaClient) -> None:
+        self.client = client
+        self.m: PegaMapping = client.mapping
+
+    # ------------------------------------------------------------------ lookups
+
+    async def _first(self, data_view: str, query: Query) -> PegaRef | None:
+        rows = await self.client.query_data_view(data_view, query, max_rows=1)
+        if not rows:
+            return None
+        row = rows[0]
+        return PegaRef(id=str(row.get(self.m.data_views.id_field) or ""), row=row)
+
+    async def find_operator_by_email(self, email: str) -> PegaRef | None:
+        """The operator whose e-mail is `email`; `row[mapping.operator.operator_id]` is its id."""
+        return await self._first(self.m.data_views.operators, Query([eq(self.m.operator.email, email, ignore_case=True)]))
+
+    async def find_contact_by_email(self, email: str) -> PegaRef | None:
+        """An active contact with this address (closed contacts do not count)."""
+        f = self.m.contact
+        return await self._first(
+            self.m.data_views.contacts,
+            Query([eq(f.email, email, ignore_case=True), Condition(f.status, "NEQ", self.m.status.contact_closed)]),
+        )
+
+    async def find_lead_by_email(self, email: str) -> PegaRef | None:
+        return await self._first(self.m.data_views.leads, Query([eq(self.m.lead.email, email, ignore_case=True)]))
+
+    async def find_organization_by_domain(self, domain: str) -> PegaRef | None:
+        return await self._first(
+            self.m.data_views.organizations, Query([eq(self.m.organization.domain, domain.lstrip("@"), ignore_case=True)])
+        )
+
+    async def find_open_opportunity(
+        self, *, organization_id: str | None = None, contact_id: str | None = None
+    ) -> PegaRef | None:
+        """An open opportunity of the organization (or, failing that, of the contact)."""
+        f = self.m.opportunity
+        open_values = list(self.m.status.opportunity_open_values)
+        for prop, value in ((f.organization_id, organization_id), (f.contact_id, contact_id)):
+            if value:
+                ref = await self._first(
+                    self.m.data_views.opportunities,
+                    Query([eq(prop, value), Condition(f.status, "IN", open_values)], sort=[("pxUpdateDateTime", "DESC")]),
+                )
+                if ref:
+                    return ref
+        return None
+
+    async def find_by_external_id(self, kind: RecordKind, external_id: str) -> PegaRef | None:
+        """The record linked to an Exchange immutable id, through its external-id data view."""
+        view, prop = {
+            RecordKind.APPOINTMENT: (self.m.data_views.appointments, self.m.appointment.external_id),
+            RecordKind.EMAIL: (self.m.data_views.emails, self.m.email.external_id),
+            RecordKind.CONTACT: (self.m.data_views.contacts, self.m.contact.external_id),
+        }[kind]
+        return await self._first(view, Query([eq(prop, external_id)]))
+
+    async def associate(self, addresses: Sequence[str], *, own_domains: Sequence[str] = ()) -> Association:
+        """Pega's association order for an e-mail: contact, then lead, then organization by domain,
+        plus the open opportunity of what was found. Addresses in `own_domains` are skipped."""
+        own = {d.lower().lstrip("@") for d in own_domains}
+        candidates = [a.strip() for a in addresses if a and "@" in a and a.rsplit("@", 1)[1].lower() not in own]
+        for address in candidates:
+            contact = await self.find_contact_by_email(address)
+            if contact:
+                org = str(contact.row.get(self.m.contact.organization_id) or "") or None
+                opp = await self.find_open_opportunity(organization_id=org, contact_id=contact.id)
+                return Association(contact_id=contact.id, organization_id=org,
+                                   opportunity_id=opp.id if opp else None, matched_address=address)
+        for address in candidates:
+            lead = await self.find_lead_by_email(address)
+            if lead:
+                return Association(lead_id=lead.id, matched_address=address)
+        for address in candidates:
+            org_ref = await self.find_organization_by_domain(address.rsplit("@", 1)[1])
+            if org_ref:
+                opp = await self.find_open_opportunity(organization_id=org_ref.id)
+                return Association(organization_id=org_ref.id, opportunity_id=opp.id if opp else None,
+                                   matched_address=address)
+        return Association()
+
+    # ------------------------------------------------------------------ cases (appointment, email)
+
+    async def _existing_case(self, kind: RecordKind, external_id: str, known_id: str | None) -> PegaCase | None:
+        if known_id:
+            try:
+                return await self.client.get_case(known_id)
+            except PegaNotFoundError:
+                log.info("linked Pega %s is gone; looking it up by external id", kind.value)
+        ref = await self.find_by_external_id(kind, external_id)
+        if ref and ref.id:
+            return await self.client.get_case(ref.id)
+        return None
+
+    async def _upsert_case(
+        self, kind: RecordKind, case_type: str, external_id: str, content: dict[str, Any],
+        known_id: str | None, ext_prop: str, on_conflict: ConflictResolver | None,
+    ) -> UpsertResult:
+        existing = await self._existing_case(kind, external_id, known_id)
+        if existing is None:
+            created = await self.client.create_case(case_type, {**content, ext_prop: external_id})
+            return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
+        if existing.status.startswith("Resolved"):
+            return UpsertResult(existing.id, UpsertAction.SKIPPED_RESOLVED, existing.etag)
+        changes = {k: v for k, v in content.items() if existing.content.get(k) != v}
+        if not changes:
+            return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
+        updated = await self.client.case_action(existing.id, self.m.actions.update, changes,
+                                                etag=existing.etag, on_conflict=on_conflict)
+        return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
+
+    async def upsert_appointment(
+        self, external_id: str, data: AppointmentData, *, known_id: str | None = None,
+        on_conflict: ConflictResolver | None = None,
+    ) -> UpsertResult:
+        """Create or update the appointment case linked to `external_id` (never a second one)."""
+        content = to_content(data, self.m.appointment, attendee_fields=self.m.attendee)
+        return await self._upsert_case(RecordKind.APPOINTMENT, self.m.case_types.appointment, external_id, content,
+                                       known_id, self.m.appointment.external_id, on_conflict)
+
+    async def cancel_appointment(self, case_id: str, *, reason: str | None = None) -> PegaCase:
+        """Cancel (never delete) an appointment case; a case already resolved is left as it is."""
+        case = await self.client.get_case(case_id)
+        if case.status.startswith("Resolved"):
+            return case
+        content: dict[str, Any] = {}
+        if reason:
+            content[self.m.appointment.body] = reason
+        return await self.client.case_action(case_id, self.m.actions.cancel_appointment, content, etag=case.etag)
+
+    async def get_appointment(self, case_id: str) -> tuple[PegaCase, AppointmentData]:
+        case = await self.client.get_case(case_id)
+        return case, from_content(AppointmentData, case.content, self.m.appointment, attendee_fields=self.m.attendee)
+
+    async def upsert_email(
+        self, external_id: str, data: EmailData, *, known_id: str | None = None,
+        on_conflict: ConflictResolver | None = None,
+    ) -> UpsertResult:
+        """Create or update the email interaction case linked to `external_id`."""
+        content = to_content(data, self.m.email)
+        return await self._upsert_case(RecordKind.EMAIL, self.m.case_types.email, external_id, content,
+                                       known_id, self.m.email.external_id, on_conflict)
+
+    async def get_email(self, case_id: str) -> tuple[PegaCase, EmailData]:
+        case = await self.client.get_case(case_id)
+        return case, from_content(EmailData, case.content, self.m.email)
+
+    async def set_external_id(self, kind: RecordKind, record_id: str, external_id: str) -> None:
+        """Report the Exchange id back to a record Pega created (the Pega -> Exchange path)."""
+        if kind is RecordKind.CONTACT:
+            await self.client.sa_update(self.m.sa.contact_path, record_id, {self.m.contact.external_id: external_id})
+            return
+        prop = self.m.appointment.external_id if kind is RecordKind.APPOINTMENT else self.m.email.external_id
+        await self.client.case_action(record_id, self.m.actions.update, {prop: external_id})
+
+    # ------------------------------------------------------------------ contacts (SA API v1)
+
+    async def upsert_contact(
+        self, external_id: str, data: ContactData, *, known_id: str | None = None,
+        on_conflict: ConflictResolver | None = None,
+    ) -> UpsertResult:
+        """Create or update the SA contact linked to `external_id`; a closed contact is reopened."""
+        content = to_content(data, self.m.contact)
+        path = self.m.sa.contact_path
+        existing: SaRecord | None = None
+        if known_id:
+            try:
+                existing = await self.client.sa_get(path, known_id)
+            except PegaNotFoundError:
+                log.info("linked Pega contact is gone; looking it up by external id")
+        if existing is None:
+            ref = await self.find_by_external_id(RecordKind.CONTACT, external_id)  # any status, closed too
+            if ref and ref.id:
+                existing = await self.client.sa_get(path, ref.id)
+        if existing is None:
+            created = await self.client.sa_create(
+                path, {**content, self.m.contact.external_id: external_id,
+                       self.m.contact.status: self.m.status.contact_active})
+            return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
+        changes = {k: v for k, v in content.items() if existing.content.get(k) != v}
+        if existing.content.get(self.m.contact.status) == self.m.status.contact_closed:
+            changes[self.m.contact.status] = self.m.status.contact_active
+        if not changes:
+            return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
+        updated = await self.client.sa_update(path, existing.id, changes, etag=existing.etag, on_conflict=on_conflict)
+        return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
+
+    async def close_contact(self, contact_id: str) -> SaRecord:
+        """Close (never delete) a contact; closing a closed contact changes nothing."""
+        path = self.m.sa.contact_path
+        current = await self.client.sa_get(path, contact_id)
+        if current.content.get(self.m.contact.status) == self.m.status.contact_closed:
+            return current
+        return await self.client.sa_update(
+            path, contact_id, {self.m.contact.status: self.m.status.contact_closed}, etag=current.etag)
+
+    async def get_contact(self, contact_id: str) -> tuple[SaRecord, ContactData]:
+        rec = await self.client.sa_get(self.m.sa.contact_path, contact_id)
+        return rec, from_content(ContactData, rec.content, self.m.contact)
