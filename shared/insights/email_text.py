@@ -1,0 +1,164 @@
+"""The new part of an email: what the sender wrote now, without quoted history and signature.
+
+Sentiment of a reply must not be the sentiment of the thread it quotes, nor of the sender's
+"Best regards" and disclaimer. Graph's ``uniqueBody`` already drops most history when the sync
+selects it; these heuristics still run because uniqueBody is absent for some items and misses
+plain-text quoting. Everything here is line-based and linear in the input.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shared.insights.html_text import html_to_text, normalise_whitespace
+from shared.insights.models import BodyType
+
+# --- quoted history -----------------------------------------------------------------------------
+# "On Mon, 3 Jun 2024 at 10:00, Dana <dana@x>wrote:" (Gmail, Apple Mail) and a few localized forms;
+# checked on one line and on two joined lines (Gmail wraps long attribution lines).
+_ATTRIBUTION = re.compile(
+    r"^\s*(?:"
+    r"On\b.{0,300}\bwrote\s*:"
+    r"|Am\b.{0,300}\bschrieb\b.{0,100}:"
+    r"|Le\b.{0,300}\ba\s+écrit\s*:"
+    r"|El\b.{0,300}\bescribió\s*:"
+    r"|Op\b.{0,300}\bschreef\b.{0,100}:"
+    r"|Il\b.{0,300}\bha\s+scritto\s*:"
+    r")\s*$",
+    re.IGNORECASE,
+)
+_SEPARATOR = re.compile(
+    r"^\s*(?:"
+    r"-{2,}\s*(?:Original\s+Message|Ursprüngliche\s+Nachricht|Message\s+d'origine|Mensaje\s+original|Forwarded\s+message)\s*-{2,}"
+    r"|Begin\s+forwarded\s+message\s*:"
+    r"|_{10,}"  # Outlook's line above the From:/Sent: block
+    r")\s*$",
+    re.IGNORECASE,
+)
+_HDR_FROM = re.compile(r"^\s*\*?(?:From|Von|De|Van|Da)\s*:\*?\s*\S", re.IGNORECASE)
+_HDR_OTHER = re.compile(
+    r"^\s*\*?(?:Sent|Date|To|Subject|Cc|Gesendet|Datum|An|Betreff|Envoyé|Objet|À|Enviado|Asunto|Para)\s*:\*?",
+    re.IGNORECASE,
+)
+_QUOTED_LINE = re.compile(r"^\s*>")
+
+# --- signatures ---------------------------------------------------------------------------------
+_SIG_DELIMITER = re.compile(r"^--\s*$|^—\s*$|^__\s*$")
+_MOBILE_FOOTER = re.compile(
+    r"^\s*(?:Sent\s+from\s+(?:my\s+)?(?:iPhone|iPad|Android|mobile|Samsung|Galaxy|BlackBerry|Mail\s+for\s+Windows|Outlook|Yahoo\s+Mail)\b.*"
+    r"|Get\s+Outlook\s+for\s+(?:iOS|Android)\b.*"
+    r"|Von\s+meinem\s+iPhone\s+gesendet.*"
+    r"|Envoyé\s+de\s+mon\s+iPhone.*)$",
+    re.IGNORECASE,
+)
+_SIGN_OFF = re.compile(
+    r"^\s*(?:(?:best|kind|warm|warmest|many|with\s+kind|yours)\s+(?:regards|wishes|thanks)"
+    r"|regards|best|cheers|thanks(?:\s+(?:again|a\s+lot|so\s+much|in\s+advance))?|thank\s+you(?:\s+(?:again|in\s+advance))?"
+    r"|many\s+thanks|sincerely(?:\s+yours)?|yours\s+(?:sincerely|truly|faithfully)|all\s+the\s+best|talk\s+soon"
+    r"|br|thx|cordially|respectfully|best\s+regards|kind\s+regards|mit\s+freundlichen\s+grüßen|viele\s+grüße"
+    r"|cordialement|saludos|un\s+saludo)\s*[,.!]*\s*(?:[-–—]\s*\w[\w .'-]{0,40})?$",
+    re.IGNORECASE,
+)
+_DISCLAIMER = re.compile(
+    r"(?:intended\s+(?:solely\s+)?for\s+the\s+(?:use\s+of\s+the\s+)?(?:addressee|recipient|individual)"
+    r"|this\s+(?:e-?mail|message)\s+(?:and\s+any\s+attachments\s+)?(?:is|are|may\s+be)\s+(?:strictly\s+)?(?:confidential|privileged)"
+    r"|confidentiality\s+notice|disclaimer\s*:|please\s+consider\s+the\s+environment\s+before\s+printing)",
+    re.IGNORECASE,
+)
+_CONTACTISH = re.compile(
+    r"(?:\+?\d[\d ()./-]{6,}\d|@[\w-]+\.[\w.-]+|https?://|www\.|\b(?:tel|phone|mobile|mob|fax|direct|cell|m|t|p)\s*[:.]\s*\+?\d)",
+    re.IGNORECASE,
+)
+_MAX_SIGNATURE_LINES = 12
+
+
+def _is_signature_line(line: str) -> bool:
+    s = line.strip()
+    if not s:
+        return True
+    if _CONTACTISH.search(s):
+        return True
+    if len(s) > 80 or "?" in s:
+        return False
+    words = s.split()
+    # Prose: a real sentence (several words, ends like one). Names, titles and company lines are short.
+    return not (len(words) >= 6 and s[-1] in ".!")
+
+
+def _find_history_start(lines: list[str]) -> int:
+    """Index of the first line of quoted history (len(lines) when there is none)."""
+    n = len(lines)
+    for i, line in enumerate(lines):
+        if _SEPARATOR.match(line):
+            # an underscore rule alone is only a separator when a header block follows
+            if line.strip().startswith("_") and not any(_HDR_FROM.match(x) for x in lines[i + 1 : i + 3]):
+                continue
+            return i
+        if _ATTRIBUTION.match(line):
+            return i
+        if i + 1 < n and line.strip() and _ATTRIBUTION.match(line.rstrip() + " " + lines[i + 1].strip()):
+            return i
+        if _HDR_FROM.match(line):
+            following = lines[i + 1 : i + 7]
+            if sum(1 for x in following if _HDR_OTHER.match(x)) >= 2:
+                return i
+    return n
+
+
+def _find_signature_start(lines: list[str]) -> int:
+    n = len(lines)
+    for i, line in enumerate(lines):
+        if _SIG_DELIMITER.match(line) or _MOBILE_FOOTER.match(line):
+            return i
+        if _DISCLAIMER.search(line):
+            # the disclaimer paragraph starts at the previous blank line
+            j = i
+            while j > 0 and lines[j - 1].strip():
+                j -= 1
+            return j
+    # A sign-off line near the end, followed only by name/title/contact lines.
+    for i, line in enumerate(lines):
+        if not _SIGN_OFF.match(line):
+            continue
+        rest = [x for x in lines[i + 1 :] if x.strip()]
+        if len(rest) <= _MAX_SIGNATURE_LINES and all(_is_signature_line(x) for x in rest):
+            return i
+    return n
+
+
+def strip_quoted_and_signature(text: str) -> str:
+    """The new part of a plain-text email body."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = lines[: _find_history_start(lines)]
+    lines = [x for x in lines if not _QUOTED_LINE.match(x)]  # interleaved "> " quoting
+    lines = lines[: _find_signature_start(lines)]
+    return normalise_whitespace("\n".join(lines))
+
+
+def email_new_text(body: str, body_type: BodyType, *, max_chars: int = 100_000) -> str:
+    """New text of an email body (HTML or plain), capped at ``max_chars``."""
+    if body_type is BodyType.HTML:
+        body, _ = html_to_text(body, strip_quotes=True, max_chars=max_chars * 4)
+    return strip_quoted_and_signature(body[: max_chars * 4])[:max_chars]
+
+
+def appointment_text(body: str, body_type: BodyType, *, max_chars: int = 100_000) -> str:
+    """Text of an appointment body: HTML to text, minus the Teams/Zoom join boilerplate and signature."""
+    if body_type is BodyType.HTML:
+        body, _ = html_to_text(body, strip_quotes=True, max_chars=max_chars * 4)
+    lines = body.replace("\r\n", "\n").split("\n")
+    cut = len(lines)
+    for i, line in enumerate(lines):
+        if _MEETING_BOILERPLATE.search(line):
+            cut = i
+            break
+    lines = lines[:cut]
+    lines = lines[: _find_signature_start(lines)]
+    return normalise_whitespace("\n".join(lines))[:max_chars]
+
+
+_MEETING_BOILERPLATE = re.compile(
+    r"(?:Microsoft\s+Teams\s+(?:meeting|Need\s+help)|Join\s+(?:on\s+your\s+computer|the\s+meeting\s+now|Zoom\s+Meeting)"
+    r"|Click\s+here\s+to\s+join\s+the\s+meeting|^_{20,}$|Meeting\s+ID\s*:|Passcode\s*:)",
+    re.IGNORECASE,
+)
