@@ -83,7 +83,7 @@ def start(
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv built by this module's callers
+    proc = subprocess.Popen(
         list(cmd), stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT, start_new_session=True
     )
     svc = Service(name=name, proc=proc, ports=dict(ports or {}), log_path=log_path)

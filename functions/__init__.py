@@ -1,0 +1,1 @@
+"""Thin triggers: parse the input, call shared/, answer. One blueprint per concern."""

@@ -1,0 +1,3 @@
+from sandbox.run import main
+
+raise SystemExit(main())

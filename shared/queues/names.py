@@ -1,0 +1,16 @@
+"""Queue names. Every queue has a `<name>-poison` twin managed by the Functions host."""
+
+from __future__ import annotations
+
+# Exchange → Pega: one message per (mailbox, kind) delta round, coalesced from notifications.
+DELTA_WORK = "delta-work"
+# Pega → Exchange: one message per accepted outbound operation.
+OUTBOUND_OPS = "outbound-ops"
+# Lifecycle events and subscription maintenance for one mailbox.
+SUBSCRIPTION_WORK = "subscription-work"
+
+ALL = (DELTA_WORK, OUTBOUND_OPS, SUBSCRIPTION_WORK)
+
+
+def poison(name: str) -> str:
+    return f"{name}-poison"

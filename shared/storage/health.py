@@ -1,0 +1,126 @@
+"""Per-mailbox, per-kind sync health: what an operator (and the failure notifier) needs.
+
+Counters are updated read-modify-write under the entity's ETag; a lost race re-reads and
+re-applies the same delta (a handful of tries at most: contention is per mailbox and kind).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError
+from shared.storage.keys import encode_key
+from shared.storage.tables import Entity, Table
+
+_MAX_TRIES = 8
+
+
+@dataclass(frozen=True)
+class Health:
+    mailbox: str
+    kind: str
+    last_success_at: dt.datetime | None = None
+    last_failure_at: dt.datetime | None = None
+    last_error: str = ""
+    failing_since: dt.datetime | None = None
+    consecutive_failures: int = 0
+    synced: int = 0
+    skipped: int = 0
+    failed: int = 0
+    throttled: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    incident_open: bool = False
+    incident_notified_at: dt.datetime | None = None
+    etag: str | None = None
+
+    def to_entity(self) -> Entity:
+        e: Entity = {
+            "PartitionKey": encode_key(self.mailbox.lower()),
+            "RowKey": self.kind,
+            "mailbox": self.mailbox.lower(),
+            "kind": self.kind,
+            "last_error": self.last_error,
+            "consecutive_failures": self.consecutive_failures,
+            "synced": self.synced,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "throttled": self.throttled,
+            "skip_reasons": json.dumps(self.skip_reasons, sort_keys=True),
+            "incident_open": self.incident_open,
+        }
+        for name in ("last_success_at", "last_failure_at", "failing_since", "incident_notified_at"):
+            v = getattr(self, name)
+            if v is not None:
+                e[name] = v
+        return e
+
+    @classmethod
+    def from_entity(cls, e: Entity) -> Health:
+        return cls(
+            mailbox=str(e["mailbox"]),
+            kind=str(e["kind"]),
+            last_success_at=e.get("last_success_at"),
+            last_failure_at=e.get("last_failure_at"),
+            last_error=str(e.get("last_error", "")),
+            failing_since=e.get("failing_since"),
+            consecutive_failures=int(e.get("consecutive_failures", 0)),
+            synced=int(e.get("synced", 0)),
+            skipped=int(e.get("skipped", 0)),
+            failed=int(e.get("failed", 0)),
+            throttled=int(e.get("throttled", 0)),
+            skip_reasons=json.loads(e.get("skip_reasons") or "{}"),
+            incident_open=bool(e.get("incident_open", False)),
+            incident_notified_at=e.get("incident_notified_at"),
+            etag=e.get("_etag"),
+        )
+
+
+def record_success(*, synced: int = 0, skipped: dict[str, int] | None = None,
+                   now: dt.datetime | None = None) -> Callable[[Health], Health]:
+    def apply(h: Health) -> Health:
+        reasons = dict(h.skip_reasons)
+        for reason, n in (skipped or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        return replace(h, last_success_at=now or dt.datetime.now(dt.UTC), consecutive_failures=0,
+                       failing_since=None, synced=h.synced + synced,
+                       skipped=h.skipped + sum((skipped or {}).values()), skip_reasons=reasons)
+    return apply
+
+
+def record_failure(error: str, *, throttled: bool = False, now: dt.datetime | None = None) -> Callable[[Health], Health]:
+    def apply(h: Health) -> Health:
+        t = now or dt.datetime.now(dt.UTC)
+        return replace(h, last_failure_at=t, last_error=error[:1000], failing_since=h.failing_since or t,
+                       consecutive_failures=h.consecutive_failures + 1, failed=h.failed + 1,
+                       throttled=h.throttled + (1 if throttled else 0))
+    return apply
+
+
+class HealthRepository:
+    def __init__(self, table: Table) -> None:
+        self._t = table
+
+    async def get(self, mailbox: str, kind: str) -> Health:
+        e = await self._t.get(encode_key(mailbox.lower()), kind)
+        return Health.from_entity(e) if e else Health(mailbox=mailbox.lower(), kind=kind)
+
+    async def for_mailbox(self, mailbox: str) -> list[Health]:
+        return [Health.from_entity(e) async for e in self._t.partition(encode_key(mailbox.lower()))]
+
+    async def update(self, mailbox: str, kind: str, change: Callable[[Health], Health]) -> Health:
+        """Apply `change` atomically with respect to other writers of the same row."""
+        for _ in range(_MAX_TRIES):
+            current = await self.get(mailbox, kind)
+            new = change(current)
+            try:
+                if current.etag:
+                    etag = await self._t.replace(new.to_entity(), etag=current.etag)
+                else:
+                    etag = await self._t.insert(new.to_entity())
+                return replace(new, etag=etag)
+            except (ConcurrencyError, AlreadyExistsError):
+                continue
+        raise ConcurrencyError(f"health of {mailbox}/{kind}: too much contention")

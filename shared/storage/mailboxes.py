@@ -1,0 +1,116 @@
+"""Onboarded mailboxes: the rep's mailbox ↔ Pega operator, and per-object settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field, replace
+
+from shared.config import PrivatePolicy, SyncDefaults
+from shared.storage.keys import decode_key, encode_key
+from shared.storage.tables import Entity, Table
+
+PK = "mailbox"
+KINDS = ("email", "calendar", "contacts")
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    upn: str
+    pega_operator: str
+    email_enabled: bool = True
+    calendar_enabled: bool = True
+    contacts_enabled: bool = True
+    private_policy: PrivatePolicy = PrivatePolicy.SKIP
+    past_days: int = 30
+    batch_size: int = 50
+    status: str = "active"
+    onboarded_at: dt.datetime | None = None
+    backfill: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+
+    @classmethod
+    def with_defaults(cls, upn: str, pega_operator: str, defaults: SyncDefaults) -> Mailbox:
+        return cls(
+            upn=upn.lower(),
+            pega_operator=pega_operator,
+            email_enabled=defaults.email_enabled,
+            calendar_enabled=defaults.calendar_enabled,
+            contacts_enabled=defaults.contacts_enabled,
+            private_policy=defaults.private_policy,
+            past_days=defaults.past_days,
+            batch_size=defaults.batch_size,
+        )
+
+    def enabled(self, kind: str) -> bool:
+        return bool({"email": self.email_enabled, "calendar": self.calendar_enabled,
+                     "contacts": self.contacts_enabled}[kind])
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def to_entity(self) -> Entity:
+        return {
+            "PartitionKey": PK,
+            "RowKey": encode_key(self.upn.lower()),
+            "upn": self.upn.lower(),
+            "pega_operator": self.pega_operator,
+            "email_enabled": self.email_enabled,
+            "calendar_enabled": self.calendar_enabled,
+            "contacts_enabled": self.contacts_enabled,
+            "private_policy": self.private_policy.value,
+            "past_days": self.past_days,
+            "batch_size": self.batch_size,
+            "status": self.status,
+            "onboarded_at": self.onboarded_at or dt.datetime.now(dt.UTC),
+            "backfill": json.dumps(self.backfill),
+        }
+
+    @classmethod
+    def from_entity(cls, e: Entity) -> Mailbox:
+        return cls(
+            upn=str(e.get("upn") or decode_key(e["RowKey"])),
+            pega_operator=str(e["pega_operator"]),
+            email_enabled=bool(e.get("email_enabled", True)),
+            calendar_enabled=bool(e.get("calendar_enabled", True)),
+            contacts_enabled=bool(e.get("contacts_enabled", True)),
+            private_policy=PrivatePolicy(e.get("private_policy", "skip")),
+            past_days=int(e.get("past_days", 30)),
+            batch_size=int(e.get("batch_size", 50)),
+            status=str(e.get("status", "active")),
+            onboarded_at=e.get("onboarded_at"),
+            backfill=json.loads(e.get("backfill") or "{}"),
+            etag=e.get("_etag"),
+        )
+
+
+class MailboxRepository:
+    def __init__(self, table: Table) -> None:
+        self._t = table
+
+    async def get(self, upn: str) -> Mailbox | None:
+        e = await self._t.get(PK, encode_key(upn.lower()))
+        return Mailbox.from_entity(e) if e else None
+
+    async def put(self, mailbox: Mailbox) -> Mailbox:
+        """Create or replace. With an etag on `mailbox`, only if unchanged since read."""
+        if mailbox.etag:
+            etag = await self._t.replace(mailbox.to_entity(), etag=mailbox.etag)
+        else:
+            etag = await self._t.upsert(mailbox.to_entity())
+        return replace(mailbox, etag=etag)
+
+    async def delete(self, upn: str) -> None:
+        await self._t.delete(PK, encode_key(upn.lower()))
+
+    async def list(self, *, active_only: bool = True) -> list[Mailbox]:
+        out = [Mailbox.from_entity(e) async for e in self._t.partition(PK)]
+        return [m for m in out if m.active] if active_only else out
+
+    async def by_operator(self, operator: str) -> Mailbox | None:
+        async for e in self._t.query(
+            "PartitionKey eq @pk and pega_operator eq @op", parameters={"pk": PK, "op": operator}
+        ):
+            return Mailbox.from_entity(e)
+        return None

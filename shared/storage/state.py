@@ -1,0 +1,45 @@
+"""The state store: every repository over one storage account, opened once per event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.config import StorageSettings
+from shared.storage.cursors import CursorRepository
+from shared.storage.deadletters import DeadLetterRepository
+from shared.storage.health import HealthRepository
+from shared.storage.links import LinkRepository
+from shared.storage.mailboxes import MailboxRepository
+from shared.storage.operations import OperationRepository
+from shared.storage.subscriptions import SubscriptionRepository
+from shared.storage.tables import TableNames, TableStore
+
+
+@dataclass
+class StateStore:
+    tables: TableStore
+    mailboxes: MailboxRepository
+    links: LinkRepository
+    cursors: CursorRepository
+    subscriptions: SubscriptionRepository
+    operations: OperationRepository
+    health: HealthRepository
+    deadletters: DeadLetterRepository
+
+    @classmethod
+    async def open(cls, storage: StorageSettings, *, names: TableNames | None = None) -> StateStore:
+        ts = await TableStore.from_settings(storage, names=names).open()
+        n = ts.names
+        return cls(
+            tables=ts,
+            mailboxes=MailboxRepository(ts.table(n.mailboxes)),
+            links=LinkRepository(ts.table(n.links)),
+            cursors=CursorRepository(ts.table(n.cursors)),
+            subscriptions=SubscriptionRepository(ts.table(n.subscriptions)),
+            operations=OperationRepository(ts.table(n.operations)),
+            health=HealthRepository(ts.table(n.health)),
+            deadletters=DeadLetterRepository(ts.table(n.deadletters)),
+        )
+
+    async def close(self) -> None:
+        await self.tables.close()

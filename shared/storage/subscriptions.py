@@ -1,0 +1,85 @@
+"""Graph change-notification subscriptions we own, keyed by subscription id.
+
+Notification intake looks a subscription up by id on every POST (one point read) to check the
+clientState secret; the subscription manager lists them per mailbox to renew or recreate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+from shared.storage.keys import encode_key
+from shared.storage.tables import Entity, Table
+
+PK = "sub"
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    subscription_id: str
+    mailbox: str
+    kind: str  # email | calendar | contacts
+    resource: str
+    client_state: str
+    expires_at: dt.datetime
+    status: str = "active"  # active | removed | failed
+    last_error: str = ""
+    etag: str | None = None
+
+    def to_entity(self) -> Entity:
+        return {
+            "PartitionKey": PK,
+            "RowKey": encode_key(self.subscription_id),
+            "subscription_id": self.subscription_id,
+            "mailbox": self.mailbox.lower(),
+            "kind": self.kind,
+            "resource": self.resource,
+            "client_state": self.client_state,
+            "expires_at": self.expires_at,
+            "status": self.status,
+            "last_error": self.last_error,
+        }
+
+    @classmethod
+    def from_entity(cls, e: Entity) -> SubscriptionRecord:
+        return cls(
+            subscription_id=str(e["subscription_id"]),
+            mailbox=str(e["mailbox"]),
+            kind=str(e["kind"]),
+            resource=str(e["resource"]),
+            client_state=str(e["client_state"]),
+            expires_at=e["expires_at"],
+            status=str(e.get("status", "active")),
+            last_error=str(e.get("last_error", "")),
+            etag=e.get("_etag"),
+        )
+
+
+class SubscriptionRepository:
+    def __init__(self, table: Table) -> None:
+        self._t = table
+
+    async def get(self, subscription_id: str) -> SubscriptionRecord | None:
+        e = await self._t.get(PK, encode_key(subscription_id))
+        return SubscriptionRecord.from_entity(e) if e else None
+
+    async def put(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        if record.etag:
+            etag = await self._t.replace(record.to_entity(), etag=record.etag)
+        else:
+            etag = await self._t.upsert(record.to_entity())
+        return replace(record, etag=etag)
+
+    async def delete(self, subscription_id: str) -> None:
+        await self._t.delete(PK, encode_key(subscription_id))
+
+    async def for_mailbox(self, mailbox: str) -> list[SubscriptionRecord]:
+        return [
+            SubscriptionRecord.from_entity(e)
+            async for e in self._t.query("PartitionKey eq @pk and mailbox eq @mb",
+                                         parameters={"pk": PK, "mb": mailbox.lower()})
+        ]
+
+    async def all(self) -> list[SubscriptionRecord]:
+        return [SubscriptionRecord.from_entity(e) async for e in self._t.partition(PK)]

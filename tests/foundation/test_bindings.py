@@ -1,0 +1,61 @@
+"""Binding metadata of every function, as the Functions host indexes it from function_app.py.
+
+The expected table is the contract with the host (routes, auth levels, queue names, schedules):
+a function added, renamed or rebound without updating it fails here.
+"""
+
+import json
+
+import pytest
+
+import function_app
+from shared.queues import names
+
+EXPECTED = {
+    "health": {"type": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "poison_delta_work": {"type": "queueTrigger", "queueName": "delta-work-poison"},
+    "poison_outbound_ops": {"type": "queueTrigger", "queueName": "outbound-ops-poison"},
+    "poison_subscription_work": {"type": "queueTrigger", "queueName": "subscription-work-poison"},
+}
+
+
+@pytest.fixture(scope="module")
+def bindings():
+    app = function_app.app
+    app.functions_bindings = None  # get_functions() caches; see azure-functions.md
+    out = {}
+    for f in app.get_functions():
+        trig = next(b for b in json.loads(f.get_function_json())["bindings"] if b["type"].endswith("Trigger"))
+        out[f.get_function_name()] = trig
+    return out
+
+
+def test_every_function_is_expected(bindings):
+    assert set(bindings) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_binding(bindings, name):
+    trig = bindings[name]
+    for key, value in EXPECTED[name].items():
+        got = trig[key]
+        if isinstance(value, list):
+            assert sorted(str(v).upper() for v in got) == sorted(value), (name, key)
+        else:
+            assert str(got) == value, (name, key)
+    if trig["type"] == "queueTrigger":
+        assert trig["connection"] == "AzureWebJobsStorage"
+
+
+def test_every_work_queue_has_a_poison_recorder(bindings):
+    watched = {t["queueName"] for t in bindings.values() if t["type"] == "queueTrigger"}
+    for q in names.ALL:
+        assert names.poison(q) in watched, f"{q}-poison would drop messages silently"
+
+
+def test_function_app_only_registers_blueprints():
+    import inspect
+
+    src = inspect.getsource(function_app)
+    assert len(src.splitlines()) <= 40
+    assert "@app." not in src
