@@ -89,6 +89,9 @@ class GraphSettings(BaseSettings):
     authority_host: str = "https://login.microsoftonline.com"
     base_url: str = "https://graph.microsoft.com/v1.0"
     timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # Sandbox only: a CA bundle to trust for the token endpoint (the simulator's self-signed CA).
+    ca_bundle: str | None = None
+    max_concurrency_per_mailbox: Annotated[int, Field(ge=1, le=4)] = 4
 
     @field_validator("base_url", "authority_host")
     @classmethod

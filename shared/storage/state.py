@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.config import StorageSettings
+from shared.sync.coalesce import Coalescer
 from shared.storage.cursors import CursorRepository
 from shared.storage.deadletters import DeadLetterRepository
 from shared.storage.health import HealthRepository
@@ -25,6 +26,7 @@ class StateStore:
     operations: OperationRepository
     health: HealthRepository
     deadletters: DeadLetterRepository
+    coalescer: Coalescer
 
     @classmethod
     async def open(cls, storage: StorageSettings, *, names: TableNames | None = None) -> StateStore:
@@ -39,6 +41,7 @@ class StateStore:
             operations=OperationRepository(ts.table(n.operations)),
             health=HealthRepository(ts.table(n.health)),
             deadletters=DeadLetterRepository(ts.table(n.deadletters)),
+            coalescer=Coalescer(ts.table(n.coalesce)),
         )
 
     async def close(self) -> None:

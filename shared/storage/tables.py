@@ -62,9 +62,13 @@ class TableNames:
     def deadletters(self) -> str:
         return self._n("deadletters")
 
+    @property
+    def coalesce(self) -> str:
+        return self._n("coalesce")
+
     def all(self) -> list[str]:
         return [self.mailboxes, self.links, self.cursors, self.subscriptions, self.operations, self.health,
-                self.deadletters]
+                self.deadletters, self.coalesce]
 
 
 def _prepare(entity: Mapping[str, Any]) -> Entity:

@@ -1,0 +1,1 @@
+"""The sync engine: plan (pure) and apply (I/O) per item, both directions."""
