@@ -66,9 +66,7 @@ class _TextBuilder(HTMLParser):
             return True
         if classes & _QUOTE_CLASSES or classes & _SIGNATURE_CLASSES:
             return True
-        if el_id in _SIGNATURE_IDS or a.get("data-smartmail", "") == "gmail_signature":
-            return True
-        return False
+        return el_id in _SIGNATURE_IDS or a.get("data-smartmail", "") == "gmail_signature"
 
     # -- parser callbacks ---------------------------------------------------------------------
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:

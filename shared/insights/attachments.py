@@ -1,0 +1,275 @@
+"""Attachment text extraction with limits that actually hold.
+
+Time limit design: the parse runs in a separate worker process that the caller kills when the
+budget is spent. A cooperative check (between pages or paragraphs) cannot interrupt pypdf or lxml
+while they are inside one object, and a thread cannot be killed at all, so only a process gives a
+hard bound. The worker is long-lived (one fork per worker, reused for every attachment) and is
+replaced after a kill, so the steady-state cost is one pipe round trip per attachment. The worker
+also runs under an address-space limit (RLIMIT_AS) so a decompression bomb that slips past the
+pre-checks ends as a MemoryError in the worker, not as an out-of-memory kill of the Functions host.
+
+``isolation="inline"`` runs the same parsers in-process with cooperative checks only (used where
+processes are unavailable and in property tests); its time limit is best-effort.
+
+Nothing here raises into the sync: every failure is an ``ExtractedText`` with a ``SkipReason``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from shared.insights.attachment_parsers import (
+    PARSERS,
+    Budget,
+    ExtractionLimits,
+    Parsed,
+    Skip,
+    parse_html,
+    parse_text,
+)
+from shared.insights.models import AttachmentInput, ExtractedText, SkipReason
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AttachmentExtractor", "ExtractionLimits", "detect_kind", "extract_attachment"]
+
+_EXT_KIND = {
+    ".pdf": "pdf", ".docx": "docx", ".docm": "docx", ".eml": "eml", ".htm": "html", ".html": "html",
+    ".txt": "text", ".csv": "text", ".md": "text", ".log": "text", ".json": "text", ".xml": "text",
+    ".ics": "text", ".vcf": "text", ".msg": "msg",
+}  # fmt: skip
+_CTYPE_KIND = {
+    "application/pdf": "pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "message/rfc822": "eml",
+    "text/html": "html",
+    "application/vnd.ms-outlook": "msg",
+}
+
+
+def detect_kind(name: str, content_type: str, head: bytes) -> str:
+    """pdf | docx | eml | html | text | msg | other:<ext>. Magic bytes win over names for PDF."""
+    ext = os.path.splitext(name.lower())[1]
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if ext in _EXT_KIND:
+        return _EXT_KIND[ext]
+    if ctype in _CTYPE_KIND:
+        return _CTYPE_KIND[ctype]
+    if ctype.startswith("text/"):
+        return "text"
+    return "other:" + (ext.lstrip(".") or ctype or "unknown")
+
+
+def _charset(content_type: str) -> str | None:
+    for piece in (content_type or "").split(";")[1:]:
+        k, _, v = piece.partition("=")
+        if k.strip().lower() == "charset":
+            return v.strip().strip("\"'") or None
+    return None
+
+
+def extract_core(name: str, kind: str, data: bytes, content_type: str, limits: ExtractionLimits,
+                 seconds: float) -> ExtractedText:  # fmt: skip
+    """Parse in the current process. Never raises (except BaseException like KeyboardInterrupt)."""
+    budget = Budget(seconds)
+    try:
+        parsed: Parsed
+        if kind == "text":
+            parsed = parse_text(data, limits, budget, _charset(content_type))
+        elif kind == "html":
+            parsed = parse_html(data, limits, budget, _charset(content_type))
+        else:
+            parsed = PARSERS[kind](data, limits, budget)
+        budget.check()
+    except Skip as s:
+        return ExtractedText(name, kind, skipped=s.reason, detail=s.detail)
+    except MemoryError:
+        return ExtractedText(name, kind, skipped=SkipReason.MEMORY, detail="memory limit reached while parsing")
+    except RecursionError:
+        return ExtractedText(name, kind, skipped=SkipReason.TOO_DEEP, detail="structure nested too deeply")
+    except Exception as exc:  # any library error on hostile input is "corrupt", never a sync failure
+        return ExtractedText(name, kind, skipped=SkipReason.CORRUPT, detail=f"unreadable {kind} ({type(exc).__name__})")
+    if not parsed.text.strip():
+        return ExtractedText(name, kind, skipped=SkipReason.EMPTY, detail="no extractable text")
+    return ExtractedText(name, kind, text=parsed.text, truncated=parsed.truncated)
+
+
+def _precheck(att: AttachmentInput, limits: ExtractionLimits) -> tuple[str, ExtractedText | None]:
+    kind = detect_kind(att.name, att.content_type, att.content[:8])
+    if kind == "msg":
+        return kind, ExtractedText(
+            att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE,
+            detail="Outlook .msg (OLE compound file) is not supported; the sync can fetch the item as MIME (.eml)",
+        )  # fmt: skip
+    if kind.startswith("other:"):
+        return kind, ExtractedText(att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE, detail=f"no text extractor for {kind[6:]}")
+    if len(att.content) > limits.max_bytes:
+        return kind, ExtractedText(
+            att.name, kind, skipped=SkipReason.TOO_LARGE,
+            detail=f"{len(att.content)} bytes (limit {limits.max_bytes})",
+        )  # fmt: skip
+    if not att.content:
+        return kind, ExtractedText(att.name, kind, skipped=SkipReason.EMPTY, detail="empty attachment")
+    return kind, None
+
+
+# --- worker process -----------------------------------------------------------------------------
+def _worker_main(conn: multiprocessing.connection.Connection, memory_limit: int | None) -> None:
+    """Loop: receive a job, parse, send the result. Runs in the child process."""
+    if memory_limit and sys.platform.startswith("linux"):
+        import resource
+
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    sys.setrecursionlimit(5000)
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        name, kind, data, content_type, limits, seconds = job
+        result = extract_core(name, kind, data, content_type, limits, seconds)
+        try:
+            conn.send(result)
+        except (OSError, MemoryError):
+            return
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    # forkserver: children fork from a clean single-threaded server, not from the (threaded) host
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class _Worker:
+    def __init__(self, limits: ExtractionLimits) -> None:
+        ctx = _context()
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, limits.memory_limit_bytes), daemon=True)
+        self.proc.start()
+        child.close()
+
+    def run(self, name: str, kind: str, data: bytes, content_type: str, limits: ExtractionLimits) -> ExtractedText:
+        started = time.monotonic()
+        # the worker stops itself cooperatively a little before the hard deadline
+        self.conn.send((name, kind, data, content_type, limits, limits.timeout_seconds * 0.9))
+        remaining = limits.timeout_seconds - (time.monotonic() - started)
+        if not self.conn.poll(max(remaining, 0.0)):
+            self.kill()
+            return ExtractedText(name, kind, skipped=SkipReason.TIMEOUT,
+                                 detail=f"parsing took longer than {limits.timeout_seconds:g}s (worker killed)")  # fmt: skip
+        try:
+            result = self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(0.5)
+            code = self.proc.exitcode
+            self.kill()
+            reason = SkipReason.MEMORY if code in (-9, 137) else SkipReason.WORKER_FAILED
+            return ExtractedText(name, kind, skipped=reason, detail=f"worker exited with code {code}")
+        if not isinstance(result, ExtractedText):
+            self.kill()
+            return ExtractedText(name, kind, skipped=SkipReason.WORKER_FAILED, detail="unexpected worker reply")
+        return result
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.is_alive()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(2)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(None)
+        self.proc.join(1)
+        self.kill()
+
+
+class AttachmentExtractor:
+    """Extracts attachment text under ``limits``; reuse one instance per host process.
+
+    Thread-safe and usable from async code (``await extractor.extract(att)``). ``max_workers``
+    bounds concurrent parses (each in its own worker process).
+    """
+
+    def __init__(self, limits: ExtractionLimits | None = None, *, max_workers: int = 1) -> None:
+        self.limits = limits or ExtractionLimits()
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_workers)
+        self._process_ok = self.limits.isolation == "process"
+
+    def extract_sync(self, att: AttachmentInput) -> ExtractedText:
+        kind, early = _precheck(att, self.limits)
+        if early is not None:
+            return early
+        if not self._process_ok:
+            return extract_core(att.name, kind, att.content, att.content_type, self.limits, self.limits.timeout_seconds)
+        with self._slots:
+            worker = self._take()
+            if worker is None:
+                return extract_core(att.name, kind, att.content, att.content_type, self.limits, self.limits.timeout_seconds)
+            try:
+                result = worker.run(att.name, kind, att.content, att.content_type, self.limits)
+            except (OSError, BrokenPipeError, ValueError):
+                worker.kill()
+                return ExtractedText(att.name, kind, skipped=SkipReason.WORKER_FAILED, detail="worker pipe failed")
+            if worker.alive:
+                with self._lock:
+                    self._idle.append(worker)
+            return result
+
+    async def extract(self, att: AttachmentInput) -> ExtractedText:
+        return await asyncio.to_thread(self.extract_sync, att)
+
+    async def extract_many(self, atts: Iterable[AttachmentInput]) -> list[ExtractedText]:
+        return list(await asyncio.gather(*(self.extract(a) for a in atts)))
+
+    def _take(self) -> _Worker | None:
+        with self._lock:
+            while self._idle:
+                w = self._idle.pop()
+                if w.alive:
+                    return w
+        try:
+            return _Worker(self.limits)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("insights: cannot start extraction worker (%s); parsing inline", type(exc).__name__)
+            self._process_ok = False
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for w in idle:
+            w.stop()
+
+    def __enter__(self) -> AttachmentExtractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def extract_attachment(att: AttachmentInput, *, limits: ExtractionLimits | None = None) -> ExtractedText:
+    """One-off extraction (starts and stops a worker); prefer a shared AttachmentExtractor in a host."""
+    with AttachmentExtractor(limits) as ex:
+        return ex.extract_sync(att)
