@@ -1,0 +1,74 @@
+"""Settings of the Pega simulator: credentials it accepts and how it calls our service (outbound)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEMO_TENANT = "aaaaaaaa-0000-4000-8000-00000000c0de"
+
+
+@dataclass
+class OAuthClient:
+    secret: str
+    operator: str
+
+
+@dataclass
+class BasicUser:
+    password: str
+    api_role: bool = True  # PegaRULES:PegaAPI
+
+
+@dataclass
+class OutboundConfig:
+    """How the simulator calls the service's HTTP contract, like Connect-REST rules would."""
+
+    enabled: bool = True
+    service_base_url: str = "http://127.0.0.1:7071/api"  # empty = record calls as skipped
+    function_key: str = ""
+    token_url: str = f"http://127.0.0.1:7200/{DEMO_TENANT}/oauth2/v2.0/token"
+    client_id: str = "pega-connect-rest"
+    client_secret: str = "sandbox-pega-secret"
+    scope: str = "api://pega-exchange-sync/.default"
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0  # doubles per attempt
+    max_backoff_seconds: float = 30.0
+    timeout_seconds: float = 10.0
+    # Changes made by these OAuth clients / operators never call out (Pega excludes its integration user).
+    integration_client_ids: list[str] = field(default_factory=lambda: ["exchange-sync"])
+    integration_operators: list[str] = field(default_factory=lambda: ["exchange-sync-integration"])
+
+
+@dataclass
+class SimConfig:
+    token_ttl_seconds: int = 3600
+    oauth_clients: dict[str, OAuthClient] = field(
+        default_factory=lambda: {
+            "exchange-sync": OAuthClient("sandbox-pega-sync-secret", "exchange-sync-integration"),
+            "pega-app": OAuthClient("sandbox-pega-app-secret", "blair"),
+        }
+    )
+    basic_users: dict[str, BasicUser] = field(
+        default_factory=lambda: {
+            "exchange-sync-integration": BasicUser("sandbox-pega-sync-password"),
+            "alex": BasicUser("sandbox-alex-password"),
+            "blair": BasicUser("sandbox-blair-password"),
+            "no-api-role": BasicUser("sandbox-no-api-password", api_role=False),
+        }
+    )
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+
+    def outbound_dict(self) -> dict[str, Any]:
+        d = asdict(self.outbound)
+        d["client_secret"] = "***" if d["client_secret"] else ""
+        d["function_key"] = "***" if d["function_key"] else ""
+        return d
+
+    def update_outbound(self, values: dict[str, Any]) -> None:
+        known = set(asdict(self.outbound))
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown outbound settings: {sorted(unknown)}")
+        for k, v in values.items():
+            setattr(self.outbound, k, v)

@@ -1,0 +1,230 @@
+"""DX API v2 data views: which rows a data view holds, and its query language.
+
+Filters follow wire-shapes §14: named conditions (`F1`...) with `lhs.field`, a comparator,
+`rhs.value` (or `rhs.values` for IN/NOT_IN), optional `ignoreCase`, combined by `logic` with
+AND/OR/NOT and parentheses (all ANDed when `logic` is absent). Paging is either
+`pageNumber`+`pageSize` (max 5000) or `maxResultsToFetch`, never both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.pega.store import Store
+
+
+class QueryError(ValueError):
+    """A malformed query: answered 400 naming `field`."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def data_view_rows(store: Store, data_view_id: str) -> list[dict[str, Any]] | None:
+    """Rows of a data view, or None when the data view does not exist."""
+    dv = store.mapping.data_views
+    kinds = {
+        dv.contacts: "contact", dv.organizations: "organization", dv.leads: "lead",
+        dv.opportunities: "opportunity", dv.appointments: "appointment", dv.emails: "email",
+        "D_TaskList": "task", "D_AccountList": "account",
+    }
+    if data_view_id == dv.operators:
+        of = store.mapping.operator
+        return [
+            {"pxObjClass": "Data-Admin-Operator-ID", dv.id_field: f"DATA-ADMIN-OPERATOR-ID {o.operator_id.upper()}",
+             of.operator_id: o.operator_id, of.email: o.email, of.name: o.name}
+            for o in store.operators.values()
+        ]
+    kind = kinds.get(data_view_id)
+    if kind is None:
+        return None
+    return [r.row() for r in store.records.values() if r.kind == kind]
+
+
+def _get(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _norm(v: Any, ignore_case: bool) -> Any:
+    return v.lower() if ignore_case and isinstance(v, str) else v
+
+
+def _compare(comparator: str, left: Any, cond: dict[str, Any], ignore_case: bool) -> bool:
+    rhs = cond.get("rhs") or {}
+    if comparator == "IS_NULL":
+        return left is None or left == ""
+    if comparator == "IS_NOT_NULL":
+        return not (left is None or left == "")
+    if comparator == "IS_TRUE":
+        return left is True or str(left).lower() == "true"
+    if comparator == "IS_FALSE":
+        return not (left is True or str(left).lower() == "true")
+    if comparator in ("IN", "NOT_IN"):
+        values = rhs.get("values", rhs.get("value"))
+        if not isinstance(values, list):
+            raise QueryError(f"{comparator} needs rhs.values as a list", "rhs.values")
+        hit = _norm(left, ignore_case) in [_norm(v, ignore_case) for v in values]
+        return hit if comparator == "IN" else not hit
+    if "value" not in rhs:
+        raise QueryError(f"{comparator} needs rhs.value", "rhs.value")
+    right = _norm(rhs["value"], ignore_case)
+    left = _norm(left, ignore_case)
+    if comparator == "EQ":
+        return left == right or (left is not None and str(left) == str(right))
+    if comparator == "NEQ":
+        return not (left == right or (left is not None and str(left) == str(right)))
+    if comparator in ("CONTAINS", "NOT_CONTAINS", "STARTS_WITH", "ENDS_WITH"):
+        text, sub = ("" if left is None else str(left)), str(right)
+        result = {
+            "CONTAINS": sub in text, "NOT_CONTAINS": sub not in text,
+            "STARTS_WITH": text.startswith(sub), "ENDS_WITH": text.endswith(sub),
+        }[comparator]
+        return result
+    if comparator in ("GT", "GTE", "LT", "LTE"):
+        if left is None:
+            return False
+        try:
+            a, b = (float(left), float(right)) if _numeric(left) and _numeric(right) else (str(left), str(right))
+        except (TypeError, ValueError):
+            return False
+        return {"GT": a > b, "GTE": a >= b, "LT": a < b, "LTE": a <= b}[comparator]
+    raise QueryError(f"unknown comparator {comparator}", "comparator")
+
+
+def _numeric(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return True
+    try:
+        float(str(v))
+    except ValueError:
+        return False
+    return True
+
+
+_TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z_][A-Za-z0-9_]*)")
+
+
+def compile_logic(logic: str, names: set[str]) -> Callable[[dict[str, bool]], bool]:
+    """Parse `F1 AND (F2 OR NOT F3)` into a function of the condition results."""
+    tokens: list[str] = []
+    pos = 0
+    text = logic.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise QueryError(f"cannot parse filter logic near {text[pos:pos + 10]!r}", "filter.logic")
+        tokens.append(m.group(1))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    i = 0
+
+    def peek() -> str | None:
+        return tokens[i] if i < len(tokens) else None
+
+    def take() -> str:
+        nonlocal i
+        if i >= len(tokens):
+            raise QueryError("filter logic ends too early", "filter.logic")
+        i += 1
+        return tokens[i - 1]
+
+    def expr() -> Callable[[dict[str, bool]], bool]:
+        left = term()
+        while (peek() or "").upper() == "OR":
+            take()
+            right, prev = term(), left
+            left = lambda env, a=prev, b=right: a(env) or b(env)  # noqa: E731
+        return left
+
+    def term() -> Callable[[dict[str, bool]], bool]:
+        left = factor()
+        while (peek() or "").upper() == "AND":
+            take()
+            right, prev = factor(), left
+            left = lambda env, a=prev, b=right: a(env) and b(env)  # noqa: E731
+        return left
+
+    def factor() -> Callable[[dict[str, bool]], bool]:
+        tok = take()
+        if tok.upper() == "NOT":
+            inner = factor()
+            return lambda env: not inner(env)
+        if tok == "(":
+            inner = expr()
+            if take() != ")":
+                raise QueryError("unbalanced parentheses in filter logic", "filter.logic")
+            return inner
+        if tok not in names:
+            raise QueryError(f"filter logic names unknown condition {tok}", "filter.logic")
+        return lambda env: env[tok]
+
+    fn = expr()
+    if i != len(tokens):
+        raise QueryError(f"unexpected {tokens[i]!r} in filter logic", "filter.logic")
+    return fn
+
+
+def run_query(rows: list[dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
+    """Filter, sort, select and page `rows` per the request body; returns the response body."""
+    query = body.get("query") or {}
+    if not isinstance(query, dict):
+        raise QueryError("query must be an object", "query")
+    flt = query.get("filter") or {}
+    conditions = flt.get("filterConditions") or {}
+    if not isinstance(conditions, dict):
+        raise QueryError("filterConditions must be an object", "filter.filterConditions")
+    for name, cond in conditions.items():
+        if not isinstance(cond, dict) or not isinstance(cond.get("lhs"), dict) or "field" not in cond["lhs"]:
+            raise QueryError(f"condition {name} needs lhs.field", f"filter.filterConditions.{name}.lhs.field")
+        if "comparator" not in cond:
+            raise QueryError(f"condition {name} needs a comparator", f"filter.filterConditions.{name}.comparator")
+    logic_text = flt.get("logic") or " AND ".join(conditions)
+    logic = compile_logic(logic_text, set(conditions)) if conditions else (lambda env: True)
+
+    def keep(row: dict[str, Any]) -> bool:
+        env = {
+            name: _compare(str(c["comparator"]).upper(), _get(row, c["lhs"]["field"]), c, bool(c.get("ignoreCase")))
+            for name, c in conditions.items()
+        }
+        return logic(env)
+
+    result = [r for r in rows if keep(r)]
+    for sort in reversed(query.get("sortBy") or []):
+        fld, desc = sort.get("field"), str(sort.get("type", "ASC")).upper() == "DESC"
+        result.sort(key=lambda r, f=fld: (_get(r, f) is None, str(_get(r, f) or "")), reverse=desc)
+    select = [s.get("field") for s in (query.get("select") or []) if isinstance(s, dict) and s.get("field")]
+    if select:
+        result = [{"pxObjClass": r.get("pxObjClass"), **{f: _get(r, f) for f in select}} for r in result]
+
+    paging = body.get("paging") or {}
+    out: dict[str, Any] = {"pxObjClass": "Pega-API-DataExploration-Data"}
+    if "maxResultsToFetch" in paging and ("pageNumber" in paging or "pageSize" in paging):
+        raise QueryError("paging: use pageNumber/pageSize or maxResultsToFetch, not both", "paging")
+    if "pageNumber" in paging or "pageSize" in paging:
+        number, size = int(paging.get("pageNumber", 1)), int(paging.get("pageSize", 100))
+        if number < 1 or not 1 <= size <= 5000:
+            raise QueryError("pageNumber must be >= 1 and pageSize 1..5000", "paging.pageSize")
+        page = result[(number - 1) * size: number * size]
+        for rank, row in enumerate(page, start=(number - 1) * size + 1):
+            row["pzRank"] = rank
+        out.update({"pageNumber": number, "pageSize": size, "data": page})
+    else:
+        limit = int(paging.get("maxResultsToFetch", 5000))
+        if limit < 1:
+            raise QueryError("maxResultsToFetch must be >= 1", "paging.maxResultsToFetch")
+        out.update({"data": result[:limit], "resultCount": min(limit, len(result)),
+                    "hasMoreResults": len(result) > limit, "pageSize": limit})
+    out["queryStats"] = {"pxObjClass": "Embed-DataExploration-QueryStats", "sourceType": "RDBMS",
+                         "sourceExecutionTime": "0.1 ms"}
+    return out
