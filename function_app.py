@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from functions import health, poison
+from functions import admin, graph_intake, health, poison, polling, subscriptions
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health.bp, poison.bp):
+for blueprint in (health.bp, graph_intake.bp, subscriptions.bp, polling.bp, admin.bp, poison.bp):
     app.register_functions(blueprint)

@@ -202,6 +202,12 @@ class SyncDefaults(BaseSettings):
     conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
     delete_safety_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     notification_url_base: str = ""
+    # The function key Graph must present on notification POSTs (it is copied from the URL's ?code=).
+    notification_url_key: str = ""
+    # Safety-net delta poll: a round for every enabled mailbox and kind at least this often.
+    poll_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    # Renew a subscription when less than this is left of its lifetime.
+    subscription_renew_before_minutes: Annotated[int, Field(ge=45, le=10080)] = 2880
     failure_notice_sender: str = ""
     failure_notice_admin: str = ""
 

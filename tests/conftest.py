@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.plugins.azurite",
+    "tests.plugins.app_host",
     "tests.plugins.graph_sim",
     "tests.plugins.pega_sim",
 ]

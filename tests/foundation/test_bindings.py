@@ -13,6 +13,17 @@ from shared.queues import names
 
 EXPECTED = {
     "health": {"type": "httpTrigger", "route": "health", "methods": ["GET"], "authLevel": "ANONYMOUS"},
+    "graph_notifications": {"type": "httpTrigger", "route": "graph/notifications", "methods": ["POST"],
+                            "authLevel": "FUNCTION"},
+    "graph_lifecycle": {"type": "httpTrigger", "route": "graph/lifecycle", "methods": ["POST"],
+                        "authLevel": "FUNCTION"},
+    "subscription_worker": {"type": "queueTrigger", "queueName": "subscription-work"},
+    "subscription_manager": {"type": "timerTrigger", "schedule": "0 */10 * * * *"},
+    "delta_poll": {"type": "timerTrigger", "schedule": "0 * * * * *"},
+    "admin_mailbox": {"type": "httpTrigger", "route": "admin/mailboxes/{upn}", "methods": ["DELETE", "GET", "PUT"],
+                      "authLevel": "ADMIN"},
+    "admin_mailboxes": {"type": "httpTrigger", "route": "admin/mailboxes", "methods": ["GET"],
+                        "authLevel": "ADMIN"},
     "poison_delta_work": {"type": "queueTrigger", "queueName": "delta-work-poison"},
     "poison_outbound_ops": {"type": "queueTrigger", "queueName": "outbound-ops-poison"},
     "poison_subscription_work": {"type": "queueTrigger", "queueName": "subscription-work-poison"},

@@ -1,0 +1,63 @@
+"""Subscription maintenance: a queue worker (ensure/remove/lifecycle) and its timer."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.errors import PermanentError
+from shared.graph.factory import graph_gateway
+from shared.queues import names
+from shared.queues.envelope import Envelope
+from shared.queues.worker import run_message
+from shared.runtime import services
+from shared.sync.subscriptions import SubscriptionManager
+
+bp = func.Blueprint()
+
+
+async def _manager() -> SubscriptionManager:
+    svc = await services()
+    return SubscriptionManager(svc, graph_gateway(svc.settings.graph))
+
+
+async def _ensure(env: Envelope) -> None:
+    mgr = await _manager()
+    mailbox = await mgr.services.state.mailboxes.get(str(env.body.get("mailbox", "")))
+    if mailbox is None:
+        raise PermanentError("subscriptions.ensure: mailbox is not onboarded")
+    if not mailbox.active:
+        await mgr.remove_all(mailbox.upn)
+        return
+    await mgr.ensure(mailbox)
+
+
+async def _remove(env: Envelope) -> None:
+    mgr = await _manager()
+    await mgr.remove_all(str(env.body.get("mailbox", "")))
+
+
+async def _lifecycle(env: Envelope) -> None:
+    mgr = await _manager()
+    await mgr.on_lifecycle(subscription_id=str(env.body.get("subscription_id", "")), event=str(env.body.get("event")))
+
+
+HANDLERS = {"subscriptions.ensure": _ensure, "subscriptions.remove": _remove, "subscription.lifecycle": _lifecycle}
+
+
+@bp.function_name("subscription_worker")
+@bp.queue_trigger(arg_name="msg", queue_name=names.SUBSCRIPTION_WORK, connection="AzureWebJobsStorage")
+async def subscription_worker(msg: func.QueueMessage) -> None:
+    svc = await services()
+    await run_message(queue=names.SUBSCRIPTION_WORK, text=msg.get_body().decode("utf-8", "replace"),
+                      dequeue_count=int(msg.dequeue_count or 1), handlers=HANDLERS,
+                      deadletters=svc.state.deadletters, sender=svc.queues)
+
+
+@bp.function_name("subscription_manager")
+@bp.timer_trigger(arg_name="timer", schedule="0 */10 * * * *", run_on_startup=False)
+async def subscription_manager(timer: func.TimerRequest) -> None:
+    """Every 10 minutes: one ensure per active mailbox (fanned out through the queue)."""
+    svc = await services()
+    for mailbox in await svc.state.mailboxes.list():
+        await svc.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure",
+                                                                body={"mailbox": mailbox.upn}))

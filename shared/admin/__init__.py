@@ -1,0 +1,1 @@
+"""Operator-facing actions shared by the admin HTTP API and the CLI."""

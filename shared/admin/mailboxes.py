@@ -1,0 +1,111 @@
+"""Onboarding and offboarding of mailboxes (PUT/GET/DELETE /api/admin/mailboxes/{upn}).
+
+Onboarding stores the rep's settings, then asks for subscriptions and a first (backfill) round
+per enabled kind — all through queues, so the HTTP answer is immediate. Offboarding removes the
+subscriptions and stops the sync; nothing is ever deleted in Pega.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.config import PrivatePolicy
+from shared.errors import InvalidMessageError
+from shared.queues import names
+from shared.queues.envelope import Envelope
+from shared.runtime import Services
+from shared.storage.mailboxes import KINDS, Mailbox
+from shared.sync.subscriptions import enqueue_round
+
+UPN = re.compile(r"^[^@\s/\\#?]+@[^@\s/\\#?]+\.[^@\s/\\#?]+$")
+
+
+class MailboxRequest(BaseModel):
+    """Body of PUT /api/admin/mailboxes/{upn}; omitted fields take the service defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    pega_operator: str = Field(min_length=1, max_length=128)
+    email_enabled: bool | None = None
+    calendar_enabled: bool | None = None
+    contacts_enabled: bool | None = None
+    private_policy: PrivatePolicy | None = None
+    past_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
+
+
+def parse_request(body: bytes) -> MailboxRequest:
+    try:
+        return MailboxRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise InvalidMessageError(f"{where}: {first.get('msg')}") from None
+
+
+def validate_upn(upn: str) -> str:
+    if not UPN.match(upn or ""):
+        raise InvalidMessageError("upn: not a user principal name (user@domain)")
+    return upn.lower()
+
+
+async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Mailbox, bool]:
+    """Create or update; returns (mailbox, created)."""
+    upn = validate_upn(upn)
+    existing = await services.state.mailboxes.get(upn)
+    base = existing or Mailbox.with_defaults(upn, req.pega_operator, services.settings.sync)
+    changes: dict[str, Any] = {k: v for k, v in req.model_dump().items() if v is not None}
+    mailbox = dataclasses.replace(base, **changes, status="active",
+                                  onboarded_at=base.onboarded_at or dt.datetime.now(dt.UTC))
+    if existing is None or not existing.active:
+        mailbox = dataclasses.replace(mailbox, backfill={k: "pending" for k in KINDS if mailbox.enabled(k)})
+    saved = await services.state.mailboxes.put(mailbox)
+    await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure", body={"mailbox": upn}))
+    newly = existing is None or not existing.active
+    for kind in KINDS:
+        turned_on = saved.enabled(kind) and (newly or not existing.enabled(kind))  # type: ignore[union-attr]
+        if turned_on:
+            await enqueue_round(services, upn, kind, reason="onboard", coalesce=False)
+    return saved, existing is None
+
+
+async def describe(services: Services, upn: str) -> dict[str, Any] | None:
+    mailbox = await services.state.mailboxes.get(validate_upn(upn))
+    if mailbox is None:
+        return None
+    health = await services.state.health.for_mailbox(mailbox.upn)
+    subs = await services.state.subscriptions.for_mailbox(mailbox.upn)
+    return {
+        "upn": mailbox.upn,
+        "pega_operator": mailbox.pega_operator,
+        "status": mailbox.status,
+        "settings": {"email_enabled": mailbox.email_enabled, "calendar_enabled": mailbox.calendar_enabled,
+                     "contacts_enabled": mailbox.contacts_enabled, "private_policy": mailbox.private_policy.value,
+                     "past_days": mailbox.past_days, "batch_size": mailbox.batch_size},
+        "backfill": mailbox.backfill,
+        "health": [{"kind": h.kind, "last_success_at": _iso(h.last_success_at), "synced": h.synced,
+                    "skipped": h.skipped, "skip_reasons": h.skip_reasons, "failed": h.failed,
+                    "consecutive_failures": h.consecutive_failures, "failing_since": _iso(h.failing_since),
+                    "last_error": h.last_error, "throttled": h.throttled, "incident_open": h.incident_open}
+                   for h in health],
+        "subscriptions": [{"kind": s.kind, "resource": s.resource, "status": s.status,
+                           "expires_at": _iso(s.expires_at), "last_error": s.last_error} for s in subs],
+    }
+
+
+async def offboard(services: Services, upn: str) -> bool:
+    mailbox = await services.state.mailboxes.get(validate_upn(upn))
+    if mailbox is None:
+        return False
+    await services.state.mailboxes.put(dataclasses.replace(mailbox, status="offboarded"))
+    await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.remove",
+                                                                 body={"mailbox": mailbox.upn}))
+    return True
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return t.isoformat() if t else None

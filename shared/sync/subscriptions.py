@@ -1,0 +1,206 @@
+"""Subscription management: the push half of Exchange → Pega.
+
+For each active mailbox and enabled kind the service keeps Graph subscriptions alive:
+created with immutable ids and a fresh random clientState, renewed well before expiry,
+recreated when Graph removed them or renewal finds them gone, deleted when a kind is disabled
+or the mailbox is offboarded. Lifecycle events are handled here too (reauthorize, recreate and
+resync, resync after `missed`). Push can be switched off entirely; the delta poll then carries
+the sync alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass
+
+from shared.config import Settings
+from shared.graph.errors import GraphError, GraphNotFoundError
+from shared.graph.gateway import GraphGateway
+from shared.queues import names
+from shared.queues.envelope import Envelope
+from shared.runtime import Services
+from shared.storage.mailboxes import Mailbox
+from shared.storage.subscriptions import SubscriptionRecord
+
+log = logging.getLogger(__name__)
+
+MAX_LIFETIME = dt.timedelta(minutes=10080)
+LIFETIME_MARGIN = dt.timedelta(minutes=60)
+
+
+@dataclass(frozen=True)
+class DesiredSubscription:
+    kind: str
+    resource: str
+
+
+def desired_for(mailbox: Mailbox, settings: Settings) -> list[DesiredSubscription]:
+    """Which resources to watch: the folders and collections the sync reads."""
+    if not settings.sync.push_enabled or not mailbox.active:
+        return []
+    upn = mailbox.upn
+    out: list[DesiredSubscription] = []
+    if mailbox.email_enabled:
+        out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
+                DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+    if mailbox.calendar_enabled:
+        out.append(DesiredSubscription("calendar", f"/users/{upn}/events"))
+    if mailbox.contacts_enabled:
+        out.append(DesiredSubscription("contacts", f"/users/{upn}/contacts"))
+    return out
+
+
+def _graph_time(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
+
+
+def _parse_time(value: str) -> dt.datetime:
+    v = value.rstrip("Z")
+    if "." in v:
+        head, frac = v.split(".", 1)
+        v = f"{head}.{frac[:6]}"
+    return dt.datetime.fromisoformat(v).replace(tzinfo=dt.UTC)
+
+
+def notification_urls(settings: Settings) -> tuple[str, str]:
+    base = settings.sync.notification_url_base.rstrip("/")
+    if not base:
+        raise GraphError("SYNC_NOTIFICATION_URL_BASE is not set: Graph cannot reach the service", status=0)
+    key = settings.sync.notification_url_key
+    suffix = f"?code={key}" if key else ""
+    return f"{base}/graph/notifications{suffix}", f"{base}/graph/lifecycle{suffix}"
+
+
+@dataclass
+class EnsureReport:
+    created: int = 0
+    renewed: int = 0
+    deleted: int = 0
+    failed: int = 0
+
+
+class SubscriptionManager:
+    def __init__(self, services: Services, gateway: GraphGateway, *, now: dt.datetime | None = None) -> None:
+        self.services = services
+        self.gateway = gateway
+        self.settings = services.settings
+        self._now = now
+
+    def now(self) -> dt.datetime:
+        return self._now or dt.datetime.now(dt.UTC)
+
+    def _expiry(self) -> dt.datetime:
+        return self.now() + MAX_LIFETIME - LIFETIME_MARGIN
+
+    async def create(self, mailbox: Mailbox, want: DesiredSubscription) -> SubscriptionRecord:
+        notify, lifecycle = notification_urls(self.settings)
+        client_state = secrets.token_urlsafe(32)[:128]
+        resp = await self.gateway.request("POST", "subscriptions", mailbox=mailbox.upn, what="create subscription",
+                                          body={"changeType": "created,updated,deleted", "notificationUrl": notify,
+                                                "lifecycleNotificationUrl": lifecycle, "resource": want.resource,
+                                                "expirationDateTime": _graph_time(self._expiry()),
+                                                "clientState": client_state, "latestSupportedTlsVersion": "v1_2"})
+        doc = resp.json()
+        record = SubscriptionRecord(subscription_id=str(doc["id"]), mailbox=mailbox.upn, kind=want.kind,
+                                    resource=want.resource, client_state=client_state,
+                                    expires_at=_parse_time(str(doc["expirationDateTime"])))
+        log.info("subscription %s created for %s/%s", record.subscription_id, mailbox.upn, want.kind)
+        return await self.services.state.subscriptions.put(record)
+
+    async def renew(self, record: SubscriptionRecord) -> SubscriptionRecord:
+        resp = await self.gateway.request("PATCH", f"subscriptions/{record.subscription_id}", mailbox=record.mailbox,
+                                          body={"expirationDateTime": _graph_time(self._expiry())},
+                                          what="renew subscription")
+        doc = resp.json() or {}
+        expires = _parse_time(str(doc.get("expirationDateTime"))) if doc.get("expirationDateTime") else self._expiry()
+        return await self.services.state.subscriptions.put(
+            dataclasses.replace(record, expires_at=expires, status="active", last_error=""))
+
+    async def delete(self, record: SubscriptionRecord) -> None:
+        try:
+            await self.gateway.request("DELETE", f"subscriptions/{record.subscription_id}", mailbox=record.mailbox,
+                                       what="delete subscription")
+        except GraphNotFoundError:
+            pass
+        await self.services.state.subscriptions.delete(record.subscription_id)
+
+    async def ensure(self, mailbox: Mailbox) -> EnsureReport:
+        """Converge the mailbox's subscriptions to what it should have. Safe to run any time."""
+        report = EnsureReport()
+        wanted = desired_for(mailbox, self.settings)
+        existing = await self.services.state.subscriptions.for_mailbox(mailbox.upn)
+        by_resource: dict[str, SubscriptionRecord] = {}
+        for rec in existing:
+            keep = any(w.resource == rec.resource for w in wanted) and rec.resource not in by_resource
+            if keep and rec.status == "active":
+                by_resource[rec.resource] = rec
+            else:
+                await self.delete(rec)
+                report.deleted += 1
+        renew_before = dt.timedelta(minutes=self.settings.sync.subscription_renew_before_minutes)
+        for want in wanted:
+            rec = by_resource.get(want.resource)
+            try:
+                if rec is None:
+                    await self.create(mailbox, want)
+                    report.created += 1
+                elif rec.expires_at - self.now() < renew_before:
+                    try:
+                        await self.renew(rec)
+                        report.renewed += 1
+                    except GraphNotFoundError:  # removed on Graph's side: recreate and catch up
+                        await self.services.state.subscriptions.delete(rec.subscription_id)
+                        await self.create(mailbox, want)
+                        await enqueue_round(self.services, mailbox.upn, want.kind, reason="resync")
+                        report.created += 1
+            except GraphError as exc:
+                report.failed += 1
+                log.warning("subscription for %s/%s failed: %s", mailbox.upn, want.kind, exc)
+                if rec is not None:
+                    await self.services.state.subscriptions.put(
+                        dataclasses.replace(rec, status="failed", last_error=str(exc)[:500]))
+        return report
+
+    async def remove_all(self, mailbox_upn: str) -> int:
+        records = await self.services.state.subscriptions.for_mailbox(mailbox_upn)
+        for rec in records:
+            await self.delete(rec)
+        return len(records)
+
+    async def on_lifecycle(self, *, subscription_id: str, event: str) -> str:
+        """React to a lifecycle event; returns what was done (for logs and tests)."""
+        rec = await self.services.state.subscriptions.get(subscription_id)
+        if rec is None:
+            return "ignored: unknown subscription"
+        if event == "reauthorizationRequired":
+            try:
+                await self.gateway.request("POST", f"subscriptions/{subscription_id}/reauthorize",
+                                           mailbox=rec.mailbox, what="reauthorize subscription")
+                await self.renew(rec)
+                return "reauthorized"
+            except GraphNotFoundError:
+                event = "subscriptionRemoved"
+        if event == "subscriptionRemoved":
+            await self.services.state.subscriptions.delete(subscription_id)
+            mailbox = await self.services.state.mailboxes.get(rec.mailbox)
+            if mailbox is not None and mailbox.active:
+                await self.create(mailbox, DesiredSubscription(rec.kind, rec.resource))
+            await enqueue_round(self.services, rec.mailbox, rec.kind, reason="resync")
+            return "recreated"
+        if event == "missed":
+            await enqueue_round(self.services, rec.mailbox, rec.kind, reason="missed")
+            return "resync enqueued"
+        return "ignored: unknown event"
+
+
+async def enqueue_round(services: Services, mailbox: str, kind: str, *, reason: str, full_resync: bool = False,
+                        coalesce: bool = True) -> bool:
+    """Ask for a delta round; coalesced with any round already pending unless told otherwise."""
+    if coalesce and not full_resync and not await services.state.coalescer.request(mailbox, kind):
+        return False
+    await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
+        "mailbox": mailbox.lower(), "kind": kind, "reason": reason, "full_resync": full_resync}))
+    return True
