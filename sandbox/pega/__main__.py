@@ -44,6 +44,14 @@ def main(argv: list[str] | None = None) -> None:
                         ("max_attempts", args.max_attempts), ("backoff_seconds", args.backoff)):
         if value:
             setattr(out, attr, value)
+    if not args.token_url and env.get("GRAPH_AUTHORITY_HOST") and env.get("GRAPH_TENANT_ID"):
+        # make run hands the app settings over: the Graph simulator is the sandbox's Entra ID
+        out.token_url = f"{env['GRAPH_AUTHORITY_HOST'].rstrip('/')}/{env['GRAPH_TENANT_ID']}/oauth2/v2.0/token"
+    if not args.function_key and env.get("LOCAL_HOST_FUNCTION_KEY"):
+        out.function_key = env["LOCAL_HOST_FUNCTION_KEY"]
+    # the service's own Pega credentials (PEGA_* app settings): accepted, and excluded from outbound calls
+    cfg.add_integration_client(client_id=env.get("PEGA_CLIENT_ID", ""), client_secret=env.get("PEGA_CLIENT_SECRET", ""),
+                               username=env.get("PEGA_USERNAME", ""), password=env.get("PEGA_PASSWORD", ""))
     out.enabled = not args.no_outbound
     if args.token_ttl:
         cfg.token_ttl_seconds = args.token_ttl

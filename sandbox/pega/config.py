@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 DEMO_TENANT = "aaaaaaaa-0000-4000-8000-00000000c0de"
+# The sync service's own Pega credentials (the sandbox app settings use these, see sandbox/settings.py).
+INTEGRATION_CLIENT_ID = "pega-sync-service"
+INTEGRATION_CLIENT_SECRET = "sandbox-pega-sync-secret"
+INTEGRATION_OPERATOR = "sync-service"
+INTEGRATION_PASSWORD = "sandbox-pega-sync-password"
 
 
 @dataclass
@@ -36,8 +41,8 @@ class OutboundConfig:
     max_backoff_seconds: float = 30.0
     timeout_seconds: float = 10.0
     # Changes made by these OAuth clients / operators never call out (Pega excludes its integration user).
-    integration_client_ids: list[str] = field(default_factory=lambda: ["exchange-sync"])
-    integration_operators: list[str] = field(default_factory=lambda: ["exchange-sync-integration"])
+    integration_client_ids: list[str] = field(default_factory=lambda: [INTEGRATION_CLIENT_ID])
+    integration_operators: list[str] = field(default_factory=lambda: [INTEGRATION_OPERATOR])
 
 
 @dataclass
@@ -45,13 +50,13 @@ class SimConfig:
     token_ttl_seconds: int = 3600
     oauth_clients: dict[str, OAuthClient] = field(
         default_factory=lambda: {
-            "exchange-sync": OAuthClient("sandbox-pega-sync-secret", "exchange-sync-integration"),
+            INTEGRATION_CLIENT_ID: OAuthClient(INTEGRATION_CLIENT_SECRET, INTEGRATION_OPERATOR),
             "pega-app": OAuthClient("sandbox-pega-app-secret", "blair"),
         }
     )
     basic_users: dict[str, BasicUser] = field(
         default_factory=lambda: {
-            "exchange-sync-integration": BasicUser("sandbox-pega-sync-password"),
+            INTEGRATION_OPERATOR: BasicUser(INTEGRATION_PASSWORD),
             "alex": BasicUser("sandbox-alex-password"),
             "blair": BasicUser("sandbox-blair-password"),
             "no-api-role": BasicUser("sandbox-no-api-password", api_role=False),
@@ -64,6 +69,19 @@ class SimConfig:
         d["client_secret"] = "***" if d["client_secret"] else ""
         d["function_key"] = "***" if d["function_key"] else ""
         return d
+
+    def add_integration_client(self, *, client_id: str = "", client_secret: str = "", username: str = "",
+                               password: str = "") -> None:
+        """Accept the service's own credentials and exclude its changes from outbound calls."""
+        operator = username or INTEGRATION_OPERATOR
+        if client_id and client_secret:
+            self.oauth_clients[client_id] = OAuthClient(client_secret, operator)
+            if client_id not in self.outbound.integration_client_ids:
+                self.outbound.integration_client_ids.append(client_id)
+        if username and password:
+            self.basic_users[username] = BasicUser(password)
+            if username not in self.outbound.integration_operators:
+                self.outbound.integration_operators.append(username)
 
     def update_outbound(self, values: dict[str, Any]) -> None:
         known = set(asdict(self.outbound))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandbox.pega.config import INTEGRATION_OPERATOR
 from sandbox.pega.store import Actor, Operator, Store
 
 SEED_ACTOR = Actor(operator="administrator", channel="seed")
@@ -15,7 +16,7 @@ def seed(store: Store) -> dict[str, str]:
         for op in (
             Operator("alex", "alex@contoso.example", "Alex Example"),
             Operator("blair", "blair@contoso.example", "Blair Example"),
-            Operator("exchange-sync-integration", "exchange-sync@contoso.example", "Exchange Sync Integration"),
+            Operator(INTEGRATION_OPERATOR, "exchange-sync@contoso.example", "Exchange Sync Integration"),
         ):
             store.operators[op.operator_id] = op
         fabrikam = store.create("organization", {
