@@ -33,6 +33,7 @@ class ExtractionLimits:
     timeout_seconds: float = 5.0
     max_chars: int = 100_000
     max_pdf_pages: int = 50
+    max_pdf_nesting: int = 100  # arrays/dictionaries; real documents stay below ~10
     max_pdf_objects: int = 200_000  # xref entries: a PDF declaring more is treated as a bomb
     max_zip_entries: int = 2_000
     max_zip_uncompressed_bytes: int = 100 * _MiB
@@ -126,11 +127,48 @@ def parse_html(data: bytes, limits: ExtractionLimits, budget: Budget, charset: s
 
 
 # --- PDF ----------------------------------------------------------------------------------------
+_PDF_TOKEN = re.compile(rb"endstream|stream\r?\n|\[|\]|<<|>>")
+
+
+def pdf_nesting_depth(data: bytes, limit: int) -> int:
+    """Deepest array/dictionary nesting in the file's uncompressed syntax (stream data skipped).
+
+    Returns as soon as ``limit`` is exceeded. Objects inside compressed object streams are not
+    seen here; pypdf's own nesting guard covers those.
+    """
+    depth = best = 0
+    pos = 0
+    search = _PDF_TOKEN.search
+    while True:
+        m = search(data, pos)
+        if m is None:
+            return best
+        tok = m.group(0)
+        pos = m.end()
+        if tok.startswith(b"stream"):
+            end = data.find(b"endstream", pos)
+            if end < 0:
+                return best
+            pos = end + 9
+        elif tok in (b"[", b"<<"):
+            depth += 1
+            if depth > best:
+                best = depth
+                if best > limit:
+                    return best
+        elif tok in (b"]", b">>"):
+            depth = max(0, depth - 1)
+
+
 def parse_pdf(data: bytes, limits: ExtractionLimits, budget: Budget) -> Parsed:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed files log per object
+    depth = pdf_nesting_depth(data, limits.max_pdf_nesting)
+    if depth > limits.max_pdf_nesting:
+        raise Skip(SkipReason.TOO_DEEP, f"PDF objects nested deeper than {limits.max_pdf_nesting}")
+    budget.check()
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:

@@ -132,7 +132,20 @@ def strip_quoted_and_signature(text: str) -> str:
     lines = lines[: _find_history_start(lines)]
     lines = [x for x in lines if not _QUOTED_LINE.match(x)]  # interleaved "> " quoting
     lines = lines[: _find_signature_start(lines)]
+    lines = _drop_trailing_name(lines)
     return normalise_whitespace("\n".join(lines))
+
+
+_NAME_LINE = re.compile(r"^\s*[-–—~]?\s*[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}\s*$")
+
+
+def _drop_trailing_name(lines: list[str]) -> list[str]:
+    """A bare name ("Dana", "- Dana W.") alone after a blank line at the very end is a signature."""
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    if len(lines) >= 3 and _NAME_LINE.match(lines[-1]) and not lines[-2].strip() and len(lines[-1].strip()) <= 30:
+        return lines[:-1]
+    return lines
 
 
 def email_new_text(body: str, body_type: BodyType, *, max_chars: int = 100_000) -> str:

@@ -40,12 +40,16 @@ class _TextBuilder(HTMLParser):
         self.stopped = False  # Outlook reply marker seen, or max_chars reached
         self.truncated = False
         self.depth = 0
+        self.last_newlines = 0
         self.max_depth_seen = 0
 
     # -- helpers -----------------------------------------------------------------------------
     def _emit(self, s: str) -> None:
         if self.stopped or not s:
             return
+        if s == "\n" and self.last_newlines >= 2:
+            return  # thousands of nested blocks must not fill the character budget with blank lines
+        self.last_newlines = self.last_newlines + 1 if s == "\n" else (0 if s.strip() else self.last_newlines)
         room = self.max_chars - self.size
         if len(s) >= room:
             s = s[: max(room, 0)]
