@@ -84,6 +84,7 @@ param tableNames array = [
   'pesoperations'
   'peshealth'
   'pesdeadletters'
+  'pescoalesce'
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -132,6 +133,15 @@ param pegaPassword string = ''
 @description('Path of a field-mapping file inside the deployed package; empty for the built-in mapping.')
 param pegaMappingFile string = ''
 
+@description('OAuth 2.0 token endpoint of the DX API; empty for {pegaBaseUrl}/prweb/PRRestService/oauth2/v1/token.')
+param pegaTokenUrl string = ''
+
+@description('DX API v2 root (differs when the application is reached through an alias, e.g. /prweb/app/SalesAutomation/api/application/v2).')
+param pegaDxApiPath string = '/prweb/api/application/v2'
+
+@description('SA API v1 root.')
+param pegaSaApiPath string = '/prweb/api/v1'
+
 // ---------------------------------------------------------------------------------------------
 // Our HTTP API, called by Pega's Connect-REST rules with an Entra token
 
@@ -144,6 +154,12 @@ param apiAudience string = 'api://pega-exchange-sync'
 @description('App role a caller must hold.')
 param apiRequiredRole string = 'Sync.ReadWrite'
 
+@description('Comma-separated client ids allowed to call (Pega\'s Connect-REST app registration); empty admits any caller holding the role.')
+param apiAllowedClientIds string = ''
+
+@description('Comma-separated extra accepted audiences, e.g. the API app registration\'s client id.')
+param apiExtraAudiences string = ''
+
 // ---------------------------------------------------------------------------------------------
 // Failure notices and the rest
 
@@ -155,6 +171,10 @@ param failureNoticeAdmin string = ''
 
 @description('Public base URL Graph posts change notifications to; empty derives https://<app>.azurewebsites.net/api.')
 param notificationUrlBase string = ''
+
+@description('Function key Graph must present on change notifications (generate one, e.g. `openssl rand -base64 32`, and register it on the app after deployment: docs/deploy.md). Empty keeps the one in Key Vault.')
+@secure()
+param notificationUrlKey string = ''
 
 @description('Any app setting to set or override, e.g. {"SYNC_PAST_DAYS": "60"}. Applied last.')
 param settingOverrides object = {}
@@ -233,6 +253,7 @@ module keyVault 'modules/keyvault.bicep' = {
     pegaClientSecret: pegaClientSecret
     pegaPassword: pegaPassword
     graphClientSecret: (graphCredentialKind == 'secret') ? graphClientSecret : ''
+    notificationUrlKey: notificationUrlKey
   }
 }
 
@@ -265,6 +286,7 @@ var appSettings = {
   GRAPH_AUTHORITY_HOST: environment().authentication.loginEndpoint
   GRAPH_BASE_URL: graphBaseUrl
   GRAPH_TIMEOUT_SECONDS: '30'
+  GRAPH_MAX_CONCURRENCY_PER_MAILBOX: '4'
 
   PEGA_BASE_URL: pegaBaseUrl
   PEGA_CLIENT_ID: pegaClientId
@@ -273,12 +295,24 @@ var appSettings = {
   PEGA_PASSWORD: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.pegaPasswordUri})'
   PEGA_MAPPING_FILE: pegaMappingFile
   PEGA_TIMEOUT_SECONDS: '30'
+  PEGA_TOKEN_URL: pegaTokenUrl
+  PEGA_TOKEN_REFRESH_SKEW_SECONDS: '60'
+  PEGA_DX_API_PATH: pegaDxApiPath
+  PEGA_SA_API_PATH: pegaSaApiPath
+  PEGA_DATA_VIEW_PAGE_SIZE: '500'
 
   API_TENANT_ID: apiTenantId
   API_AUDIENCE: apiAudience
   API_REQUIRED_ROLE: apiRequiredRole
   API_OPENID_CONFIG_URL: '${environment().authentication.loginEndpoint}${apiTenantId}/v2.0/.well-known/openid-configuration'
   API_MAX_BODY_BYTES: '10485760'
+  API_ISSUER: ''
+  API_JWKS_URL: ''
+  API_EXTRA_AUDIENCES: apiExtraAudiences
+  API_ALLOWED_CLIENT_IDS: apiAllowedClientIds
+  API_LEEWAY_SECONDS: '60'
+  API_JWKS_CACHE_SECONDS: '3600'
+  API_HTTP_TIMEOUT_SECONDS: '10'
 
   SYNC_PAST_DAYS: '30'
   SYNC_FUTURE_DAYS: '180'
@@ -293,6 +327,9 @@ var appSettings = {
   SYNC_CONFLICT_POLICY: 'newer'
   SYNC_DELETE_SAFETY_SHARE: '0.5'
   SYNC_NOTIFICATION_URL_BASE: effectiveNotificationUrlBase
+  SYNC_NOTIFICATION_URL_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.notificationUrlKeyUri})'
+  SYNC_POLL_INTERVAL_MINUTES: '15'
+  SYNC_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '2880'
   SYNC_FAILURE_NOTICE_SENDER: failureNoticeSender
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
 }
