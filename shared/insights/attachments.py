@@ -140,6 +140,10 @@ def _worker_main(conn: multiprocessing.connection.Connection, memory_limit: int 
             job = conn.recv()
         except (EOFError, OSError):
             return
+        except MemoryError:  # the job itself does not fit under the address-space cap
+            with contextlib.suppress(OSError, MemoryError):
+                conn.send(_MEMORY_SENTINEL)
+            return
         if job is None:
             return
         name, kind, data, content_type, limits, seconds = job
@@ -148,6 +152,9 @@ def _worker_main(conn: multiprocessing.connection.Connection, memory_limit: int 
             conn.send(result)
         except (OSError, MemoryError):
             return
+
+
+_MEMORY_SENTINEL = "memory-limit"
 
 
 def _context() -> Any:
@@ -166,8 +173,15 @@ class _Worker:
 
     def run(self, name: str, kind: str, data: bytes, content_type: str, limits: ExtractionLimits) -> ExtractedText:
         started = time.monotonic()
-        # the worker stops itself cooperatively a little before the hard deadline
-        self.conn.send((name, kind, data, content_type, limits, limits.timeout_seconds * 0.9))
+        try:
+            # the worker stops itself cooperatively a little before the hard deadline
+            self.conn.send((name, kind, data, content_type, limits, limits.timeout_seconds * 0.9))
+        except (OSError, ValueError):
+            memory = self._memory_sentinel_waiting()
+            self.kill()
+            if memory:
+                return ExtractedText(name, kind, skipped=SkipReason.MEMORY, detail="attachment exceeds the worker memory limit")
+            return ExtractedText(name, kind, skipped=SkipReason.WORKER_FAILED, detail="worker pipe failed")
         remaining = limits.timeout_seconds - (time.monotonic() - started)
         if not self.conn.poll(max(remaining, 0.0)):
             self.kill()
@@ -181,10 +195,19 @@ class _Worker:
             self.kill()
             reason = SkipReason.MEMORY if code in (-9, 137) else SkipReason.WORKER_FAILED
             return ExtractedText(name, kind, skipped=reason, detail=f"worker exited with code {code}")
+        if result == _MEMORY_SENTINEL:
+            self.kill()
+            return ExtractedText(name, kind, skipped=SkipReason.MEMORY, detail="attachment exceeds the worker memory limit")
         if not isinstance(result, ExtractedText):
             self.kill()
             return ExtractedText(name, kind, skipped=SkipReason.WORKER_FAILED, detail="unexpected worker reply")
         return result
+
+    def _memory_sentinel_waiting(self) -> bool:
+        try:
+            return bool(self.conn.poll(0.5)) and self.conn.recv() == _MEMORY_SENTINEL
+        except (EOFError, OSError):
+            return False
 
     @property
     def alive(self) -> bool:
