@@ -84,7 +84,7 @@ async def test_bad_signature_and_unknown_key(entra: EntraStub) -> None:
     with pytest.raises(BadSignatureError):
         await v.validate("Bearer " + entra.mint(key=other))  # right kid, wrong key
     tampered = entra.mint()
-    head, body, sig = tampered.split(".")
+    head, _body, sig = tampered.split(".")
     forged = entra.mint(roles=["Sync.ReadWrite", "Admin"]).split(".")[1]
     with pytest.raises(BadSignatureError):
         await v.validate(f"Bearer {head}.{forged}.{sig}")
