@@ -12,7 +12,7 @@ import enum
 import functools
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -199,6 +199,10 @@ class SyncDefaults(BaseSettings):
     push_enabled: bool = True
     private_policy: PrivatePolicy = PrivatePolicy.SKIP
     contact_category: str = "PegaSASync"
+    # Pega → Exchange contacts: a dedicated contact folder (display name; empty = the default folder), and what
+    # closing a contact in Pega does in Outlook: "clear_category" (keep the contact) or "delete".
+    contact_folder: str = ""
+    contact_close_action: Literal["clear_category", "delete"] = "clear_category"
     conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
     delete_safety_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     notification_url_base: str = ""
