@@ -6,6 +6,7 @@ simulator) so the same code validates both; tests also mint tokens with chosen c
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import uuid
@@ -21,6 +22,12 @@ from sandbox.proc import free_port
 TENANT = "aaaaaaaa-0000-4000-8000-00000000c0de"
 API_AUDIENCE = "api://pega-exchange-sync"
 ROLE = "Sync.ReadWrite"
+
+
+@functools.lru_cache(maxsize=1)
+def _first_key() -> rsa.RSAPrivateKey:
+    """Key generation costs ~0.3 s; every stub starts with the same one (rotation makes new ones)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @dataclass
@@ -55,7 +62,7 @@ class EntraStub:
 
     def rotate(self) -> str:
         kid = "kid-" + uuid.uuid4().hex[:8]
-        self.keys.append((kid, rsa.generate_private_key(public_exponent=65537, key_size=2048)))
+        self.keys.append((kid, _first_key() if not self.keys else rsa.generate_private_key(65537, 2048)))
         return kid
 
     def mint(self, *, kid: str | None = None, key: rsa.RSAPrivateKey | None = None, **claims: Any) -> str:
