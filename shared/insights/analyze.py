@@ -74,7 +74,9 @@ async def _score(texts: Sequence[str], analyzer: SentimentAnalyzer) -> list[Sent
         fallback = await local.analyze(texts)
         note = f"{analyzer.name} failed: {type(exc).__name__}"
         return [
-            SentimentResult(r.label, r.scores, r.drivers, r.sentences, f"{r.analyzer} (fallback)", r.raw_label, note)
+            SentimentResult(
+                r.label, r.scores, r.drivers, r.sentences, f"{r.analyzer} (fallback)", r.raw_label, r.error, note
+            )
             for r in fallback
         ]
 

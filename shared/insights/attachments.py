@@ -135,6 +135,14 @@ def _worker_main(conn: multiprocessing.connection.Connection, memory_limit: int 
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     sys.setrecursionlimit(5000)
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # import the parsers' libraries before saying ready, so their import time is never charged to an attachment
+    with contextlib.suppress(ImportError):
+        import docx  # noqa: F401
+        import pypdf  # noqa: F401
+    try:
+        conn.send(_READY)
+    except OSError:
+        return
     while True:
         try:
             job = conn.recv()
@@ -155,12 +163,20 @@ def _worker_main(conn: multiprocessing.connection.Connection, memory_limit: int 
 
 
 _MEMORY_SENTINEL = "memory-limit"
+_READY = "ready"
+_STARTUP_TIMEOUT = 30.0
 
 
 def _context() -> Any:
     methods = multiprocessing.get_all_start_methods()
-    # forkserver: children fork from a clean single-threaded server, not from the (threaded) host
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    # forkserver: children fork from a clean single-threaded server, not from the (threaded) host.
+    # Preloading the parsers there makes every (re)start after a kill a cheap fork. Only takes
+    # effect if the server is not running yet; harmless for other users of forkserver.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["shared.insights.attachment_parsers", "shared.insights.attachments", "pypdf", "docx"])
+    return ctx
 
 
 class _Worker:
@@ -170,6 +186,10 @@ class _Worker:
         self.proc = ctx.Process(target=_worker_main, args=(child, limits.memory_limit_bytes), daemon=True)
         self.proc.start()
         child.close()
+        # process start-up (fork from the server, imports) is not part of any attachment's time budget
+        if not self.conn.poll(_STARTUP_TIMEOUT) or self.conn.recv() != _READY:
+            self.kill()
+            raise RuntimeError("extraction worker did not start")
 
     def run(self, name: str, kind: str, data: bytes, content_type: str, limits: ExtractionLimits) -> ExtractedText:
         started = time.monotonic()
@@ -274,7 +294,7 @@ class AttachmentExtractor:
                     return w
         try:
             return _Worker(self.limits)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, EOFError) as exc:
             log.warning("insights: cannot start extraction worker (%s); parsing inline", type(exc).__name__)
             self._process_ok = False
             return None

@@ -75,6 +75,7 @@ class AzureLanguageAnalyzer:
         max_concurrency: int = 2,
         max_chunks_per_text: int = 10,
         timeout_seconds: float = 30.0,
+        retry_total: int = 3,
         api_version: str | None = None,
         name: str = "azure-language",
         client: Any = None,
@@ -96,7 +97,7 @@ class AzureLanguageAnalyzer:
             kwargs: dict[str, Any] = {
                 "connection_timeout": min(10.0, timeout_seconds),
                 "read_timeout": timeout_seconds,
-                "retry_total": 3,
+                "retry_total": retry_total,
             }
             if api_version:
                 kwargs["api_version"] = api_version

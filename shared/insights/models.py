@@ -172,6 +172,7 @@ class SentimentResult:
     analyzer: str = ""
     raw_label: str | None = None  # e.g. Azure's "mixed" before mapping to our three labels
     error: str | None = None  # the analyzer could not score this text (neutral result returned)
+    fallback_reason: str | None = None  # the configured analyzer failed; this result is the local one
 
     @staticmethod
     def empty(analyzer: str, *, error: str | None = None) -> SentimentResult:
@@ -193,6 +194,8 @@ class SentimentResult:
             d["raw_label"] = self.raw_label
         if self.error:
             d["error"] = self.error
+        if self.fallback_reason:
+            d["fallback_reason"] = self.fallback_reason
         return d
 
 

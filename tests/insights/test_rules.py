@@ -181,7 +181,7 @@ def test_quote_request_in_an_attachment_counts() -> None:
         "No need for a quote, we already have the numbers.",
         "We do not need pricing right now.",
         "Our quarterly report is attached.",  # 'quarterly' must not match 'quote'
-        "Thanks, the quotes from our customers are in the case study.",  # 'quotes' is another word than 'quote' 
+        "Thanks, the quotes from our customers are in the case study.",  # 'quotes' is another word than 'quote'
     ],
 )
 def test_pricing_near_misses(text: str) -> None:
