@@ -1,0 +1,200 @@
+"""The aiohttp application: wiring, request pipeline (auth, faults, throttling) and the Sim state.
+
+Pipeline for every Graph request: request-id headers -> bearer token -> route -> permission ->
+injected faults -> per (app, mailbox) throttling -> handler. Errors become Graph error bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jwt
+from aiohttp import ClientSession, ClientTimeout, web
+from yarl import URL
+
+from sandbox.graph import batch, calendar, contacts, control, mail, subscriptions, users
+from sandbox.graph.attachments import upload_routes
+from sandbox.graph.clock import SimClock
+from sandbox.graph.delta import DeltaEngine
+from sandbox.graph.errors import GraphError, error_response, throttled_response
+from sandbox.graph.faults import Faults
+from sandbox.graph.identity import Identity, Principal
+from sandbox.graph.notifier import Notifier
+from sandbox.graph.odata import parse_prefer
+from sandbox.graph.router import Router, normalize_segments
+from sandbox.graph.store import Store
+from sandbox.graph.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+# Application permissions a route family needs (any one of them).
+SCOPE_ROLES: dict[str, tuple[str, ...]] = {
+    "mail": ("Mail.ReadWrite", "Mail.Read", "Mail.ReadBasic.All"),
+    "mail.write": ("Mail.ReadWrite",),
+    "mail.send": ("Mail.Send",),
+    "calendar": ("Calendars.ReadWrite", "Calendars.Read"),
+    "calendar.write": ("Calendars.ReadWrite",),
+    "contacts": ("Contacts.ReadWrite", "Contacts.Read"),
+    "contacts.write": ("Contacts.ReadWrite",),
+}
+
+
+@dataclass
+class Sim:
+    """Everything the simulator knows; one per process."""
+
+    public_base: str
+    authority: str = ""  # https base of the token endpoint (azure-identity requires https)
+    ca_path: Path | None = None  # the CA that signed the TLS certificate
+    clock: SimClock = field(default_factory=SimClock)
+    router: Router = field(default_factory=Router)
+    http: ClientSession | None = None
+    self_base: str = ""
+
+    def __post_init__(self) -> None:
+        self.identity = Identity(self.public_base)
+        self.store = Store(self.clock)
+        self.throttle = Throttle(self.clock)
+        self.faults = Faults()
+        self.delta = DeltaEngine(self)
+        self.notifier = Notifier(self)
+        self.store.listeners.append(self.notifier.on_change)
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.identity.reset()
+        self.throttle.reset()
+        self.faults.reset()
+        self.delta.reset()
+        self.notifier.reset()
+        self.clock.offset = self.clock.offset * 0
+
+    @property
+    def tenant_id(self) -> str:
+        return self.identity.tenant_id
+
+
+def _with_ids(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    rid = request.get("request_id") or str(uuid.uuid4())
+    resp.headers.setdefault("request-id", rid)
+    resp.headers.setdefault("client-request-id", request.headers.get("client-request-id", rid))
+    resp.headers.setdefault("x-ms-ags-diagnostic",
+                            '{"ServerInfo":{"DataCenter":"Sandbox","Slice":"E","Ring":"0","ScaleUnit":"000"}}')
+    return resp
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    request["request_id"] = str(uuid.uuid4())
+    try:
+        resp = await handler(request)
+    except GraphError as exc:
+        resp = error_response(exc.status, exc.code, exc.message, request, headers=exc.headers)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        resp = error_response(500, "InternalServerError", "An internal server error occurred.", request)
+    return _with_ids(request, resp)
+
+
+def _principal(sim: Sim, request: web.Request) -> Principal:
+    auth = request.headers.get("Authorization", "")
+    if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
+    try:
+        return sim.identity.validate(auth[7:].strip())
+    except jwt.ExpiredSignatureError as exc:
+        raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise GraphError(401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise GraphError(401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed or its signature "
+                                                            "is invalid.") from exc
+
+
+async def graph_entry(request: web.Request) -> web.StreamResponse:
+    sim: Sim = request.app["sim"]
+    segments = normalize_segments(request.raw_path)[1:]  # drop "v1.0"
+    request["prefer"] = parse_prefer(request)
+    request["graph_base"] = f"{request.scheme}://{request.host}/v1.0"
+    request["public_url"] = URL(f"{request.scheme}://{request.host}").join(URL(request.raw_path.split("?")[0],
+                                                                                  encoded=True))
+    principal = _principal(sim, request)
+    request["principal"] = principal
+    if segments and segments[0].lower() == "me":
+        raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+    matched = sim.router.match(request.method, segments)
+    if matched is None:
+        seg = segments[-1] if segments else ""
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{seg}'.")
+    if matched == "405":
+        raise GraphError(405, "Request_BadRequest", "The HTTP method is not allowed for the resource.")
+    assert not isinstance(matched, str)
+    route, params = matched
+    mailbox = ""
+    if "user" in params:
+        user = sim.store.user(params["user"])
+        params["user"] = user.id
+        mailbox = user.id
+    needed = SCOPE_ROLES.get(route.scope)
+    if needed is not None and not set(needed) & set(principal.roles):
+        raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+    path = "/".join(segments)
+    rule = sim.faults.pick(request.method, path, principal.app_id)
+    if rule is not None:
+        if rule.delay_ms:
+            await asyncio.sleep(rule.delay_ms / 1000)
+        if rule.kind == "timeout":
+            await asyncio.sleep(rule.timeout_seconds)
+            raise GraphError(504, "UnknownError", "The request timed out.")
+        if rule.kind == "error":
+            headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else {}
+            if rule.status == 429:
+                return throttled_response(rule.retry_after or 1, request, "Injected fault")
+            code = rule.code or {500: "InternalServerError", 502: "BadGateway", 503: "ServiceNotAvailable",
+                                 504: "UnknownError"}.get(rule.status, "ErrorInternalServerTransientError")
+            raise GraphError(rule.status, code, "Injected fault.", headers=headers)
+    if not mailbox:
+        return await route.handler(request, params)
+    verdict = sim.throttle.acquire(principal.app_id, mailbox)
+    if not verdict.allowed:
+        return throttled_response(verdict.retry_after, request,
+                                  f"Application is over its {verdict.reason} limit.")
+    try:
+        return await route.handler(request, params)
+    finally:
+        sim.throttle.release(principal.app_id, mailbox)
+
+
+async def _startup(app: web.Application) -> None:
+    sim: Sim = app["sim"]
+    sim.http = ClientSession(timeout=ClientTimeout(total=30))
+    sim.notifier.start()
+
+
+async def _cleanup(app: web.Application) -> None:
+    sim: Sim = app["sim"]
+    await sim.notifier.stop()
+    if sim.http is not None:
+        await sim.http.close()
+
+
+def build_app(sim: Sim) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=200 * 1024 * 1024)
+    app["sim"] = sim
+    for module in (users, mail, calendar, contacts, subscriptions):
+        module.register(sim.router)
+    app.router.add_routes(sim.identity.routes())
+    app.router.add_routes(control.routes())
+    app.router.add_routes(upload_routes())
+    app.router.add_post("/v1.0/$batch", batch.handle)
+    app.router.add_route("*", "/v1.0/{tail:.*}", graph_entry)
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    return app
+

@@ -1,0 +1,608 @@
+"""Calendar: events CRUD, series expansion (occurrences and exceptions), calendarView, instances,
+invitations to internal attendees, cancel, responses, transactionId idempotency.
+
+Occurrence ids are ``{masterId}.{originalStartUtc:%Y%m%dT%H%M%SZ}``; a modified occurrence (an
+exception) keeps that id. Deleting an occurrence records it in the master's cancelledOccurrences.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from sandbox.graph import recurrence as rec
+from sandbox.graph.clock import iso, parse_iso
+from sandbox.graph.errors import GraphError, bad_request, not_found
+from sandbox.graph.items import View, email, preview, view_of
+from sandbox.graph.model import Exception_, Item, User, new_change_key
+from sandbox.graph.odata import (
+    apply_filter_order,
+    apply_select,
+    context_url,
+    ext_props_list,
+    graph_json,
+    list_page,
+    q,
+    read_json,
+    set_ext,
+)
+from sandbox.graph.router import Router
+from sandbox.graph.timezones import render, to_utc, zone
+
+EVENT_WRITABLE = {
+    "subject", "body", "start", "end", "isAllDay", "location", "locations", "attendees", "recurrence",
+    "sensitivity", "showAs", "importance", "categories", "isReminderOn", "reminderMinutesBeforeStart",
+    "responseRequested", "allowNewTimeProposals", "isOnlineMeeting", "onlineMeetingProvider", "hideAttendees",
+}
+EXCEPTION_WRITABLE = EVENT_WRITABLE - {"recurrence"}
+_OCC = re.compile(r"^(.+)\.(\d{8}T\d{6}Z)$")
+NO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass
+class Instance:
+    """One expanded instance of a series: a plain occurrence or an exception."""
+
+    master: Item
+    original_start: datetime
+    start: datetime
+    end: datetime
+    exception: Exception_ | None
+
+    @property
+    def key(self) -> str:
+        return occ_key(self.original_start)
+
+
+def occ_key(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _key_time(key: str) -> datetime:
+    return datetime.strptime(key, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def occ_id(master_id: str, original_start: datetime) -> str:
+    return f"{master_id}.{occ_key(original_start)}"
+
+
+def start_utc(item: Item) -> datetime:
+    return to_utc(item.data["start"])
+
+
+def end_utc(item: Item) -> datetime:
+    return to_utc(item.data["end"])
+
+
+def instances(item: Item, until: datetime, since: datetime | None = None, *, include_cancelled: bool = False
+              ) -> list[Instance]:
+    """Expanded instances of a series whose span overlaps [since, until); all when since is None."""
+    r = item.data.get("recurrence")
+    if not r:
+        return []
+    s, e = start_utc(item), end_utc(item)
+    duration = e - s
+    tz = zone(r["range"]["recurrenceTimeZone"])
+    local_time = s.astimezone(tz).time().replace(tzinfo=None)
+    out: list[Instance] = []
+    # Exceptions can move an occurrence; look a little beyond the window for their originals.
+    margin = timedelta(days=31)
+    horizon = until + margin
+    for orig in rec.occurrence_starts(r, local_time, tz, horizon):
+        key = occ_key(orig)
+        if key in item.cancelled and not include_cancelled:
+            continue
+        exc = item.exceptions.get(key)
+        if exc is not None:
+            st = to_utc(exc.overrides["start"]) if "start" in exc.overrides else orig
+            en = to_utc(exc.overrides["end"]) if "end" in exc.overrides else orig + duration
+        else:
+            st, en = orig, orig + duration
+        if since is not None and not (st < until and en > since):
+            continue
+        if since is None and st >= until:
+            continue
+        out.append(Instance(item, orig, st, en, exc))
+    out.sort(key=lambda i: i.start)
+    return out
+
+
+def _dtz(view: View, dt: datetime) -> dict[str, str]:
+    return render(dt, view.tz)
+
+
+def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse: bool = False) -> dict[str, Any]:
+    d = item.data
+    master_id = view.item_id(item)
+    if inst is not None:
+        ev_id = occ_id(master_id, inst.original_start)
+        etype = "exception" if inst.exception is not None else "occurrence"
+        change_key = inst.exception.change_key if inst.exception is not None else item.change_key
+        if sparse and inst.exception is None:
+            return {"@odata.type": "#microsoft.graph.event", "@odata.etag": f'W/"{change_key}"', "id": ev_id,
+                    "seriesMasterId": master_id, "type": "occurrence",
+                    "start": _dtz(view, inst.start), "end": _dtz(view, inst.end)}
+    else:
+        ev_id = master_id
+        etype = "seriesMaster" if d.get("recurrence") else "singleInstance"
+        change_key = item.change_key
+    src = dict(d)
+    if inst is not None and inst.exception is not None:
+        src.update(inst.exception.overrides)
+    modified = inst.exception.modified if inst is not None and inst.exception is not None else item.modified
+    out: dict[str, Any] = {
+        "@odata.type": "#microsoft.graph.event",
+        "@odata.etag": f'W/"{change_key}"',
+        "id": ev_id,
+        "createdDateTime": iso(item.created),
+        "lastModifiedDateTime": iso(modified),
+        "changeKey": change_key,
+        "categories": list(src.get("categories") or []),
+        "originalStartTimeZone": d.get("originalStartTimeZone"),
+        "originalEndTimeZone": d.get("originalEndTimeZone"),
+        "iCalUId": d["iCalUId"] + (occ_key(inst.original_start) if inst is not None else ""),
+        "uid": d["iCalUId"],
+        "reminderMinutesBeforeStart": src.get("reminderMinutesBeforeStart", 15),
+        "isReminderOn": src.get("isReminderOn", True),
+        "hasAttachments": bool(item.attachments),
+        "subject": src.get("subject", ""),
+        "bodyPreview": preview(src.get("body")),
+        "importance": src.get("importance", "normal"),
+        "sensitivity": src.get("sensitivity", "normal"),
+        "isAllDay": bool(src.get("isAllDay", False)),
+        "isCancelled": bool(d.get("isCancelled", False)),
+        "isOrganizer": bool(d.get("isOrganizer", True)),
+        "responseRequested": src.get("responseRequested", True),
+        "seriesMasterId": master_id if inst is not None else None,
+        "showAs": src.get("showAs", "busy"),
+        "type": etype,
+        "webLink": f"https://outlook.office365.com/owa/?itemid={ev_id}&exvsurl=1&path=/calendar/item",
+        "onlineMeetingUrl": None,
+        "isOnlineMeeting": bool(src.get("isOnlineMeeting", False)),
+        "onlineMeetingProvider": src.get("onlineMeetingProvider", "unknown"),
+        "allowNewTimeProposals": src.get("allowNewTimeProposals", True),
+        "isDraft": False,
+        "hideAttendees": bool(src.get("hideAttendees", False)),
+        "responseStatus": d.get("responseStatus") or {"response": "organizer", "time": NO_TIME},
+        "body": src.get("body") or {"contentType": "html", "content": ""},
+        "start": _dtz(view, inst.start if inst is not None else start_utc(item)),
+        "end": _dtz(view, inst.end if inst is not None else end_utc(item)),
+        "location": src.get("location") or {"displayName": "", "locationType": "default",
+                                             "uniqueIdType": "unknown", "address": {}, "coordinates": {}},
+        "locations": src.get("locations") or [],
+        "recurrence": d.get("recurrence") if inst is None else None,
+        "attendees": src.get("attendees") or [],
+        "organizer": d.get("organizer"),
+        "onlineMeeting": None,
+    }
+    if d.get("transactionId"):
+        out["transactionId"] = d["transactionId"]
+    if inst is not None:
+        out["originalStart"] = iso(inst.original_start)
+    if inst is None and d.get("recurrence"):
+        if view.selected("cancelledOccurrences"):
+            tz = zone(d["recurrence"]["range"]["recurrenceTimeZone"])
+            out["cancelledOccurrences"] = [
+                f"OID.{master_id}.{_key_time(k).astimezone(tz).date().isoformat()}" for k in sorted(item.cancelled)]
+        if view.selected("exceptionOccurrences"):
+            out["exceptionOccurrences"] = [f"{master_id}.{k}" for k in sorted(item.exceptions)]
+    out = apply_select(out, list(view.select) if view.select else None)
+    if view.expand.ext_single:
+        ext = inst.exception.ext if inst is not None and inst.exception is not None and inst.exception.ext else item.ext
+        out["singleValueExtendedProperties"] = ext_props_list(ext, view.expand.ext_filter)
+    return out
+
+
+def filterable(item: Item, view: View) -> dict[str, Any]:
+    full = render_event(item, View(immutable=view.immutable, tz=view.tz))
+    full["singleValueExtendedProperties"] = ext_props_list(item.ext, None)
+    return full
+
+
+# ---- normalization --------------------------------------------------------------------------
+
+
+def _norm_attendees(value: Any) -> list[dict[str, Any]]:
+    out = []
+    for a in value or []:
+        ea = (a or {}).get("emailAddress") or {}
+        if not ea.get("address"):
+            raise bad_request("Each attendee needs an emailAddress.address.")
+        out.append({"type": a.get("type") or "required",
+                    "status": a.get("status") or {"response": "none", "time": NO_TIME},
+                    "emailAddress": {"name": ea.get("name") or ea["address"], "address": ea["address"]}})
+    if len(out) > 500:
+        raise bad_request("An event can have at most 500 attendees.")
+    return out
+
+
+def _norm_time(value: Any, name: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not value.get("dateTime"):
+        raise GraphError(400, "ErrorInvalidRequest", f"The {name} property is required.")
+    tzname = value.get("timeZone") or "UTC"
+    zone(tzname)
+    local = parse_iso(value["dateTime"]).replace(tzinfo=None) if not value["dateTime"].endswith("Z") else \
+        parse_iso(value["dateTime"]).astimezone(zone(tzname)).replace(tzinfo=None)
+    return {"dateTime": local.isoformat(), "timeZone": tzname}
+
+
+def apply_event_fields(data: dict[str, Any], body: dict[str, Any], allowed: set[str]) -> None:
+    for k, v in body.items():
+        if k not in allowed:
+            continue
+        if k in ("start", "end"):
+            data[k] = _norm_time(v, k)
+        elif k == "attendees":
+            data[k] = _norm_attendees(v)
+        else:
+            data[k] = v
+    if "sensitivity" in data and data["sensitivity"] not in ("normal", "personal", "private", "confidential"):
+        raise bad_request(f"Invalid sensitivity '{data['sensitivity']}'.")
+
+
+def _finish(data: dict[str, Any]) -> None:
+    s, e = to_utc(data["start"]), to_utc(data["end"])
+    if e < s:
+        raise GraphError(400, "ErrorInvalidRequest", "The end time must be after the start time.")
+    data["originalStartTimeZone"] = data["start"]["timeZone"]
+    data["originalEndTimeZone"] = data["end"]["timeZone"]
+    if data.get("recurrence"):
+        start_local = s.astimezone(zone(data["start"]["timeZone"])).date()
+        data["recurrence"] = rec.normalize(data["recurrence"], data["start"]["timeZone"], start_local)
+
+
+def new_event_data(user: User, body: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    apply_event_fields(data, body, EVENT_WRITABLE)
+    if "start" not in data or "end" not in data:
+        raise GraphError(400, "ErrorInvalidRequest", "Start and end are required.")
+    _finish(data)
+    data["iCalUId"] = "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper()
+    data["organizer"] = email(user.upn, user.display_name)
+    data["isOrganizer"] = True
+    data["responseStatus"] = {"response": "organizer", "time": NO_TIME}
+    data.setdefault("attendees", [])
+    if body.get("transactionId"):
+        data["transactionId"] = str(body["transactionId"])
+    return data
+
+
+# ---- lookup ---------------------------------------------------------------------------------
+
+
+def resolve(sim: Any, user: User, ev_id: str) -> tuple[Item, Instance | None]:
+    """An event id (master/single, occurrence or exception) -> (item, instance or None)."""
+    item = sim.store.find_item(user, ev_id, "event")
+    if item is not None:
+        return item, None
+    m = _OCC.match(ev_id)
+    if m:
+        master = sim.store.find_item(user, m.group(1), "event")
+        if master is not None and master.data.get("recurrence"):
+            k = m.group(2)
+            orig = datetime.strptime(k, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            if k not in master.cancelled:
+                for inst in instances(master, orig + timedelta(seconds=1), orig - timedelta(days=1)):
+                    if inst.key == k:
+                        return master, inst
+                exc = master.exceptions.get(k)
+                if exc is not None:
+                    dur = end_utc(master) - start_utc(master)
+                    st = to_utc(exc.overrides["start"]) if "start" in exc.overrides else orig
+                    en = to_utc(exc.overrides["end"]) if "end" in exc.overrides else orig + dur
+                    return master, Instance(master, orig, st, en, exc)
+                for inst in instances(master, orig + timedelta(seconds=1)):
+                    if inst.key == k:
+                        return master, inst
+    raise not_found()
+
+
+# ---- invitations ----------------------------------------------------------------------------
+
+
+def _meeting_message(sim: Any, organizer: User, attendee: User, ev: Item, kind: str) -> None:
+    from sandbox.graph.mail import new_message_data
+
+    subject = ev.data.get("subject", "")
+    prefix = {"meetingRequest": "", "meetingCancelled": "Canceled: "}.get(kind, "")
+    data = new_message_data(organizer, {
+        "subject": prefix + subject, "body": ev.data.get("body") or {"contentType": "html", "content": ""},
+        "toRecipients": [email(attendee.upn, attendee.display_name)],
+    }, sim.clock.now(), draft=False)
+    data.update({"@odata.type": "#microsoft.graph.eventMessage", "meetingMessageType": kind, "isRead": False,
+                 "type": "seriesMaster" if ev.data.get("recurrence") else "singleInstance",
+                 "startDateTime": render(start_utc(ev), None), "endDateTime": render(end_utc(ev), None),
+                 "isAllDay": bool(ev.data.get("isAllDay")), "isOutOfDate": False, "isDelegated": False,
+                 "location": ev.data.get("location") or {"displayName": ""}})
+    inbox = sim.store.mailboxes[attendee.id].well_known("inbox")
+    sim.store.create(attendee, "message", inbox, data)
+
+
+def _attendee_users(sim: Any, organizer: User, ev: Item) -> list[User]:
+    out = []
+    for a in ev.data.get("attendees") or []:
+        u = sim.store.find_user(a["emailAddress"]["address"])
+        if u is not None and u.id != organizer.id and u not in out:
+            out.append(u)
+    return out
+
+
+def _copy_for(sim: Any, attendee: User, ical: str) -> Item | None:
+    for it in sim.store.items_of(attendee, "event"):
+        if it.data.get("iCalUId") == ical:
+            return it
+    return None
+
+
+def propagate(sim: Any, organizer: User, ev: Item, *, invite_new: bool = True, cancelled: bool = False) -> None:
+    """Keep internal attendees' copies in step with the organizer's event; invite new attendees."""
+    if not ev.data.get("isOrganizer", True):
+        return
+    for att in _attendee_users(sim, organizer, ev):
+        copy = _copy_for(sim, att, ev.data["iCalUId"])
+        data = {k: v for k, v in ev.data.items() if k != "transactionId"}
+        data.update({"isOrganizer": False, "responseStatus": {"response": "notResponded", "time": NO_TIME},
+                     "isCancelled": cancelled or bool(ev.data.get("isCancelled"))})
+        if copy is None:
+            if not invite_new or cancelled:
+                continue
+            cal = sim.store.default_folder(att, "calendar")
+            copy = sim.store.create(att, "event", cal, data, notify=False)
+            copy.exceptions = {k: Exception_(e.original_start, dict(e.overrides), new_change_key(), e.created,
+                                             e.modified) for k, e in ev.exceptions.items()}
+            copy.cancelled = set(ev.cancelled)
+            sim.store.emit_created(copy)
+            _meeting_message(sim, organizer, att, ev, "meetingRequest")
+        else:
+            data["responseStatus"] = copy.data.get("responseStatus", data["responseStatus"])
+            copy.data = data
+            copy.exceptions = {k: Exception_(e.original_start, dict(e.overrides), new_change_key(), e.created,
+                                             e.modified) for k, e in ev.exceptions.items()}
+            copy.cancelled = set(ev.cancelled)
+            sim.store.modified(copy)
+            if cancelled:
+                _meeting_message(sim, organizer, att, ev, "meetingCancelled")
+
+
+# ---- handlers -------------------------------------------------------------------------------
+
+
+def _sim(request: web.Request) -> Any:
+    return request.app["sim"]
+
+
+def _user(request: web.Request, p: dict[str, str]) -> User:
+    return _sim(request).store.users[p["user"]]
+
+
+def _entity(request: web.Request, user: User, item: Item, inst: Instance | None = None, status: int = 200
+            ) -> web.Response:
+    body = {"@odata.context": context_url(request, f"users('{user.id}')/events/$entity"),
+            **render_event(item, view_of(request), inst=inst)}
+    return graph_json(request, body, status)
+
+
+def window(request: web.Request) -> tuple[datetime, datetime]:
+    s, e = q(request, "startDateTime"), q(request, "endDateTime")
+    if not s or not e:
+        raise GraphError(400, "ErrorInvalidParameter", "This request requires a time window specified by the "
+                                                       "query string parameters StartDateTime and EndDateTime.")
+    try:
+        return parse_iso(s), parse_iso(e)
+    except ValueError as exc:
+        raise GraphError(400, "ErrorInvalidParameter", "Invalid StartDateTime or EndDateTime.") from exc
+
+
+async def list_events(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    view = view_of(request)
+    items = sim.store.items_of(user, "event")
+    full = [(filterable(i, view), i) for i in items]
+    objs = apply_filter_order(request, [f for f, _ in full])
+    by_id = {id(f): i for f, i in full}
+    page = [render_event(by_id[id(o)], view) for o in objs]
+    return list_page(request, page, f"users('{user.id}')/events", default_top=10)
+
+
+async def create_event(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    body = await read_json(request)
+    tx = body.get("transactionId")
+    if tx:
+        existing = sim.store.transaction_ids.get((user.id, str(tx)))
+        if existing and existing in sim.store.items:
+            return _entity(request, user, sim.store.items[existing], status=201)
+    data = new_event_data(user, body)
+    cal = sim.store.default_folder(user, "calendar")
+    item = sim.store.create(user, "event", cal, data, notify=False)
+    set_ext(item.ext, body.get("singleValueExtendedProperties"))
+    if tx:
+        sim.store.transaction_ids[(user.id, str(tx))] = item.uid
+    sim.store.emit_created(item)
+    propagate(sim, user, item)
+    return _entity(request, user, item, status=201)
+
+
+async def get_event(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    item, inst = resolve(sim, user, p["id"])
+    return _entity(request, user, item, inst)
+
+
+async def update_event(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    item, inst = resolve(sim, user, p["id"])
+    body = await read_json(request)
+    if "transactionId" in body and body["transactionId"] != item.data.get("transactionId"):
+        raise GraphError(400, "ErrorInvalidRequest", "transactionId can't be changed after the event is created.")
+    now = sim.clock.now()
+    if inst is not None:
+        exc = inst.exception
+        if exc is None:
+            exc = Exception_(inst.original_start, {}, new_change_key(), now, now)
+            item.exceptions[inst.key] = exc
+        apply_event_fields(exc.overrides, body, EXCEPTION_WRITABLE)
+        set_ext(exc.ext, body.get("singleValueExtendedProperties"))
+        exc.change_key = new_change_key()
+        exc.modified = now
+        sim.store.modified(item)
+        propagate(sim, user, item)
+        _, inst2 = resolve(sim, user, occ_id(view_of(request).item_id(item), inst.original_start))
+        return _entity(request, user, item, inst2)
+    before = (item.data.get("recurrence"), item.data.get("start"))
+    data = dict(item.data)
+    apply_event_fields(data, body, EVENT_WRITABLE)
+    _finish(data)
+    if before != (data.get("recurrence"), data.get("start")):
+        item.exceptions.clear()
+        item.cancelled.clear()
+    item.data = data
+    set_ext(item.ext, body.get("singleValueExtendedProperties"))
+    sim.store.modified(item)
+    propagate(sim, user, item)
+    return _entity(request, user, item)
+
+
+def _cancel_occurrence(sim: Any, user: User, item: Item, inst: Instance) -> None:
+    item.exceptions.pop(inst.key, None)
+    item.cancelled.add(inst.key)
+    sim.store.modified(item)
+    propagate(sim, user, item, invite_new=False)
+
+
+async def delete_event(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    item, inst = resolve(sim, user, p["id"])
+    if inst is not None:
+        _cancel_occurrence(sim, user, item, inst)
+        return web.Response(status=204)
+    if item.data.get("isOrganizer", True):
+        propagate(sim, user, item, invite_new=False, cancelled=True)
+    sim.store.delete(item)
+    return web.Response(status=204)
+
+
+async def cancel_event(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    item, inst = resolve(sim, user, p["id"])
+    await read_json(request)
+    if not item.data.get("isOrganizer", True):
+        raise GraphError(400, "ErrorAccessDenied", "Your request can't be completed. You need to be an organizer "
+                                                   "to cancel a meeting.")
+    if inst is not None:
+        _cancel_occurrence(sim, user, item, inst)
+        return web.Response(status=202)
+    propagate(sim, user, item, invite_new=False, cancelled=True)
+    sim.store.delete(item)
+    return web.Response(status=202)
+
+
+def _respond(response: str):  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request, p: dict[str, str]) -> web.Response:
+        sim = _sim(request)
+        user = _user(request, p)
+        item, _ = resolve(sim, user, p["id"])
+        await read_json(request)
+        if item.data.get("isOrganizer", True):
+            raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. You can't respond to "
+                                                         "a meeting you organized.")
+        now = iso(sim.clock.now())
+        item.data["responseStatus"] = {"response": response, "time": now}
+        sim.store.modified(item)
+        org = sim.store.find_user(item.data["organizer"]["emailAddress"]["address"])
+        if org is not None:
+            master = _copy_for(sim, org, item.data["iCalUId"])
+            if master is not None:
+                for a in master.data.get("attendees") or []:
+                    if a["emailAddress"]["address"].lower() == user.upn:
+                        a["status"] = {"response": response, "time": now}
+                sim.store.modified(master)
+        if response == "declined":
+            sim.store.delete(item)
+        return web.Response(status=202)
+
+    return handler
+
+
+async def calendar_view(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    start, end = window(request)
+    view = view_of(request)
+    out: list[dict[str, Any]] = []
+    for item in sim.store.items_of(user, "event"):
+        if item.data.get("recurrence"):
+            out.extend(render_event(item, view, inst=i) for i in instances(item, end, start))
+        else:
+            s, e = start_utc(item), end_utc(item)
+            if s < end and e > start:
+                out.append(render_event(item, view))
+    out.sort(key=lambda o: o["start"]["dateTime"])
+    out = apply_filter_order(request, out)
+    return list_page(request, out, f"users('{user.id}')/calendarView", default_top=10)
+
+
+async def list_instances(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    item, inst = resolve(sim, user, p["id"])
+    if inst is not None or not item.data.get("recurrence"):
+        return list_page(request, [], "events")
+    start, end = window(request)
+    view = view_of(request)
+    out = [render_event(item, view, inst=i) for i in instances(item, end, start)]
+    return list_page(request, out, f"users('{user.id}')/events('{p['id']}')/instances", default_top=10)
+
+
+async def get_calendar(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    cal = sim.store.default_folder(user, "calendar")
+    return graph_json(request, {"@odata.context": context_url(request, "calendars/$entity"), **_cal(cal, user)})
+
+
+def _cal(cal: Any, user: User) -> dict[str, Any]:
+    return {"id": cal.id, "name": cal.display_name, "color": "auto", "isDefaultCalendar": True,
+            "changeKey": "", "canShare": True, "canViewPrivateItems": True, "canEdit": True,
+            "allowedOnlineMeetingProviders": ["teamsForBusiness"], "defaultOnlineMeetingProvider": "teamsForBusiness",
+            "isTallyingResponses": True, "isRemovable": False, "owner": {"name": user.display_name,
+                                                                          "address": user.upn}}
+
+
+async def list_calendars(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    user = _user(request, p)
+    return list_page(request, [_cal(sim.store.default_folder(user, "calendar"), user)], "calendars")
+
+
+def register(router: Router) -> None:
+    u = "users/{user}"
+    router.add("GET", f"{u}/calendar", get_calendar, "calendar")
+    router.add("GET", f"{u}/calendars", list_calendars, "calendar")
+    for base in (f"{u}", f"{u}/calendar", f"{u}/calendars/{{cal}}"):
+        router.add("GET", f"{base}/events", list_events, "calendar")
+        router.add("POST", f"{base}/events", create_event, "calendar.write")
+        router.add("GET", f"{base}/events/{{id}}", get_event, "calendar")
+        router.add("PATCH", f"{base}/events/{{id}}", update_event, "calendar.write")
+        router.add("DELETE", f"{base}/events/{{id}}", delete_event, "calendar.write")
+        router.add("POST", f"{base}/events/{{id}}/cancel", cancel_event, "calendar.write")
+        router.add("POST", f"{base}/events/{{id}}/accept", _respond("accepted"), "calendar.write")
+        router.add("POST", f"{base}/events/{{id}}/decline", _respond("declined"), "calendar.write")
+        router.add("POST", f"{base}/events/{{id}}/tentativelyAccept", _respond("tentativelyAccepted"),
+                   "calendar.write")
+        router.add("GET", f"{base}/events/{{id}}/instances", list_instances, "calendar")
+        router.add("GET", f"{base}/calendarView", calendar_view, "calendar")
+    from sandbox.graph import delta
+
+    delta.register_calendar(router)
