@@ -227,3 +227,36 @@ async def test_service_down_never_blocks_the_simulator(pega_sim: PegaSim, pega_c
     assert time.monotonic() - started < 2.0
     calls = await pega_control.outbound()
     assert len(calls) == 5 and calls[-1]["state"] == "pending"
+
+
+async def test_outbound_with_the_graph_simulator_as_entra(graph_sim: Any, pega_control: PegaSimControl) -> None:
+    """The sandbox wiring: tokens from the Graph simulator (the sandbox's Entra ID), validated by shared.auth
+    through its published metadata and keys."""
+    base = f"{graph_sim.base_url}/{graph_sim.tenant_id}"
+    settings = ApiAuthSettings(tenant_id=graph_sim.tenant_id, audience=API_AUDIENCE,
+                               openid_config_url=f"{base}/v2.0/.well-known/openid-configuration")
+    rec = Receiver(BearerValidator.from_settings(settings))
+    app = web.Application()
+    for op in operations():
+        app.router.add_route(op.method, "/api" + op.path, rec.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await pega_control.configure(service_base_url=f"http://127.0.0.1:{port}/api", function_key=FUNCTION_KEY,
+                                     token_url=f"{base}/oauth2/v2.0/token", client_id="pega-connect-rest",
+                                     client_secret="sandbox-pega-secret", scope=f"{API_AUDIENCE}/.default",
+                                     backoff_seconds=0.05, max_attempts=2)
+        await pega_control.create_contact("alex", {"LastName": "ViaGraphSim"})
+        calls = await pega_control.wait_outbound(1)
+        assert calls[0]["state"] == "delivered", calls
+        assert rec.rejected == [] and rec.received[0].app_id == "pega-connect-rest"
+        # the client without a role on our API gets a token, but the service refuses it
+        await pega_control.configure(client_id="sandbox-no-role", client_secret="sandbox-no-role-secret")
+        await pega_control.create_contact("alex", {"LastName": "NoRoleViaGraphSim"})
+        calls = await pega_control.wait_outbound(2)
+        assert calls[1]["attempts"][0]["status"] == 403
+        assert rec.rejected == ["MissingRoleError"]
+    finally:
+        await runner.cleanup()
