@@ -1,5 +1,6 @@
 # Two commands matter: `make run` and `make test`. Both set everything up themselves.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PY_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ setup: $(STAMP_PY) $(STAMP_NPM)
 
 $(STAMP_PY): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $@
 
 $(STAMP_NPM): package.json

@@ -1,0 +1,1 @@
+"""Benchmarks: each module with a `run() -> dict` writes JSON (and a PNG chart) under bench/results/."""
