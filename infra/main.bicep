@@ -324,6 +324,8 @@ var appSettings = {
   SYNC_PUSH_ENABLED: 'true'
   SYNC_PRIVATE_POLICY: 'skip'
   SYNC_CONTACT_CATEGORY: 'PegaSASync'
+  SYNC_CONTACT_FOLDER: ''
+  SYNC_CONTACT_CLOSE_ACTION: 'clear_category'
   SYNC_CONFLICT_POLICY: 'newer'
   SYNC_DELETE_SAFETY_SHARE: '0.5'
   SYNC_NOTIFICATION_URL_BASE: effectiveNotificationUrlBase

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.infra.bicep import INFRA, bicep_files
 from tests.infra.conftest import CheckovReport
+
+# The first run on a fresh machine builds checkov's venv (1-3 minutes on 2 busy cores).
+pytestmark = pytest.mark.timeout(900)
 
 SKIP = re.compile(r"//\s*checkov:skip=(CKV2?_[A-Z]+_\d+):\s*(.*)$")
 
