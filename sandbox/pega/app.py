@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from aiohttp import web
 
 from sandbox.pega import dx_routes, sa_routes, sim_routes
@@ -24,6 +26,7 @@ def build_app(config: SimConfig | None = None, *, mapping: PegaMapping | None = 
     outbound = Outbound(config.outbound, CallBuilder(store))
     store.listeners.append(outbound.on_change)
     app["config"] = config
+    app["initial_config"] = copy.deepcopy(config)
     app["store"] = store
     app["tokens"] = TokenBook()
     app["faults"] = Faults()

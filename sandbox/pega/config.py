@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -63,6 +64,14 @@ class SimConfig:
         }
     )
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
+
+    def restore(self, initial: SimConfig) -> None:
+        """Back to the start-up settings (the same objects stay in use by the dispatcher)."""
+        self.token_ttl_seconds = initial.token_ttl_seconds
+        self.oauth_clients = copy.deepcopy(initial.oauth_clients)
+        self.basic_users = copy.deepcopy(initial.basic_users)
+        for k, v in asdict(initial.outbound).items():
+            setattr(self.outbound, k, copy.deepcopy(v))
 
     def outbound_dict(self) -> dict[str, Any]:
         d = asdict(self.outbound)

@@ -182,6 +182,8 @@ async def reset(request: web.Request) -> web.Response:
     app["faults"].faults.clear()
     app["faults"].counts.clear()
     app["outbound"].clear()
+    app["config"].restore(app["initial_config"])  # settings changed through /_sim/config go back too
+    app["outbound"].token.invalidate()
     return web.json_response({"seeded": app["seeded"]})
 
 

@@ -95,7 +95,7 @@ async def receiver(entra: EntraStub, pega_control: PegaSimControl) -> AsyncItera
 
 
 async def test_rep_appointment_create_update_cancel(receiver: Receiver, pega_control: PegaSimControl) -> None:
-    seeded = await pega_control.reset()
+    seeded = (await pega_control.state())["seeded"]
     appt = await pega_control.create_appointment("alex", {
         "Subject": "Fleet review", "StartTime": "2026-12-01T09:00:00.000Z", "EndTime": "2026-12-01T10:00:00.000Z",
         "TimeZone": "Europe/Berlin", "Location": "Fabrikam HQ", "Description": "Agenda", "ContactID": seeded["dana"],
@@ -150,7 +150,7 @@ async def test_inbound_email_from_exchange_is_not_sent_again(receiver: Receiver,
 
 
 async def test_rep_contact_create_update_close(receiver: Receiver, pega_control: PegaSimControl) -> None:
-    seeded = await pega_control.reset()
+    seeded = (await pega_control.state())["seeded"]
     con = await pega_control.create_contact("alex", {"FirstName": "Sam", "LastName": "Example",
                                                      "Email": "sam@fabrikam.example", "OrganizationID": seeded["fabrikam"],
                                                      "City": "Redmond"})
@@ -260,3 +260,21 @@ async def test_outbound_with_the_graph_simulator_as_entra(graph_sim: Any, pega_c
         assert rec.rejected == ["MissingRoleError"]
     finally:
         await runner.cleanup()
+
+
+async def test_rep_working_through_the_sa_api_calls_out(receiver: Receiver, pega_sim: PegaSim,
+                                                        pega_control: PegaSimControl) -> None:
+    alex_password = dict(pega_sim.rep_passwords)["alex"]
+    async with pega_sim.client(username="alex", password=alex_password) as as_alex:
+        created = await as_alex.sa_create("contacts", {"FirstName": "Via", "LastName": "Api", "OwnerOperator": "alex"})
+        await as_alex.sa_update("contacts", created.id, {"pyStatusWork": "Closed"})
+    calls = await pega_control.wait_outbound(2)
+    assert [c["operation_id"] for c in calls] == ["createContact", "closeContact"]
+    assert all(c["actor"] == "alex" for c in calls)
+
+
+async def test_reset_restores_outbound_settings(receiver: Receiver, pega_control: PegaSimControl) -> None:
+    await pega_control.configure(max_attempts=9, client_id="someone")
+    await pega_control.reset()
+    cfg = (await pega_control.config())["outbound"]
+    assert cfg["max_attempts"] != 9 and cfg["client_id"] == "pega-connect-rest"
