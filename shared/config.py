@@ -216,6 +216,15 @@ class SyncDefaults(BaseSettings):
     failure_notice_admin: str = ""
 
 
+class TelemetrySettings(BaseSettings):
+    """Application Insights (OpenTelemetry via azure-monitor-opentelemetry); empty = telemetry off."""
+
+    model_config = _COMMON
+    connection_string: str = Field(default="", alias="APPLICATIONINSIGHTS_CONNECTION_STRING")
+    # `ClientId=<managed identity client id>;Authorization=AAD` when local auth is disabled.
+    authentication_string: str = Field(default="", alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
+
+
 class AppSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore", case_sensitive=False)
     mode: AppMode = AppMode.REAL
@@ -233,6 +242,7 @@ class Settings:
         pega: PegaSettings,
         api: ApiAuthSettings,
         sync: SyncDefaults,
+        telemetry: TelemetrySettings | None = None,
     ) -> None:
         self.app = app
         self.storage = storage
@@ -240,6 +250,7 @@ class Settings:
         self.pega = pega
         self.api = api
         self.sync = sync
+        self.telemetry = telemetry or TelemetrySettings()
 
     @property
     def mode(self) -> AppMode:
@@ -253,6 +264,7 @@ _GROUPS: dict[str, tuple[type[BaseSettings], str]] = {
     "pega": (PegaSettings, "PEGA_"),
     "api": (ApiAuthSettings, "API_"),
     "sync": (SyncDefaults, "SYNC_"),
+    "telemetry": (TelemetrySettings, ""),
 }
 
 

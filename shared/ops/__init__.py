@@ -1,0 +1,1 @@
+"""Operations: incidents and failure notices, dead-letter handling, health summaries, telemetry."""

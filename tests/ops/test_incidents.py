@@ -1,0 +1,171 @@
+"""Notification frequency end to end: a Graph fault injected in the simulator that lasts longer than
+the frequency (1 minute, on an injected clock) produces exactly one failure email and one recovery
+email in the rep's simulated mailbox (and the admin's), stuck messages become dead letters with their
+cause, and concurrent workers and timers never send a second notice."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from shared.errors import TransientError
+from shared.ops.incidents import GaveUpError, evaluate_all, guard, should_give_up
+from shared.ops.notices import GraphNotifier
+from shared.queues.envelope import Envelope
+from shared.queues.worker import run_message
+from shared.storage.mailboxes import Mailbox
+from tests.ops.conftest import inbox
+
+
+def probe_handler(gateway):
+    """Stands in for the delta worker: one Graph read of the rep's mailbox per message."""
+
+    async def probe(env: Envelope) -> None:
+        mb = env.body["mailbox"]
+        await gateway.request("GET", f"users/{mb}/mailFolders/inbox/messages", mailbox=mb, params={"$top": 1})
+
+    return probe
+
+
+async def deliver(services, queue, handlers, env: Envelope, dequeue_count: int = 1):
+    """What the queue trigger does with one message; a retryable failure re-raises (the host retries)."""
+    try:
+        return await run_message(queue=queue, text=env.dumps(), dequeue_count=dequeue_count, handlers=handlers,
+                                 deadletters=services.state.deadletters, sender=services.queues)
+    except TransientError:
+        return None
+
+
+async def test_one_failure_email_and_one_recovery_email(graph_sim, services, gateway, people, clock, queue_name):
+    rep = people.rep
+    await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
+    notifier = GraphNotifier(gateway, sender=people.sender, admin=people.admin)
+    handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
+    rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503,
+                                             code="ServiceUnavailable")
+    try:
+        first = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
+        assert await deliver(services, queue_name, handlers, first) is None  # retried, not dead-lettered
+        h = await services.state.health.get(rep, "email")
+        assert h.consecutive_failures == 1 and h.failing_since is not None and not h.incident_open
+        assert not await should_give_up(services, rep, "email", clock())
+        assert await inbox(graph_sim, rep) == []
+
+        clock.advance(seconds=30)  # still within the frequency: keeps retrying
+        assert await deliver(services, queue_name, handlers, first, dequeue_count=2) is None
+        assert await inbox(graph_sim, rep) == []
+
+        clock.advance(seconds=31)  # failing for 61 s ≥ 1 min: give up on the stuck message
+        outcome = await deliver(services, queue_name, handlers, first, dequeue_count=3)
+        assert outcome is not None and outcome.status == "dead_lettered"
+        letter = await services.state.deadletters.get(queue_name, first.id)
+        assert letter is not None and letter.message == first.dumps()
+        assert "GaveUpError" in letter.cause and "GraphUnavailableError" in letter.cause and "503" in letter.cause
+
+        # Many workers and timers at once, all past the frequency: no second notice.
+        others = [Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
+                  for _ in range(5)]
+        results = await asyncio.gather(
+            *(deliver(services, queue_name, handlers, e) for e in others),
+            *(evaluate_all(services, now=clock(), notifier=notifier) for _ in range(3)))
+        assert all(r.status == "dead_lettered" for r in results[:5])
+        clock.advance(minutes=10)
+        await evaluate_all(services, now=clock(), notifier=notifier)
+
+        failure_mails = await inbox(graph_sim, rep)
+        assert len(failure_mails) == 1, [m["subject"] for m in failure_mails]
+        mail = failure_mails[0]
+        assert "failing" in mail["subject"] and rep in mail["subject"]
+        text = mail["body"]["content"]
+        for must in (rep, "email", "Failing since:", "GraphUnavailableError", "What to do", "deadletters replay"):
+            assert must in text
+        assert len(await inbox(graph_sim, people.admin)) == 1  # the admin got the same one notice
+        h = await services.state.health.get(rep, "email")
+        assert h.incident_open and h.incident_notified_at is not None
+    finally:
+        await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+
+    # Recovery: the first success closes the incident; concurrent successes and timers send one notice.
+    clock.advance(minutes=1)
+    again = [Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"}) for _ in range(4)]
+    results = await asyncio.gather(*(deliver(services, queue_name, handlers, e) for e in again),
+                                   *(evaluate_all(services, now=clock(), notifier=notifier) for _ in range(2)))
+    assert all(r.status == "done" for r in results[:4])
+    await evaluate_all(services, now=clock(), notifier=notifier)
+    mails = await inbox(graph_sim, rep)
+    recovery = [m for m in mails if "recovered" in m["subject"]]
+    assert len(mails) == 2 and len(recovery) == 1, [m["subject"] for m in mails]
+    assert rep in recovery[0]["body"]["content"] and "deadletters replay" in recovery[0]["body"]["content"]
+    assert len(await inbox(graph_sim, people.admin)) == 2
+    h = await services.state.health.get(rep, "email")
+    assert not h.incident_open and h.consecutive_failures == 0
+
+
+async def test_a_new_incident_after_recovery_notifies_again_and_flapping_does_not(
+        graph_sim, services, gateway, people, clock, queue_name):
+    rep = people.rep
+    await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
+    notifier = GraphNotifier(gateway, sender=people.sender, admin="")
+    handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
+    env = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "calendar", "reason": "poll"})
+    rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503)
+    try:
+        for _ in range(5):  # failures interleaved with successes never last a minute: no notice
+            await deliver(services, queue_name, handlers, env)
+            clock.advance(seconds=40)
+            await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+            assert (await deliver(services, queue_name, handlers, env)).status == "done"
+            rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503)
+        assert await inbox(graph_sim, rep) == []
+        for _ in range(2):  # two incidents in a row: two failure notices, two recovery notices
+            await deliver(services, queue_name, handlers, env)
+            clock.advance(minutes=2)
+            assert (await deliver(services, queue_name, handlers, env)).status == "dead_lettered"
+            await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+            assert (await deliver(services, queue_name, handlers, env)).status == "done"
+            rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503)
+    finally:
+        await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+    subjects = sorted(m["subject"] for m in await inbox(graph_sim, rep))
+    assert len(subjects) == 4 and sum("recovered" in s for s in subjects) == 2
+
+
+async def test_a_notice_that_could_not_be_sent_is_retried_once_by_the_timer(
+        graph_sim, services, gateway, people, clock, queue_name):
+    rep = people.rep
+    await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
+    notifier = GraphNotifier(gateway, sender=people.sender, admin="")
+    handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
+    env = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "contacts", "reason": "poll"})
+    read_fault = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503)
+    send_fault = await graph_sim.control.add_fault(path=re.escape(f"users/{people.sender}/sendMail"), status=503)
+    try:
+        await deliver(services, queue_name, handlers, env)
+        clock.advance(minutes=2)
+        assert (await deliver(services, queue_name, handlers, env)).status == "dead_lettered"
+        h = await services.state.health.get(rep, "contacts")
+        assert h.incident_open and h.incident_notified_at is None  # claim released: sendMail failed
+        await graph_sim.control.call("DELETE", f"faults/{send_fault['id']}")
+        evs = await asyncio.gather(*(evaluate_all(services, now=clock(), notifier=notifier) for _ in range(3)))
+        assert sum(e.action == "notified" for batch in evs for e in batch) == 1
+        assert len(await inbox(graph_sim, rep)) == 1
+    finally:
+        for rule in (read_fault, send_fault):
+            await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+
+
+def test_gave_up_error_is_permanent():
+    from shared.errors import PermanentError
+
+    assert issubclass(GaveUpError, PermanentError)
+
+
+@pytest.mark.parametrize("direction,kind,expected", [("inbound", "email", "email"),
+                                                     ("outbound", "appointment", "calendar-out"),
+                                                     ("outbound", "contact", "contacts-out")])
+def test_health_kind(direction, kind, expected):
+    from shared.ops.incidents import health_kind
+
+    assert health_kind(kind, direction) == expected
