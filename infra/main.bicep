@@ -17,12 +17,12 @@ targetScope = 'resourceGroup'
 @description('Azure region (one that offers Flex Consumption).')
 param location string = resourceGroup().location
 
-@description('Short lower-case name for the service, used in every resource name.')
+@description('Short name for the service, lower-case letters and digits only (it is part of the storage account name).')
 @minLength(2)
 @maxLength(8)
 param baseName string = 'pes'
 
-@description('Environment name, e.g. prod or test, used in resource names and tags.')
+@description('Environment name, e.g. prod or test: lower-case letters and digits only (it is part of the storage account name).')
 @minLength(2)
 @maxLength(8)
 param environmentName string = 'prod'
