@@ -12,6 +12,7 @@ import atexit
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 from shared.insights.attachments import AttachmentExtractor, ExtractionLimits
@@ -83,7 +84,17 @@ async def _score(texts: Sequence[str], analyzer: SentimentAnalyzer) -> list[Sent
 
 async def _extract(atts: Sequence[AttachmentInput], extractor: AttachmentExtractor) -> list[ExtractedText]:
     out: list[ExtractedText] = []
-    for att in atts:  # sequential: one worker, bounded memory; the sync runs items concurrently anyway
+    limits = extractor.limits
+    deadline = time.monotonic() + limits.item_budget_seconds
+    for n, att in enumerate(atts):  # sequential: one worker, bounded memory; the sync runs items concurrently anyway
+        if n >= limits.max_attachments_per_item:
+            out.append(ExtractedText(att.name, "unknown", skipped=SkipReason.ITEM_LIMIT,
+                                     detail=f"more than {limits.max_attachments_per_item} attachments"))  # fmt: skip
+            continue
+        if time.monotonic() > deadline:
+            out.append(ExtractedText(att.name, "unknown", skipped=SkipReason.ITEM_LIMIT,
+                                     detail=f"item extraction budget of {limits.item_budget_seconds:g}s spent"))  # fmt: skip
+            continue
         if att.is_inline and att.content_type.lower().startswith("image/"):
             out.append(ExtractedText(att.name, "image", skipped=SkipReason.UNSUPPORTED_TYPE, detail="inline image"))
             continue

@@ -18,6 +18,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from typing import Literal
 
 from shared.insights.html_text import html_to_text, normalise_whitespace
 from shared.insights.models import SkipReason
@@ -41,7 +42,9 @@ class ExtractionLimits:
     max_mime_parts: int = 200
     max_mime_depth: int = 10
     memory_limit_bytes: int | None = 1024 * _MiB  # address-space cap of the worker (Linux); None = no cap
-    isolation: str = "process"  # "process" (hard time/memory limits) or "inline" (cooperative only)
+    isolation: Literal["process", "inline"] = "process"  # process: hard time/memory limits; inline: cooperative only
+    max_attachments_per_item: int = 10  # further attachments of one email/appointment are skipped (ITEM_LIMIT)
+    item_budget_seconds: float = 15.0  # total extraction time per item; once spent, the rest is skipped
 
 
 class Skip(Exception):

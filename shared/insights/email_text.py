@@ -47,6 +47,7 @@ _SIG_DELIMITER = re.compile(r"^--\s*$|^—\s*$|^__\s*$")
 _MOBILE_FOOTER = re.compile(
     r"^\s*(?:Sent\s+from\s+(?:my\s+)?(?:iPhone|iPad|Android|mobile|Samsung|Galaxy|BlackBerry|Mail\s+for\s+Windows|Outlook|Yahoo\s+Mail)\b.*"
     r"|Get\s+Outlook\s+for\s+(?:iOS|Android)\b.*"
+    r"|Sent\s+(?:via|with)\s+\w+.*"
     r"|Von\s+meinem\s+iPhone\s+gesendet.*"
     r"|Envoyé\s+de\s+mon\s+iPhone.*)$",
     re.IGNORECASE,
@@ -56,7 +57,7 @@ _SIGN_OFF = re.compile(
     r"|regards|best|cheers|thanks(?:\s+(?:again|a\s+lot|so\s+much|in\s+advance))?|thank\s+you(?:\s+(?:again|in\s+advance))?"
     r"|many\s+thanks|sincerely(?:\s+yours)?|yours\s+(?:sincerely|truly|faithfully)|all\s+the\s+best|talk\s+soon"
     r"|br|thx|cordially|respectfully|best\s+regards|kind\s+regards|mit\s+freundlichen\s+grüßen|viele\s+grüße"
-    r"|cordialement|saludos|un\s+saludo)\s*[,.!]*\s*(?:[-–—]\s*\w[\w .'-]{0,40})?$",
+    r"|cordialement|saludos|un\s+saludo)\s*[,.!]*\s*(?:[-–—,]?\s*(?-i:[A-Z][\w.'’-]*(?:\s+[A-Z][\w.'’-]*){0,2}))?\s*$",
     re.IGNORECASE,
 )
 _DISCLAIMER = re.compile(
@@ -94,9 +95,7 @@ def _find_history_start(lines: list[str]) -> int:
             if line.strip().startswith("_") and not any(_HDR_FROM.match(x) for x in lines[i + 1 : i + 3]):
                 continue
             return i
-        if _ATTRIBUTION.match(line):
-            return i
-        if i + 1 < n and line.strip() and _ATTRIBUTION.match(line.rstrip() + " " + lines[i + 1].strip()):
+        if _is_attribution(lines, i):
             return i
         if _HDR_FROM.match(line):
             following = lines[i + 1 : i + 7]
@@ -126,9 +125,39 @@ def _find_signature_start(lines: list[str]) -> int:
     return n
 
 
+def _is_attribution(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    if _ATTRIBUTION.match(line):
+        return True
+    return i + 1 < len(lines) and bool(line.strip()) and bool(_ATTRIBUTION.match(line.rstrip() + " " + lines[i + 1].strip()))
+
+
+def _unwrap_bottom_posting(lines: list[str]) -> list[str]:
+    """Blank an "On … wrote:" line whose '>' quote is followed by the sender's own text.
+
+    Bottom-posted and interleaved replies put the new text *after* the quote; cutting at the
+    attribution would drop it. The quoted lines themselves are removed later.
+    """
+    out = list(lines)
+    for i in range(len(lines)):
+        if not _is_attribution(lines, i):
+            continue
+        rest = lines[i + 1 :]
+        quoted = [j for j, x in enumerate(rest) if _QUOTED_LINE.match(x)]
+        if not quoted:
+            continue
+        after = [x for x in rest[quoted[-1] + 1 :] if x.strip() and not _QUOTED_LINE.match(x)]
+        if after and not _is_attribution(rest, quoted[-1] + 1 + rest[quoted[-1] + 1 :].index(after[0])):
+            out[i] = ""
+            if i + 1 < len(out) and not _ATTRIBUTION.match(lines[i]):
+                out[i + 1] = ""  # the wrapped second half of the attribution
+    return out
+
+
 def strip_quoted_and_signature(text: str) -> str:
     """The new part of a plain-text email body."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _unwrap_bottom_posting(lines)
     lines = lines[: _find_history_start(lines)]
     lines = [x for x in lines if not _QUOTED_LINE.match(x)]  # interleaved "> " quoting
     lines = lines[: _find_signature_start(lines)]

@@ -57,6 +57,7 @@ class SkipReason(str, enum.Enum):
     MEMORY = "memory"  # the worker hit its address-space limit
     EMPTY = "empty"  # readable, but no text (scanned PDF, image-only document)
     WORKER_FAILED = "worker_failed"  # the isolated worker died for another reason
+    ITEM_LIMIT = "item_limit"  # the item has more attachments, or took longer in total, than allowed
 
 
 @dataclass(frozen=True, slots=True)

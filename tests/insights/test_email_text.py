@@ -64,6 +64,22 @@ def test_signatures_removed(name: str) -> None:
     assert out == NEW
 
 
+def test_bottom_posted_reply_is_kept() -> None:
+    text = "On Mon, Jun 3, 2024 at 10:00 AM Sam <sam@contoso.example> wrote:\n> Can you do Tuesday?\n> Thanks\n\n" \
+        "Yes, Tuesday works, but the price is too high.\n\nBest regards, Dana"
+    assert strip_quoted_and_signature(text) == "Yes, Tuesday works, but the price is too high."
+
+
+@pytest.mark.parametrize("closing", ["Thanks, Dana", "Best regards, Dana Whitfield", "Cheers,\nDana", "Regards\n\nDana W."])
+def test_sign_off_with_name_on_one_or_two_lines(closing: str) -> None:
+    assert strip_quoted_and_signature(f"{NEW}\n\n{closing}") == NEW
+
+
+def test_courtesy_sentence_is_not_a_sign_off() -> None:
+    text = "Thanks for the quick response.\nCall me when you can."
+    assert strip_quoted_and_signature(text) == text
+
+
 def test_sign_off_word_inside_prose_is_kept() -> None:
     # "Thanks," opening a paragraph of prose is not a signature
     text = "Thanks,\n\nI looked at the proposal and it is far too expensive for our team this year.\nCan you do better?"

@@ -109,6 +109,7 @@ def test_complaint_language_alerts_the_owner(text: str) -> None:
         "This is not a complaint, just a question about the invoice.",
         "There is no need to escalate, it is solved.",
         "In the worst case we move the go-live by a week.",
+        "Thanks for the quick refund, great service!",
     ],
 )
 def test_complaint_near_misses(text: str) -> None:
@@ -131,6 +132,7 @@ def test_complaint_words_in_outbound_mail_do_not_alert() -> None:
         "When would you be free for a quick call?",
         "Why don't we book a meeting for Friday?",
         "I can't wait to meet next week!",
+        "Can't we schedule a call for Monday instead?",
     ],
 )
 def test_meeting_request_proposes_an_appointment(text: str) -> None:
