@@ -229,7 +229,7 @@ _NEGATORS = frozenset(
 # negator-looking phrases that do not negate what follows
 _NOT_NEGATING = re.compile(
     r"\b(?:can(?:'|’)?t\s+wait|cannot\s+wait|can\s+not\s+wait|not\s+only|no\s+doubt|nothing\s+but|why\s+(?:don(?:'|’)t|not)|no\s+later\s+than"
-    r"|not\s+sure\s+(?:if|whether)|never\s+mind|(?:can|could|would|wo|should)n(?:'|’)?t\s+(?:we|you)|no\s+problem)\b",
+    r"|not\s+sure\s+(?:if|whether)|never\s+mind|(?:can|couldn|wouldn|won|shouldn)(?:'|’)?t\s+(?:we|you)|no\s+problem)\b",
     re.IGNORECASE,
 )
 _CLAUSE_BREAK = re.compile(r"[,;:()\u2013\u2014]|\b(?:but|however|although|though|yet|and\s+then|so)\b", re.IGNORECASE)
