@@ -1,0 +1,185 @@
+"""Appointments from Pega → events in the rep's calendar (create, update, cancel).
+
+Create is idempotent twice over: `transactionId` derived from the operation (a retried POST never
+makes a second event, graph.md §5) and the PegaId extended property looked up first (a second
+operation for the same appointment finds the event). Graph sends the invitations to attendees.
+Update is a three-way merge against the link snapshot (shared.sync.mapping.three_way, the same
+rules as the Exchange → Pega path): only fields Pega changed are patched; a field both sides
+changed is decided by the conflict policy; fields only Outlook changed are written to Pega now, so
+that the merged state is on both sides and the echo of our patch is recognised.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.errors import PermanentError
+from shared.graph.errors import GraphBadRequestError, GraphNotFoundError
+from shared.outbound.common import (
+    OutboundRequest,
+    find_by_pega_id,
+    is_stale,
+    report_to_pega,
+    require_link_or_wait,
+    save_link,
+    user_path,
+)
+from shared.outbound.context import WorkerContext
+from shared.outbound.graph_payloads import (
+    APPOINTMENT_KEYS,
+    event_fields,
+    mapped_appointment,
+    new_event,
+    recurrence,
+)
+from shared.pega.models import RecordKind
+from shared.storage.links import Link
+from shared.sync.mapping import fields_of, map_event, three_way, to_pega_data
+from shared.sync.mapping.fields import APPOINTMENT_FIELDS
+from shared.sync.records import EventRecord, parse_event
+
+log = logging.getLogger(__name__)
+LINK_KIND = "event"
+
+
+def _record(raw: dict[str, Any]) -> EventRecord:
+    rec = parse_event(raw)
+    if not isinstance(rec, EventRecord):
+        raise PermanentError("Graph returned a removed event")
+    return rec
+
+
+async def _get_event(ctx: WorkerContext, mailbox: str, event_id: str) -> dict[str, Any]:
+    return await ctx.graph.get_json(f"{user_path(mailbox)}/events/{event_id}", mailbox=mailbox, what="get event")
+
+
+async def _linked(ctx: WorkerContext, req: OutboundRequest) -> Link | None:
+    """The link of this appointment; recovered from the PegaId property if a write lost its link."""
+    link = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
+    if link is not None:
+        return link
+    found = await find_by_pega_id(ctx, req.mailbox, f"{user_path(req.mailbox)}/events", req.pega_id)
+    if found is None:
+        return None
+    raw = await _get_event(ctx, req.mailbox, found["id"])
+    rec = _record(raw)
+    return await save_link(ctx, req, kind=LINK_KIND, graph_id=rec.id, change_key=rec.change_key,
+                           mapped=map_event(rec))
+
+
+async def create(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
+    mailbox = req.mailbox
+    link = await ctx.state.links.by_pega_id(mailbox, req.pega_id)
+    created = False
+    if link is None or link.state != "active":
+        found = await find_by_pega_id(ctx, mailbox, f"{user_path(mailbox)}/events", req.pega_id)
+        if found is not None:
+            raw = await _get_event(ctx, mailbox, found["id"])
+        else:
+            payload = new_event(req.body, pega_id=req.pega_id, operation_id=req.op.operation_id)
+            raw = (await ctx.graph.request("POST", f"{user_path(mailbox)}/events", mailbox=mailbox, body=payload,
+                                           what="create event")).json()
+            created = True
+        rec = _record(raw)
+        link = await save_link(ctx, req, kind=LINK_KIND, graph_id=rec.id, change_key=rec.change_key,
+                               mapped=map_event(rec), existing=link if link and link.graph_id == rec.id else None)
+    reported = await report_to_pega(ctx, RecordKind.APPOINTMENT, req.pega_id, link.graph_id)
+    return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "created": created,
+            "reportedToPega": reported}
+
+
+def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...]) -> dict[str, Any]:
+    keys: set[str] = set()
+    for name in to_exchange:
+        keys.update(k for k in APPOINTMENT_KEYS.get(name, ()) if k in req.body)
+    return event_fields({k: req.body[k] for k in keys})
+
+
+async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
+    mailbox = req.mailbox
+    link = await _linked(ctx, req)
+    if link is None or link.state != "active":
+        require_link_or_wait(req, "appointment")
+        raise AssertionError("unreachable")
+    if is_stale(link, req):
+        return {"exchangeId": link.graph_id, "skipped": "an newer Pega change was already applied"}
+    try:
+        raw = await _get_event(ctx, mailbox, link.graph_id)
+    except GraphNotFoundError:
+        raise PermanentError("the linked event no longer exists in Exchange") from None
+    rec = _record(raw)
+    exchange = map_event(rec)
+    pega = mapped_appointment(req.body)
+    merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
+                      exchange_time=rec.last_modified, pega_time=req.changed_at, fields=APPOINTMENT_FIELDS)
+    patch = _patch_from(req, merge.to_exchange)
+    if "recurrence" in req.body:
+        wanted = recurrence(req.body["recurrence"], (req.body.get("start") or {}).get("timeZone")
+                            or rec.original_tz or rec.start_tz)
+        if not _same_recurrence(rec.recurrence, wanted):
+            patch["recurrence"] = wanted
+    if patch:
+        raw = (await ctx.graph.request("PATCH", f"{user_path(mailbox)}/events/{link.graph_id}", mailbox=mailbox,
+                                       body=patch, what="update event")).json()
+        rec = _record(raw)
+        exchange = map_event(rec)
+    if merge.to_pega and ctx.pega is not None:
+        values = {name: exchange[name] for name in merge.to_pega}
+        await ctx.pega.upsert_appointment(link.graph_id, to_pega_data("calendar", values), known_id=req.pega_id)  # type: ignore[arg-type]
+    link = await save_link(ctx, req, kind=LINK_KIND, graph_id=link.graph_id, change_key=rec.change_key,
+                           mapped=exchange, existing=link)
+    return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "patched": sorted(patch),
+            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts]}
+
+
+def _same_recurrence(current: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool:
+    if not current or not wanted:
+        return current == wanted or (not current and not wanted)
+    for part in ("pattern", "range"):
+        have, want = current.get(part) or {}, wanted.get(part) or {}
+        for k, v in want.items():
+            a, b = have.get(k), v
+            if isinstance(a, list) and isinstance(b, list):
+                a, b = sorted(str(x).lower() for x in a), sorted(str(x).lower() for x in b)
+            if a != b:
+                return False
+    return True
+
+
+async def cancel(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
+    """Organizer: cancel with the comment (attendees are told). Attendee: decline (the organizer is
+    told) when a response is expected, else delete the copy."""
+    mailbox = req.mailbox
+    link = await _linked(ctx, req)
+    if link is None:
+        require_link_or_wait(req, "appointment")
+        raise AssertionError("unreachable")
+    if link.state != "active":
+        return {"exchangeId": link.graph_id, "action": "already_cancelled"}
+    base = f"{user_path(mailbox)}/events/{link.graph_id}"
+    comment = str(req.body.get("comment") or "")
+    action = "deleted"
+    try:
+        raw = await _get_event(ctx, mailbox, link.graph_id)
+        rec = _record(raw)
+        if rec.is_cancelled:
+            action = "already_cancelled"
+        elif rec.is_organizer is not False:
+            await ctx.graph.request("POST", f"{base}/cancel", mailbox=mailbox, body={"comment": comment},
+                                    what="cancel event")
+            action = "cancelled"
+        elif raw.get("responseRequested", True) and (raw.get("responseStatus") or {}).get("response") != "declined":
+            try:
+                await ctx.graph.request("POST", f"{base}/decline", mailbox=mailbox,
+                                        body={"comment": comment, "sendResponse": True}, what="decline event")
+                action = "declined"
+            except GraphBadRequestError:
+                await ctx.graph.request("DELETE", base, mailbox=mailbox, what="delete event")
+        else:
+            await ctx.graph.request("DELETE", base, mailbox=mailbox, what="delete event")
+    except GraphNotFoundError:
+        action = "already_gone"
+    await save_link(ctx, req, kind=LINK_KIND, graph_id=link.graph_id, change_key=link.graph_change_key,
+                    mapped={}, keep_fields=fields_of(link.snapshot), existing=link, state="closed")
+    return {"exchangeId": link.graph_id, "action": action}

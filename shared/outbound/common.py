@@ -1,0 +1,122 @@
+"""Helpers every executor shares: the request as the worker sees it, lookups by the PegaId
+property, link bookkeeping (changeKey, content hash, snapshot) and reporting ids back to Pega."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import PermanentError, TransientError
+from shared.outbound.context import WorkerContext
+from shared.outbound.graph_payloads import pega_id_filter
+from shared.pega.models import RecordKind
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError
+from shared.storage.links import Link
+from shared.storage.operations import Operation
+from shared.sync.mapping import META_BY, Mapped, content_hash, snapshot
+from shared.sync.timezones import iso_z, parse_iso_utc
+
+log = logging.getLogger(__name__)
+
+META_PEGA_CHANGED_AT = "_pega_changed_at"
+# An update/cancel/reply whose item is not linked yet (its create still queued) is retried this often.
+MAX_LINK_WAITS = 6
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    op: Operation
+    operation_id: str  # contract operationId
+    pega_id: str
+    params: dict[str, str]
+    body: dict[str, Any]
+    changed_at: dt.datetime | None
+
+    @property
+    def mailbox(self) -> str:
+        return self.op.mailbox
+
+
+class NotLinkedYet(TransientError):
+    """The item this change is about is not linked yet; its create may still be on the way."""
+
+
+def user_path(mailbox: str) -> str:
+    return f"users/{mailbox}"
+
+
+async def find_by_pega_id(ctx: WorkerContext, mailbox: str, collection: str, pega_id: str,
+                          select: str = "id") -> dict[str, Any] | None:
+    """The item in `collection` stamped with this Pega id (the second idempotency guard)."""
+    page = await ctx.graph.get_json(collection, mailbox=mailbox,
+                                    params={"$filter": pega_id_filter(pega_id), "$select": select, "$top": 2},
+                                    what="find by PegaId")
+    values = (page or {}).get("value") or []
+    if len(values) > 1:
+        log.warning("%d items in %s carry the same PegaId; using the first", len(values), collection)
+    return values[0] if values else None
+
+
+def link_meta(req: OutboundRequest) -> dict[str, Any]:
+    meta: dict[str, Any] = {META_BY: "pega"}
+    if req.changed_at is not None:
+        meta[META_PEGA_CHANGED_AT] = iso_z(req.changed_at)
+    return meta
+
+
+def is_stale(link: Link, req: OutboundRequest) -> bool:
+    """An older Pega change arriving after a newer one was applied (queues do not keep order)."""
+    applied = parse_iso_utc(link.snapshot.get(META_PEGA_CHANGED_AT))
+    return applied is not None and req.changed_at is not None and req.changed_at < applied
+
+
+async def save_link(ctx: WorkerContext, req: OutboundRequest, *, kind: str, graph_id: str, change_key: str,
+                    mapped: Mapped, existing: Link | None = None, state: str = "active",
+                    keep_fields: Mapping[str, Any] | None = None) -> Link:
+    """Create or update the link after a write: changeKey + content hash + snapshot of what Exchange
+    now holds, so the Exchange → Pega path recognises the echo of this write and ignores it."""
+    full = {**dict(keep_fields or {}), **mapped}
+    snap = snapshot(full, meta=link_meta(req))
+    h = content_hash(full)
+    links = ctx.state.links
+    for _ in range(4):
+        current = existing if existing is not None else await links.by_pega_id(req.mailbox, req.pega_id)
+        if current is None:
+            link = Link(mailbox=req.mailbox, kind=kind, graph_id=graph_id, pega_id=req.pega_id,
+                        graph_change_key=change_key, graph_hash=h, pega_hash=h, snapshot=snap, state=state)
+            try:
+                return await links.create(link)
+            except AlreadyExistsError:
+                existing = None
+                continue
+        updated = dataclasses.replace(current, graph_change_key=change_key, graph_hash=h, pega_hash=h,
+                                      snapshot=snap, state=state)
+        if current.graph_id != graph_id:
+            raise PermanentError(f"Pega record {req.pega_id} is already linked to another Exchange item")
+        try:
+            return await links.update(updated)
+        except ConcurrencyError:
+            existing = None
+            continue
+    raise TransientError("the link changed concurrently; retrying", retry_after=1.0)
+
+
+async def report_to_pega(ctx: WorkerContext, kind: RecordKind, pega_id: str, graph_id: str) -> bool:
+    """Tell Pega the Exchange id of a record it created (written by the integration user, so a
+    configured Pega does not call us back for it). False when no Pega is configured."""
+    if ctx.pega is None:
+        log.info("PEGA_BASE_URL not set: the Exchange id of %s is not reported back", kind.value)
+        return False
+    await ctx.pega.set_external_id(kind, pega_id, graph_id)
+    return True
+
+
+def require_link_or_wait(req: OutboundRequest, what: str) -> None:
+    """Raise NotLinkedYet (retry soon) a few times, then a permanent failure."""
+    if req.op.attempts < MAX_LINK_WAITS:
+        raise NotLinkedYet(f"{what} {req.pega_id!r} is not linked to an Exchange item yet", retry_after=3.0)
+    raise PermanentError(f"{what} {req.pega_id!r} has no linked Exchange item")

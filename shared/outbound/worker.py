@@ -1,0 +1,179 @@
+"""One queue message → one run of an accepted operation, with its failure rules.
+
+State machine of an Operation: accepted → running → succeeded | failed (and back to accepted
+when a run must be retried). A run starts only from `accepted`, by an ETag-guarded write to
+`running`, so duplicate messages (replays, host retries) never run an operation twice at once;
+a `running` operation whose lease has not expired defers the duplicate. Outcomes:
+
+- success → succeeded with the result (exchangeId, ...), mailbox health records a success, the
+  payload blob (if any) is deleted;
+- PermanentError (Graph 400/403/404, a body that cannot apply, Pega refusing the id report) →
+  failed with the reason, visible in GET /operations/{id} and counted in mailbox health; the
+  message is then done (never dead-lettered silently, never retried uselessly);
+- TransientError (429/5xx/timeouts) → back to accepted and re-raised: run_message re-enqueues with
+  the Retry-After delay (or the host retries); after MAX_ATTEMPTS runs the operation fails;
+- anything else → back to accepted and re-raised (host retry), failed after MAX_UNEXPECTED runs
+  (before the host's maxDequeueCount would poison the message and leave the operation hanging).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shared.errors import InvalidMessageError, PermanentError, TransientError
+from shared.graph.errors import GraphThrottledError
+from shared.outbound import appointments, contacts, emails
+from shared.outbound.common import NotLinkedYet, OutboundRequest
+from shared.outbound.context import WorkerContext
+from shared.outbound.intake import ENVELOPE_TYPE
+from shared.outbound.kinds import by_kind_action
+from shared.outbound.payloads import is_blob_ref
+from shared.queues.envelope import Envelope
+from shared.storage.errors import ConcurrencyError
+from shared.storage.health import record_failure, record_success
+from shared.storage.operations import Operation
+from shared.sync.timezones import parse_iso_utc
+
+log = logging.getLogger(__name__)
+
+Executor = Callable[[WorkerContext, OutboundRequest], Awaitable[dict[str, Any]]]
+
+EXECUTORS: dict[tuple[str, str], Executor] = {
+    ("appointment", "create"): appointments.create,
+    ("appointment", "update"): appointments.update,
+    ("appointment", "cancel"): appointments.cancel,
+    ("email", "send"): emails.send,
+    ("email", "reply"): emails.reply,
+    ("email", "reply_all"): emails.reply_all,
+    ("contact", "create"): contacts.create,
+    ("contact", "update"): contacts.update,
+    ("contact", "close"): contacts.close,
+}
+
+LEASE_SECONDS = 300.0
+MAX_ATTEMPTS = 30
+MAX_UNEXPECTED = 3
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _load_request(ctx: WorkerContext, op: Operation) -> OutboundRequest:
+    p = op.payload
+    body = p.get("body")
+    if is_blob_ref(body):
+        body = await ctx.payloads.get(body)
+    if not isinstance(body, dict):
+        raise PermanentError("the stored request body is not an object")
+    return OutboundRequest(op=op, operation_id=str(p.get("operation") or by_kind_action(op.kind, op.action).operation_id),
+                           pega_id=str(p.get("pegaId") or ""), params=dict(p.get("params") or {}), body=body,
+                           changed_at=parse_iso_utc(p.get("changedAt")))
+
+
+async def _claim(ctx: WorkerContext, op: Operation) -> Operation | None:
+    """accepted → running (attempts+1) if nobody else did first; None if another run owns it."""
+    try:
+        return await ctx.state.operations.put(dataclasses.replace(op, status="running", attempts=op.attempts + 1))
+    except ConcurrencyError:
+        return None
+
+
+async def _finish(ctx: WorkerContext, op: Operation, **changes: Any) -> Operation:
+    """Write the outcome; re-read and re-apply if the row moved under us (a replay re-enqueued it)."""
+    for _ in range(5):
+        try:
+            return await ctx.state.operations.put(dataclasses.replace(op, **changes))
+        except ConcurrencyError:
+            fresh = await ctx.state.operations.get(op.operation_id)
+            if fresh is None:
+                raise
+            op = fresh
+    raise TransientError("the operation row keeps changing", retry_after=1.0)
+
+
+async def _health(ctx: WorkerContext, op: Operation, change: Any) -> None:
+    try:
+        kind = by_kind_action(op.kind, op.action).mailbox_kind
+        await ctx.state.health.update(op.mailbox, kind, change)
+    except Exception as exc:  # health is bookkeeping: never fail the operation over it
+        log.warning("could not update health of %s: %s", op.mailbox, type(exc).__name__)
+
+
+async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
+    """Run one operation; returns its status afterwards (or raises for a retry)."""
+    op = await ctx.state.operations.get(operation_id)
+    if op is None:
+        raise PermanentError(f"operation {operation_id} does not exist")
+    if op.status in ("succeeded", "failed"):
+        return op.status
+    if op.status == "running":
+        age = (_now() - (op.updated_at or _now())).total_seconds()
+        if age < LEASE_SECONDS:
+            raise TransientError(f"operation {operation_id} is running elsewhere", retry_after=LEASE_SECONDS - age)
+        op = dataclasses.replace(op, status="accepted")  # the previous run died: take over
+    claimed = await _claim(ctx, op)
+    if claimed is None:
+        raise TransientError(f"operation {operation_id} was claimed concurrently", retry_after=2.0)
+    op = claimed
+    executor = EXECUTORS.get((op.kind, op.action))
+    try:
+        if executor is None:
+            raise PermanentError(f"no executor for {op.kind}.{op.action}")
+        req = await _load_request(ctx, op)
+        result = await executor(ctx, req)
+    except PermanentError as exc:
+        await _fail(ctx, op, exc)
+        return "failed"
+    except TransientError as exc:
+        if op.attempts >= MAX_ATTEMPTS:
+            await _fail(ctx, op, exc, code="retries_exhausted")
+            return "failed"
+        await _finish(ctx, op, status="accepted", error=f"{type(exc).__name__}: {exc}"[:1000])
+        if not isinstance(exc, NotLinkedYet | GraphThrottledError):
+            await _health(ctx, op, record_failure(str(exc), throttled=False))
+        raise
+    except Exception as exc:
+        if op.attempts >= MAX_UNEXPECTED:
+            await _fail(ctx, op, exc, code="internal_error")
+            return "failed"
+        await _finish(ctx, op, status="accepted", error=f"{type(exc).__name__}: {exc}"[:1000])
+        raise
+    await _finish(ctx, op, status="succeeded", result=result, error="")
+    await _health(ctx, op, record_success(synced=1))
+    body = op.payload.get("body")
+    if is_blob_ref(body):
+        await ctx.payloads.delete(body)
+    log.info("operation %s (%s.%s) succeeded for %s", op.operation_id, op.kind, op.action, op.mailbox)
+    return "succeeded"
+
+
+def _code_of(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    name = type(exc).__module__
+    if "graph" in name:
+        return "exchange_error"
+    if "pega" in name:
+        return "pega_error"
+    return "invalid_request" if status == 400 else "operation_failed"
+
+
+async def _fail(ctx: WorkerContext, op: Operation, exc: BaseException, *, code: str = "") -> None:
+    message = f"{exc}"[:1000] or type(exc).__name__
+    detail = {"code": code or _code_of(exc), "message": message}
+    await _finish(ctx, op, status="failed", error=message, result={**op.result, "error": detail})
+    await _health(ctx, op, record_failure(message))
+    log.warning("operation %s (%s.%s) for %s failed: %s", op.operation_id, op.kind, op.action, op.mailbox, message)
+
+
+def operation_id_of(envelope: Envelope) -> str:
+    if envelope.type != ENVELOPE_TYPE:
+        raise InvalidMessageError(f"unexpected message type {envelope.type!r}")
+    value = envelope.body.get("operation_id")
+    if not isinstance(value, str) or not value:
+        raise InvalidMessageError("the message has no operation_id")
+    return value
