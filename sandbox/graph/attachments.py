@@ -17,7 +17,7 @@ from aiohttp import web
 from sandbox.graph.clock import iso, iso7
 from sandbox.graph.errors import GraphError, error_response, not_found
 from sandbox.graph.model import Attachment, Item, UploadSession, new_immutable_id
-from sandbox.graph.odata import context_url, graph_json, read_json
+from sandbox.graph.odata import context_url, graph_json, read_action, read_json
 from sandbox.graph.router import Router
 
 INLINE_LIMIT = 3 * 1024 * 1024
@@ -112,7 +112,7 @@ async def delete_attachment(request: web.Request, p: dict[str, str]) -> web.Resp
 
 async def create_upload_session(request: web.Request, p: dict[str, str]) -> web.Response:
     sim, user, item = _item(request, p)
-    body = await read_json(request)
+    body = await read_action(request)
     ai = body.get("AttachmentItem") or body.get("attachmentItem") or {}
     size = int(ai.get("size") or 0)
     if ai.get("attachmentType", "file") != "file" or not ai.get("name") or size <= 0:

@@ -28,6 +28,7 @@ from sandbox.graph.odata import (
     graph_json,
     list_page,
     q,
+    read_action,
     read_json,
     set_ext,
 )
@@ -496,7 +497,7 @@ async def cancel_event(request: web.Request, p: dict[str, str]) -> web.Response:
     sim = _sim(request)
     user = _user(request, p)
     item, inst = resolve(sim, user, p["id"])
-    await read_json(request)
+    await read_action(request)
     if not item.data.get("isOrganizer", True):
         raise GraphError(400, "ErrorAccessDenied", "Your request can't be completed. You need to be an organizer "
                                                    "to cancel a meeting.")
@@ -513,7 +514,7 @@ def _respond(response: str):  # type: ignore[no-untyped-def]
         sim = _sim(request)
         user = _user(request, p)
         item, _ = resolve(sim, user, p["id"])
-        await read_json(request)
+        await read_action(request)
         if item.data.get("isOrganizer", True):
             raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. You can't respond to "
                                                          "a meeting you organized.")

@@ -25,6 +25,7 @@ from sandbox.graph.odata import (
     ext_props_list,
     graph_json,
     list_page,
+    read_action,
     read_json,
     set_ext,
 )
@@ -272,6 +273,38 @@ async def delete_message(request: web.Request, p: dict[str, str]) -> web.Respons
     return web.Response(status=204)
 
 
+async def message_mime(request: web.Request, p: dict[str, str]) -> web.Response:
+    """GET messages/{id}/$value: the message as RFC 822 MIME."""
+    from email.message import EmailMessage
+
+    store = _sim(request).store
+    item = store.item(_user(request, p), p["id"], "message")
+    d = item.data
+    mime = EmailMessage()
+
+    def addrs(field: str) -> str:
+        return ", ".join(r["emailAddress"]["address"] for r in d.get(field) or [])
+
+    mime["Message-ID"] = d.get("internetMessageId") or ""
+    mime["Subject"] = d.get("subject", "")
+    mime["From"] = ((d.get("from") or {}).get("emailAddress") or {}).get("address", "")
+    if addrs("toRecipients"):
+        mime["To"] = addrs("toRecipients")
+    if addrs("ccRecipients"):
+        mime["Cc"] = addrs("ccRecipients")
+    for h in d.get("internetMessageHeaders") or []:
+        if h.get("name") and h.get("value"):
+            mime[h["name"]] = h["value"]
+    body = d.get("body") or {}
+    subtype = "html" if str(body.get("contentType", "text")).lower() == "html" else "plain"
+    mime.set_content(str(body.get("content", "")), subtype=subtype)
+    for a in item.attachments:
+        maintype, _, sub = a.content_type.partition("/")
+        mime.add_attachment(a.content, maintype=maintype or "application", subtype=sub or "octet-stream",
+                            filename=a.name)
+    return web.Response(body=mime.as_bytes(), content_type="message/rfc822")
+
+
 async def permanent_delete(request: web.Request, p: dict[str, str]) -> web.Response:
     sim = _sim(request)
     user = _user(request, p)
@@ -283,7 +316,7 @@ async def move_message(request: web.Request, p: dict[str, str]) -> web.Response:
     sim = _sim(request)
     user = _user(request, p)
     item = sim.store.item(user, p["id"], "message")
-    body = await read_json(request)
+    body = await read_action(request)
     dest = sim.store.folder(user, "mail", str(body.get("destinationId") or ""))
     sim.store.move(item, dest)
     return _entity(request, user, item, 201)
@@ -293,7 +326,7 @@ async def copy_message(request: web.Request, p: dict[str, str]) -> web.Response:
     sim = _sim(request)
     user = _user(request, p)
     item = sim.store.item(user, p["id"], "message")
-    body = await read_json(request)
+    body = await read_action(request)
     dest = sim.store.folder(user, "mail", str(body.get("destinationId") or ""))
     copy = sim.store.create(user, "message", dest, dict(item.data), dict(item.ext))
     return _entity(request, user, copy, 201)
@@ -310,7 +343,7 @@ async def send_mail(request: web.Request, p: dict[str, str]) -> web.Response:
             raise GraphError(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
                              ) from exc
         raise GraphError(400, "ErrorMimeContentNotSupported", "MIME sendMail is not supported by the simulator.")
-    body = await read_json(request)
+    body = await read_action(request)
     msg = body.get("message")
     if not isinstance(msg, dict):
         raise GraphError(400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty.")
@@ -426,6 +459,7 @@ def _reply_draft(sim: Any, user: User, orig: Item, action: str, body: dict[str, 
         if k in msg and k != "body":
             data[k] = norm_recipients(msg[k]) if k.endswith("Recipients") else msg[k]
     full = new_message_data(user, data, sim.clock.now(), draft=True)
+    full["conversationId"] = od.get("conversationId") or full["conversationId"]
     drafts = sim.store.mailboxes[user.id].well_known("drafts")
     item = sim.store.create(user, "message", drafts, full)
     set_ext(item.ext, msg.get("singleValueExtendedProperties"))
@@ -446,7 +480,7 @@ def _reply_handler(action: str, send: bool):  # type: ignore[no-untyped-def]
         sim = _sim(request)
         user = _user(request, p)
         orig = sim.store.item(user, p["id"], "message")
-        body = await read_json(request)
+        body = await read_action(request)
         draft = _reply_draft(sim, user, orig, action, body)
         if send:
             send_existing(sim, user, draft)
@@ -469,6 +503,7 @@ def register(router: Router) -> None:
     router.add("POST", f"{u}/mailFolders/{{folder}}/messages", create_message, "mail.write")
     for prefix in (f"{u}/messages/{{id}}", f"{u}/mailFolders/{{folder}}/messages/{{id}}"):
         router.add("GET", prefix, get_message, "mail")
+        router.add("GET", f"{prefix}/$value", message_mime, "mail")
         router.add("PATCH", prefix, update_message, "mail.write")
         router.add("DELETE", prefix, delete_message, "mail.write")
         router.add("POST", f"{prefix}/permanentDelete", permanent_delete, "mail.write")

@@ -201,6 +201,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return data
 
 
+async def read_action(request: web.Request) -> dict[str, Any]:
+    """Action parameters are case-insensitive in Graph (msgraph-sdk sends PascalCase: "DestinationId").
+    Returns the body with top-level keys in camelCase."""
+    body = await read_json(request)
+    return {(k[:1].lower() + k[1:]): v for k, v in body.items()}
+
+
 def list_page(request: web.Request, items: list[dict[str, Any]], context: str, *, default_top: int = 10
               ) -> web.Response:
     """A plain (non-delta) collection page with $top/$skip and an @odata.nextLink."""
