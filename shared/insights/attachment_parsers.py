@@ -229,7 +229,16 @@ def check_zip(data: bytes, limits: ExtractionLimits) -> None:
         raise Skip(SkipReason.CORRUPT, "zip has no word/document.xml")
 
 
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+
+
 def parse_docx(data: bytes, limits: ExtractionLimits, budget: Budget) -> Parsed:
+    if data.startswith(_OLE_MAGIC):
+        # password-protected OOXML is an OLE compound file holding an "EncryptedPackage" stream
+        if _ENCRYPTED_PACKAGE in data:
+            raise Skip(SkipReason.ENCRYPTED, "password-protected Word document")
+        raise Skip(SkipReason.UNSUPPORTED_TYPE, "legacy binary Word document (.doc) is not supported")
     check_zip(data, limits)
     budget.check()
     import docx

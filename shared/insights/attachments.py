@@ -46,7 +46,7 @@ __all__ = ["AttachmentExtractor", "ExtractionLimits", "detect_kind", "extract_at
 _EXT_KIND = {
     ".pdf": "pdf", ".docx": "docx", ".docm": "docx", ".eml": "eml", ".htm": "html", ".html": "html",
     ".txt": "text", ".csv": "text", ".md": "text", ".log": "text", ".json": "text", ".xml": "text",
-    ".ics": "text", ".vcf": "text", ".msg": "msg",
+    ".ics": "text", ".vcf": "text", ".msg": "msg", ".rtf": "other:rtf", ".doc": "other:doc",
 }  # fmt: skip
 _CTYPE_KIND = {
     "application/pdf": "pdf",
@@ -115,6 +115,8 @@ def _precheck(att: AttachmentInput, limits: ExtractionLimits) -> tuple[str, Extr
         )  # fmt: skip
     if kind.startswith("other:"):
         return kind, ExtractedText(att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE, detail=f"no text extractor for {kind[6:]}")
+    if att.is_inline and att.content_type.lower().startswith("image/"):
+        return kind, ExtractedText(att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE, detail="inline image")
     if len(att.content) > limits.max_bytes:
         return kind, ExtractedText(
             att.name, kind, skipped=SkipReason.TOO_LARGE,

@@ -262,6 +262,12 @@ def _negated(sentence: str, start: int, end: int, neg: Negation) -> str | None:
     return None
 
 
+def _negator_inside(matched: str, pattern: str) -> bool:
+    """A regex with gaps can swallow a negator ("does not work for you"); one the pattern spells out is meant."""
+    text = _NOT_NEGATING.sub(" ", matched)
+    return any(_is_negator(w) and w.lower() not in pattern.lower() for w in _WORD.findall(text))
+
+
 @functools.lru_cache(maxsize=512)
 def _phrase_regex(phrase: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in phrase.split()]
@@ -343,14 +349,18 @@ def _eval_sentiment(cond: SentimentCondition, facts: RuleFacts) -> Outcome:
 
 
 def _eval_phrases(cond: PhraseCondition, facts: RuleFacts) -> Outcome:
-    regexes = [(p, _phrase_regex(p)) for p in cond.phrases] + [(p, _pattern_regex(p)) for p in cond.patterns]
+    regexes = [(p, _phrase_regex(p), False) for p in cond.phrases]
+    regexes += [(p, _pattern_regex(p), True) for p in cond.patterns]
     ev: list[Evidence] = []
     seen: set[tuple[str, str]] = set()
     for scope in cond.scope:
         for where, sentence in facts.sentences(scope):
-            for label, rx in regexes:
+            for label, rx, is_pattern in regexes:
                 for m in rx.finditer(sentence):
-                    if cond.negation is not None and _negated(sentence, m.start(), m.end(), cond.negation):
+                    if cond.negation is not None and (
+                        _negated(sentence, m.start(), m.end(), cond.negation)
+                        or (is_pattern and _negator_inside(m.group(0), label))
+                    ):
                         continue
                     key = (label, sentence)
                     if key in seen:

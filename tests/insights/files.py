@@ -33,7 +33,8 @@ def make_pdf(pages: list[list[str]], *, password: str | None = None) -> bytes:
         stream = DecodedStreamObject()
         stream.set_data("\n".join(ops).encode("latin-1"))
         page[NameObject("/Contents")] = w._add_object(stream)
-    if password:
+    if password is not None:
+        # password "" = owner-password-only (opens for reading, restricts editing)
         w.encrypt(user_password=password, owner_password=password + "-owner", algorithm="AES-128")
     buf = io.BytesIO()
     w.write(buf)

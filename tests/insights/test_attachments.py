@@ -57,6 +57,20 @@ def test_encrypted_pdf_skipped_with_reason(extractor: AttachmentExtractor) -> No
     assert "confidential" not in r.detail
 
 
+def test_owner_password_only_pdf_is_read(extractor: AttachmentExtractor) -> None:
+    r = extractor.extract_sync(att("restricted.pdf", make_pdf([["Readable but not editable."]], password="")))
+    assert r.ok and "Readable but not editable." in r.text
+
+
+def test_password_protected_and_legacy_word_files(extractor: AttachmentExtractor) -> None:
+    # OOXML with a password is an OLE compound file holding an "EncryptedPackage" stream (synthetic stand-in)
+    ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500
+    r = extractor.extract_sync(att("locked.docx", ole + "EncryptedPackage".encode("utf-16-le") + b"\x00" * 100))
+    assert r.skipped is SkipReason.ENCRYPTED
+    assert extractor.extract_sync(att("old.docx", ole)).skipped is SkipReason.UNSUPPORTED_TYPE
+    assert extractor.extract_sync(att("old.doc", ole)).skipped is SkipReason.UNSUPPORTED_TYPE
+
+
 def test_docx_paragraphs_and_tables(extractor: AttachmentExtractor) -> None:
     docx = make_docx(["Request for quotation", "We need pricing for 200 seats."], [["Item", "Qty"], ["Licence", "200"]])
     r = extractor.extract_sync(att("rfq.docx", docx))

@@ -92,6 +92,8 @@ def test_positive_message_on_open_opportunity_no_call_back() -> None:
         "We expect a refund for the outage.",
         "Honestly the worst service we have ever had.",
         "We are considering switching to another vendor.",
+        "The service has been appalling for weeks.",
+        "I have escalated this internally.",
     ],
 )
 def test_complaint_language_alerts_the_owner(text: str) -> None:
@@ -133,6 +135,8 @@ def test_complaint_words_in_outbound_mail_do_not_alert() -> None:
         "Why don't we book a meeting for Friday?",
         "I can't wait to meet next week!",
         "Can't we schedule a call for Monday instead?",
+        "Does Tuesday at 2pm work for you?",
+        "Could you give us a demo of the mobile app?",
     ],
 )
 def test_meeting_request_proposes_an_appointment(text: str) -> None:
@@ -151,6 +155,9 @@ def test_meeting_request_proposes_an_appointment(text: str) -> None:
         "The meeting yesterday went well.",
         "A call is not necessary, the answer is clear.",
         "Sorry, I'm not available next week.",
+        "I'll catch up with my team and get back to you.",
+        "Thanks, the demo went well.",
+        "That does not work for you? Fine.",
     ],
 )
 def test_meeting_near_misses(text: str) -> None:
@@ -165,6 +172,8 @@ def test_meeting_near_misses(text: str) -> None:
         "What is your pricing for the enterprise edition?",
         "How much would the premium support tier cost?",
         "Is a volume discount possible?",
+        "What would it cost for 50 users?",
+        "Please send us a proposal for the rollout.",
     ],
 )
 def test_pricing_language_prepares_a_quote(text: str) -> None:
