@@ -331,7 +331,8 @@ def parse_contact(raw: dict[str, Any]) -> ContactRecord | Removal:
     cid = str(raw.get("id") or "")
     if "@removed" in raw:
         return Removal(cid, str((raw.get("@removed") or {}).get("reason") or "deleted"))
-    addr = raw.get("businessAddress") if isinstance(raw.get("businessAddress"), dict) else {}
+    found = raw.get("businessAddress")
+    addr: dict[str, Any] = found if isinstance(found, dict) else {}
     return ContactRecord(
         id=cid,
         change_key=change_key_of(raw),

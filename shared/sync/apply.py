@@ -1,0 +1,147 @@
+"""Applying planned actions to Pega and to the link table — idempotently.
+
+Order per item: Pega write first, link second. A crash between the two is harmless: the replay
+finds no link, and the Pega upsert looks the record up by its external id (the Exchange
+immutable id) before it would create one, so it updates instead of duplicating. A link that
+already exists on a replay is updated in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.pega import Association, PegaRecords, RecordKind, UpsertAction, UpsertResult
+from shared.pega.convert import to_content
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError
+from shared.storage.links import Link, LinkRepository
+from shared.sync.mapping import LINK_KIND, to_pega_data
+from shared.sync.planner import Action, Cancel, Close, Create, NoOp, Skip, Update
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ItemExtras:
+    """Per-item inputs the planner does not need but the writer does."""
+
+    change_key: str = ""
+    association: Association | None = None
+    photo: bytes | None = None  # contacts: current photo bytes (b"" = no photo)
+    insight_fields: dict[str, Any] | None = None  # received emails: sentiment + suggested actions
+
+
+@dataclass(frozen=True)
+class Applied:
+    item_id: str
+    outcome: str  # created | updated | unchanged | cancelled | closed | skipped | noop
+    pega_id: str = ""
+
+
+def _with_links(data: Any, kind: str, association: Association | None, operator: str | None) -> Any:
+    """Association and owner fields, only set on creates (Pega users may re-associate later)."""
+    names = {f.name for f in dataclasses.fields(data)}
+    if operator and "operator" in names:
+        data.operator = operator
+    if association is not None:
+        for attr in ("contact_id", "organization_id", "lead_id", "opportunity_id"):
+            value = getattr(association, attr)
+            if value and attr in names:
+                setattr(data, attr, value)
+    return data
+
+
+class Applier:
+    def __init__(self, records: PegaRecords, links: LinkRepository, *, mailbox: str, kind: str,
+                 operator: str | None) -> None:
+        self.records = records
+        self.links = links
+        self.mailbox = mailbox.lower()
+        self.kind = kind
+        self.link_kind = LINK_KIND[kind]
+        self.operator = operator
+
+    async def _upsert(self, item_id: str, data: Any, *, known_id: str | None,
+                      extra: dict[str, Any] | None = None) -> UpsertResult:
+        r = self.records
+        if self.kind == "calendar":
+            return await r.upsert_appointment(item_id, data, known_id=known_id)
+        if self.kind == "contacts":
+            return await r.upsert_contact(item_id, data, known_id=known_id)
+        if extra:
+            # shared.pega has no "extra content" parameter on upsert_email yet; insights fields ride
+            # in the same create through its case upsert so they never need a second write.
+            content = {**to_content(data, r.m.email), **extra}
+            return await r._upsert_case(RecordKind.EMAIL, r.m.case_types.email, item_id, content, known_id,
+                                        r.m.email.external_id, None)
+        return await r.upsert_email(item_id, data, known_id=known_id)
+
+    async def _save_link(self, link: Link, *, existing: Link | None) -> None:
+        if existing is not None and existing.etag:
+            try:
+                await self.links.update(replace(link, etag=existing.etag))
+                return
+            except ConcurrencyError:
+                pass  # changed since read: re-read below and apply over it
+        try:
+            await self.links.create(link)
+        except AlreadyExistsError:
+            current = await self.links.by_graph_id(self.mailbox, link.graph_id)
+            if current is None:
+                raise
+            if current.pega_id != link.pega_id:
+                # the link row is keyed on both ids; a different Pega id means a stale link
+                await self.links.delete(current)
+                await self.links.create(link)
+                return
+            await self.links.update(replace(link, etag=current.etag))
+
+    async def apply(self, action: Action, extras: ItemExtras) -> Applied:
+        if isinstance(action, Skip):
+            return Applied(action.item_id, "skipped")
+        if isinstance(action, NoOp):
+            if action.refresh is not None:
+                try:
+                    await self.links.update(action.refresh)
+                except ConcurrencyError:
+                    pass  # someone else moved the link on; nothing of ours to keep
+            return Applied(action.item_id, "noop")
+        if isinstance(action, Create):
+            data = to_pega_data(self.kind, action.mapped, photo=extras.photo)
+            data = _with_links(data, self.kind, extras.association, self.operator)
+            known = action.relink.pega_id if action.relink is not None else None
+            result = await self._upsert(action.item_id, data, known_id=known, extra=extras.insight_fields)
+            link = Link(mailbox=self.mailbox, kind=self.link_kind, graph_id=action.item_id, pega_id=result.id,
+                        graph_change_key=extras.change_key, graph_hash=action.hash, pega_etag=result.etag or "",
+                        pega_hash=action.hash, snapshot=action.snapshot, state="active")
+            await self._save_link(link, existing=action.relink)
+            outcome = {UpsertAction.CREATED: "created", UpsertAction.UPDATED: "updated"}.get(result.action, "unchanged")
+            return Applied(action.item_id, outcome, result.id)
+        if isinstance(action, Update):
+            outcome = "unchanged"
+            pega_id, etag = action.link.pega_id, action.link.pega_etag
+            if action.fields:
+                data = to_pega_data(self.kind, action.fields, photo=extras.photo)
+                result = await self._upsert(action.item_id, data, known_id=action.link.pega_id)
+                pega_id, etag = result.id, result.etag or etag
+                outcome = "updated" if result.action in (UpsertAction.UPDATED, UpsertAction.CREATED) else "unchanged"
+            from shared.sync.mapping import content_hash, fields_of
+
+            link = replace(action.link, pega_id=pega_id, graph_change_key=extras.change_key, graph_hash=action.hash,
+                           pega_etag=etag, pega_hash=content_hash(fields_of(action.snapshot)),
+                           snapshot=action.snapshot, state="active")
+            await self._save_link(link, existing=action.link)
+            for c in action.conflicts:
+                log.info("conflict on %s field %s resolved for %s", self.kind, c.field, c.winner)
+            return Applied(action.item_id, outcome, pega_id)
+        if isinstance(action, Cancel):
+            await self.records.cancel_appointment(action.link.pega_id)
+            await self._save_link(replace(action.link, state="closed"), existing=action.link)
+            return Applied(action.item_id, "cancelled", action.link.pega_id)
+        if isinstance(action, Close):
+            await self.records.close_contact(action.link.pega_id)
+            await self._save_link(replace(action.link, state="closed"), existing=action.link)
+            return Applied(action.item_id, "closed", action.link.pega_id)
+        raise TypeError(f"unknown action {type(action).__name__}")

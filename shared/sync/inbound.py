@@ -1,0 +1,550 @@
+"""One Exchange → Pega delta round for one mailbox and kind: read, plan, apply, advance.
+
+The round follows the stored delta link page by page. For each page it gathers what the pure
+planner needs (links, and only when needed: the series master of sparse occurrences, the
+current event behind a removal, Pega's state of a changed linked item, associations, photos),
+plans every item, checks delete safety, applies the actions, and only then saves the cursor.
+
+Crash safety does not depend on Graph replaying a nextLink: before a page is fetched the cursor
+is marked in flight ("!" + url); a worker that finds such a mark knows the previous one died
+with a page half applied, and restarts the round from the last completed deltaLink (everything
+already applied plans as NoOp). A round that has read `max_pages` pages stops and enqueues its
+own continuation, so a Functions timeout never loses progress. Throttling propagates
+(GraphThrottledError → run_message defers by Retry-After); nothing sleeps here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.errors import PermanentError, TransientError
+from shared.graph.errors import GraphThrottledError, SyncStateNotFoundError
+from shared.pega import Association
+from shared.pega.convert import parse_datetime
+from shared.pega.errors import PegaNotFoundError
+from shared.queues import names
+from shared.queues.envelope import Envelope
+from shared.queues.worker import describe as describe_error
+from shared.runtime import Services
+from shared.storage.cursors import Cursor
+from shared.storage.errors import ConcurrencyError
+from shared.storage.health import record_failure, record_success
+from shared.storage.links import Link
+from shared.storage.mailboxes import Mailbox
+from shared.sync.apply import Applied, Applier, ItemExtras
+from shared.sync.associate import AssociationCache
+from shared.sync.context import SyncContext, sync_context
+from shared.sync.lease import RoundLease
+from shared.sync.mapping import LINK_KIND, META_ORIGINAL_START, META_SERIES, mapped_from_pega, photo_digest
+from shared.sync.planner import (
+    DELETING,
+    Action,
+    Create,
+    NoOp,
+    PegaState,
+    PlannedItem,
+    Policy,
+    Skip,
+    Update,
+    describe,
+    hold_deletions,
+    needs_pega_state,
+    plan,
+    prefilter,
+)
+from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal, fill_from_master
+from shared.sync.source import ExchangeReader, Window, calendar_window, folders_for, initial_request
+from shared.sync.timezones import parse_iso_utc, zone
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAGES = 40
+DELETE_SAFETY_MIN_ITEMS = 5
+ITEM_CONCURRENCY = 8
+INFLIGHT = "!"
+
+
+@dataclass
+class RoundReport:
+    mailbox: str
+    kind: str
+    reason: str
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    seconds: float = 0.0
+    skipped_round: str = ""  # why the round did nothing (not onboarded, disabled, ...)
+    pages: int = 0
+    items: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # created, updated, cancelled, closed, ...
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> n (Skip and NoOp reasons)
+    conflicts: list[tuple[str, str, str]] = field(default_factory=list)  # (item id, field, winner)
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> cause (permanent, per item)
+    held: bool = False
+    held_detail: str = ""
+    full_resync: bool = False
+    restarted_after_crash: bool = False
+    window_advanced: bool = False
+    continued: bool = False  # stopped after max_pages and enqueued a continuation
+    completed: bool = False  # every folder reached its deltaLink
+    graph_requests: int = 0
+
+    @property
+    def synced(self) -> int:
+        return sum(self.outcomes[k] for k in ("created", "updated", "cancelled", "closed"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mailbox": self.mailbox, "kind": self.kind, "reason": self.reason, "seconds": round(self.seconds, 3),
+            "skipped_round": self.skipped_round, "pages": self.pages, "items": self.items,
+            "outcomes": dict(self.outcomes), "skipped": dict(self.skipped), "conflicts": self.conflicts,
+            "failed": self.failed, "held": self.held, "held_detail": self.held_detail,
+            "full_resync": self.full_resync, "restarted_after_crash": self.restarted_after_crash,
+            "window_advanced": self.window_advanced, "continued": self.continued, "completed": self.completed,
+            "graph_requests": self.graph_requests,
+        }
+
+
+class DeleteSafetyHold(Exception):
+    """Internal: the page would close/cancel too much; nothing of it was applied."""
+
+
+async def _bounded(n: int, calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    sem = asyncio.Semaphore(n)
+
+    async def one(c: Callable[[], Awaitable[Any]]) -> Any:
+        async with sem:
+            return await c()
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+def _dedupe(items: list[Item]) -> list[Item]:
+    """Delta may repeat an id within a page; the last representation wins."""
+    last: dict[str, int] = {it.id: i for i, it in enumerate(items)}
+    return [it for i, it in enumerate(items) if last[it.id] == i]
+
+
+def _occurrence_date(original_start: str, master: EventRecord) -> str:
+    tz_name = ((master.recurrence or {}).get("range") or {}).get("recurrenceTimeZone") or master.original_tz
+    when = parse_iso_utc(original_start)
+    return when.astimezone(zone(tz_name)).date().isoformat() if when else ""
+
+
+class _Round:
+    def __init__(self, services: Services, ctx: SyncContext, mb: Mailbox, kind: str, report: RoundReport, *,
+                 now: dt.datetime, dry: bool = False, allow_mass_delete: bool = False) -> None:
+        self.s = services
+        self.ctx = ctx
+        self.mb = mb
+        self.kind = kind
+        self.report = report
+        self.now = now
+        self.dry = dry
+        self.allow_mass_delete = allow_mass_delete
+        self.reader = ExchangeReader(ctx.gateway, mb.upn, page_size=mb.batch_size)
+        own_domain = mb.upn.rsplit("@", 1)[-1]
+        self.assoc = AssociationCache(ctx.records, own_domains=[own_domain])
+        self.applier = Applier(ctx.records, services.state.links, mailbox=mb.upn, kind=kind,
+                               operator=mb.pega_operator or None)
+        self.masters: dict[str, EventRecord | None] = {}
+        self._event_links: list[Link] | None = None
+        self._linked_active: int | None = None
+        self.deleting_so_far = 0
+        self.window = calendar_window(now, past_days=mb.past_days, future_days=services.settings.sync.future_days)
+        self.planned: list[PlannedItem] = []
+
+    # ------------------------------------------------------------ policy
+
+    def policy(self, folder: str, window: Window | None) -> Policy:
+        sync = self.s.settings.sync
+        status = self.ctx.mapping.status
+        direction = ""
+        if self.kind == "email":
+            direction = status.email_outbound if folder == "sentitems" else status.email_inbound
+        return Policy(kind=self.kind, private_policy=self.mb.private_policy, contact_category=sync.contact_category,
+                      conflict_policy=sync.conflict_policy, window_start=window.start if window else None,
+                      window_end=window.end if window else None, direction=direction)
+
+    # ------------------------------------------------------------ calendar completion
+
+    async def _master(self, master_id: str) -> EventRecord | None:
+        if master_id not in self.masters:
+            self.masters[master_id] = await self.reader.event(master_id)
+        return self.masters[master_id]
+
+    async def _linked_events(self) -> list[Link]:
+        if self._event_links is None:
+            self._event_links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND["calendar"])
+        return self._event_links
+
+    async def _complete_events(self, items: list[Item]) -> list[Item]:
+        """Fill sparse occurrences from their master; turn masters' cancelledOccurrences into removals."""
+        out: list[Item] = []
+        extra: list[Item] = []
+        seen = {it.id for it in items}
+        for it in items:
+            if isinstance(it, EventRecord) and it.is_master:
+                self.masters.pop(it.id, None)  # the master changed: read it afresh (with cancelledOccurrences)
+                full = await self._master(it.id)
+                if full is not None and full.cancelled_occurrences:
+                    dates = {c.rsplit(".", 1)[-1] for c in full.cancelled_occurrences}
+                    for link in await self._linked_events():
+                        series = link.snapshot.get(META_SERIES)
+                        original = link.snapshot.get(META_ORIGINAL_START)
+                        if (link.state == "active" and series == it.id and isinstance(original, str)
+                                and link.graph_id not in seen and _occurrence_date(original, full) in dates):
+                            extra.append(Removal(link.graph_id, "cancelled_occurrence"))
+                            seen.add(link.graph_id)
+                out.append(full or it)
+                continue
+            if isinstance(it, EventRecord) and it.sparse and it.series_master_id:
+                master = await self._master(it.series_master_id)
+                out.append(fill_from_master(it, master) if master is not None else it)
+                continue
+            out.append(it)
+        return out + extra
+
+    # ------------------------------------------------------------ one page
+
+    async def _pega_state(self, link: Link) -> PegaState | None:
+        r = self.ctx.records
+        try:
+            if self.kind == "calendar":
+                case, appt = await r.get_appointment(link.pega_id)
+                return PegaState(case.id, mapped_from_pega("calendar", appt),
+                                 parse_datetime(case.last_update_time), case.status)
+            if self.kind == "email":
+                case, email = await r.get_email(link.pega_id)
+                return PegaState(case.id, mapped_from_pega("email", email),
+                                 parse_datetime(case.last_update_time), case.status)
+            rec, contact = await r.get_contact(link.pega_id)
+            return PegaState(rec.id, mapped_from_pega("contacts", contact),
+                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status)
+        except PegaNotFoundError:
+            return None
+
+    def _addresses(self, it: MessageRecord | EventRecord, folder: str) -> list[str]:
+        if isinstance(it, MessageRecord):
+            people = ([it.sender] if it.sender and folder != "sentitems" else []) + list(it.to) + list(it.cc)
+            if folder == "sentitems":
+                people += list(it.bcc)
+            return [a.address for a in people if a]
+        return ([it.organizer.address] if it.organizer else []) + [a.address for a in it.attendees]
+
+    async def plan_page(self, items: list[Item], policy: Policy, folder: str
+                        ) -> list[tuple[Action, ItemExtras, Item]]:
+        items = _dedupe(items)
+        if self.kind == "calendar":
+            items = await self._complete_events(items)
+        links_list = await _bounded(ITEM_CONCURRENCY, [
+            functools.partial(self.s.state.links.by_graph_id, self.mb.upn, it.id) for it in items])
+        links: dict[str, Link | None] = {it.id: lk for it, lk in zip(items, links_list, strict=True)}
+
+        # a linked event "removed" from the window may only have moved out of it: ask Exchange
+        if self.kind == "calendar":
+            async def verify(i: int, it: Item) -> None:
+                lk = links[it.id]
+                if isinstance(it, Removal) and it.reason != "cancelled_occurrence" and lk and lk.state == "active":
+                    now_rec = await self.reader.event(it.id)
+                    if now_rec is not None and not now_rec.is_master:
+                        items[i] = now_rec
+            await _bounded(4, [functools.partial(verify, i, it) for i, it in enumerate(items)])
+
+        photos: dict[str, bytes | None] = {}
+        if self.kind == "contacts":
+            async def photo(it: ContactRecord) -> None:
+                photos[it.id] = await self.reader.contact_photo(it.id)
+            wanted = [it for it in items if isinstance(it, ContactRecord) and prefilter(it, links[it.id], policy) is None
+                      and (links[it.id] is None or links[it.id].state != "active"  # type: ignore[union-attr]
+                           or it.change_key != links[it.id].graph_change_key)]  # type: ignore[union-attr]
+            await _bounded(4, [functools.partial(photo, it) for it in wanted])
+
+        def digest_of(it: Item) -> str:
+            if it.id in photos:
+                return photo_digest(photos[it.id])
+            lk = links.get(it.id)
+            return str(lk.snapshot.get("photo", "")) if lk else ""
+
+        async def inputs(it: Item) -> tuple[Action, ItemExtras, Item]:
+            lk = links[it.id]
+            pega: PegaState | None = None
+            assoc: Association | None = None
+            found: bool | None = None
+            pd = digest_of(it)
+            if lk is not None and needs_pega_state(it, lk, policy, photo_digest=pd):
+                pega = await self._pega_state(lk)
+            if (isinstance(it, (MessageRecord, EventRecord)) and (lk is None or lk.state != "active")
+                    and prefilter(it, lk, policy) is None):
+                assoc = await self.assoc.associate(self._addresses(it, folder))
+                found = assoc.found
+            elif isinstance(it, ContactRecord) and (lk is None or lk.state != "active") and it.emails:
+                org = await self.assoc.organization(it.emails[0].address.rsplit("@", 1)[-1])
+                assoc = Association(organization_id=org.id) if org else None
+            action = plan(it, lk, policy, pega=pega, association_found=found, photo_digest=pd)
+            extras = ItemExtras(change_key=getattr(it, "change_key", ""), association=assoc,
+                                photo=(photos.get(it.id) or b"") if self.kind == "contacts" else None)
+            if (isinstance(action, Create) and isinstance(it, MessageRecord) and folder != "sentitems"
+                    and not it.is_private and self.ctx.email_insights is not None and not self.dry):
+                extras = replace(extras, insight_fields=await self.ctx.email_insights(it, assoc or Association()))
+            return action, extras, it
+
+        return await _bounded(ITEM_CONCURRENCY, [functools.partial(inputs, it) for it in items])
+
+    async def _linked_active_count(self) -> int:
+        if self._linked_active is None:
+            links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND[self.kind])
+            self._linked_active = sum(1 for lk in links if lk.state == "active")
+        return self._linked_active
+
+    async def apply_page(self, planned: list[tuple[Action, ItemExtras, Item]]) -> None:
+        actions = [a for a, _, _ in planned]
+        deleting = sum(1 for a in actions if isinstance(a, DELETING))
+        if deleting and not self.allow_mass_delete:
+            linked = await self._linked_active_count()
+            share = self.s.settings.sync.delete_safety_share
+            if hold_deletions(actions, linked_active=linked, share=share, min_items=DELETE_SAFETY_MIN_ITEMS,
+                              already=self.deleting_so_far):
+                raise DeleteSafetyHold(f"round would close/cancel {self.deleting_so_far + deleting} of {linked} "
+                                       f"linked {self.kind} items (limit {share:.0%}); held, nothing applied")
+        self.deleting_so_far += deleting
+
+        async def one(action: Action, extras: ItemExtras) -> Applied | None:
+            try:
+                return await self.applier.apply(action, extras)
+            except TransientError:
+                raise
+            except PermanentError as exc:
+                self.report.failed[action.item_id] = describe_error(exc)
+                log.warning("item %s of %s/%s failed permanently: %s", action.item_id[-12:], self.mb.upn,
+                            self.kind, type(exc).__name__)
+                return None
+
+        results = await _bounded(ITEM_CONCURRENCY, [functools.partial(one, a, e) for a, e, _ in planned])
+        for (action, _, _), res in zip(planned, results, strict=True):
+            self.report.items += 1
+            if isinstance(action, (Skip, NoOp)):
+                self.report.skipped[action.reason] += 1
+            if res is not None:
+                self.report.outcomes[res.outcome] += 1
+            if isinstance(action, Update):
+                self.report.conflicts.extend((action.item_id, c.field, c.winner) for c in action.conflicts)
+
+    # ------------------------------------------------------------ one folder
+
+    async def _save(self, cursor: Cursor) -> Cursor:
+        return await self.s.state.cursors.save(cursor)
+
+    def _start_url(self, folder: str, window: Window | None) -> str:
+        path, params = initial_request(self.kind, folder, self.mb.upn, now=self.now, past_days=self.mb.past_days,
+                                       window=window)
+        return self.reader.url_of(path, params)
+
+    async def run_folder(self, folder: str, *, full_resync: bool, budget: int) -> tuple[int, bool]:
+        """Pages until the deltaLink (True) or the budget is used up (False)."""
+        cursors = self.s.state.cursors
+        cursor = await cursors.get(self.mb.upn, self.kind, folder) or Cursor(self.mb.upn.lower(), self.kind, folder)
+        window: Window | None = None
+        if self.kind == "calendar":
+            window = self.window
+            ws, we = cursor.window_start, cursor.window_end
+            if ws is not None and we is not None and not full_resync:
+                if ws.astimezone(dt.UTC) < window.start:
+                    self.report.window_advanced = True  # a new day: a new window, reconciled by a fresh round
+                    cursor = replace(cursor, next_link="", delta_link="")
+                elif cursor.next_link or cursor.delta_link:
+                    window = Window(ws.astimezone(dt.UTC), we.astimezone(dt.UTC))
+        if full_resync:
+            cursor = replace(cursor, next_link="", delta_link="")
+        if cursor.next_link.startswith(INFLIGHT):
+            self.report.restarted_after_crash = True
+            log.warning("%s/%s/%s: previous round died mid-page; restarting from the last delta link",
+                        self.mb.upn, self.kind, folder)
+            cursor = replace(cursor, next_link="")
+        url = cursor.next_link or cursor.delta_link or self._start_url(folder, window)
+        backfill = not cursor.delta_link and cursor.rounds_completed == 0
+        pages = 0
+        resynced = False
+        policy = self.policy(folder, window)
+        while True:
+            cursor = await self._save(replace(cursor, next_link=INFLIGHT + url))
+            try:
+                page = await self.reader.page(url, self.kind)
+            except SyncStateNotFoundError:
+                if resynced:
+                    raise
+                resynced = True
+                self.report.full_resync = True
+                log.info("%s/%s/%s: delta token expired; full resync of the window", self.mb.upn, self.kind, folder)
+                url = self._start_url(folder, window)
+                cursor = await self._save(replace(cursor, next_link="", delta_link=""))
+                continue
+            except TransientError:
+                # the page was not delivered: keep the position (no crash replay needed)
+                await self._save(replace(cursor, next_link=url if url != cursor.delta_link else ""))
+                raise
+            planned = await self.plan_page(page.items, policy, folder)
+            await self.apply_page(planned)
+            pages += 1
+            self.report.pages += 1
+            if page.next_link:
+                url = page.next_link
+                cursor = await self._save(replace(cursor, next_link=url))
+                if backfill:
+                    await self._backfill_progress(folder, f"in_progress:{pages}")
+                if pages >= budget:
+                    return pages, False
+                continue
+            cursor = await self._save(replace(
+                cursor, next_link="", delta_link=page.delta_link, rounds_completed=cursor.rounds_completed + 1,
+                last_round_at=dt.datetime.now(dt.UTC),
+                window_start=window.start if window else None, window_end=window.end if window else None))
+            if backfill:
+                await self._backfill_progress(folder, "done")
+            return pages, True
+
+    async def _backfill_progress(self, folder: str, state: str) -> None:
+        key = self.kind if self.kind != "email" else f"email:{folder}"
+        for _ in range(3):
+            mb = await self.s.state.mailboxes.get(self.mb.upn)
+            if mb is None or mb.backfill.get(key) == state:
+                return
+            try:
+                await self.s.state.mailboxes.put(replace(mb, backfill={**mb.backfill, key: state}))
+                return
+            except ConcurrencyError:
+                continue
+
+    # ------------------------------------------------------------ dry run
+
+    async def dry_folder(self, folder: str, *, max_pages: int) -> None:
+        cursor = await self.s.state.cursors.get(self.mb.upn, self.kind, folder)
+        window: Window | None = self.window if self.kind == "calendar" else None
+        url = ""
+        if cursor is not None and cursor.delta_link:
+            if self.kind != "calendar":
+                url = cursor.delta_link
+            elif (cursor.window_start is not None and cursor.window_end is not None
+                  and cursor.window_start.astimezone(dt.UTC) >= self.window.start):
+                window, url = Window(cursor.window_start, cursor.window_end), cursor.delta_link
+        url = url or self._start_url(folder, window)
+        policy = self.policy(folder, window)
+        for _ in range(max_pages):
+            page = await self.reader.page(url, self.kind)
+            for action, _, _ in await self.plan_page(page.items, policy, folder):
+                self.planned.append(describe(action))
+            if not page.next_link:
+                return
+            url = page.next_link
+
+
+
+async def _mailbox_or_reason(services: Services, mailbox: str, kind: str) -> tuple[Mailbox | None, str]:
+    if kind not in ("email", "calendar", "contacts"):
+        return None, f"unknown kind {kind!r}"
+    mb = await services.state.mailboxes.get(mailbox)
+    if mb is None:
+        return None, "not_onboarded"
+    if not mb.active:
+        return None, f"mailbox_{mb.status}"
+    if not mb.enabled(kind):
+        return None, "kind_disabled"
+    return mb, ""
+
+
+async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason: str, full_resync: bool = False,
+                          max_pages: int | None = None, enqueue_continuation: bool = True,
+                          allow_mass_delete: bool = False, now: dt.datetime | None = None,
+                          context: SyncContext | None = None) -> RoundReport:
+    """Run one delta round (or the next `max_pages` pages of it) for `mailbox` and `kind`.
+
+    Returns what happened. Raises TransientError subclasses for throttling / unavailability /
+    a concurrent round (the queue defers the message), PermanentError for what retrying cannot fix.
+    """
+    started = time.perf_counter()
+    report = RoundReport(mailbox=mailbox.lower(), kind=kind, reason=reason)
+    mb, why = await _mailbox_or_reason(services, mailbox, kind)
+    if mb is None:
+        report.skipped_round = why
+        log.info("delta round for %s/%s skipped: %s", mailbox, kind, why)
+        return report
+    await services.state.coalescer.begin_round(mb.upn, kind)
+    ctx = context or await sync_context(services)
+    rnd = _Round(services, ctx, mb, kind, report, now=now or dt.datetime.now(dt.UTC),
+                 allow_mass_delete=allow_mass_delete)
+    lease = await RoundLease.open(services.state.tables, mb.upn, kind)
+    await lease.acquire()
+    budget = max_pages or DEFAULT_MAX_PAGES
+    try:
+        done_all = True
+        for folder in folders_for(kind):
+            used, done = await rnd.run_folder(folder, full_resync=full_resync, budget=budget)
+            budget -= used
+            await lease.renew()
+            if not done:
+                done_all = False
+                break
+        report.completed = done_all
+        if not done_all:
+            report.continued = True
+            if enqueue_continuation:
+                await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
+                    "mailbox": mb.upn, "kind": kind, "reason": reason, "full_resync": False, "continuation": True}))
+    except DeleteSafetyHold as hold:
+        report.held, report.held_detail = True, str(hold)
+        log.warning("%s/%s: %s", mb.upn, kind, hold)
+        await _reset_inflight(services, mb.upn, kind)
+        await services.state.health.update(mb.upn, kind, record_failure(f"delete safety hold: {hold}"))
+        report.graph_requests = rnd.reader.requests
+        report.seconds = time.perf_counter() - started
+        return report
+    except Exception as exc:
+        report.graph_requests = rnd.reader.requests
+        try:
+            await services.state.health.update(mb.upn, kind, record_failure(
+                describe_error(exc), throttled=isinstance(exc, GraphThrottledError)))
+        except Exception:
+            log.warning("could not record the failure of %s/%s in health", mb.upn, kind)
+        raise
+    finally:
+        await lease.release()
+    report.graph_requests = rnd.reader.requests
+    skipped = dict(report.skipped)
+    if report.failed:
+        skipped["failed"] = len(report.failed)
+    if report.conflicts:
+        skipped["conflict"] = len(report.conflicts)
+    await services.state.health.update(mb.upn, kind, record_success(synced=report.synced, skipped=skipped))
+    report.seconds = time.perf_counter() - started
+    log.info("delta round %s/%s (%s): %s pages, %s items, %s", mb.upn, kind, reason, report.pages, report.items,
+             dict(report.outcomes))
+    return report
+
+
+async def _reset_inflight(services: Services, mailbox: str, kind: str) -> None:
+    """After a hold, the next round re-reads from the last completed delta link (a held page was read)."""
+    for folder in folders_for(kind):
+        cursor = await services.state.cursors.get(mailbox, kind, folder)
+        if cursor is not None and cursor.next_link:
+            await services.state.cursors.save(replace(cursor, next_link=""))
+
+
+async def dry_run(services: Services, *, mailbox: str, kind: str, max_pages: int = 200,
+                  context: SyncContext | None = None) -> list[PlannedItem]:
+    """What the next round would do, item by item (id, action, reason). Reads Graph and Pega,
+    writes nothing (no cursor, link, health or Pega change; no insights computed)."""
+    mb, why = await _mailbox_or_reason(services, mailbox, kind)
+    if mb is None:
+        return [PlannedItem("", "skip", why)]
+    ctx = context or await sync_context(services)
+    rnd = _Round(services, ctx, mb, kind, RoundReport(mailbox=mb.upn, kind=kind, reason="dry_run"),
+                 now=dt.datetime.now(dt.UTC), dry=True)
+    for folder in folders_for(kind):
+        await rnd.dry_folder(folder, max_pages=max_pages)
+    return rnd.planned

@@ -1,0 +1,273 @@
+"""The pure planner: one Exchange item (or removal) + its link + Pega's current state → one action.
+
+No I/O here. The round gathers the inputs (link, Pega state when a linked item's content
+changed, association and photo when needed), then every decision is made by :func:`plan`:
+
+- Create        — not linked yet (the applier still looks the external id up in Pega first);
+- Update        — content of the mapped fields changed; only the fields Exchange wins are written;
+- Cancel/Close  — appointment cancelled/deleted, contact deleted or un-categorized (never deleted);
+- Skip(reason)  — policy says this item does not sync (draft, private, no_association, ...);
+- NoOp(reason)  — nothing to write: unchanged (touch or replay), echo of our own write, ...
+
+"Change" is the content hash of the mapped fields, never changeKey/lastModified alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.config import ConflictPolicy, PrivatePolicy
+from shared.storage.links import Link
+from shared.sync.mapping import (
+    META_BY,
+    META_ORIGINAL_START,
+    META_SERIES,
+    Conflict,
+    Mapped,
+    content_hash,
+    fields_of,
+    map_contact,
+    map_event,
+    map_message,
+    meta_of,
+    snapshot,
+    three_way,
+)
+from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal
+from shared.sync.timezones import iso_z
+
+BY_EXCHANGE = "exchange"
+BY_PEGA = "pega"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the planner needs to know about the mailbox and the round."""
+
+    kind: str  # email | calendar | contacts
+    private_policy: PrivatePolicy = PrivatePolicy.SKIP
+    contact_category: str = "PegaSASync"
+    conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
+    window_start: dt.datetime | None = None
+    window_end: dt.datetime | None = None
+    direction: str = ""  # email: the mapping's inbound/outbound value for this folder
+
+
+@dataclass(frozen=True)
+class PegaState:
+    """The linked Pega record as it is now, in mapped form."""
+
+    id: str
+    mapped: Mapped
+    updated_at: dt.datetime | None = None
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class Create:
+    item_id: str
+    mapped: Mapped
+    hash: str
+    snapshot: dict[str, Any]
+    reason: str = "new"
+    relink: Link | None = None  # a closed link being reopened (contact category re-added)
+
+
+@dataclass(frozen=True)
+class Update:
+    item_id: str
+    link: Link
+    fields: dict[str, Any]  # full values to write to Pega (possibly empty: only the link moves on)
+    mapped: Mapped
+    hash: str
+    snapshot: dict[str, Any]
+    conflicts: tuple[Conflict, ...] = ()
+    reason: str = "changed"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    item_id: str
+    link: Link
+    reason: str = "deleted"
+
+
+@dataclass(frozen=True)
+class Close:
+    item_id: str
+    link: Link
+    reason: str = "deleted"
+
+
+@dataclass(frozen=True)
+class Skip:
+    item_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NoOp:
+    item_id: str
+    reason: str
+    refresh: Link | None = None  # the link with the new changeKey to store (no Pega write)
+
+
+Action = Create | Update | Cancel | Close | Skip | NoOp
+DELETING = (Cancel, Close)
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """What the dry run reports for one item."""
+
+    item_id: str
+    action: str  # create | update | cancel | close | skip | noop
+    reason: str
+    fields: tuple[str, ...] = field(default=())
+
+
+def describe(action: Action) -> PlannedItem:
+    name = type(action).__name__.lower()
+    fields_: tuple[str, ...] = ()
+    if isinstance(action, Update):
+        fields_ = tuple(action.fields)
+    return PlannedItem(action.item_id, name, action.reason, fields_)
+
+
+# ---------------------------------------------------------------- pre-filter (no Pega needed)
+
+
+def _in_window(ev: EventRecord, policy: Policy) -> bool:
+    if ev.start is None or ev.end is None:
+        return True
+    if policy.window_start and ev.end <= policy.window_start and ev.start < policy.window_start:
+        return False
+    return not (policy.window_end and ev.start >= policy.window_end)
+
+
+def _active(link: Link | None) -> bool:
+    return link is not None and link.state == "active"
+
+
+def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
+    """Decisions that need neither Pega state nor lookups; None = go on planning."""
+    if isinstance(item, Removal):
+        if link is None:
+            return NoOp(item.id, "not_linked")
+        if link.state != "active":
+            return NoOp(item.id, "already_closed")
+        if policy.kind == "email":
+            return NoOp(item.id, "removed_kept_in_pega")
+        if policy.kind == "calendar":
+            return Cancel(item.id, link, "deleted")
+        return Close(item.id, link, "deleted")
+    if isinstance(item, MessageRecord):
+        if item.is_draft:
+            return Skip(item.id, "draft")
+        if item.is_private and policy.private_policy is PrivatePolicy.SKIP:
+            return Skip(item.id, "private")
+        return None
+    if isinstance(item, EventRecord):
+        if item.is_master:
+            return NoOp(item.id, "series_master")
+        if item.is_cancelled:
+            if link is not None and link.state == "active":
+                return Cancel(item.id, link, "cancelled")
+            return NoOp(item.id, "already_closed") if link else Skip(item.id, "cancelled")
+        if link is not None and link.state != "active":
+            return NoOp(item.id, "already_closed")
+        if item.is_draft:
+            return Skip(item.id, "draft")
+        if item.is_private and policy.private_policy is PrivatePolicy.SKIP:
+            return Skip(item.id, "private")
+        if link is None and not _in_window(item, policy):
+            return Skip(item.id, "outside_window")
+        return None
+    if isinstance(item, ContactRecord):
+        wanted = policy.contact_category.lower()
+        if wanted not in (c.lower() for c in item.categories):
+            if link is not None and link.state == "active":
+                return Close(item.id, link, "category_removed")
+            return Skip(item.id, "no_category")
+        if item.is_private and policy.private_policy is not PrivatePolicy.FULL:
+            return Skip(item.id, "private")
+        return None
+    raise TypeError(f"unknown item {type(item).__name__}")
+
+
+def mapped_of(item: MessageRecord | EventRecord | ContactRecord, policy: Policy, *, photo_digest: str = "") -> Mapped:
+    if isinstance(item, MessageRecord):
+        return map_message(item, direction=policy.direction,
+                           masked=item.is_private and policy.private_policy is PrivatePolicy.MASK)
+    if isinstance(item, EventRecord):
+        return map_event(item, masked=item.is_private and policy.private_policy is PrivatePolicy.MASK)
+    return map_contact(item, photo_digest=photo_digest)
+
+
+def _meta(item: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {META_BY: BY_EXCHANGE}
+    if isinstance(item, EventRecord) and item.series_master_id:
+        meta[META_SERIES] = item.series_master_id
+        if item.original_start is not None:
+            meta[META_ORIGINAL_START] = iso_z(item.original_start)
+    return meta
+
+
+def needs_pega_state(item: Item, link: Link | None, policy: Policy, *, photo_digest: str = "") -> bool:
+    """True when planning needs the linked Pega record (a linked item whose content changed)."""
+    if isinstance(item, Removal) or link is None or link.state != "active" or prefilter(item, link, policy):
+        return False
+    if item.change_key and item.change_key == link.graph_change_key:
+        return False
+    return content_hash(mapped_of(item, policy, photo_digest=photo_digest)) != link.graph_hash
+
+
+def plan(item: Item, link: Link | None, policy: Policy, *, pega: PegaState | None = None,
+         association_found: bool | None = None, photo_digest: str = "") -> Action:
+    """Decide what to do with one item. Pure: same inputs, same action."""
+    early = prefilter(item, link, policy)
+    if early is not None:
+        return early
+    if isinstance(item, Removal):  # prefilter always decides removals
+        raise TypeError("a removal reached the content planner")
+    mapped = mapped_of(item, policy, photo_digest=photo_digest)
+    digest = content_hash(mapped)
+    meta = _meta(item)
+    if link is None or link.state != "active":
+        if isinstance(item, MessageRecord) and association_found is False:
+            return Skip(item.id, "no_association")
+        return Create(item.id, mapped, digest, snapshot(mapped, meta=meta),
+                      reason="reopen" if link is not None else "new", relink=link)
+    written_by_pega = link.snapshot.get(META_BY) == BY_PEGA
+    if item.change_key and item.change_key == link.graph_change_key:
+        return NoOp(item.id, "echo" if written_by_pega else "unchanged")
+    if digest == link.graph_hash:
+        return NoOp(item.id, "echo" if written_by_pega else "unchanged",
+                    refresh=replace(link, graph_change_key=item.change_key))
+    base = fields_of(link.snapshot)
+    if pega is None:
+        # the linked record could not be read (gone from Pega): write everything, upsert recreates it
+        return Update(item.id, link, dict(mapped), mapped, digest, snapshot(mapped, meta=meta), reason="changed")
+    merged = three_way(base, mapped, pega.mapped, policy=policy.conflict_policy,
+                       exchange_time=getattr(item, "last_modified", None), pega_time=pega.updated_at,
+                       fields=tuple(k for k in mapped))
+    fields_ = {name: mapped[name] for name in merged.to_pega}
+    new_meta = {**meta_of(link.snapshot), **meta}
+    if merged.to_exchange:
+        # Pega holds newer values for some fields: the Pega → Exchange side owns pushing them
+        new_meta[META_BY] = BY_EXCHANGE
+    return Update(item.id, link, fields_, mapped, digest, {**merged.merged, **new_meta}, merged.conflicts,
+                  reason="changed" if fields_ else "merged_no_write")
+
+
+def hold_deletions(actions: list[Action], *, linked_active: int, share: float, min_items: int = 5,
+                   already: int = 0) -> bool:
+    """Delete safety: True when the closes/cancels of this round so far (`already`) plus this batch
+    exceed `share` of the mailbox's linked active items — and number at least `min_items`, so a
+    small mailbox can still lose its one appointment."""
+    deleting = already + sum(1 for a in actions if isinstance(a, DELETING))
+    if deleting < min_items:
+        return False
+    return deleting > share * max(linked_active, 0)

@@ -1,0 +1,125 @@
+"""Reading Exchange through the GraphGateway: delta queries per kind/folder and the few GETs a
+round needs (series masters with cancelled occurrences, a removed event, a contact photo).
+
+Every call goes through GraphGateway (SDK adapter, auth, per-mailbox limit of 4); responses are
+parsed by shared.sync.records from raw JSON. Throttling is never slept on here: a
+GraphThrottledError propagates so the queue defers the work by Retry-After.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from shared.graph.errors import GraphNotFoundError
+from shared.graph.gateway import GraphGateway
+from shared.sync.records import (
+    SENSITIVITY_PROP_ID,
+    DeltaPage,
+    EventRecord,
+    parse_event,
+    parse_page,
+)
+from shared.sync.timezones import iso_z
+
+EMAIL_FOLDERS = ("inbox", "sentitems")
+CALENDAR_FOLDER = "calendarView"
+CONTACTS_FOLDER = "contacts"
+
+SENSITIVITY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{SENSITIVITY_PROP_ID}')"
+MESSAGE_SELECT = ",".join((
+    "id", "subject", "body", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients", "receivedDateTime",
+    "sentDateTime", "conversationId", "internetMessageId", "isDraft", "importance", "hasAttachments", "categories",
+    "parentFolderId", "lastModifiedDateTime", "changeKey",
+))
+CONTACT_SELECT = ",".join((
+    "id", "givenName", "surname", "displayName", "emailAddresses", "businessPhones", "mobilePhone", "companyName",
+    "jobTitle", "department", "businessAddress", "personalNotes", "categories", "parentFolderId",
+    "lastModifiedDateTime", "changeKey",
+))
+EVENT_SELECT = ",".join((
+    "id", "type", "subject", "body", "start", "end", "originalStartTimeZone", "location", "organizer", "attendees",
+    "isOrganizer", "isCancelled", "isAllDay", "sensitivity", "showAs", "reminderMinutesBeforeStart", "recurrence",
+    "seriesMasterId", "iCalUId", "lastModifiedDateTime", "changeKey", "cancelledOccurrences",
+))
+
+
+def folders_for(kind: str) -> tuple[str, ...]:
+    return {"email": EMAIL_FOLDERS, "calendar": (CALENDAR_FOLDER,), "contacts": (CONTACTS_FOLDER,)}[kind]
+
+
+def _user(mailbox: str) -> str:
+    return quote(mailbox, safe="@.")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: dt.datetime
+    end: dt.datetime
+
+
+def calendar_window(now: dt.datetime, *, past_days: int, future_days: int) -> Window:
+    """The rolling window, aligned to whole UTC days so it only moves once a day."""
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return Window(day - dt.timedelta(days=past_days), day + dt.timedelta(days=future_days + 1))
+
+
+def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, past_days: int,
+                    window: Window | None = None) -> tuple[str, dict[str, str | int]]:
+    """Path and query of the first call of a round without a token (backfill or full resync)."""
+    u = _user(mailbox)
+    if kind == "email":
+        since = now - dt.timedelta(days=past_days)
+        return (f"users/{u}/mailFolders/{folder}/messages/delta",
+                {"$select": MESSAGE_SELECT, "$expand": SENSITIVITY_EXPAND,
+                 "$filter": f"receivedDateTime ge {iso_z(since)}"})
+    if kind == "calendar":
+        if window is None:
+            raise ValueError("a calendar round needs its window")
+        return (f"users/{u}/calendarView/delta",
+                {"startDateTime": iso_z(window.start), "endDateTime": iso_z(window.end)})
+    return (f"users/{u}/contactFolders/{folder}/contacts/delta",
+            {"$select": CONTACT_SELECT, "$expand": SENSITIVITY_EXPAND})
+
+
+class ExchangeReader:
+    """Reads one mailbox through the gateway."""
+
+    def __init__(self, gateway: GraphGateway, mailbox: str, *, page_size: int) -> None:
+        self.gw = gateway
+        self.mailbox = mailbox
+        self.page_size = page_size
+        self.requests = 0
+
+    def url_of(self, path: str, params: dict[str, str | int] | None) -> str:
+        return self.gw.url(path, params)
+
+    async def page(self, url: str, kind: str) -> DeltaPage:
+        self.requests += 1
+        raw: Any = await self.gw.get_json(url, mailbox=self.mailbox,
+                                          prefer=(f"odata.maxpagesize={self.page_size}",),
+                                          what=f"{kind} delta page")
+        return parse_page(raw if isinstance(raw, dict) else {}, kind)
+
+    async def event(self, event_id: str) -> EventRecord | None:
+        """The event as it is now (None if deleted); used to tell a delete from "moved out of the window"."""
+        self.requests += 1
+        try:
+            raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/events/{quote(event_id, safe='')}",
+                                         mailbox=self.mailbox, params={"$select": EVENT_SELECT},
+                                         what="get event")
+        except GraphNotFoundError:
+            return None
+        rec = parse_event(raw if isinstance(raw, dict) else {})
+        return rec if isinstance(rec, EventRecord) else None
+
+    async def contact_photo(self, contact_id: str) -> bytes | None:
+        self.requests += 1
+        try:
+            resp = await self.gw.request("GET", f"users/{_user(self.mailbox)}/contacts/{quote(contact_id, safe='')}"
+                                         "/photo/$value", mailbox=self.mailbox, what="get contact photo")
+        except GraphNotFoundError:
+            return None
+        return resp.body or None
