@@ -13,6 +13,7 @@ from typing import Any
 from shared.errors import PermanentError, TransientError
 from shared.outbound.context import WorkerContext
 from shared.outbound.graph_payloads import pega_id_filter
+from shared.pega.errors import PegaPermanentError
 from shared.pega.models import RecordKind
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.links import Link
@@ -39,6 +40,14 @@ class OutboundRequest:
     @property
     def mailbox(self) -> str:
         return self.op.mailbox
+
+
+class ReportFailed(PermanentError):
+    """Written to Exchange (and linked), but Pega refused to take the Exchange id."""
+
+    def __init__(self, message: str, *, exchange_id: str) -> None:
+        super().__init__(message)
+        self.exchange_id = exchange_id
 
 
 class NotLinkedYet(TransientError):
@@ -111,7 +120,11 @@ async def report_to_pega(ctx: WorkerContext, kind: RecordKind, pega_id: str, gra
     if ctx.pega is None:
         log.info("PEGA_BASE_URL not set: the Exchange id of %s is not reported back", kind.value)
         return False
-    await ctx.pega.set_external_id(kind, pega_id, graph_id)
+    try:
+        await ctx.pega.set_external_id(kind, pega_id, graph_id)
+    except PegaPermanentError as exc:
+        raise ReportFailed(f"written to Exchange as {graph_id}, but Pega refused the id report for {pega_id}: {exc}",
+                           exchange_id=graph_id) from exc
     return True
 
 

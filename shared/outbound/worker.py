@@ -27,7 +27,7 @@ from typing import Any
 from shared.errors import InvalidMessageError, PermanentError, TransientError
 from shared.graph.errors import GraphThrottledError
 from shared.outbound import appointments, contacts, emails
-from shared.outbound.common import NotLinkedYet, OutboundRequest
+from shared.outbound.common import NotLinkedYet, OutboundRequest, ReportFailed
 from shared.outbound.context import WorkerContext
 from shared.outbound.intake import ENVELOPE_TYPE
 from shared.outbound.kinds import by_kind_action
@@ -154,6 +154,8 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
 
 def _code_of(exc: BaseException) -> str:
     status = getattr(exc, "status", None)
+    if isinstance(exc, ReportFailed):
+        return "pega_error"
     name = type(exc).__module__
     if "graph" in name:
         return "exchange_error"
@@ -165,7 +167,10 @@ def _code_of(exc: BaseException) -> str:
 async def _fail(ctx: WorkerContext, op: Operation, exc: BaseException, *, code: str = "") -> None:
     message = f"{exc}"[:1000] or type(exc).__name__
     detail = {"code": code or _code_of(exc), "message": message}
-    await _finish(ctx, op, status="failed", error=message, result={**op.result, "error": detail})
+    result: dict[str, Any] = {**op.result, "error": detail}
+    if isinstance(exc, ReportFailed):
+        result["exchangeId"] = exc.exchange_id
+    await _finish(ctx, op, status="failed", error=message, result=result)
     await _health(ctx, op, record_failure(message))
     log.warning("operation %s (%s.%s) for %s failed: %s", op.operation_id, op.kind, op.action, op.mailbox, message)
 

@@ -225,3 +225,11 @@ async def graph_http(graph_sim) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def no_role_token_args() -> tuple[str, str]:
     return NO_ROLE_CLIENT_ID, NO_ROLE_CLIENT_SECRET
+
+
+async def new_pega_contact(pega_records, first: str = "Dana", last: str = "Lopez") -> str:
+    """A contact record in the Pega simulator, created as the integration user (no call-out)."""
+    m = pega_records.m
+    rec = await pega_records.client.sa_create(m.sa.contact_path, {m.contact.first_name: first,
+                                                                  m.contact.last_name: last})
+    return rec.id
