@@ -8,6 +8,7 @@ Only programming errors (wrong argument types) propagate.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import re
@@ -41,6 +42,7 @@ _default_analyzer: VaderAnalyzer | None = None
 _default_extractor: AttachmentExtractor | None = None
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|tr|sv|vs)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _MAX_TEXT_CHARS = 50_000
+_INLINE_BODY_CHARS = 100_000
 
 
 def default_analyzer() -> VaderAnalyzer:
@@ -142,9 +144,12 @@ async def _analyze(
     return Insight(kind=kind, text=text, sentiment=item_sentiment, attachments=att_insights, actions=actions)
 
 
-def _safe_text(fn, body: str, body_type) -> str:  # type: ignore[no-untyped-def]
+async def _safe_text(fn, body: str, body_type) -> str:  # type: ignore[no-untyped-def]
     try:
-        return fn(body or "", body_type, max_chars=_MAX_TEXT_CHARS)
+        if len(body or "") < _INLINE_BODY_CHARS:
+            return fn(body or "", body_type, max_chars=_MAX_TEXT_CHARS)
+        # a large HTML body takes a while to tokenise: off the event loop
+        return await asyncio.to_thread(fn, body, body_type, max_chars=_MAX_TEXT_CHARS)
     except Exception as exc:  # heuristics on hostile input must not fail the sync
         log.warning("insights: body extraction failed (%s); using raw body", type(exc).__name__)
         return (body or "")[:_MAX_TEXT_CHARS]
@@ -162,7 +167,7 @@ async def analyze_email(
     return await _analyze(
         kind=ItemKind.EMAIL,
         subject=email.subject,
-        text=_safe_text(email_new_text, email.body, email.body_type),
+        text=await _safe_text(email_new_text, email.body, email.body_type),
         direction=email.direction,
         attachments=email.attachments,
         context=context,
@@ -184,7 +189,7 @@ async def analyze_appointment(
     return await _analyze(
         kind=ItemKind.APPOINTMENT,
         subject=appointment.subject,
-        text=_safe_text(appointment_text, appointment.body, appointment.body_type),
+        text=await _safe_text(appointment_text, appointment.body, appointment.body_type),
         direction=Direction.INBOUND if appointment.is_organizer_external else Direction.OUTBOUND,
         attachments=appointment.attachments,
         context=context,

@@ -177,8 +177,12 @@ def _drop_trailing_name(lines: list[str]) -> list[str]:
     return lines
 
 
+_INPUT_FACTOR = 20  # HTML may be mostly markup/CSS; beyond this much input per output char we stop reading
+
+
 def email_new_text(body: str, body_type: BodyType, *, max_chars: int = 100_000) -> str:
-    """New text of an email body (HTML or plain), capped at ``max_chars``."""
+    """New text of an email body (HTML or plain), capped at ``max_chars`` (input at 20x that)."""
+    body = body[: max_chars * _INPUT_FACTOR]
     if body_type is BodyType.HTML:
         body, _ = html_to_text(body, strip_quotes=True, max_chars=max_chars * 4)
     return strip_quoted_and_signature(body[: max_chars * 4])[:max_chars]
@@ -186,6 +190,7 @@ def email_new_text(body: str, body_type: BodyType, *, max_chars: int = 100_000) 
 
 def appointment_text(body: str, body_type: BodyType, *, max_chars: int = 100_000) -> str:
     """Text of an appointment body: HTML to text, minus the Teams/Zoom join boilerplate and signature."""
+    body = body[: max_chars * _INPUT_FACTOR]
     if body_type is BodyType.HTML:
         body, _ = html_to_text(body, strip_quotes=True, max_chars=max_chars * 4)
     lines = body.replace("\r\n", "\n").split("\n")

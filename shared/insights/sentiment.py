@@ -10,6 +10,7 @@ switchable so the benchmark can report the plain-VADER baseline next to it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ _COURTESY = re.compile(
 )
 
 
+_INLINE_CHARS = 20_000  # below this, scoring takes a few ms: not worth a thread hop
+
+
 @dataclass(frozen=True, slots=True)
 class VaderConfig:
     positive_threshold: float = 0.3
@@ -115,7 +119,10 @@ class VaderAnalyzer:
         self._vader.lexicon.update({k.lower(): float(v) for k, v in self.config.lexicon_updates.items()})
 
     async def analyze(self, texts: Sequence[str]) -> list[SentimentResult]:
-        return [self.analyze_sync(t) for t in texts]
+        if sum(len(t or "") for t in texts) < _INLINE_CHARS:
+            return [self.analyze_sync(t) for t in texts]
+        # long input (attachments): keep the event loop responsive for the sync's other work
+        return await asyncio.to_thread(lambda: [self.analyze_sync(t) for t in texts])
 
     def analyze_sync(self, text: str) -> SentimentResult:
         cfg = self.config

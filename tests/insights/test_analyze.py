@@ -139,3 +139,20 @@ async def test_pega_fields_default_and_custom_mapping(extractor: AttachmentExtra
     with pytest.raises(ValueError, match="unknown insights field keys"):
         insight.to_pega_fields({"lable": "x"})
     assert PegaInsightFields().label == "SentimentLabel"
+
+
+async def test_huge_html_body_is_bounded(extractor: AttachmentExtractor) -> None:
+    import time
+
+    body = "<html><head><style>" + ".c{color:red}" * 400_000 + "</style></head><body><p>Too late again.</p></body></html>"
+    t = time.monotonic()
+    insight = await analyze_email(EmailInput(subject="x", body=body), CTX, extractor=extractor)
+    assert time.monotonic() - t < 10.0
+    # input beyond 20x the text cap is not read: the paragraph after 5 MB of CSS is never reached
+    assert insight.text == "" and insight.sentiment.label is SentimentLabel.NEUTRAL
+
+
+async def test_unexpected_input_never_raises(extractor: AttachmentExtractor) -> None:
+    weird = EmailInput(subject="", body="<<<>>>\x00\ufffd<div" * 1000, attachments=(AttachmentInput("", b""),))
+    insight = await analyze_email(weird, CrmContext(), extractor=extractor)
+    assert insight.attachments[0].skipped is not None
