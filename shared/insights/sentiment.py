@@ -55,6 +55,8 @@ BUSINESS_LEXICON: dict[str, float] = {
     # CRM nouns VADER scores as praise: "customer support", "security questionnaire", "shared folder"
     "support": 0.2, "supported": 0.2, "share": 0.2, "shared": 0.2, "security": 0.2, "secure": 0.4,
     "accept": 0.4, "holiday": 0.2, "holidays": 0.2, "credit": 0.2, "interest": 0.3, "limited": -0.4,
+    # "we were promised …" is how complaints start, not praise
+    "promised": 0.0, "promise": 0.3,
 }  # fmt: skip
 
 # Courtesy formulae: real but weak signals of sentiment; weighted down, not dropped.
@@ -81,6 +83,7 @@ class VaderConfig:
     negative_threshold: float = -0.1
     sentence_weighting: bool = True
     courtesy_weight: float = 0.25
+    neutral_sentence_weight: float = 0.25  # weight of a sentence with compound 0 (an opinionated one adds |compound|)
     lexicon_updates: Mapping[str, float] = field(default_factory=lambda: dict(BUSINESS_LEXICON))
     max_chars: int = 50_000
     max_sentences: int = 400
@@ -144,8 +147,9 @@ class VaderAnalyzer:
             s = self._vader.polarity_scores(sent.text)
             c = s["compound"]
             base = cfg.courtesy_weight if _COURTESY.match(sent.text) else 1.0
-            # opinionated sentences count more than neutral logistics ("The call is at 3pm.")
-            w = base * (0.5 + abs(c))
+            # opinionated sentences count more than neutral logistics ("The call is at 3pm.", "Alex,"),
+            # so a long mail with one angry sentence is not diluted to neutral by its logistics
+            w = base * (cfg.neutral_sentence_weight + abs(c))
             sentences.append(
                 SentenceSentiment(sent.text, _label(c, cfg.positive_threshold, cfg.negative_threshold), c, sent.offset)
             )
