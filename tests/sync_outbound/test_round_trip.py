@@ -1,0 +1,118 @@
+"""Pega → Exchange → Pega: the inbound engine (shared.sync.inbound, run here in-process against the
+same simulators and tables) sees our writes as echoes and writes nothing back to Pega; a real
+Outlook edit afterwards produces exactly one Pega write, and nothing after it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import pytest
+
+from shared.config import load_settings
+from shared.queues.sender import QueueSender
+from shared.runtime import Services
+from shared.storage.state import StateStore
+from shared.sync.context import close_sync_context
+from shared.sync.inbound import run_delta_round
+from tests.sync_outbound.conftest import host_settings, new_pega_contact
+
+SOON = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%Y-%m-%dT10:00")
+SOON_END = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%Y-%m-%dT11:00")
+
+
+@pytest.fixture
+async def inbound(azurite_conn, graph_sim, pega_sim, issuer) -> AsyncIterator[Services]:
+    env = {"AzureWebJobsStorage": azurite_conn, **host_settings(azurite_conn, graph_sim, pega_sim, issuer[1])}
+    settings = load_settings(env)
+    svc = Services(settings=settings, state=await StateStore.open(settings.storage),
+                   queues=QueueSender.from_settings(settings.storage))
+    yield svc
+    await close_sync_context()
+    await svc.close()
+
+
+async def pega_writes(pega_control) -> int:
+    """Writes the Pega simulator received so far (creates, case actions, SA updates)."""
+    counts = (await pega_control.requests())["byRoute"]
+    return sum(n for route, n in counts.items()
+               if route.split(" ")[0] in ("PUT", "PATCH") or (route.startswith("POST ") and "data_views" not in route
+                                                              and "token" not in route))
+
+
+async def round_(inbound, rep, kind):
+    report = await run_delta_round(inbound, mailbox=rep.upn, kind=kind, reason="test")
+    assert report.completed and not report.failed, report.as_dict()
+    return report
+
+
+async def test_appointment_round_trip_has_no_echo_and_one_edit_makes_one_write(
+        api, rep, inbound, pega_records, pega_control, graph_http):
+    m = pega_records.m
+    # the Pega record holds what Pega sends (as a real Pega would)
+    pega_id = (await pega_records.client.create_case(m.case_types.appointment, {
+        m.appointment.subject: "Demo for Fabrikam", m.appointment.location: "Online"})).id
+    await round_(inbound, rep, "calendar")  # the mailbox's first round (empty calendar)
+    op = await api.run("POST", "pega/v1/appointments", {
+        "pegaId": pega_id, "operator": rep.operator, "subject": "Demo for Fabrikam",
+        "start": {"dateTime": SOON, "timeZone": "Europe/Berlin"}, "end": {"dateTime": SOON_END, "timeZone": "Europe/Berlin"},
+        "attendees": [{"email": "dana@fabrikam.example", "name": "Dana"}], "location": "Online",
+        "changedAt": "2026-11-20T10:00:00Z"})
+    before = await pega_writes(pega_control)
+    report = await round_(inbound, rep, "calendar")
+    assert report.synced == 0 and report.skipped.get("echo", 0) >= 1, report.as_dict()
+    assert await pega_writes(pega_control) == before
+
+    # a Pega update comes back as an echo too
+    await pega_records.client.case_action(pega_id, m.actions.update, {m.appointment.subject: "Demo for Fabrikam (confirmed)"})
+    await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
+                  {"operator": rep.operator, "subject": "Demo for Fabrikam (confirmed)", "changedAt": "2026-11-20T11:00:00Z"})
+    before = await pega_writes(pega_control)
+    report = await round_(inbound, rep, "calendar")
+    assert report.synced == 0 and report.skipped.get("echo", 0) >= 1, report.as_dict()
+    assert await pega_writes(pega_control) == before
+
+    # the rep edits it in Outlook: one write to Pega, then quiet
+    r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"location": {"displayName": "HQ"}})
+    r.raise_for_status()
+    before = await pega_writes(pega_control)
+    report = await round_(inbound, rep, "calendar")
+    assert report.outcomes.get("updated") == 1, report.as_dict()
+    assert await pega_writes(pega_control) == before + 1
+    case = await pega_records.client.get_case(pega_id)
+    assert case.content.get(m.appointment.location) == "HQ"
+    assert case.content.get(m.appointment.subject) == "Demo for Fabrikam (confirmed)"
+    report = await round_(inbound, rep, "calendar")
+    assert report.synced == 0
+    assert await pega_writes(pega_control) == before + 1
+
+
+async def test_contact_round_trip_has_no_echo(api, rep, inbound, pega_records, pega_control):
+    pega_id = await new_pega_contact(pega_records)
+    await round_(inbound, rep, "contacts")
+    await api.run("POST", "pega/v1/contacts", {
+        "pegaId": pega_id, "operator": rep.operator, "givenName": "Dana", "surname": "Lopez",
+        "emailAddresses": [{"email": "dana@fabrikam.example"}], "companyName": "Fabrikam",
+        "changedAt": "2026-11-20T10:00:00Z"})
+    before = await pega_writes(pega_control)
+    report = await round_(inbound, rep, "contacts")
+    assert report.synced == 0 and report.skipped.get("echo", 0) == 1, report.as_dict()
+    await api.run("PATCH", f"pega/v1/contacts/{quote(pega_id, safe='')}",
+                  {"operator": rep.operator, "jobTitle": "CFO", "changedAt": "2026-11-20T11:00:00Z"})
+    report = await round_(inbound, rep, "contacts")
+    assert report.synced == 0 and report.skipped.get("echo", 0) == 1, report.as_dict()
+    assert await pega_writes(pega_control) == before
+
+
+async def test_sent_email_round_trip_has_no_echo(api, rep, inbound, pega_records, pega_control):
+    m = pega_records.m
+    pega_id = (await pega_records.client.create_case(m.case_types.email, {m.email.subject: "Pricing"})).id
+    await round_(inbound, rep, "email")
+    await api.run("POST", "pega/v1/emails", {
+        "pegaId": pega_id, "operator": rep.operator, "subject": "Pricing", "to": [{"email": "dana@fabrikam.example"}],
+        "body": {"contentType": "text", "content": "Figures attached."}, "changedAt": "2026-11-20T10:00:00Z"})
+    before = await pega_writes(pega_control)
+    report = await round_(inbound, rep, "email")
+    assert report.synced == 0 and report.skipped.get("echo", 0) == 1, report.as_dict()
+    assert await pega_writes(pega_control) == before
