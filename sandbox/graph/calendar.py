@@ -43,6 +43,7 @@ EVENT_WRITABLE = {
 EXCEPTION_WRITABLE = EVENT_WRITABLE - {"recurrence"}
 _OCC = re.compile(r"^(.+)\.(\d{8}T\d{6}Z)$")
 NO_TIME = "0001-01-01T00:00:00Z"
+_FAR = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -190,9 +191,15 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
             tz = zone(d["recurrence"]["range"]["recurrenceTimeZone"])
             out["cancelledOccurrences"] = [
                 f"OID.{master_id}.{_key_time(k).astimezone(tz).date().isoformat()}" for k in sorted(item.cancelled)]
-        if view.selected("exceptionOccurrences"):
-            out["exceptionOccurrences"] = [f"{master_id}.{k}" for k in sorted(item.exceptions)]
+        if view.selected("exceptionOccurrences") or "exceptionoccurrences" in view.expand.other:
+            # a navigation property: the exception events themselves
+            plain = View(immutable=view.immutable, tz=view.tz, graph_base=view.graph_base)
+            out["exceptionOccurrences"] = [render_event(item, plain, inst=i) for i in instances(item, _FAR)
+                                           if i.exception is not None]
+    keep = out.get("exceptionOccurrences")
     out = apply_select(out, list(view.select) if view.select else None)
+    if keep is not None:
+        out["exceptionOccurrences"] = keep
     if view.expand.ext_single:
         ext = inst.exception.ext if inst is not None and inst.exception is not None and inst.exception.ext else item.ext
         out["singleValueExtendedProperties"] = ext_props_list(ext, view.expand.ext_filter)

@@ -121,7 +121,8 @@ def parse_expand(text: str | None) -> Expand:
                     ext_filter = parse_filter(m.group(1))
         elif lname == "attachments":
             attachments = True
-        elif lname in ("multivalueextendedproperties", "extensions", "instances", "calendar", "childfolders"):
+        elif lname in ("multivalueextendedproperties", "extensions", "instances", "calendar", "childfolders",
+                       "exceptionoccurrences"):
             other.append(lname)
         else:
             raise GraphError(400, "BadRequest", f"Could not find a property named '{name.strip()}' to expand.")
