@@ -60,6 +60,18 @@ class SkipReason(str, enum.Enum):
     ITEM_LIMIT = "item_limit"  # the item has more attachments, or took longer in total, than allowed
 
 
+def _coerce(obj: object, name: str, enum_type: type[enum.Enum]) -> None:
+    """Accept the plain strings a caller may have from Graph JSON ("html", "inbound") for enum fields."""
+    value = getattr(obj, name)
+    if not isinstance(value, enum_type):
+        object.__setattr__(obj, name, enum_type(str(value).strip().lower()))
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    """Naive datetimes are taken as UTC, so naive and aware values can be compared."""
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
 @dataclass(frozen=True, slots=True)
 class AttachmentInput:
     name: str
@@ -81,6 +93,11 @@ class EmailInput:
     received_at: datetime | None = None
     conversation_id: str | None = None
 
+    def __post_init__(self) -> None:
+        _coerce(self, "body_type", BodyType)
+        _coerce(self, "direction", Direction)
+        object.__setattr__(self, "attachments", tuple(self.attachments))
+
 
 @dataclass(frozen=True, slots=True)
 class AppointmentInput:
@@ -91,6 +108,10 @@ class AppointmentInput:
     is_organizer_external: bool = True
     attachments: tuple[AttachmentInput, ...] = ()
     start: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _coerce(self, "body_type", BodyType)
+        object.__setattr__(self, "attachments", tuple(self.attachments))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +130,10 @@ class ThreadHistory:
     last_outbound_at: datetime | None = None
     last_inbound_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "last_outbound_at", _aware(self.last_outbound_at))
+        object.__setattr__(self, "last_inbound_at", _aware(self.last_inbound_at))
+
 
 @dataclass(frozen=True, slots=True)
 class CrmContext:
@@ -119,6 +144,11 @@ class CrmContext:
     opportunities: tuple[Opportunity, ...] = ()
     thread: ThreadHistory = field(default_factory=ThreadHistory)
     now: datetime | None = None  # injected for determinism; defaults to the wall clock
+
+    def __post_init__(self) -> None:
+        _coerce(self, "entity_type", EntityType)
+        object.__setattr__(self, "now", _aware(self.now))
+        object.__setattr__(self, "opportunities", tuple(self.opportunities))
 
     @property
     def open_opportunities(self) -> tuple[Opportunity, ...]:

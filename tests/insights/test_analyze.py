@@ -156,3 +156,22 @@ async def test_unexpected_input_never_raises(extractor: AttachmentExtractor) -> 
     weird = EmailInput(subject="", body="<<<>>>\x00\ufffd<div" * 1000, attachments=(AttachmentInput("", b""),))
     insight = await analyze_email(weird, CrmContext(), extractor=extractor)
     assert insight.attachments[0].skipped is not None
+
+
+async def test_plain_strings_lists_and_naive_datetimes_are_accepted(extractor: AttachmentExtractor) -> None:
+    """What a caller holds from Graph JSON: "html"/"inbound" strings, lists, naive timestamps."""
+    email = EmailInput(subject="x", body="<p>This is unacceptable.</p><blockquote>old praise, great</blockquote>",
+                       body_type="HTML", direction="inbound", attachments=[])  # type: ignore[arg-type]  # fmt: skip
+    assert email.body_type is BodyType.HTML and email.direction is Direction.INBOUND
+    ctx = CrmContext(
+        entity_type="contact",  # type: ignore[arg-type]
+        opportunities=[Opportunity("O1")],  # type: ignore[arg-type]
+        now=datetime(2024, 6, 10),  # naive
+        thread=ThreadHistory(last_outbound_at=datetime(2024, 6, 1, tzinfo=UTC)),
+    )
+    insight = await analyze_email(email, ctx, extractor=extractor)
+    assert insight.text == "This is unacceptable."
+    assert {"call_back", "alert_account_owner"} <= {a.action for a in insight.actions}
+    assert ctx.days_since_last_outbound_without_reply() == 9.0
+    with pytest.raises(ValueError):
+        EmailInput(subject="x", body="", body_type="markdown")  # type: ignore[arg-type]

@@ -219,3 +219,24 @@ def test_memory_limit_turns_allocation_into_a_skip() -> None:
     with AttachmentExtractor(limits) as ex:
         r = ex.extract_sync(att("big.txt", b"a" * (30 * 1024 * 1024)))
     assert r.skipped is SkipReason.MEMORY, r.detail
+
+
+async def test_concurrent_extraction_with_two_workers() -> None:
+    docs = [att(f"d{i}.docx", make_docx([f"Document number {i}."])) for i in range(6)]
+    with AttachmentExtractor(ExtractionLimits(), max_workers=2) as ex:
+        results = await ex.extract_many(docs)
+        assert [r.text for r in results] == [f"Document number {i}." for i in range(6)]
+        assert 1 <= len(ex._idle) <= 2
+
+
+def test_arbitrary_bytes_through_the_real_worker(extractor: AttachmentExtractor) -> None:
+    """A few hostile inputs end-to-end through the isolated worker (the property test covers many inline)."""
+    import random
+
+    rng = random.Random(7)
+    for prefix in (b"%PDF-1.7\n", b"PK\x03\x04", b"From: x\r\n", b"<html>"):
+        for name in ("x.pdf", "x.docx", "x.eml", "x.html"):
+            blob = prefix + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4000)))
+            r = extractor.extract_sync(att(name, blob))
+            assert r.ok or isinstance(r.skipped, SkipReason)
+    assert extractor.extract_sync(att("ok.txt", b"worker still alive")).text == "worker still alive"
