@@ -75,6 +75,7 @@ class Round:
     gen: int
     pos: int = 0
     pages: int = 0
+    page_size: int | None = None  # remembered from the round's first request
 
 
 @dataclass
@@ -193,7 +194,9 @@ class DeltaEngine:
 
     def page(self, request: web.Request, rnd_id: str, rnd: Round) -> web.Response:
         prefer = request["prefer"]
-        size = prefer.maxpagesize or DEFAULT_PAGE
+        if prefer.maxpagesize:
+            rnd.page_size = prefer.maxpagesize
+        size = rnd.page_size or DEFAULT_PAGE
         base_view = view_of(request, allow_select=False)
         view = View(immutable=base_view.immutable, tz=base_view.tz, select=rnd.query.select,
                     expand=base_view.expand, graph_base=base_view.graph_base)
