@@ -1,0 +1,84 @@
+"""Contacts: only the configured category (PegaSASync) syncs; private skipped; category removed or
+contact deleted → contact CLOSED in Pega (never deleted); photos synced."""
+
+from __future__ import annotations
+
+import base64
+
+PHOTO = b"\xff\xd8\xff\xe0fake-jpeg-bytes"
+PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]
+
+
+def contact_body(**extra):
+    return {"givenName": "Erin", "surname": "Contoso", "companyName": "Fabrikam", "jobTitle": "CFO",
+            "emailAddresses": [{"address": "erin@fabrikam.example", "name": "Erin"}],
+            "businessPhones": ["+1 425 555 0199"], **extra}
+
+
+async def pega_contact(inbound, exchange_id):
+    found = [r for r in await inbound.pega_records("contact") if r["content"].get("ExchangeID") == exchange_id]
+    assert len(found) <= 1, f"duplicate Pega contacts: {found}"
+    return found[0] if found else None
+
+
+async def test_category_gates_contacts_and_removal_closes_them_never_deletes(inbound) -> None:
+    await inbound.onboard()
+    c = await inbound.user_call("POST", "contacts", json=contact_body())
+    first = await inbound.run("contacts")
+    assert first.skipped["no_category"] == 1 and await pega_contact(inbound, c["id"]) is None, first.as_dict()
+
+    await inbound.user_call("PATCH", f"contacts/{c['id']}", json={"categories": ["PegaSASync"]})
+    r = await inbound.agent.put(f"/users/{inbound.upn}/contacts/{c['id']}/photo/$value", content=PHOTO,
+                                headers={"Content-Type": "image/jpeg"})
+    assert r.status_code < 300, r.text
+    added = await inbound.run("contacts")
+    assert added.outcomes["created"] == 1, added.as_dict()
+    rec = await pega_contact(inbound, c["id"])
+    assert rec["content"]["LastName"] == "Contoso" and rec["content"]["Email"] == "erin@fabrikam.example"
+    assert rec["content"]["OrganizationID"], "associated with the organization of its e-mail domain"
+    assert base64.b64decode(rec["content"]["Photo"]) == PHOTO, "the photo reached Pega"
+    assert rec["content"]["pyStatusWork"] == "Active"
+
+    unchanged = await inbound.run("contacts")
+    assert unchanged.synced == 0
+
+    await inbound.user_call("PATCH", f"contacts/{c['id']}", json={"categories": []})
+    removed = await inbound.run("contacts")
+    assert removed.outcomes["closed"] == 1, removed.as_dict()
+    assert (await pega_contact(inbound, c["id"]))["content"]["pyStatusWork"] == "Closed"
+
+    await inbound.user_call("PATCH", f"contacts/{c['id']}", json={"categories": ["PegaSASync"], "jobTitle": "CEO"})
+    back = await inbound.run("contacts")
+    assert back.outcomes["updated"] + back.outcomes["created"] == 1, back.as_dict()
+    rec = await pega_contact(inbound, c["id"])
+    assert rec["content"]["pyStatusWork"] == "Active" and rec["content"]["Title"] == "CEO", "reopened, not duplicated"
+
+    await inbound.user_call("DELETE", f"contacts/{c['id']}")
+    deleted = await inbound.run("contacts")
+    assert deleted.outcomes["closed"] == 1, deleted.as_dict()
+    assert (await pega_contact(inbound, c["id"]))["content"]["pyStatusWork"] == "Closed", "closed, not deleted"
+
+
+async def test_private_contacts_are_skipped(inbound) -> None:
+    await inbound.onboard()
+    c = await inbound.user_call("POST", "contacts", json=contact_body(categories=["PegaSASync"],
+                                                                      singleValueExtendedProperties=PRIVATE))
+    report = await inbound.run("contacts")
+    assert report.skipped["private"] == 1 and await pega_contact(inbound, c["id"]) is None, report.as_dict()
+
+
+async def test_dry_run_plans_without_writing_anything(inbound) -> None:
+    from shared.sync.inbound import dry_run
+
+    await inbound.onboard()
+    tagged = await inbound.user_call("POST", "contacts", json=contact_body(categories=["PegaSASync"]))
+    other = await inbound.user_call("POST", "contacts", json=contact_body(givenName="Finn"))
+    plan = await dry_run(inbound.services, mailbox=inbound.upn, kind="contacts", context=inbound.ctx)
+    actions = {p.item_id: (p.action, p.reason) for p in plan}
+    assert actions == {tagged["id"]: ("create", "new"), other["id"]: ("skip", "no_category")}
+    assert await inbound.pega_records("contact") and await pega_contact(inbound, tagged["id"]) is None
+    assert await inbound.services.state.cursors.list(inbound.upn) == []
+    assert await inbound.links("contact") == []
+    # the real round afterwards still sees everything (the dry run consumed no delta state)
+    report = await inbound.run("contacts")
+    assert report.outcomes["created"] == 1
