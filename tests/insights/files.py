@@ -64,6 +64,33 @@ def make_deep_pdf(depth: int) -> bytes:
     return out.getvalue()
 
 
+def make_pdf_flate_bomb(inflated_mb: int = 100) -> bytes:
+    """A one-page PDF whose content stream inflates ~1000:1 to ``inflated_mb`` MiB of drawing operators."""
+    import zlib
+
+    comp = zlib.compressobj(6)
+    chunk = b"0 0 m " * 100_000
+    parts = [comp.compress(chunk) for _ in range(inflated_mb * 1024 * 1024 // len(chunk))]
+    parts.append(comp.flush())
+    data = b"".join(parts)
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets))
+    out.write(b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref)
+    return out.getvalue()
+
+
 def make_docx(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
     import docx
 

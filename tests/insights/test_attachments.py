@@ -20,6 +20,7 @@ from tests.insights.files import (
     make_eml,
     make_nested_eml,
     make_pdf,
+    make_pdf_flate_bomb,
     make_zip_many_entries,
 )
 
@@ -158,6 +159,16 @@ def test_deeply_nested_pdf_rejected(extractor: AttachmentExtractor) -> None:
     r = extractor.extract_sync(att("deep.pdf", make_deep_pdf(100_000)))
     assert r.skipped is SkipReason.TOO_DEEP
     assert time.monotonic() - t < 3.0
+
+
+def test_pdf_stream_decompression_bomb_is_bounded(extractor: AttachmentExtractor) -> None:
+    bomb = make_pdf_flate_bomb(100)
+    assert len(bomb) < 1_000_000  # 100 MiB inflated from a few hundred KiB
+    t = time.monotonic()
+    r = extractor.extract_sync(att("bomb.pdf", bomb))
+    # pypdf caps inflation (75 MB); the worker's address-space cap and hard timeout back it up
+    assert r.skipped in {SkipReason.EMPTY, SkipReason.BOMB, SkipReason.MEMORY, SkipReason.TIMEOUT}, r.detail
+    assert time.monotonic() - t < 6.0
 
 
 def test_deeply_nested_eml_rejected(extractor: AttachmentExtractor) -> None:
