@@ -57,6 +57,7 @@ EXECUTORS: dict[tuple[str, str], Executor] = {
 LEASE_SECONDS = 300.0
 MAX_ATTEMPTS = 30
 MAX_UNEXPECTED = 3
+HEALTH_QUIET = 60.0  # seconds: successes within this of the last recorded one are not written
 
 
 def _now() -> dt.datetime:
@@ -144,12 +145,28 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
         await _finish(ctx, op, status="accepted", error=f"{type(exc).__name__}: {exc}"[:1000])
         raise
     await _finish(ctx, op, status="succeeded", result=result, error="")
-    await _health(ctx, op, record_success(synced=1))
+    await _success_health(ctx, op)
     body = op.payload.get("body")
     if is_blob_ref(body):
         await ctx.payloads.delete(body)
     log.info("operation %s (%s.%s) succeeded for %s", op.operation_id, op.kind, op.action, op.mailbox)
     return "succeeded"
+
+
+async def _success_health(ctx: WorkerContext, op: Operation) -> None:
+    """Record a success, but not once per operation of a burst: all of a mailbox's operations share
+    one health row, and 20 concurrent ETag-guarded writes to it mostly collide. A success changes
+    what an operator sees only after a failure or once the last recorded success is getting old."""
+    try:
+        kind = by_kind_action(op.kind, op.action).mailbox_kind
+        current = await ctx.state.health.get(op.mailbox, kind)
+    except Exception as exc:
+        log.warning("could not read health of %s: %s", op.mailbox, type(exc).__name__)
+        return
+    fresh = current.last_success_at is not None and (_now() - current.last_success_at).total_seconds() < HEALTH_QUIET
+    if current.consecutive_failures == 0 and fresh:
+        return
+    await _health(ctx, op, record_success(synced=1))
 
 
 def _code_of(exc: BaseException) -> str:

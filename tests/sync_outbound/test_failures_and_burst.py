@@ -1,0 +1,88 @@
+"""Failures reach the operation status and mailbox health; transient ones are retried through the
+queue (honouring Retry-After); a burst of 100 operations for one mailbox stays within Outlook's
+4 concurrent requests per app and mailbox (the simulator throttles anything above 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from sandbox.graph.seed import SYNC_CLIENT_ID
+from tests.sync_outbound.conftest import new_pega_contact
+from tests.sync_outbound.test_appointments import create_body, events_of, pega_appointment
+
+
+@pytest.fixture
+async def fault(graph_sim):
+    added: list[str] = []
+
+    async def add(**rule):
+        r = await graph_sim.control.add_fault(**rule)
+        added.append(r["id"])
+        return r
+
+    yield add
+    for rule_id in added:
+        await graph_sim.control.call("DELETE", f"faults/{rule_id}")
+
+
+async def usage(graph_sim, rep) -> dict:
+    rows = await graph_sim.control.request_counts()
+    return next((r for r in rows if r["app"] == SYNC_CLIENT_ID and r["mailbox"] == rep.user_id),
+                {"requests": 0, "throttled": 0})
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(503, None), (429, 1)])
+async def test_transient_graph_errors_are_retried_and_the_event_is_made_once(
+        api, rep, pega_records, graph_http, fault, status, retry_after):
+    await fault(path=f"users/{rep.upn}/events$", method="POST", status=status, count=1, retry_after=retry_after)
+    pega_id = await pega_appointment(pega_records)
+    op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id), within=40)
+    assert op["attempts"] == 2
+    assert len(await events_of(graph_http, rep.upn)) == 1
+
+
+async def test_a_permanent_graph_error_fails_the_operation_with_the_reason(api, rep, pega_records, fault, state):
+    await fault(path=f"users/{rep.upn}/events$", method="POST", status=403, code="ErrorAccessDenied", count=1)
+    pega_id = await pega_appointment(pega_records)
+    op = await api.wait(await api.submit("POST", "pega/v1/appointments", create_body(rep, pega_id)))
+    assert op["status"] == "failed" and op["attempts"] == 1
+    assert op["error"]["code"] == "exchange_error" and "403" in op["error"]["message"]
+    health = await state.health.get(rep.upn, "calendar")
+    assert health.failed == 1 and "403" in health.last_error
+
+
+async def test_a_burst_of_100_operations_for_one_mailbox_respects_4_concurrent(
+        api, rep, graph_sim, pega_records, graph_http):
+    sem = asyncio.Semaphore(8)
+
+    async def pega_contact(i: int) -> str:
+        async with sem:
+            return await new_pega_contact(pega_records, "Burst", f"Contact {i:03d}")
+
+    ids = await asyncio.gather(*(pega_contact(i) for i in range(100)))
+    before = await usage(graph_sim, rep)
+    started = time.monotonic()
+
+    async def submit(i: int, pega_id: str) -> str:
+        async with sem:
+            return await api.submit("POST", "pega/v1/contacts", {
+                "pegaId": pega_id, "operator": rep.operator, "givenName": "Burst", "surname": f"Contact {i:03d}",
+                "changedAt": "2026-11-20T10:00:00Z"})
+
+    op_ids = await asyncio.gather(*(submit(i, p) for i, p in enumerate(ids)))
+    accepted = time.monotonic() - started
+    ops = [await api.wait(o, within=120) for o in op_ids]
+    finished = time.monotonic() - started
+    assert all(o["status"] == "succeeded" for o in ops), [o for o in ops if o["status"] != "succeeded"][:3]
+    after = await usage(graph_sim, rep)
+    # the simulator answers 429 to a 5th concurrent request of an app on a mailbox: none happened
+    assert after["throttled"] == before["throttled"] == 0
+    # 2 Graph calls per contact (PegaId lookup + create), no retries, no duplicates
+    assert after["requests"] - before["requests"] == 200
+    page = (await graph_http.get(f"/users/{rep.upn}/contacts", params={"$top": "500"})).json()["value"]
+    assert len(page) == 100
+    print(f"\nburst: 100 accepted in {accepted:.1f}s, all written in {finished:.1f}s, "
+          f"{after['requests'] - before['requests']} Graph requests, 0 throttled")
