@@ -31,6 +31,8 @@ _SEPARATOR = re.compile(
     r"^\s*(?:"
     r"-{2,}\s*(?:Original\s+Message|Ursprüngliche\s+Nachricht|Message\s+d'origine|Mensaje\s+original|Forwarded\s+message)\s*-{2,}"
     r"|Begin\s+forwarded\s+message\s*:"
+    r"|-{3,}.{1,200}\bwrote\s*:?\s*-{3,}"  # Lotus Notes: "-----Sam Carter <sam@…> wrote: -----"
+    r"|.{0,40}(?:reply|write)\s+above\s+this\s+line.{0,40}"  # helpdesk reply markers
     r"|_{10,}"  # Outlook's line above the From:/Sent: block
     r")\s*$",
     re.IGNORECASE,

@@ -25,6 +25,9 @@ PLAIN_CASES = {
     "forwarded": f"{NEW}\n\n---------- Forwarded message ---------\nFrom: Sam <sam@contoso.example>\nDate: Mon, Jun 3, 2024\n\n{OLD}\n",
     "apple_forward": f"{NEW}\n\nBegin forwarded message:\n\nFrom: Sam <sam@contoso.example>\n\n{OLD}\n",
     "bare_quote_lines": f"{NEW}\n\n> {OLD}\n> more old\n",
+    "lotus_notes": f"{NEW}\n\n-----Sam Carter <sam@contoso.example> wrote: -----\nTo: Dana\n{OLD}\n",
+    "helpdesk_marker": f"{NEW}\n\n##- Please type your reply above this line -##\n\nSam Carter (Contoso)\n{OLD}\n",
+    "outlook_mailto": f"{NEW}\n\nFrom: Sam Carter [mailto:sam@contoso.example]\nSent: Monday, June 3, 2024 10:00 AM\nTo: Dana\nSubject: x\n\n{OLD}\n",
 }
 
 
