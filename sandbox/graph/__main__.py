@@ -48,9 +48,9 @@ async def serve(args: argparse.Namespace) -> None:
     app = build_app(sim)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, args.host, args.port).start()
-    if ssl_ctx is not None:
+    if ssl_ctx is not None:  # https first: a client waiting for the http port then finds both serving
         await web.TCPSite(runner, args.host, tls_port, ssl_context=ssl_ctx).start()
+    await web.TCPSite(runner, args.host, args.port).start()
     print(json.dumps({"graph": f"{public}/v1.0", "authority": sim.authority or None,
                       "tenantId": sim.tenant_id, "caPath": str(sim.ca_path) if sim.ca_path else None}), flush=True)
     stop = asyncio.Event()
