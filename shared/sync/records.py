@@ -217,6 +217,12 @@ def extended_int(raw: dict[str, Any], prop_id: str = SENSITIVITY_PROP_ID) -> int
     return None
 
 
+def _removal(raw: dict[str, Any], item_id: str) -> Removal:
+    info = raw.get("@removed")
+    reason = info.get("reason") if isinstance(info, dict) else None
+    return Removal(item_id, str(reason or "deleted"))
+
+
 def _bool(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.lower() == "true")
 
@@ -227,7 +233,7 @@ def _bool(v: Any) -> bool:
 def parse_message(raw: dict[str, Any]) -> MessageRecord | Removal:
     mid = str(raw.get("id") or "")
     if "@removed" in raw:
-        return Removal(mid, str((raw.get("@removed") or {}).get("reason") or "deleted"))
+        return _removal(raw, mid)
     body, body_type = _body(raw.get("body"))
     unique, _ = _body(raw.get("uniqueBody"))
     return MessageRecord(
@@ -276,7 +282,7 @@ def _location(v: Any) -> str | None:
 def parse_event(raw: dict[str, Any]) -> EventRecord | Removal:
     eid = str(raw.get("id") or "")
     if "@removed" in raw:
-        return Removal(eid, str((raw.get("@removed") or {}).get("reason") or "deleted"))
+        return _removal(raw, eid)
     start, start_tz = parse_datetime_tz(raw.get("start"))
     end, _ = parse_datetime_tz(raw.get("end"))
     etype = str(raw.get("type") or "singleInstance")
@@ -330,7 +336,7 @@ def fill_from_master(occ: EventRecord, master: EventRecord) -> EventRecord:
 def parse_contact(raw: dict[str, Any]) -> ContactRecord | Removal:
     cid = str(raw.get("id") or "")
     if "@removed" in raw:
-        return Removal(cid, str((raw.get("@removed") or {}).get("reason") or "deleted"))
+        return _removal(raw, cid)
     found = raw.get("businessAddress")
     addr: dict[str, Any] = found if isinstance(found, dict) else {}
     return ContactRecord(
