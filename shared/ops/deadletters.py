@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import InvalidMessageError
+from shared.ops import telemetry
 from shared.ops.privacy import sanitize_error
+from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.runtime import Services
 from shared.storage.deadletters import DEAD, DeadLetter
@@ -214,13 +216,16 @@ async def replay(services: Services, *, queue: str | None = None, message_id: st
 
 
 async def counts(services: Services) -> dict[str, dict[str, int]]:
-    """Pending dead letters per queue and per mailbox (for the health summary)."""
+    """Pending dead letters per queue and per mailbox|health kind (for the health summary)."""
+    from shared.ops.incidents import health_kind
+
     per_queue: dict[str, int] = {}
     per_mailbox: dict[str, int] = {}
     for v in await list_letters(services):
         per_queue[v.queue] = per_queue.get(v.queue, 0) + 1
-        if v.mailbox:
-            key = f"{v.mailbox}|{v.kind}"
+        if v.mailbox and v.kind:
+            direction = telemetry.OUTBOUND if v.queue == names.OUTBOUND_OPS else telemetry.INBOUND
+            key = f"{v.mailbox}|{health_kind(v.kind, direction)}"
             per_mailbox[key] = per_mailbox.get(key, 0) + 1
     return {"per_queue": per_queue, "per_mailbox_kind": per_mailbox}
 

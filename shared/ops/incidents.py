@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 Handler = Callable[[Envelope], Awaitable[None]]
 
-OUTBOUND_SUFFIX = "-out"
 # Pega → Exchange operation kinds (shared/storage/operations.py) → the mailbox kind they touch.
 OUTBOUND_KINDS = {"appointment": "calendar", "calendar": "calendar", "email": "email", "contact": "contacts",
                   "contacts": "contacts"}
@@ -59,13 +59,13 @@ def utcnow() -> dt.datetime:
 
 
 def health_kind(kind: str, direction: str = telemetry.INBOUND) -> str:
-    """The Health row kind: `email|calendar|contacts` inbound, `email-out|calendar-out|contacts-out` outbound.
+    """The Health row kind (`email|calendar|contacts`) a message of either direction counts against.
 
-    Directions have separate rows (and incidents): a healthy Exchange → Pega round must not hide
-    Pega → Exchange writes that keep failing, nor the other way round.
+    Both directions share the mailbox's row per kind, as the workers record them (one incident,
+    one notice per mailbox and kind).
     """
     if direction == telemetry.OUTBOUND:
-        return OUTBOUND_KINDS.get(kind, kind) + OUTBOUND_SUFFIX
+        return OUTBOUND_KINDS.get(kind, kind)
     return kind
 
 
@@ -202,7 +202,7 @@ async def evaluate_all(services: Services, *, now: dt.datetime | None = None,
     return out
 
 
-Target = Callable[[Envelope], "tuple[str, str] | None"]
+Target = Callable[[Envelope], "tuple[str, str] | Awaitable[tuple[str, str] | None] | None"]
 
 
 def body_target(direction: str = telemetry.INBOUND) -> Target:
@@ -215,6 +215,22 @@ def body_target(direction: str = telemetry.INBOUND) -> Target:
         if direction == telemetry.INBOUND and kind not in KINDS:
             return None
         return mailbox.lower(), health_kind(kind, direction)
+
+    return target
+
+
+def outbound_target(services: Services | Callable[[], Awaitable[Services]]) -> Target:
+    """(mailbox, kind) of an `outbound.operation` message, from its Operation row."""
+
+    async def target(env: Envelope) -> tuple[str, str] | None:
+        op_id = env.body.get("operation_id")
+        if not isinstance(op_id, str) or not op_id:
+            return None
+        svc = services if isinstance(services, Services) else await services()
+        op = await svc.state.operations.get(op_id)
+        if op is None:
+            return None
+        return op.mailbox.lower(), health_kind(op.kind, telemetry.OUTBOUND)
 
     return target
 
@@ -240,7 +256,8 @@ def guard(handler: Handler, *, services: Services | Callable[[], Awaitable[Servi
         return services if isinstance(services, Services) else await services()
 
     async def guarded(env: Envelope) -> None:
-        where = target(env)
+        found = target(env)
+        where = await found if inspect.isawaitable(found) else found
         if where is None:
             await handler(env)
             return
@@ -272,8 +289,7 @@ async def _on_failure(svc: Services, mailbox: str, kind: str, exc: Exception, no
                       notifier: Notifier | None, record: bool, direction: str) -> None:
     """Record the failure; raise GaveUpError (from `exc`) once the frequency has passed."""
     cause = describe(exc)
-    base_kind = kind.removesuffix(OUTBOUND_SUFFIX)
-    telemetry.record_items("failed", 1, mailbox=mailbox, kind=base_kind, direction=direction,
+    telemetry.record_items("failed", 1, mailbox=mailbox, kind=kind, direction=direction,
                            reason=type(exc).__name__)
     throttled = isinstance(exc, TransientError) and getattr(exc, "status", None) == 429
     try:
@@ -289,7 +305,7 @@ async def _on_failure(svc: Services, mailbox: str, kind: str, exc: Exception, no
         log.warning("recording failure for %s/%s failed: %s", mailbox, kind, type(bookkeeping).__name__)
         return
     if give_up:
-        telemetry.record_items("deadlettered", 1, mailbox=mailbox, kind=base_kind, direction=direction,
+        telemetry.record_items("deadlettered", 1, mailbox=mailbox, kind=kind, direction=direction,
                                reason="notification_frequency")
     if give_up and not isinstance(exc, PermanentError):
         minutes = int((now - (h.failing_since or now)).total_seconds() // 60)

@@ -22,14 +22,7 @@ log = logging.getLogger(__name__)
 FAILURE = "failure"
 RECOVERY = "recovery"
 
-KIND_LABEL = {
-    "email": "email (Exchange → Pega)",
-    "calendar": "calendar (Exchange → Pega)",
-    "contacts": "contacts (Exchange → Pega)",
-    "email-out": "email (Pega → Exchange)",
-    "calendar-out": "calendar (Pega → Exchange)",
-    "contacts-out": "contacts (Pega → Exchange)",
-}
+KIND_LABEL = {"email": "email", "calendar": "calendar", "contacts": "contacts"}
 
 
 @dataclass(frozen=True)

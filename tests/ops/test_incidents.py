@@ -163,8 +163,8 @@ def test_gave_up_error_is_permanent():
 
 
 @pytest.mark.parametrize("direction,kind,expected", [("inbound", "email", "email"),
-                                                     ("outbound", "appointment", "calendar-out"),
-                                                     ("outbound", "contact", "contacts-out")])
+                                                     ("outbound", "appointment", "calendar"),
+                                                     ("outbound", "contact", "contacts")])
 def test_health_kind(direction, kind, expected):
     from shared.ops.incidents import health_kind
 
