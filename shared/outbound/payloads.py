@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import Any, TypeGuard
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
@@ -112,5 +112,5 @@ class PayloadStore:
         await self._service.close()
 
 
-def is_blob_ref(value: Any) -> bool:
+def is_blob_ref(value: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and BLOB_REF in value

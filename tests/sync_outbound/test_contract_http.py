@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from tests.sync_outbound.conftest import new_pega_contact
 from sandbox.graph.seed import NO_ROLE_CLIENT_ID, NO_ROLE_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
+from tests.sync_outbound.conftest import new_pega_contact
 
 
 def contact_body(rep, **extra):
@@ -45,8 +45,8 @@ async def test_bad_tokens_get_401_with_www_authenticate(api, rep, case):
     elif case == "expired":  # correctly signed by a key the host trusts, expired 10 minutes ago
         token = api.issuer.mint(lifetime=60, issued_ago=660)
     else:  # a self-made key the issuer does not publish
-        from cryptography.hazmat.primitives.asymmetric import rsa
         import jwt
+        from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         token = jwt.encode({"aud": "api://pega-exchange-sync", "iss": api.issuer.url, "exp": 9999999999,
@@ -174,7 +174,7 @@ async def test_same_key_different_body_is_409(api, rep):
 
 
 async def test_operation_status_shape_and_unknown_ids(api, rep):
-    s, _, accepted = await api.call("POST", "pega/v1/contacts", contact_body(rep))
+    _, _, accepted = await api.call("POST", "pega/v1/contacts", contact_body(rep))
     op = await api.operation(accepted["operationId"])
     assert set(op) >= {"operationId", "operation", "pegaId", "mailbox", "status", "exchangeId", "attempts", "error",
                        "createdAt", "updatedAt"}
