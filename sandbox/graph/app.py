@@ -144,31 +144,37 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
     needed = SCOPE_ROLES.get(route.scope)
     if needed is not None and not set(needed) & set(principal.roles):
         raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
-    path = "/".join(segments)
-    rule = sim.faults.pick(request.method, path, principal.app_id)
-    if rule is not None:
-        if rule.delay_ms:
-            await asyncio.sleep(rule.delay_ms / 1000)
-        if rule.kind == "timeout":
-            await asyncio.sleep(rule.timeout_seconds)
-            raise GraphError(504, "UnknownError", "The request timed out.")
-        if rule.kind == "error":
-            headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else {}
-            if rule.status == 429:
-                return throttled_response(rule.retry_after or 1, request, "Injected fault")
-            code = rule.code or {500: "InternalServerError", 502: "BadGateway", 503: "ServiceNotAvailable",
-                                 504: "UnknownError"}.get(rule.status, "ErrorInternalServerTransientError")
-            raise GraphError(rule.status, code, "Injected fault.", headers=headers)
-    if not mailbox:
-        return await route.handler(request, params)
-    verdict = sim.throttle.acquire(principal.app_id, mailbox)
-    if not verdict.allowed:
-        return throttled_response(verdict.retry_after, request,
-                                  f"Application is over its {verdict.reason} limit.")
+    verdict = sim.throttle.acquire(principal.app_id, mailbox) if mailbox else None
+    if verdict is not None and not verdict.allowed:
+        return throttled_response(verdict.retry_after, request, f"Application is over its {verdict.reason} limit.")
     try:
+        await _inject_fault(sim, request, "/".join(segments), principal.app_id)
         return await route.handler(request, params)
     finally:
-        sim.throttle.release(principal.app_id, mailbox)
+        if verdict is not None:
+            sim.throttle.release(principal.app_id, mailbox)
+
+
+async def _inject_fault(sim: Sim, request: web.Request, path: str, app_id: str) -> None:
+    """Apply a matching /_sim/faults rule. Runs inside the throttled region, so injected latency
+    holds a concurrency slot as a slow Exchange request would."""
+    rule = sim.faults.pick(request.method, path, app_id)
+    if rule is None:
+        return
+    if rule.delay_ms:
+        await asyncio.sleep(rule.delay_ms / 1000)
+    if rule.kind == "timeout":
+        await asyncio.sleep(rule.timeout_seconds)
+        raise GraphError(504, "UnknownError", "The request timed out.")
+    if rule.kind == "error":
+        if rule.status == 429:
+            retry = rule.retry_after if rule.retry_after is not None else 1
+            raise GraphError(429, "TooManyRequests", "Please retry again later.",
+                             headers={"Retry-After": f"{retry:g}"})
+        headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else {}
+        code = rule.code or {500: "InternalServerError", 502: "BadGateway", 503: "ServiceNotAvailable",
+                             504: "UnknownError"}.get(rule.status, "ErrorInternalServerTransientError")
+        raise GraphError(rule.status, code, "Injected fault.", headers=headers)
 
 
 async def _startup(app: web.Application) -> None:

@@ -77,7 +77,7 @@ class Throttle:
             oldest = u.times[excess - 1]
             wait = max(0.001, oldest + cfg.window_seconds - now)
             self.throttled[key] += 1
-            return Verdict(False, math.ceil(wait * 1000) / 1000, "MailboxRequestRate")
+            return Verdict(False, float(math.ceil(wait)), "MailboxRequestRate")
         if u.in_flight >= cfg.concurrency:
             self.throttled[key] += 1
             return Verdict(False, cfg.concurrency_retry_after, "MailboxConcurrency")
