@@ -75,7 +75,7 @@ async def test_replay_and_expired_tokens(graph_client, graph_sim, sim_user) -> N
     mb = graph_client.users.by_user_id(sim_user["id"])
     inbox = mb.mail_folders.by_mail_folder_id("inbox")
     await graph_sim.control.inbound_mail(upn, subject="a", body="x")
-    items, link1, _ = await _round(inbox.messages.delta, await inbox.messages.delta.get())
+    _, link1, _ = await _round(inbox.messages.delta, await inbox.messages.delta.get())
     await graph_sim.control.inbound_mail(upn, subject="b", body="x")
     r2 = await inbox.messages.delta.with_url(link1).get()
     assert [m.subject for m in r2.value] == ["b"]

@@ -123,7 +123,8 @@ async def test_deliveries_do_not_block_the_api_and_retry(graph_client, graph_sim
     started = time.monotonic()
     await graph_sim.control.inbound_mail(upn, subject="a", body="x")
     assert time.monotonic() - started < 0.4  # the API did not wait for the slow receiver
-    [n] = await receiver.wait_for(1, timeout=5)
+    [note] = await receiver.wait_for(1, timeout=5)
+    assert note["changeType"] == "created"
     assert receiver.posts == 2  # one 503, then the retry
     log = (await notifier.notifications())["log"]
     assert [e["outcome"] for e in log if e["url"] == receiver.url][-2:] == ["retrying", "delivered"]
