@@ -604,6 +604,7 @@ def register(router: Router) -> None:
         router.add("GET", f"{base}/events/{{id}}", get_event, "calendar")
         router.add("PATCH", f"{base}/events/{{id}}", update_event, "calendar.write")
         router.add("DELETE", f"{base}/events/{{id}}", delete_event, "calendar.write")
+        router.add("POST", f"{base}/events/{{id}}/permanentDelete", delete_event, "calendar.write")
         router.add("POST", f"{base}/events/{{id}}/cancel", cancel_event, "calendar.write")
         router.add("POST", f"{base}/events/{{id}}/accept", _respond("accepted"), "calendar.write")
         router.add("POST", f"{base}/events/{{id}}/decline", _respond("declined"), "calendar.write")

@@ -217,6 +217,7 @@ def register(router: Router) -> None:
         router.add("GET", f"{base}/{{id}}", get_contact, "contacts")
         router.add("PATCH", f"{base}/{{id}}", update_contact, "contacts.write")
         router.add("DELETE", f"{base}/{{id}}", delete_contact, "contacts.write")
+        router.add("POST", f"{base}/{{id}}/permanentDelete", delete_contact, "contacts.write")
         router.add("GET", f"{base}/{{id}}/photo", get_photo, "contacts")
         router.add("GET", f"{base}/{{id}}/photo/$value", get_photo_value, "contacts")
         router.add("PUT", f"{base}/{{id}}/photo/$value", put_photo, "contacts.write")

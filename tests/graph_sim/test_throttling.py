@@ -83,7 +83,7 @@ async def test_timeout_fault_and_rate(graph_sim, limits, sim_user) -> None:
         assert r.status_code == 504
         assert (await http.get(f"/users/{uid}/events")).status_code == 200
         with pytest.raises(httpx.ReadTimeout):
-            await limits.add_fault(path=f"users/{uid}/events$", kind="timeout", timeoutSeconds=5, count=1)
+            await limits.add_fault(path=f"users/{uid}/events$", kind="timeout", timeoutSeconds=1, count=1)
             await http.get(f"/users/{uid}/events", timeout=0.3)
         await limits.add_fault(path=f"users/{uid}/calendar$", status=500, rate=0.0)
         assert (await http.get(f"/users/{uid}/calendar")).status_code == 200  # rate 0 never fires
