@@ -48,6 +48,7 @@ METER_NAME = "pega_exchange_sync"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _lock = threading.Lock()
 _configured: str | None = None
+_test_log_handler: logging.Handler | None = None
 
 INBOUND = "inbound"  # Exchange → Pega
 OUTBOUND = "outbound"  # Pega → Exchange
@@ -178,6 +179,7 @@ def configure(settings: Any = None, *, connection_string: str | None = None,
 
             kwargs["credential"] = ManagedIdentityCredential(client_id=client_id)
         configure_azure_monitor(**kwargs)
+        _instrument_aiohttp()
         _configured = "azure-monitor"
         log.info("telemetry: Azure Monitor OpenTelemetry configured")
         return "azure-monitor"
@@ -199,23 +201,52 @@ def configure_for_tests(span_exporter: Any, metric_reader: Any, *, log_exporter:
         metrics.set_meter_provider(MeterProvider(metric_readers=[metric_reader]))
         if log_exporter is not None:
             from opentelemetry._logs import set_logger_provider
-            from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+            from opentelemetry.instrumentation.logging.handler import LoggingHandler
+            from opentelemetry.sdk._logs import LoggerProvider
             from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
             lp = LoggerProvider()
             lp.add_log_record_processor(ScrubbingLogRecordProcessor())  # type: ignore[arg-type]
             lp.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
             set_logger_provider(lp)
-            logging.getLogger().addHandler(LoggingHandler(level=logging.INFO, logger_provider=lp))
+            global _test_log_handler
+            _test_log_handler = LoggingHandler(level=logging.INFO, logger_provider=lp)
+            logging.getLogger().addHandler(_test_log_handler)
         if instrument_http:
             from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
             HTTPXClientInstrumentor().instrument(tracer_provider=tp)
+            _instrument_aiohttp(tp)
             from azure.core.settings import settings as azure_settings
 
             azure_settings.tracing_implementation = "opentelemetry"
         _configured = "tests"
         _instruments.cache_clear()
+
+
+def _instrument_aiohttp(tracer_provider: Any = None) -> None:
+    """Pega (and Azure SDK async) calls go through aiohttp, which the distro does not instrument."""
+    try:
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+        inst = AioHttpClientInstrumentor()
+        if not inst.is_instrumented_by_opentelemetry:
+            inst.instrument(**({"tracer_provider": tracer_provider} if tracer_provider is not None else {}))
+    except Exception as exc:  # telemetry must never stop the app
+        log.warning("aiohttp instrumentation unavailable: %s", type(exc).__name__)
+
+
+def uninstrument_for_tests() -> None:
+    """Undo the global HTTP instrumentation of configure_for_tests (the providers stay, unexported)."""
+    from azure.core.settings import settings as azure_settings
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().uninstrument()
+    AioHttpClientInstrumentor().uninstrument()
+    azure_settings.tracing_implementation = None
+    if _test_log_handler is not None:
+        logging.getLogger().removeHandler(_test_log_handler)
 
 
 # ---------------------------------------------------------------- dimensions and metrics
