@@ -117,8 +117,15 @@ def _find_signature_start(lines: list[str]) -> int:
             while j > 0 and lines[j - 1].strip():
                 j -= 1
             return j
-    # A sign-off line near the end, followed only by name/title/contact lines.
-    for i, line in enumerate(lines):
+    # A sign-off line near the end, followed only by name/title/contact lines. Only the tail can
+    # hold one (at most _MAX_SIGNATURE_LINES non-blank lines after it): linear in the body.
+    start, seen = n, 0
+    while start > 0 and seen <= _MAX_SIGNATURE_LINES:
+        start -= 1
+        if lines[start].strip():
+            seen += 1
+    for i in range(start, n):
+        line = lines[i]
         if not _SIGN_OFF.match(line):
             continue
         rest = [x for x in lines[i + 1 :] if x.strip()]
@@ -131,7 +138,13 @@ def _is_attribution(lines: list[str], i: int) -> bool:
     line = lines[i]
     if _ATTRIBUTION.match(line):
         return True
-    return i + 1 < len(lines) and bool(line.strip()) and bool(_ATTRIBUTION.match(line.rstrip() + " " + lines[i + 1].strip()))
+    if i + 1 >= len(lines) or not line.strip():
+        return False
+    nxt = lines[i + 1].strip()
+    # Gmail wraps "On <date>, <name> <address>" / "wrote:"; the second half is short and not an attribution itself
+    if len(nxt) > 100 or len(line) > 300 or _ATTRIBUTION.match(nxt):
+        return False
+    return bool(_ATTRIBUTION.match(line.rstrip() + " " + nxt))
 
 
 def _unwrap_bottom_posting(lines: list[str]) -> list[str]:
@@ -140,16 +153,17 @@ def _unwrap_bottom_posting(lines: list[str]) -> list[str]:
     Bottom-posted and interleaved replies put the new text *after* the quote; cutting at the
     attribution would drop it. The quoted lines themselves are removed later.
     """
+    attributions = [i for i in range(len(lines)) if _is_attribution(lines, i)]
+    if not attributions:
+        return lines
     out = list(lines)
-    for i in range(len(lines)):
-        if not _is_attribution(lines, i):
+    # each attribution owns the lines up to the next one: linear in the body
+    for i, end in zip(attributions, [*attributions[1:], len(lines)], strict=True):
+        segment = lines[i + 1 : end]
+        last_quoted = max((j for j, x in enumerate(segment) if _QUOTED_LINE.match(x)), default=-1)
+        if last_quoted < 0:
             continue
-        rest = lines[i + 1 :]
-        quoted = [j for j, x in enumerate(rest) if _QUOTED_LINE.match(x)]
-        if not quoted:
-            continue
-        after = [x for x in rest[quoted[-1] + 1 :] if x.strip() and not _QUOTED_LINE.match(x)]
-        if after and not _is_attribution(rest, quoted[-1] + 1 + rest[quoted[-1] + 1 :].index(after[0])):
+        if any(x.strip() and not _QUOTED_LINE.match(x) for x in segment[last_quoted + 1 :]):
             out[i] = ""
             if i + 1 < len(out) and not _ATTRIBUTION.match(lines[i]):
                 out[i + 1] = ""  # the wrapped second half of the attribution
@@ -172,8 +186,10 @@ _NAME_LINE = re.compile(r"^\s*[-–—~]?\s*[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-
 
 def _drop_trailing_name(lines: list[str]) -> list[str]:
     """A bare name ("Dana", "- Dana W.") alone after a blank line at the very end is a signature."""
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    lines = lines[:end]
     if len(lines) >= 3 and _NAME_LINE.match(lines[-1]) and not lines[-2].strip() and len(lines[-1].strip()) <= 30:
         return lines[:-1]
     return lines

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from shared.insights.models import SentenceSentiment, SentimentLabel, SentimentResult, SentimentScores
-from shared.insights.sentences import split_sentences
+from shared.insights.sentences import Sentence, split_sentences
 
 
 @runtime_checkable
@@ -88,6 +88,7 @@ class VaderConfig:
     max_chars: int = 50_000
     max_sentences: int = 400
     max_drivers: int = 3
+    max_sentence_words: int = 80  # VADER is quadratic in sentence length; run-on "sentences" are cut into pieces
 
     @staticmethod
     def plain() -> VaderConfig:
@@ -98,6 +99,18 @@ class VaderConfig:
             sentence_weighting=False,
             lexicon_updates={},
         )
+
+
+def _bounded(sentences: Sequence[Sentence], max_words: int) -> list[Sentence]:
+    out: list[Sentence] = []
+    for s in sentences:
+        words = s.text.split()
+        if len(words) <= max_words:
+            out.append(s)
+            continue
+        for k in range(0, len(words), max_words):
+            out.append(Sentence(" ".join(words[k : k + max_words]), s.offset))
+    return out
 
 
 def _label(compound: float, pos_t: float, neg_t: float) -> SentimentLabel:
@@ -133,7 +146,7 @@ class VaderAnalyzer:
         if not text.strip():
             return SentimentResult.empty(self.name)
         if not cfg.sentence_weighting:
-            s = self._vader.polarity_scores(text)
+            s = self._vader.polarity_scores(text[:5000])  # stock VADER is quadratic in text length
             label = _label(s["compound"], cfg.positive_threshold, cfg.negative_threshold)
             return SentimentResult(
                 label=label,
@@ -143,7 +156,7 @@ class VaderAnalyzer:
         sentences: list[SentenceSentiment] = []
         weights: list[float] = []
         pos = neu = neg = comp = wsum = 0.0
-        for sent in split_sentences(text, max_sentences=cfg.max_sentences):
+        for sent in _bounded(split_sentences(text, max_sentences=cfg.max_sentences), cfg.max_sentence_words):
             s = self._vader.polarity_scores(sent.text)
             c = s["compound"]
             base = cfg.courtesy_weight if _COURTESY.match(sent.text) else 1.0

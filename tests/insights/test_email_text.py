@@ -153,3 +153,21 @@ def test_appointment_body_drops_teams_boilerplate() -> None:
 def test_plain_body_without_history_is_unchanged() -> None:
     text = "Hi Sam,\n\nCould you send the updated price list?\n\nIt would help us a lot."
     assert strip_quoted_and_signature(text) == text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\n" * 300_000,
+        "Thanks,\n" + "Dana\n" * 50_000,
+        "On Mon Sam wrote:\n> x\n" * 30_000,
+        "> a\n" * 100_000 + "hi",
+    ],
+    ids=["newlines", "sign-offs", "attributions", "quotes"],
+)
+def test_pathological_bodies_stay_linear(body: str) -> None:
+    import time
+
+    t = time.monotonic()
+    email_new_text(body, BodyType.TEXT)
+    assert time.monotonic() - t < 5.0  # was minutes before the quadratic paths were removed

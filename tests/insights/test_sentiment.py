@@ -72,3 +72,13 @@ def test_sentence_splitting_business_text() -> None:
     ]
     for s in split_sentences(text):
         assert text[s.offset : s.offset + 5] == s.text[:5]
+
+
+def test_run_on_text_is_scored_in_bounded_time(vader: VaderAnalyzer) -> None:
+    import time
+
+    text = " ".join(["not", "great", "meeting", "bad", "quote"] * 10_000)  # one 50k-word "sentence"
+    t = time.monotonic()
+    r = vader.analyze_sync(text)
+    assert time.monotonic() - t < 5.0  # stock VADER is quadratic in sentence length (minutes here)
+    assert len(r.sentences) > 1
