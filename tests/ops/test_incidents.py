@@ -169,3 +169,54 @@ def test_health_kind(direction, kind, expected):
     from shared.ops.incidents import health_kind
 
     assert health_kind(kind, direction) == expected
+
+
+async def test_the_real_delta_round_under_the_guard(graph_sim, pega_sim, pega_control, services, ops_env, people,
+                                                    clock, queue_name):
+    """The Exchange → Pega engine itself (it records health; the guard decides and notifies)."""
+    import dataclasses
+
+    from shared.config import load_settings
+    from shared.graph.gateway import GraphGateway
+    from shared.pega import PegaClient, PegaRecords
+    from shared.sync.context import SyncContext
+    from shared.sync.inbound import run_delta_round
+
+    p = pega_sim.settings()
+    settings = load_settings({**ops_env, "PEGA_BASE_URL": p.base_url,
+                              "PEGA_CLIENT_ID": p.client_id, "PEGA_CLIENT_SECRET": p.client_secret or "",
+                              "PEGA_USERNAME": p.username, "PEGA_PASSWORD": p.password or ""})
+    svc = dataclasses.replace(services, settings=settings)
+    rep = people.rep
+    await svc.state.mailboxes.put(Mailbox.with_defaults(rep, "alex", settings.sync))
+    await graph_sim.control.inbound_mail(rep, subject="Renewal", body="hi",
+                                         **{"from": {"address": "dana@fabrikam.example"}})
+    pega = PegaClient(settings.pega)
+    gw = GraphGateway.from_settings(settings.graph)
+    ctx = SyncContext(gateway=gw, pega=pega, records=PegaRecords(pega), mapping=pega.mapping, email_insights=None)
+    notifier = GraphNotifier(gw, sender=people.sender, admin=people.admin)
+
+    async def delta(env: Envelope) -> None:
+        await run_delta_round(svc, mailbox=env.body["mailbox"], kind=env.body["kind"], reason=env.body["reason"],
+                              context=ctx)
+
+    handlers = {"delta.sync": guard(delta, services=svc, record_outcome=False, clock=clock, notifier=notifier)}
+    env = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
+    rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503)
+    try:
+        assert await deliver(svc, queue_name, handlers, env) is None
+        clock.advance(minutes=2)
+        assert (await deliver(svc, queue_name, handlers, env, dequeue_count=2)).status == "dead_lettered"
+        assert (await deliver(svc, queue_name, handlers, env, dequeue_count=3)).status == "dead_lettered"
+        assert len(await inbox(graph_sim, rep)) == 1
+    finally:
+        await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+    try:
+        assert (await deliver(svc, queue_name, handlers, env)).status == "done"
+    finally:
+        await gw.close()
+        await pega.close()
+    subjects = [m["subject"] for m in await inbox(graph_sim, rep)]
+    assert len(subjects) == 2 and sum("recovered" in s for s in subjects) == 1, subjects
+    assert len([r for r in await pega_control.records("email") if r["content"].get("Subject") == "Renewal"]) == 1
+
