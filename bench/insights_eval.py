@@ -161,7 +161,15 @@ def run() -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "insights.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     _chart(out, RESULTS / "insights.png")
+    headline = {
+        "holdout_accuracy": results["holdout"]["systems"]["tuned"]["accuracy"],
+        "holdout_macro_f1": results["holdout"]["systems"]["tuned"]["macro_f1"],
+        "holdout_accuracy_vs_majority": results["holdout"]["ratios"]["accuracy_tuned_vs_majority"],
+        "holdout_accuracy_vs_vader_plain": results["holdout"]["ratios"]["accuracy_tuned_vs_vader_plain"],
+        "items_per_second": throughput["tuned_pipeline"]["items_per_second"],
+    }
     return {
+        "headline": headline,
         "holdout_accuracy": results["holdout"]["systems"]["tuned"]["accuracy"],
         "holdout_macro_f1": results["holdout"]["systems"]["tuned"]["macro_f1"],
         "dev_accuracy": results["dev"]["systems"]["tuned"]["accuracy"],
