@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.graph import recurrence as rec
-from sandbox.graph.clock import iso, parse_iso
+from sandbox.graph.clock import iso, iso7, parse_iso
 from sandbox.graph.errors import GraphError, bad_request, not_found
 from sandbox.graph.items import View, email, preview, view_of
 from sandbox.graph.model import Exception_, Item, User, new_change_key
@@ -141,8 +141,8 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         "@odata.type": "#microsoft.graph.event",
         "@odata.etag": f'W/"{change_key}"',
         "id": ev_id,
-        "createdDateTime": iso(item.created),
-        "lastModifiedDateTime": iso(modified),
+        "createdDateTime": iso7(item.created),
+        "lastModifiedDateTime": iso7(modified),
         "changeKey": change_key,
         "categories": list(src.get("categories") or []),
         "originalStartTimeZone": d.get("originalStartTimeZone"),

@@ -18,7 +18,7 @@ from sandbox.graph.errors import GraphError
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 INDEX = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": -1}
 PATTERNS = ("daily", "weekly", "absoluteMonthly", "relativeMonthly", "absoluteYearly", "relativeYearly")
-MAX_OCCURRENCES = 5000
+MAX_OCCURRENCES = 20_000  # bounds a noEnd series (about 55 years of a daily one)
 
 
 def normalize(rec: dict[str, Any], default_tz: str, start_date: date) -> dict[str, Any]:

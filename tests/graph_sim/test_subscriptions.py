@@ -211,3 +211,16 @@ async def test_notification_faults_duplicate_and_drop(graph_client, graph_sim, r
     await graph_sim.control.inbound_mail(upn, subject="lost", body="x")
     await asyncio.sleep(0.3)
     assert len(receiver.notifications) == 2
+
+
+async def test_notification_faults_reorder_and_delay(graph_client, graph_sim, receiver, notifier, sim_user) -> None:
+    upn = sim_user["userPrincipalName"]
+    await subscribe(graph_client, graph_sim, receiver, upn)
+    await notifier.configure_notifications(batchWindowMs=150)
+    await notifier.notification_faults(reorder=True, delayMs=300)
+    first = await graph_sim.control.inbound_mail(upn, subject="first", body="x")
+    second = await graph_sim.control.inbound_mail(upn, subject="second", body="x")
+    started = time.monotonic()
+    notes = await receiver.wait_for(2)
+    assert time.monotonic() - started >= 0.25
+    assert [n["resourceData"]["id"] for n in notes] == [second["immutableId"], first["immutableId"]]
