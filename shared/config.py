@@ -225,6 +225,37 @@ class TelemetrySettings(BaseSettings):
     authentication_string: str = Field(default="", alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
 
 
+class InsightsSettings(BaseSettings):
+    """Sentiment and suggested actions (shared/insights): local VADER unless Azure AI Language is set."""
+
+    model_config = SettingsConfigDict(env_prefix="INSIGHTS_", extra="ignore", case_sensitive=False)
+    enabled: bool = True
+    rules_file: str | None = None
+    language: str = "en"
+    # Azure AI Language: set the endpoint to switch from the local analyzer; key, or managed identity
+    azure_language_endpoint: str = ""
+    azure_language_key: str | None = None
+    azure_language_use_managed_identity: bool = False
+    azure_language_client_id: str | None = None  # user-assigned managed identity
+    azure_language_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 30.0
+    attachment_max_bytes: Annotated[int, Field(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
+    attachment_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
+    attachment_max_chars: Annotated[int, Field(ge=1000, le=2_000_000)] = 100_000
+    attachment_max_pdf_pages: Annotated[int, Field(ge=1, le=10_000)] = 50
+    attachment_memory_limit_mb: Annotated[int, Field(ge=0, le=16384)] = 1024  # 0 = no cap
+
+    @field_validator("azure_language_endpoint")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https URL (plain http only for a local stand-in)")
+        return v.rstrip("/")
+
+    @property
+    def azure_configured(self) -> bool:
+        return bool(self.azure_language_endpoint and (self.azure_language_key or self.azure_language_use_managed_identity))
+
+
 class AppSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore", case_sensitive=False)
     mode: AppMode = AppMode.REAL
@@ -243,6 +274,7 @@ class Settings:
         api: ApiAuthSettings,
         sync: SyncDefaults,
         telemetry: TelemetrySettings | None = None,
+        insights: InsightsSettings | None = None,
     ) -> None:
         self.app = app
         self.storage = storage
@@ -250,6 +282,7 @@ class Settings:
         self.pega = pega
         self.api = api
         self.sync = sync
+        self.insights = insights or InsightsSettings.model_validate({})
         self.telemetry = telemetry or TelemetrySettings()
 
     @property
@@ -265,6 +298,7 @@ _GROUPS: dict[str, tuple[type[BaseSettings], str]] = {
     "api": (ApiAuthSettings, "API_"),
     "sync": (SyncDefaults, "SYNC_"),
     "telemetry": (TelemetrySettings, ""),
+    "insights": (InsightsSettings, "INSIGHTS_"),
 }
 
 

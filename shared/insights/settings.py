@@ -1,74 +1,39 @@
-"""Settings of the insights feature (INSIGHTS_*), and building the analyzer they select.
-
-Kept here (not in shared/config.py, which another part owns) but built the same way: from an
-explicit mapping, validated, failing with the setting's name. The foundation can add
-``InsightsSettings`` to ``shared.config._GROUPS`` unchanged.
-"""
+"""Building what the insights settings (INSIGHTS_*, declared in shared/config.py) select."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 
+from shared.config import InsightsSettings
 from shared.errors import ConfigurationError
 from shared.insights.attachment_parsers import ExtractionLimits
 from shared.insights.sentiment import SentimentAnalyzer, VaderAnalyzer
 
 
-class InsightsSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INSIGHTS_", extra="ignore", case_sensitive=False)
-    enabled: bool = True
-    rules_file: str | None = None
-    language: str = "en"
-    # Azure AI Language: set the endpoint to switch from the local analyzer; key, or managed identity
-    azure_language_endpoint: str = ""
-    azure_language_key: str | None = None
-    azure_language_use_managed_identity: bool = False
-    azure_language_client_id: str | None = None  # user-assigned managed identity
-    azure_language_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 30.0
-    attachment_max_bytes: Annotated[int, Field(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
-    attachment_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 5.0
-    attachment_max_chars: Annotated[int, Field(ge=1000, le=2_000_000)] = 100_000
-    attachment_max_pdf_pages: Annotated[int, Field(ge=1, le=10_000)] = 50
-    attachment_memory_limit_mb: Annotated[int, Field(ge=0, le=16384)] = 1024  # 0 = no cap
-
-    @field_validator("azure_language_endpoint")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if v and not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError("must be an https URL (plain http only for a local stand-in)")
-        return v.rstrip("/")
-
-    @property
-    def azure_configured(self) -> bool:
-        return bool(self.azure_language_endpoint and (self.azure_language_key or self.azure_language_use_managed_identity))
-
-    def extraction_limits(self) -> ExtractionLimits:
-        return ExtractionLimits(
-            max_bytes=self.attachment_max_bytes,
-            timeout_seconds=self.attachment_timeout_seconds,
-            max_chars=self.attachment_max_chars,
-            max_pdf_pages=self.attachment_max_pdf_pages,
-            memory_limit_bytes=self.attachment_memory_limit_mb * 1024 * 1024 or None,
-        )
+def extraction_limits(settings: InsightsSettings) -> ExtractionLimits:
+    return ExtractionLimits(
+        max_bytes=settings.attachment_max_bytes,
+        timeout_seconds=settings.attachment_timeout_seconds,
+        max_chars=settings.attachment_max_chars,
+        max_pdf_pages=settings.attachment_max_pdf_pages,
+        memory_limit_bytes=settings.attachment_memory_limit_mb * 1024 * 1024 or None,
+    )
 
 
-def load_insights_settings(environ: Mapping[str, str] | None = None) -> InsightsSettings:
+def load_insights_settings(environ: Mapping[str, str]) -> InsightsSettings:
+    """Validate just the insights group from an explicit mapping (the app uses get_settings())."""
     from shared.config import _build
 
-    env = dict(os.environ if environ is None else environ)
     try:
-        s = _build(InsightsSettings, env)
+        built = _build(InsightsSettings, dict(environ))
     except ValidationError as exc:
         problems = [f"INSIGHTS_{str(e['loc'][0]).upper() if e.get('loc') else ''}: {e.get('msg')}" for e in exc.errors()]
         raise ConfigurationError("invalid configuration: " + "; ".join(problems), settings=problems) from exc
-    if not isinstance(s, InsightsSettings):  # pragma: no cover - _build returns the class it was given
+    if not isinstance(built, InsightsSettings):  # pragma: no cover - _build returns the class it was given
         raise ConfigurationError("insights settings could not be built")
-    return s
+    return built
 
 
 def build_analyzer(settings: InsightsSettings) -> SentimentAnalyzer:
