@@ -34,6 +34,16 @@ def _iso(t: dt.datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
+def backfill_state(backfill: dict[str, str], kind: str) -> str | None:
+    """One state per kind; email keeps one entry per folder (`email:inbox`, `email:sentitems`)."""
+    per_folder = {k: v for k, v in backfill.items() if k.startswith(f"{kind}:")}
+    if not per_folder:
+        return backfill.get(kind)
+    if all(v == "done" for v in per_folder.values()):
+        return "done"
+    return ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(per_folder.items()) if v != "done")
+
+
 def state_of(h: Health | None, *, enabled: bool) -> str:
     """ok | failing | incident | never (no success yet) | disabled."""
     if not enabled:
@@ -87,7 +97,7 @@ def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime
         "throttled": h.throttled,
         "incident": {"open": h.incident_open, "notified_at": _iso(h.incident_notified_at)},
         "backlog": {
-            "backfill": mailbox.backfill.get(kind),
+            "backfill": backfill_state(mailbox.backfill, kind),
             "round_pending_since": _iso(pending_since),
             "round_in_progress": any(c.next_link for c in mine),
             "last_round_at": _iso(max((c.last_round_at for c in mine if c.last_round_at), default=None)),

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import os
 import uuid
 
 import aiohttp
@@ -79,6 +80,8 @@ async def cli(*argv: str, host=None, env=None) -> tuple[int, str]:
     if host is not None:
         argv = ("--url", host.url, "--key", MASTER_KEY, *argv)
     code = await run(list(argv), environ=env or {}, console=console)
+    if os.environ.get("PES_TEST_SHOW_CLI"):  # to look at the tables: PES_TEST_SHOW_CLI=1 pytest -s
+        print(f"$ pes-admin {' '.join(argv[4:] if host is not None else argv)}\n{buf.getvalue()}")
     return code, buf.getvalue()
 
 
