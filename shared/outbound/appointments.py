@@ -100,7 +100,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is None or link.state != "active":
-        require_link_or_wait(req, "appointment")
+        require_link_or_wait(req, "appointment", link)
         raise AssertionError("unreachable")
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "an newer Pega change was already applied"}
@@ -153,7 +153,7 @@ async def cancel(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is None:
-        require_link_or_wait(req, "appointment")
+        require_link_or_wait(req, "appointment", link)
         raise AssertionError("unreachable")
     if link.state != "active":
         return {"exchangeId": link.graph_id, "action": "already_cancelled"}

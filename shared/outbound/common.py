@@ -102,10 +102,14 @@ async def save_link(ctx: WorkerContext, req: OutboundRequest, *, kind: str, grap
             except AlreadyExistsError:
                 existing = None
                 continue
+        if current.graph_id != graph_id:
+            if current.state == "active":
+                raise PermanentError(f"Pega record {req.pega_id} is already linked to another Exchange item")
+            await links.delete(current)  # a closed link (cancelled, closed) gives way to the new item
+            existing = None
+            continue
         updated = dataclasses.replace(current, graph_change_key=change_key, graph_hash=h, pega_hash=h,
                                       snapshot=snap, state=state)
-        if current.graph_id != graph_id:
-            raise PermanentError(f"Pega record {req.pega_id} is already linked to another Exchange item")
         try:
             return await links.update(updated)
         except ConcurrencyError:
@@ -128,8 +132,11 @@ async def report_to_pega(ctx: WorkerContext, kind: RecordKind, pega_id: str, gra
     return True
 
 
-def require_link_or_wait(req: OutboundRequest, what: str) -> None:
-    """Raise NotLinkedYet (retry soon) a few times, then a permanent failure."""
+def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = None) -> None:
+    """Raise NotLinkedYet (retry soon) a few times, then a permanent failure. A closed link
+    (cancelled or closed before) fails at once: there is nothing left to change."""
+    if link is not None and link.state != "active":
+        raise PermanentError(f"{what} {req.pega_id!r} was already cancelled or closed in Exchange")
     if req.op.attempts < MAX_LINK_WAITS:
         raise NotLinkedYet(f"{what} {req.pega_id!r} is not linked to an Exchange item yet", retry_after=3.0)
     raise PermanentError(f"{what} {req.pega_id!r} has no linked Exchange item")

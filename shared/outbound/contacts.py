@@ -133,7 +133,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is None or link.state != "active":
-        require_link_or_wait(req, "contact")
+        require_link_or_wait(req, "contact", link)
         raise AssertionError("unreachable")
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}
@@ -178,7 +178,7 @@ async def close(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is None:
-        require_link_or_wait(req, "contact")
+        require_link_or_wait(req, "contact", link)
         raise AssertionError("unreachable")
     if link.state != "active":
         return {"exchangeId": link.graph_id, "action": "already_closed"}

@@ -223,6 +223,10 @@ async def accept(ctx: IntakeContext, *, operation_id: str, headers: Mapping[str,
         if exc.status >= 500:
             log.warning("%s refused with %s: %s", operation_id, exc.status, exc.message)
         return exc.response()
+    except TransientError as exc:  # storage busy or unreachable: nothing half-done is visible, retry
+        log.warning("%s not recorded: %s", operation_id, type(exc).__name__)
+        return ApiError(503, "unavailable", "the request could not be recorded right now; retry with the same "
+                                            "Idempotency-Key", headers={"Retry-After": "5"}).response()
 
 
 async def _record(ctx: IntakeContext, kind: OpKind, key: str, doc: dict[str, Any], params: dict[str, str],

@@ -38,8 +38,9 @@ def canonical_json(value: Any) -> bytes:
 
 
 def fits_inline(body: Any) -> bool:
-    text = json.dumps(body, ensure_ascii=False)
-    return len(text.encode("utf-16-le")) <= INLINE_MAX_UTF16_BYTES
+    """Whether `body` fits the Operation row's payload property, measured the way it is written
+    there (json.dumps with ASCII escapes, stored as UTF-16)."""
+    return len(json.dumps(body, default=str).encode("utf-16-le")) <= INLINE_MAX_UTF16_BYTES
 
 
 def blob_service_url(storage: StorageSettings) -> str:

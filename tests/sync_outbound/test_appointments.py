@@ -141,3 +141,25 @@ async def test_update_of_an_unknown_appointment_fails_visibly(api, rep, state):
     assert "no linked Exchange item" in op["error"]["message"]
     health = await state.health.get(rep.upn, "calendar")
     assert health.failed >= 1 and "no linked Exchange item" in health.last_error
+
+
+async def test_cancel_as_attendee_declines_and_the_organizer_is_told(api, rep, graph_sim, pega_records, graph_http,
+                                                                     state):
+    from shared.storage.links import Link
+
+    organizer = await graph_sim.control.new_user("Organizer")
+    r = await graph_http.post(f"/users/{organizer['userPrincipalName']}/events", json={
+        "subject": "Their meeting", "start": {"dateTime": "2026-12-02T10:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-02T11:00:00", "timeZone": "UTC"},
+        "attendees": [{"emailAddress": {"address": rep.upn}, "type": "required"}]})
+    r.raise_for_status()
+    copy = (await events_of(graph_http, rep.upn))[0]
+    pega_id = await pega_appointment(pega_records, "Their meeting")
+    await state.links.create(Link(mailbox=rep.upn, kind="event", graph_id=copy["id"], pega_id=pega_id))
+    done = await api.run("POST", f"pega/v1/appointments/{quote(pega_id, safe='')}/cancel",
+                         {"operator": rep.operator, "comment": "Cannot make it", "changedAt": "2026-11-21T08:00:00Z"})
+    assert done["exchangeId"] == copy["id"]
+    assert await events_of(graph_http, rep.upn) == []
+    theirs = (await events_of(graph_http, organizer["userPrincipalName"]))[0]
+    assert theirs["attendees"][0]["status"]["response"] == "declined"
+    assert not theirs["isCancelled"]  # the organizer's meeting goes on

@@ -1,0 +1,71 @@
+"""The worker in-process (real Graph gateway, simulators, Azurite) with settings the shared host
+does not use: a dedicated contact folder, and "delete" as what closing a contact does."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared.config import load_settings
+from shared.graph.gateway import GraphGateway
+from shared.outbound.context import WorkerContext
+from shared.outbound.payloads import PayloadStore
+from shared.outbound.worker import run_operation
+from shared.pega.mapping import load_mapping
+from shared.storage.operations import Operation
+from shared.storage.state import StateStore
+from tests.sync_outbound.conftest import host_settings
+
+
+@pytest.fixture
+async def ctx(azurite_conn, graph_sim, pega_sim, issuer) -> AsyncIterator[WorkerContext]:
+    env = {"AzureWebJobsStorage": azurite_conn, **host_settings(azurite_conn, graph_sim, pega_sim, issuer[1]),
+           "PEGA_BASE_URL": "", "SYNC_CONTACT_FOLDER": "Pega contacts", "SYNC_CONTACT_CLOSE_ACTION": "delete"}
+    settings = load_settings(env)
+    state = await StateStore.open(settings.storage)
+    graph = GraphGateway.from_settings(settings.graph)
+    payloads = PayloadStore(settings.storage)
+    yield WorkerContext(settings=settings, state=state, graph=graph, payloads=payloads, pega=None,
+                        mapping=load_mapping(None))
+    await graph.close()
+    await payloads.close()
+    await state.close()
+
+
+async def run(ctx, rep, kind, action, pega_id, body, operation):
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind=kind, action=action,
+                   idempotency_key=uuid.uuid4().hex, request_hash="-", created_at=dt.datetime.now(dt.UTC),
+                   payload={"operation": operation, "pegaId": pega_id, "params": {"pegaId": pega_id},
+                            "changedAt": body.get("changedAt"), "body": body})
+    await ctx.state.operations.put(op)
+    assert await run_operation(ctx, op.operation_id) == "succeeded"
+    done = await ctx.state.operations.get(op.operation_id)
+    assert done is not None
+    return dataclasses.asdict(done)["result"]
+
+
+async def test_dedicated_folder_and_delete_on_close(ctx, rep, graph_http):
+    pega_id = f"PEGACRM-ENTITY-CONTACT CON-{uuid.uuid4().hex[:6]}"
+    body = {"pegaId": pega_id, "operator": rep.operator, "givenName": "Erin", "surname": "Diaz",
+            "changedAt": "2026-11-20T10:00:00Z"}
+    result = await run(ctx, rep, "contact", "create", pega_id, body, "createContact")
+    assert result["reportedToPega"] is False  # no Pega configured: nothing reported, nothing failed
+    folders = (await graph_http.get(f"/users/{rep.upn}/contactFolders")).json()["value"]
+    folder = next(f for f in folders if f["displayName"] == "Pega contacts")
+    inside = (await graph_http.get(f"/users/{rep.upn}/contactFolders/{folder['id']}/contacts")).json()["value"]
+    assert [c["id"] for c in inside] == [result["exchangeId"]]
+    assert (await graph_http.get(f"/users/{rep.upn}/contacts")).json()["value"] == []  # not in the default folder
+    # with its link lost, a second create for the same Pega contact finds it in the folder by PegaId
+    await ctx.state.links.delete(await ctx.state.links.by_pega_id(rep.upn, pega_id))
+    again = await run(ctx, rep, "contact", "create", pega_id, {**body, "surname": "Diaz-2"}, "createContact")
+    assert again["exchangeId"] == result["exchangeId"] and again["created"] is False
+    assert len((await graph_http.get(f"/users/{rep.upn}/contactFolders/{folder['id']}/contacts")).json()["value"]) == 1
+    closed = await run(ctx, rep, "contact", "close", pega_id, {"operator": rep.operator,
+                                                               "changedAt": "2026-11-20T12:00:00Z"}, "closeContact")
+    assert closed["action"] == "deleted"
+    gone = await graph_http.get(f"/users/{rep.upn}/contacts/{result['exchangeId']}")
+    assert gone.status_code == 404
