@@ -210,3 +210,30 @@ async def test_event_extended_property_filter_and_immutable_ids(graph_client, si
     upd = await mb.events.by_event_id(ev.id).patch(Event(subject="tagged 2"),
                                                    request_configuration=prefer(IMMUTABLE))
     assert upd.id == ev.id and upd.change_key != before
+
+
+async def test_attendee_responses_and_instances(graph_client, graph_sim) -> None:
+    from msgraph.generated.users.item.events.item.accept.accept_post_request_body import AcceptPostRequestBody
+    from msgraph.generated.users.item.events.item.instances.instances_request_builder import (
+        InstancesRequestBuilder,
+    )
+
+    org = await graph_sim.control.new_user("Organizer")
+    att = await graph_sim.control.new_user("Attendee")
+    series = weekly_series("Standup")
+    series.attendees = [Attendee(email_address=EmailAddress(address=att["userPrincipalName"]))]
+    master = await graph_client.users.by_user_id(org["id"]).events.post(series)
+    [copy] = (await graph_client.users.by_user_id(att["id"]).events.get()).value
+    assert copy.type.value == "seriesMaster" and copy.response_status.response.value == "notResponded"
+    await graph_client.users.by_user_id(att["id"]).events.by_event_id(copy.id).accept.post(
+        AcceptPostRequestBody(comment="ok", send_response=True))
+    after = await graph_client.users.by_user_id(org["id"]).events.by_event_id(master.id).get()
+    assert after.attendees[0].status.response.value == "accepted"
+    with pytest.raises(APIError):  # the organizer cannot respond to their own meeting
+        await graph_client.users.by_user_id(org["id"]).events.by_event_id(master.id).accept.post(
+            AcceptPostRequestBody(comment="me"))
+    q = InstancesRequestBuilder.InstancesRequestBuilderGetQueryParameters(
+        start_date_time="2025-03-09T00:00:00Z", end_date_time="2025-03-20T00:00:00Z")
+    inst = await graph_client.users.by_user_id(att["id"]).events.by_event_id(copy.id).instances.get(
+        request_configuration=prefer(query_parameters=q))
+    assert [i.start.date_time[:16] for i in inst.value] == ["2025-03-10T16:00", "2025-03-17T16:00"]

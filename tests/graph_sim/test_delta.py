@@ -107,3 +107,16 @@ async def test_contact_delta_per_folder_with_select(graph_client, sim_user) -> N
     nxt = await folder.contacts.delta.with_url(link).get()
     assert [(c.id, c.additional_data.get("@removed")) for c in nxt.value] == [
         (b.id, {"reason": "deleted"}), (a.id, None)]
+
+
+async def test_change_type_option_limits_a_round(graph_sim, sim_user) -> None:
+    upn = sim_user["userPrincipalName"]
+    old = await graph_sim.control.inbound_mail(upn, subject="old", body="x")
+    http = await graph_sim.http()
+    async with http:
+        first = (await http.get(f"/users/{upn}/mailFolders/inbox/messages/delta",
+                                params={"changeType": "created"})).json()
+        await graph_sim.control.touch(upn, old["immutableId"])
+        await graph_sim.control.inbound_mail(upn, subject="new", body="x")
+        nxt = (await http.get(first["@odata.deltaLink"])).json()
+    assert [m["subject"] for m in nxt["value"]] == ["new"]  # the update is not a creation

@@ -234,3 +234,18 @@ async def test_list_paging_with_top_and_next_link(graph_client, graph_sim, sim_u
         page = await mb.messages.with_url(page.odata_next_link).get()
         seen += [m.subject for m in page.value]
     assert sorted(seen) == [f"m{i}" for i in range(5)]
+
+
+async def test_forward_keeps_attachments_and_delivers(graph_client, graph_sim) -> None:
+    from msgraph.generated.users.item.messages.item.forward.forward_post_request_body import ForwardPostRequestBody
+
+    a = await graph_sim.control.new_user()
+    b = await graph_sim.control.new_user()
+    got = await graph_sim.control.inbound_mail(a["userPrincipalName"], subject="Contract", body="see file",
+                                               attachments=[{"name": "c.pdf", "contentType": "application/pdf",
+                                                             "contentBytes": "JVBERi0="}])
+    await graph_client.users.by_user_id(a["id"]).messages.by_message_id(got["id"]).forward.post(
+        ForwardPostRequestBody(comment="FYI", to_recipients=[rcpt(b["userPrincipalName"])]))
+    inbox = await graph_client.users.by_user_id(b["id"]).mail_folders.by_mail_folder_id("inbox").messages.get()
+    [fw] = inbox.value
+    assert fw.subject == "FW: Contract" and fw.has_attachments

@@ -224,3 +224,17 @@ async def test_notification_faults_reorder_and_delay(graph_client, graph_sim, re
     notes = await receiver.wait_for(2)
     assert time.monotonic() - started >= 0.25
     assert [n["resourceData"]["id"] for n in notes] == [second["immutableId"], first["immutableId"]]
+
+
+async def test_mailbox_wide_subscription_sees_moves_as_updates(graph_client, graph_sim, receiver, sim_user) -> None:
+    from msgraph.generated.users.item.messages.item.move.move_post_request_body import MovePostRequestBody
+
+    upn = sim_user["userPrincipalName"]
+    await subscribe(graph_client, graph_sim, receiver, upn, f"/users/{upn}/messages")
+    got = await graph_sim.control.inbound_mail(upn, subject="m", body="x")
+    await receiver.wait_for(1)
+    await graph_client.users.by_user_id(upn).messages.by_message_id(got["immutableId"]).move.post(
+        MovePostRequestBody(destination_id="archive"))
+    notes = await receiver.wait_for(2)
+    assert [n["changeType"] for n in notes] == ["created", "updated"]
+    assert notes[1]["resourceData"]["id"] == got["immutableId"]
