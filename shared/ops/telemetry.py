@@ -309,6 +309,32 @@ def record_remote_call(service: str, status: int, *, mailbox: str | None = None,
                                       status_code=str(status), operation=operation))
 
 
+def record_round(report: Any, *, created: dt.datetime | None = None, direction: str = INBOUND) -> None:
+    """Metrics of one Exchange → Pega delta round (shared.sync.inbound.RoundReport, duck-typed):
+    items synced, skipped per reason, failed per item, and — for rounds caused by a request
+    (notification, resync) — the end-to-end latency from `Envelope.created` to the last write."""
+    mailbox, kind = str(report.mailbox), str(report.kind)
+    synced = int(getattr(report, "synced", 0))
+    record_items("synced", synced, mailbox=mailbox, kind=kind, direction=direction)
+    for reason, n in dict(getattr(report, "skipped", {}) or {}).items():
+        record_items("skipped", int(n), mailbox=mailbox, kind=kind, direction=direction, reason=str(reason))
+    failed = getattr(report, "failed", {}) or {}
+    if failed:
+        record_items("failed", len(failed), mailbox=mailbox, kind=kind, direction=direction, reason="item")
+    if created is not None and synced:
+        record_latency(created, mailbox=mailbox, kind=kind, direction=direction)
+
+
+def record_operation(status: str, *, mailbox: str, kind: str, created: dt.datetime | None = None) -> None:
+    """Metrics of one Pega → Exchange operation run (`status` as returned by run_operation)."""
+    if status == "succeeded":
+        record_items("synced", 1, mailbox=mailbox, kind=kind, direction=OUTBOUND)
+        if created is not None:
+            record_latency(created, mailbox=mailbox, kind=kind, direction=OUTBOUND)
+    elif status == "failed":
+        record_items("failed", 1, mailbox=mailbox, kind=kind, direction=OUTBOUND, reason="operation_failed")
+
+
 def set_incident_open(mailbox: str, kind: str, is_open: bool) -> None:
     _instruments().incident.set(1 if is_open else 0, dims(mailbox=mailbox, kind=kind))
 

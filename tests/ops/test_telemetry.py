@@ -20,6 +20,7 @@ from sandbox.graph.seed import SYNC_CLIENT_SECRET
 from shared.config import load_settings
 from shared.graph.gateway import GraphGateway
 from shared.ops import telemetry
+from shared.ops.hooks import delta_handlers
 from shared.ops.incidents import guard
 from shared.ops.notices import GraphNotifier
 from shared.ops.privacy import mailbox_id
@@ -34,7 +35,6 @@ from shared.storage.state import StateStore
 from shared.storage.subscriptions import SubscriptionRecord
 from shared.storage.tables import TableNames
 from shared.sync.context import SyncContext
-from shared.sync.inbound import run_delta_round
 from shared.sync.notifications import ChangeNotification, accept_change_notifications
 from tests.ops.conftest import FakeClock, graph_env
 
@@ -103,14 +103,7 @@ async def intake_to_pega(svc, ctx, sub, graph_sim, rep) -> tuple[str, Envelope]:
     text = await take_round_message(svc, rep)
     env = Envelope.loads(text)
 
-    async def delta(e: Envelope) -> None:
-        report = await run_delta_round(svc, mailbox=e.body["mailbox"], kind=e.body["kind"], reason=e.body["reason"],
-                                       context=ctx)
-        assert report.outcomes["created"] == 1, report.as_dict()
-        telemetry.record_items("synced", report.synced, mailbox=rep, kind="email", direction=telemetry.INBOUND)
-        telemetry.record_latency(e.created, mailbox=rep, kind="email", direction=telemetry.INBOUND)
-
-    handlers = traced_all({"delta.sync": guard(delta, services=svc, record_outcome=False)}, queue=names.DELTA_WORK)
+    handlers = delta_handlers(svc, context=ctx)  # the product hook: tracing, metrics, notification-frequency guard
     out = await run_message(queue=names.DELTA_WORK, text=text, dequeue_count=1, handlers=handlers,
                             deadletters=svc.state.deadletters, sender=svc.queues)
     assert out.status == "done"
@@ -128,6 +121,7 @@ async def test_one_trace_from_notification_intake_to_the_pega_write(otel, world,
     consumer = next(s for s in spans if s.kind == SpanKind.CONSUMER and s.name == "process delta.sync")
     assert consumer.parent is not None and consumer.parent.span_id == root.context.span_id
     assert consumer.attributes["pes.mailbox"] == mailbox_id(people.rep)
+    assert "pes.items.synced" in otel[1].get_metrics_data().to_json()
 
     def url(s):
         return str(s.attributes.get("url.full") or s.attributes.get("http.url") or "")
