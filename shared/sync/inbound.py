@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAGES = 40
 DELETE_SAFETY_MIN_ITEMS = 5
-ITEM_CONCURRENCY = 8
+ITEM_CONCURRENCY = 16
 INFLIGHT = "!"
 
 
@@ -315,8 +315,15 @@ class _Round:
                                        f"linked {self.kind} items (limit {share:.0%}); held, nothing applied")
         self.deleting_so_far += deleting
 
+        creates = [a.item_id for a in actions if isinstance(a, Create) and a.relink is None]
+        existing = await self.applier.existing_ids(creates)
+
         async def one(action: Action, extras: ItemExtras) -> Applied | None:
             try:
+                if isinstance(action, Create) and action.relink is None:
+                    pid = existing.get(action.item_id)
+                    return await self.applier.apply(action, replace(extras, existing_pega_id=pid),
+                                                    absent_in_pega=pid is None)
                 return await self.applier.apply(action, extras)
             except TransientError:
                 raise

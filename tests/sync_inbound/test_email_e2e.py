@@ -155,11 +155,11 @@ async def test_crash_mid_page_replays_the_round_and_never_skips_or_duplicates(in
     calls = {"n": 0}
     real = inbound_mod.Applier.apply
 
-    async def dying(self, action, extras):
+    async def dying(self, action, extras, **kw):
         calls["n"] += 1
         if calls["n"] == 4:
             raise RuntimeError("worker killed")
-        return await real(self, action, extras)
+        return await real(self, action, extras, **kw)
 
     monkeypatch.setattr(inbound_mod.Applier, "apply", dying)
     with pytest.raises(RuntimeError):

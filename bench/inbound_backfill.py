@@ -1,0 +1,99 @@
+"""Backfill of a large mailbox on the sandbox: time, items/s and Graph requests per item.
+
+A fresh Graph-simulator mailbox gets N received mails (BENCH_INBOUND_ITEMS, default 10,000) from a
+mix of Pega contacts, leads, organizations and unknown senders; then one onboarding round runs
+in-process exactly as the delta worker runs it (same run_delta_round; continuations followed
+in-process instead of through the queue). Graph requests are the simulator's own per-mailbox
+counts for the sync app (/_sim/requests). Pega requests are the Pega simulator's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def _run(n: int, batch: int) -> dict[str, Any]:
+    from bench._inbound_stack import sandbox_stack, sync_services
+    from shared.storage.mailboxes import Mailbox
+    from shared.sync.inbound import run_delta_round
+
+    with sandbox_stack() as stack:
+        upn = await stack.new_user()
+        t_seed = time.perf_counter()
+        await stack.seed_mail(upn, n)
+        seed_s = time.perf_counter() - t_seed
+        async with sync_services(stack) as (services, ctx):
+            mb = Mailbox.with_defaults(upn, "alex", services.settings.sync)
+            from dataclasses import replace
+
+            await services.state.mailboxes.put(replace(mb, batch_size=batch))
+            before = await stack.graph_requests(upn)
+            started = time.perf_counter()
+            invocations, pages, outcomes, skipped = 0, 0, {}, {}
+            while True:
+                report = await run_delta_round(services, mailbox=upn, kind="email", reason="onboard", context=ctx,
+                                               enqueue_continuation=False)
+                invocations += 1
+                pages += report.pages
+                for k, v in report.outcomes.items():
+                    outcomes[k] = outcomes.get(k, 0) + v
+                for k, v in report.skipped.items():
+                    skipped[k] = skipped.get(k, 0) + v
+                if report.completed:
+                    break
+            elapsed = time.perf_counter() - started
+            graph = await stack.graph_requests(upn) - before
+            # a second round right after: nothing changed, nothing written
+            t2 = time.perf_counter()
+            again = await run_delta_round(services, mailbox=upn, kind="email", reason="poll", context=ctx)
+            idle_s = time.perf_counter() - t2
+    processed = sum(outcomes.values()) + sum(skipped.values())
+    return {
+        "items": n, "batch_size": batch, "seed_seconds": round(seed_s, 1),
+        "backfill_seconds": round(elapsed, 2), "items_per_second": round(n / elapsed, 1),
+        "graph_requests": graph, "graph_requests_per_item": round(graph / n, 4),
+        "invocations": invocations, "pages": pages, "outcomes": outcomes, "skipped": skipped,
+        "processed": processed, "next_round_seconds": round(idle_s, 3), "next_round_synced": again.synced,
+    }
+
+
+def _chart(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+    labels = list(result["outcomes"]) + [f"skip:{k}" for k in result["skipped"]]
+    values = list(result["outcomes"].values()) + list(result["skipped"].values())
+    a.barh(labels, values, color="#4477aa")
+    a.set_title(f"{result['items']:,} mails: what happened")
+    b.bar(["items/s", "Graph req/100 items"], [result["items_per_second"], result["graph_requests_per_item"] * 100],
+          color=["#228833", "#ee6677"])
+    b.set_title(f"backfill {result['backfill_seconds']} s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run() -> dict[str, Any]:
+    n = int(os.environ.get("BENCH_INBOUND_ITEMS", "10000"))
+    batch = int(os.environ.get("BENCH_INBOUND_BATCH", "200"))
+    result = asyncio.run(_run(n, batch))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inbound_backfill.json").write_text(json.dumps(result, indent=2))
+    _chart(result, RESULTS / "inbound_backfill.png")
+    result["headline"] = {k: result[k] for k in ("items", "backfill_seconds", "items_per_second",
+                                                 "graph_requests_per_item")}
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
