@@ -16,7 +16,7 @@ from shared.runtime import Services
 from shared.storage.state import StateStore
 from shared.sync.context import close_sync_context
 from shared.sync.inbound import run_delta_round
-from tests.sync_outbound.conftest import host_settings, new_pega_contact
+from tests.sync_outbound.conftest import b64, host_settings, new_pega_contact
 
 SOON = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%Y-%m-%dT10:00")
 SOON_END = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).strftime("%Y-%m-%dT11:00")
@@ -86,6 +86,12 @@ async def test_appointment_round_trip_has_no_echo_and_one_edit_makes_one_write(
     report = await round_(inbound, rep, "calendar")
     assert report.synced == 0
     assert await pega_writes(pega_control) == before + 1
+    # Pega cancels: the event is cancelled in Exchange, the inbound engine writes nothing back
+    await api.run("POST", f"pega/v1/appointments/{quote(pega_id, safe='')}/cancel",
+                  {"operator": rep.operator, "comment": "Postponed", "changedAt": "2026-11-20T12:00:00Z"})
+    report = await round_(inbound, rep, "calendar")
+    assert report.synced == 0, report.as_dict()
+    assert await pega_writes(pega_control) == before + 1
 
 
 async def test_contact_round_trip_has_no_echo(api, rep, inbound, pega_records, pega_control):
@@ -94,6 +100,7 @@ async def test_contact_round_trip_has_no_echo(api, rep, inbound, pega_records, p
     await api.run("POST", "pega/v1/contacts", {
         "pegaId": pega_id, "operator": rep.operator, "givenName": "Dana", "surname": "Lopez",
         "emailAddresses": [{"email": "dana@fabrikam.example"}], "companyName": "Fabrikam",
+        "photo": {"contentType": "image/jpeg", "contentBytes": b64(b"\xff\xd8\xff\xe0photo\xff\xd9")},
         "changedAt": "2026-11-20T10:00:00Z"})
     before = await pega_writes(pega_control)
     report = await round_(inbound, rep, "contacts")
@@ -102,6 +109,11 @@ async def test_contact_round_trip_has_no_echo(api, rep, inbound, pega_records, p
                   {"operator": rep.operator, "jobTitle": "CFO", "changedAt": "2026-11-20T11:00:00Z"})
     report = await round_(inbound, rep, "contacts")
     assert report.synced == 0 and report.skipped.get("echo", 0) == 1, report.as_dict()
+    # closing in Pega clears the category in Outlook; the inbound engine sees nothing to do
+    await api.run("POST", f"pega/v1/contacts/{quote(pega_id, safe='')}/close",
+                  {"operator": rep.operator, "changedAt": "2026-11-20T12:00:00Z"})
+    report = await round_(inbound, rep, "contacts")
+    assert report.synced == 0, report.as_dict()
     assert await pega_writes(pega_control) == before
 
 
