@@ -230,3 +230,19 @@ async def test_echo_of_our_own_write_to_exchange_is_not_written_back(inbound) ->
     report = await inbound.run("calendar")
     assert report.skipped["echo"] == 1 and report.synced == 0, report.as_dict()
     assert by_ext(await appointments(inbound), ev["id"])["etag"] == rec["etag"], "nothing written back to Pega"
+
+
+async def test_the_window_advances_daily_with_a_fresh_round_and_items_leaving_it_are_not_cancelled(inbound) -> None:
+    await inbound.onboard(past_days=2)
+    now = await sim_now(inbound)
+    old = await inbound.user_call("POST", "events", json=event_body("Yesterday", now - dt.timedelta(days=1)))
+    soon = await inbound.user_call("POST", "events", json=event_body("Tomorrow", now + dt.timedelta(days=1)))
+    first = await inbound.run("calendar", now=now)
+    assert first.outcomes["created"] == 2, first.as_dict()
+    later = now + dt.timedelta(days=3)  # "Yesterday" is now before the window start
+    second = await inbound.run("calendar", now=later)
+    assert second.window_advanced and second.synced == 0, second.as_dict()
+    cursor = await inbound.services.state.cursors.get(inbound.upn, "calendar", "calendarView")
+    assert cursor.window_start.date() == (later - dt.timedelta(days=2)).date()
+    statuses = {r["content"]["ExchangeID"]: r["content"]["pyStatusWork"] for r in await appointments(inbound)}
+    assert statuses == {old["id"]: "Open", soon["id"]: "Open"}, "leaving the window is not a cancellation"
