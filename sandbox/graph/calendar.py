@@ -18,7 +18,7 @@ from aiohttp import web
 from sandbox.graph import recurrence as rec
 from sandbox.graph.clock import iso, iso7, parse_iso
 from sandbox.graph.errors import GraphError, bad_request, not_found
-from sandbox.graph.items import View, email, preview, view_of
+from sandbox.graph.items import View, body_as, email, preview, view_of
 from sandbox.graph.model import Exception_, Item, User, new_change_key
 from sandbox.graph.odata import (
     apply_filter_order,
@@ -171,7 +171,7 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         "isDraft": False,
         "hideAttendees": bool(src.get("hideAttendees", False)),
         "responseStatus": d.get("responseStatus") or {"response": "organizer", "time": NO_TIME},
-        "body": src.get("body") or {"contentType": "html", "content": ""},
+        "body": body_as(src.get("body") or {"contentType": "html", "content": ""}, view),
         "start": _dtz(view, inst.start if inst is not None else start_utc(item)),
         "end": _dtz(view, inst.end if inst is not None else end_utc(item)),
         "location": src.get("location") or {"displayName": "", "locationType": "default",

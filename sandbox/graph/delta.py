@@ -199,7 +199,7 @@ class DeltaEngine:
         size = rnd.page_size or DEFAULT_PAGE
         base_view = view_of(request, allow_select=False)
         view = View(immutable=base_view.immutable, tz=base_view.tz, select=rnd.query.select,
-                    expand=base_view.expand, graph_base=base_view.graph_base)
+                    expand=base_view.expand, graph_base=base_view.graph_base, body_type=base_view.body_type)
         otype = ODATA_TYPES[rnd.query.kind]
         values: list[dict[str, Any]] = []
         total = len(rnd.removed) + len(rnd.upserts)

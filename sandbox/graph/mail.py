@@ -16,7 +16,7 @@ from aiohttp import web
 
 from sandbox.graph.clock import iso
 from sandbox.graph.errors import GraphError, bad_request
-from sandbox.graph.items import View, email, norm_recipients, preview, view_of
+from sandbox.graph.items import View, body_as, email, norm_recipients, preview, view_of
 from sandbox.graph.model import Folder, Item, User, new_conversation_id
 from sandbox.graph.odata import (
     apply_filter_order,
@@ -48,11 +48,9 @@ def new_internet_message_id(domain: str = "contoso.example") -> str:
 def render_folder(store: Store, f: Folder) -> dict[str, Any]:
     items = store.items_in(f, "message")
     children = [c for c in store.mailboxes[f.owner].folders.values() if c.parent_id == f.id]
-    root = store.mailboxes[f.owner]
     return {"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id or f"{f.owner}-msgfolderroot",
             "childFolderCount": len(children), "unreadItemCount": sum(1 for i in items if not i.data.get("isRead")),
-            "totalItemCount": len(items), "sizeInBytes": 0, "isHidden": False,
-            "wellKnownName": f.well_known} if root else {}
+            "totalItemCount": len(items), "sizeInBytes": 0, "isHidden": False, "wellKnownName": f.well_known}
 
 
 def render_message(store: Store, item: Item, view: View) -> dict[str, Any]:
@@ -82,7 +80,7 @@ def render_message(store: Store, item: Item, view: View) -> dict[str, Any]:
         "isDraft": bool(d.get("isDraft", False)),
         "webLink": f"https://outlook.office365.com/owa/?ItemID={view.item_id(item)}&exvsurl=1&viewmodel=ReadMessageItem",
         "inferenceClassification": d.get("inferenceClassification", "focused"),
-        "body": d.get("body") or {"contentType": "text", "content": ""},
+        "body": body_as(d.get("body"), view),
         "sender": d.get("sender"),
         "from": d.get("from"),
         "toRecipients": d.get("toRecipients", []),
@@ -98,7 +96,7 @@ def render_message(store: Store, item: Item, view: View) -> dict[str, Any]:
     if view.selected("internetMessageHeaders"):
         out["internetMessageHeaders"] = d.get("internetMessageHeaders") or []
     if view.selected("uniqueBody"):
-        out["uniqueBody"] = d.get("body") or {"contentType": "text", "content": ""}
+        out["uniqueBody"] = body_as(d.get("body"), view)
     out = apply_select(out, list(view.select) if view.select else None)
     if view.expand.ext_single:
         out["singleValueExtendedProperties"] = ext_props_list(item.ext, view.expand.ext_filter)
@@ -438,12 +436,12 @@ def _reply_draft(sim: Any, user: User, orig: Item, action: str, body: dict[str, 
             to = [author] if author else []
         cc = []
         if action == "replyAll":
-            others = [r for r in (od.get("toRecipients") or []) + (od.get("ccRecipients") or [])
-                      if r["emailAddress"]["address"].lower() != me]
-            addrs = {r["emailAddress"]["address"].lower() for r in to}
-            to = to + [r for r in others if r["emailAddress"]["address"].lower() not in addrs
-                       and r in (od.get("toRecipients") or [])]
-            cc = [r for r in (od.get("ccRecipients") or []) if r["emailAddress"]["address"].lower() != me]
+            seen = {r["emailAddress"]["address"].lower() for r in to} | {me}
+            for r in od.get("toRecipients") or []:
+                if r["emailAddress"]["address"].lower() not in seen:
+                    to.append(r)
+                    seen.add(r["emailAddress"]["address"].lower())
+            cc = [r for r in (od.get("ccRecipients") or []) if r["emailAddress"]["address"].lower() not in seen]
         subject = _prefix(od.get("subject", ""), "RE:")
     quoted = (od.get("body") or {}).get("content", "")
     text = comment if comment is not None else (msg.get("body") or {}).get("content", "")

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from kiota_abstractions.api_error import APIError
+from msgraph.generated.models.body_type import BodyType
 from msgraph.generated.models.email_address import EmailAddress
 from msgraph.generated.models.file_attachment import FileAttachment
 from msgraph.generated.models.item_body import ItemBody
@@ -249,3 +250,13 @@ async def test_forward_keeps_attachments_and_delivers(graph_client, graph_sim) -
     inbox = await graph_client.users.by_user_id(b["id"]).mail_folders.by_mail_folder_id("inbox").messages.get()
     [fw] = inbox.value
     assert fw.subject == "FW: Contract" and fw.has_attachments
+
+
+async def test_prefer_text_body(graph_client, sim_user) -> None:
+    mb = graph_client.users.by_user_id(sim_user["id"])
+    m = await mb.messages.post(Message(subject="html", body=ItemBody(
+        content_type=BodyType.Html, content="<html><body><p>Hello <b>Dana</b></p><p>Line&nbsp;2</p></body></html>")))
+    plain = await mb.messages.by_message_id(m.id).get(
+        request_configuration=prefer('outlook.body-content-type="text"'))
+    assert plain.body.content_type == BodyType.Text and plain.body.content == "Hello Dana\nLine 2"
+    assert (await mb.messages.by_message_id(m.id).get()).body.content_type == BodyType.Html

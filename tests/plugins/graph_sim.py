@@ -11,6 +11,7 @@ resetting shared state.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -184,9 +185,21 @@ def start_graph_sim() -> GraphSim:
                     ca_path=cert_dir / "ca.pem", service=svc)
 
 
+def attach_graph_sim(base_url: str) -> GraphSim:
+    """A GraphSim for a simulator that is already running (e.g. `make run`'s on 7200)."""
+    health = httpx.get(f"{base_url.rstrip('/')}/_sim/health", timeout=10).json()
+    return GraphSim(base_url=base_url.rstrip("/"), authority=health["authority"], ca_path=Path(health["caPath"]),
+                    tenant_id=health["tenantId"])
+
+
 @pytest.fixture(scope="session")
 def graph_sim() -> Iterator[GraphSim]:
-    """One Graph simulator for the session (free ports; stopped at the end)."""
+    """One Graph simulator for the session (free ports; stopped at the end). Set GRAPH_SIM_URL to use a
+    running one instead (tests then share its state)."""
+    existing = os.environ.get("GRAPH_SIM_URL")
+    if existing:
+        yield attach_graph_sim(existing)
+        return
     sim = start_graph_sim()
     try:
         yield sim
