@@ -56,6 +56,8 @@ class Sim:
     self_base: str = ""
 
     def __post_init__(self) -> None:
+        # Application access policies: (app id, user id) pairs denied, as RestrictAccess would
+        self.denied: set[tuple[str, str]] = set()
         self.identity = Identity(self.public_base)
         self.store = Store(self.clock)
         self.throttle = Throttle(self.clock)
@@ -71,6 +73,7 @@ class Sim:
         self.faults.reset()
         self.delta.reset()
         self.notifier.reset()
+        self.denied.clear()
         self.clock.offset = self.clock.offset * 0
 
     @property
@@ -141,6 +144,9 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
         user = sim.store.user(params["user"])
         params["user"] = user.id
         mailbox = user.id
+    if mailbox and (principal.app_id, mailbox) in sim.denied:
+        raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant "
+                                                   "configured AppOnly AccessPolicy settings.")
     needed = SCOPE_ROLES.get(route.scope)
     if needed is not None and not set(needed) & set(principal.roles):
         raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")

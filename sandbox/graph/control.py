@@ -130,16 +130,26 @@ async def inbound_mail(request: web.Request) -> web.Response:
                 break
     data["internetMessageHeaders"] = headers
     folder = sim.store.folder(user, "mail", body.get("folder") or "inbox")
-    item = sim.store.create(user, "message", folder, data, notify=False)
-    for a in body.get("attachments") or []:
-        item.attachments.append(Attachment(new_immutable_id(), a["name"], a.get("contentType") or
-                                           "application/octet-stream", base64.b64decode(a["contentBytes"]),
-                                           last_modified=now))
-    for k, v in (body.get("singleValueExtendedProperties") or {}).items():
-        item.ext[k] = str(v)
-    sim.store.emit_created(item)
-    return web.json_response({"id": item.rest_id, "immutableId": item.uid, "internetMessageId":
-                              data["internetMessageId"], "conversationId": data["conversationId"]}, status=201)
+    count = int(body.get("count", 1))
+    if not 1 <= count <= 10_000:
+        raise GraphError(400, "BadRequest", "count must be between 1 and 10000.")
+    created = []
+    for i in range(count):
+        one = dict(data)
+        if count > 1:  # bulk seeding: distinct subjects and message ids
+            one["subject"] = f"{data['subject']} #{i + 1}"
+            one["internetMessageId"] = new_internet_message_id("fabrikam.example")
+        item = sim.store.create(user, "message", folder, one, notify=False)
+        for a in body.get("attachments") or []:
+            item.attachments.append(Attachment(new_immutable_id(), a["name"], a.get("contentType") or
+                                               "application/octet-stream", base64.b64decode(a["contentBytes"]),
+                                               last_modified=now))
+        for k, v in (body.get("singleValueExtendedProperties") or {}).items():
+            item.ext[k] = str(v)
+        sim.store.emit_created(item)
+        created.append({"id": item.rest_id, "immutableId": item.uid, "internetMessageId": one["internetMessageId"],
+                        "conversationId": one["conversationId"]})
+    return web.json_response(created[0] if count == 1 else {"value": created}, status=201)
 
 
 async def touch(request: web.Request) -> web.Response:
@@ -154,6 +164,19 @@ async def touch(request: web.Request) -> web.Response:
         raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
     sim.store.modified(item)
     return web.json_response({"changeKey": item.change_key, "lastModifiedDateTime": iso(item.modified)})
+
+
+async def access_policy(request: web.Request) -> web.Response:
+    """Deny (or allow again) one app's access to one mailbox, like an Application Access Policy."""
+    sim = _sim(request)
+    if request.method == "POST":
+        body = await _json(request)
+        key = (str(body["app"]), sim.store.user(str(body["user"])).id)
+        if body.get("allow", False):
+            sim.denied.discard(key)
+        else:
+            sim.denied.add(key)
+    return web.json_response({"denied": [{"app": a, "user": u} for a, u in sorted(sim.denied)]})
 
 
 async def clock(request: web.Request) -> web.Response:
@@ -295,6 +318,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/clients", r(add_client)),
         web.post("/_sim/users/{user}/inbound-mail", r(inbound_mail)),
         web.post("/_sim/users/{user}/items/{id}/touch", r(touch)),
+        web.get("/_sim/access-policy", r(access_policy)),
+        web.post("/_sim/access-policy", r(access_policy)),
         web.get("/_sim/clock", r(clock)),
         web.post("/_sim/clock", r(clock)),
         web.get("/_sim/faults", r(faults)),

@@ -176,7 +176,7 @@ async def create(request: web.Request, p: dict[str, str]) -> web.Response:
         _check_url(life, "lifecycleNotificationUrl")
     resource = str(body.get("resource") or "")
     user_id, kind, folder = parse_resource(sim, resource)
-    if not set(KIND_ROLES[kind]) & set(principal.roles):
+    if not set(KIND_ROLES[kind]) & set(principal.roles) or (principal.app_id, user_id) in sim.denied:
         raise GraphError(403, "ExtensionError", "Operation: Create; Exception: [Status Code: Forbidden; Reason: "
                                                 "Access is denied. Check credentials and try again.]")
     client_state = body.get("clientState")

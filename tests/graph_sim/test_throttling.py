@@ -87,3 +87,27 @@ async def test_timeout_fault_and_rate(graph_sim, limits, sim_user) -> None:
             await http.get(f"/users/{uid}/events", timeout=0.3)
         await limits.add_fault(path=f"users/{uid}/calendar$", status=500, rate=0.0)
         assert (await http.get(f"/users/{uid}/calendar")).status_code == 200  # rate 0 never fires
+
+
+async def test_access_policy_denies_one_app_one_mailbox(graph_sim, sim_user) -> None:
+    ctl = graph_sim.control
+    await ctl.call("POST", "access-policy", {"app": SYNC_CLIENT_ID, "user": sim_user["id"]})
+    http = await graph_sim.http()
+    agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)
+    try:
+        async with http, agent:
+            denied = await http.get(f"/users/{sim_user['id']}/messages")
+            assert denied.status_code == 403 and denied.json()["error"]["code"] == "ErrorAccessDenied"
+            assert (await agent.get(f"/users/{sim_user['id']}/messages")).status_code == 200
+            assert (await http.get("/users/alex@contoso.example/messages")).status_code == 200
+    finally:
+        await ctl.call("POST", "access-policy", {"app": SYNC_CLIENT_ID, "user": sim_user["id"], "allow": True})
+
+
+async def test_bulk_inbound_mail(graph_sim, sim_user) -> None:
+    got = await graph_sim.control.inbound_mail(sim_user["userPrincipalName"], subject="bulk", body="x", count=250)
+    assert len(got["value"]) == 250 and len({m["internetMessageId"] for m in got["value"]}) == 250
+    http = await graph_sim.http()
+    async with http:
+        page = (await http.get(f"/users/{sim_user['id']}/messages", params={"$top": "1000"})).json()
+    assert len(page["value"]) == 250
