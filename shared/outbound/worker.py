@@ -125,6 +125,9 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
     try:
         if executor is None:
             raise PermanentError(f"no executor for {op.kind}.{op.action}")
+        mb = await ctx.state.mailboxes.get(op.mailbox)
+        if mb is None or not mb.active:
+            raise PermanentError(f"mailbox {op.mailbox} was offboarded after the request was accepted")
         req = await _load_request(ctx, op)
         result = await executor(ctx, req)
     except PermanentError as exc:

@@ -86,3 +86,18 @@ async def test_a_burst_of_100_operations_for_one_mailbox_respects_4_concurrent(
     assert len(page) == 100
     print(f"\nburst: 100 accepted in {accepted:.1f}s, all written in {finished:.1f}s, "
           f"{after['requests'] - before['requests']} Graph requests, 0 throttled")
+
+
+async def test_pega_unavailable_for_the_id_report_is_retried_without_a_second_event(
+        api, rep, pega_records, pega_control, graph_http, graph_sim):
+    pega_id = await pega_appointment(pega_records)
+    # the id report (case action PATCH) fails once with 503, after Exchange already has the event
+    await pega_control.add_fault(method="PATCH", path_contains=f"{pega_id}/actions", status=503, times=1)
+    before = await usage(graph_sim, rep)
+    op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id), within=40)
+    assert op["attempts"] == 2
+    assert len(await events_of(graph_http, rep.upn)) == 1
+    after = await usage(graph_sim, rep)
+    assert after["requests"] - before["requests"] == 2  # lookup + create; the retry did not touch Graph
+    case = await pega_records.client.get_case(pega_id)
+    assert case.content[pega_records.m.appointment.external_id] == op["exchangeId"]
