@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shared.config import PrivatePolicy
 from shared.errors import PermanentError, TransientError
 from shared.graph.errors import GraphThrottledError, SyncStateNotFoundError
 from shared.pega import Association
@@ -256,6 +257,16 @@ class _Round:
                     if now_rec is not None and not now_rec.is_master:
                         items[i] = now_rec
             await _bounded(4, [functools.partial(verify, i, it) for i, it in enumerate(items)])
+
+        # a page that came without the sensitivity $expand (some servers drop it on token links) must
+        # not let a private mail through: ask for the flag of each new message, unless all may sync
+        if self.kind == "email" and self.mb.private_policy is not PrivatePolicy.FULL:
+            async def sensitivity(i: int, it: MessageRecord) -> None:
+                items[i] = replace(it, sensitivity=await self.reader.message_sensitivity(it.id),
+                                   sensitivity_known=True)
+            unknown = [(i, it) for i, it in enumerate(items) if isinstance(it, MessageRecord)
+                       and not it.sensitivity_known and links[it.id] is None and not it.is_draft]
+            await _bounded(4, [functools.partial(sensitivity, i, it) for i, it in unknown])
 
         photos: dict[str, bytes | None] = {}
         if self.kind == "contacts":

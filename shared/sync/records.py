@@ -58,6 +58,7 @@ class MessageRecord:
     sensitivity: int | None = None
     parent_folder_id: str | None = None
     has_attachments: bool = False
+    sensitivity_known: bool = True  # False when the page carried no extended properties at all
 
     @property
     def is_private(self) -> bool:
@@ -258,6 +259,7 @@ def parse_message(raw: dict[str, Any]) -> MessageRecord | Removal:
         sensitivity=extended_int(raw),
         parent_folder_id=_str(raw.get("parentFolderId")),
         has_attachments=_bool(raw.get("hasAttachments")),
+        sensitivity_known="singleValueExtendedProperties" in raw,
     )
 
 

@@ -19,6 +19,7 @@ from shared.sync.records import (
     SENSITIVITY_PROP_ID,
     DeltaPage,
     EventRecord,
+    extended_int,
     parse_event,
     parse_page,
 )
@@ -114,6 +115,18 @@ class ExchangeReader:
             return None
         rec = parse_event(raw if isinstance(raw, dict) else {})
         return rec if isinstance(rec, EventRecord) else None
+
+    async def message_sensitivity(self, message_id: str) -> int | None:
+        """MAPI sensitivity of one message (for pages whose items came without the $expand)."""
+        self.requests += 1
+        try:
+            raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/messages/{quote(message_id, safe='')}",
+                                         mailbox=self.mailbox,
+                                         params={"$select": "id", "$expand": SENSITIVITY_EXPAND},
+                                         what="get message sensitivity")
+        except GraphNotFoundError:
+            return None
+        return extended_int(raw if isinstance(raw, dict) else {})
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
         self.requests += 1

@@ -201,3 +201,15 @@ async def test_a_long_round_stops_after_max_pages_and_continues_from_its_cursor(
     assert sorted(r["content"]["Subject"] for r in await inbound.pega_records("email")) == [f"c{i}" for i in range(5)]
     mb = await inbound.services.state.mailboxes.get(inbound.upn)
     assert mb.backfill == {"email:inbox": "done", "email:sentitems": "done"}
+
+
+async def test_private_mail_arriving_after_onboarding_is_still_skipped(inbound) -> None:
+    await inbound.onboard()
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="hello", body="x", **{"from": DANA})
+    assert (await inbound.run("email")).outcomes["created"] == 1
+    await inbound.user_call("POST", "sendMail", json={"message": {
+        "subject": "Private later", "body": {"contentType": "text", "content": "x"},
+        "toRecipients": [{"emailAddress": DANA}], "singleValueExtendedProperties": PRIVATE}})
+    report = await inbound.run("email")  # an incremental round, read through the stored deltaLink
+    assert report.skipped["private"] == 1 and report.synced == 0, report.as_dict()
+    assert [r["content"]["Subject"] for r in await inbound.pega_records("email")] == ["hello"]
