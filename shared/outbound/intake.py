@@ -239,7 +239,7 @@ async def _record(ctx: IntakeContext, kind: OpKind, key: str, doc: dict[str, Any
         raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was already used for a different "
                                                       "request", field=IDEMPOTENCY_KEY_HEADER) from None
     if not created:
-        existing = await ops.get(op_id)
+        existing = await _recorded(ctx, op_id)
         if existing is not None:
             if existing.status == "accepted":
                 await _enqueue(ctx, existing.operation_id)
@@ -263,6 +263,17 @@ async def _record(ctx: IntakeContext, kind: OpKind, key: str, doc: dict[str, Any
     log.info("accepted %s for %s as operation %s", kind.operation_id, mailbox.upn, op_id)
     return ApiResponse(202, accepted_body(op, base_url, replay=not created),
                        {"Location": status_url(base_url, op_id)})
+
+
+async def _recorded(ctx: IntakeContext, op_id: str) -> Operation | None:
+    """The operation of a claimed key. A concurrent first request may still be writing it: wait
+    briefly rather than write it a second time (which could reset a run already under way)."""
+    for delay in (0.0, 0.05, 0.1, 0.2, 0.4):
+        await asyncio.sleep(delay)
+        found = await ctx.state.operations.get(op_id)
+        if found is not None:
+            return found
+    return None
 
 
 async def _enqueue(ctx: IntakeContext, operation_id: str) -> None:

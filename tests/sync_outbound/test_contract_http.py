@@ -183,3 +183,18 @@ async def test_operation_status_shape_and_unknown_ids(api, rep):
     assert status == 404 and body["error"]["code"] == "not_found"
     status, _, _ = await api.call("GET", f"pega/v1/operations/{accepted['operationId']}", idem=None, token=None)
     assert status == 401
+
+
+async def test_concurrent_duplicates_make_one_operation_and_one_contact(api, rep, pega_records, graph_http):
+    import asyncio
+
+    key = str(uuid.uuid4())
+    body = contact_body(rep, pegaId=await new_pega_contact(pega_records))
+    results = await asyncio.gather(*(api.call("POST", "pega/v1/contacts", body, idem=key) for _ in range(5)))
+    assert {r[0] for r in results} == {202}
+    ids = {r[2]["operationId"] for r in results}
+    assert len(ids) == 1
+    op = await api.wait(ids.pop())
+    assert op["status"] == "succeeded", op
+    await asyncio.sleep(0.5)  # any duplicate message has had its chance
+    assert len((await graph_http.get(f"/users/{rep.upn}/contacts")).json()["value"]) == 1
