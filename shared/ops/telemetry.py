@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -49,6 +50,7 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _lock = threading.Lock()
 _configured: str | None = None
 _test_log_handler: logging.Handler | None = None
+_test_remote: RemoteCallMetricsProcessor | None = None
 
 INBOUND = "inbound"  # Exchange → Pega
 OUTBOUND = "outbound"  # Pega → Exchange
@@ -135,6 +137,59 @@ class ScrubbingLogFilter(logging.Filter):
         return True
 
 
+class RemoteCallMetricsProcessor:
+    """Counts `pes.remote.calls` from the HTTP CLIENT spans of the instrumented clients: Graph calls
+    (httpx under msgraph-sdk) and Pega calls (aiohttp), by host, with status code and the mailbox
+    taken from a Graph `/users/{upn}/` path — without touching the Graph gateway or Pega client."""
+
+    _USERS = re.compile(r"/users/([^/?#]+)", re.IGNORECASE)
+
+    def __init__(self, hosts: Mapping[str, str]) -> None:
+        self.hosts = {h.lower(): service for h, service in hosts.items() if h}
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def _on_ending(self, span: Any) -> None:
+        return None
+
+    def on_end(self, span: Any) -> None:
+        try:
+            if span.kind != SpanKind.CLIENT:
+                return
+            attrs = span.attributes or {}
+            url = str(attrs.get("url.full") or attrs.get("http.url") or "")
+            host = urlsplit(url).netloc.lower()
+            service = self.hosts.get(host)
+            if service is None:
+                return
+            status = int(attrs.get("http.response.status_code") or attrs.get("http.status_code") or 0)
+            m = self._USERS.search(urlsplit(url).path)
+            mailbox = unquote(m.group(1)) if m and "@" in unquote(m.group(1)) else None
+            method = str(attrs.get("http.request.method") or attrs.get("http.method") or "")
+            record_remote_call(service, status, mailbox=mailbox, operation=method or None)
+        except Exception:
+            log.debug("remote call metric failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def remote_hosts(settings: Any) -> dict[str, str]:
+    """host[:port] → "graph" | "pega", from the configured base URLs."""
+    out: dict[str, str] = {}
+    graph = getattr(getattr(settings, "graph", None), "base_url", "") or ""
+    pega = getattr(getattr(settings, "pega", None), "base_url", "") or ""
+    if graph:
+        out[urlsplit(graph).netloc.lower()] = "graph"
+    if pega:
+        out[urlsplit(pega).netloc.lower()] = "pega"
+    return out
+
+
 # ---------------------------------------------------------------- set-up
 
 
@@ -167,7 +222,8 @@ def configure(settings: Any = None, *, connection_string: str | None = None,
         kwargs: dict[str, Any] = {
             "connection_string": conn,
             "logger_name": "",  # the root logger: our modules log through logging.getLogger(__name__)
-            "span_processors": [ScrubbingSpanProcessor()],
+            # metrics from the raw spans first, then scrub, then the distro's exporter
+            "span_processors": [RemoteCallMetricsProcessor(remote_hosts(settings)), ScrubbingSpanProcessor()],
             "log_record_processors": [ScrubbingLogRecordProcessor()],
             "instrumentation_options": {name: {"enabled": False} for name in
                                         ("django", "fastapi", "flask", "psycopg2", "requests", "urllib")},
@@ -186,7 +242,7 @@ def configure(settings: Any = None, *, connection_string: str | None = None,
 
 
 def configure_for_tests(span_exporter: Any, metric_reader: Any, *, log_exporter: Any = None,
-                        instrument_http: bool = True) -> None:
+                        instrument_http: bool = True, remote: Mapping[str, str] | None = None) -> None:
     """The same privacy pipeline with in-memory exporters (tests): global providers, set once."""
     global _configured
     from opentelemetry.sdk.metrics import MeterProvider
@@ -195,6 +251,9 @@ def configure_for_tests(span_exporter: Any, metric_reader: Any, *, log_exporter:
 
     with _lock:
         tp = TracerProvider()
+        global _test_remote
+        _test_remote = RemoteCallMetricsProcessor(remote or {})
+        tp.add_span_processor(_test_remote)  # type: ignore[arg-type]
         tp.add_span_processor(ScrubbingSpanProcessor())  # type: ignore[arg-type]
         tp.add_span_processor(SimpleSpanProcessor(span_exporter))
         trace.set_tracer_provider(tp)
@@ -234,6 +293,11 @@ def _instrument_aiohttp(tracer_provider: Any = None) -> None:
             inst.instrument(**({"tracer_provider": tracer_provider} if tracer_provider is not None else {}))
     except Exception as exc:  # telemetry must never stop the app
         log.warning("aiohttp instrumentation unavailable: %s", type(exc).__name__)
+
+
+def set_remote_hosts_for_tests(hosts: Mapping[str, str]) -> None:
+    if _test_remote is not None:
+        _test_remote.hosts = {h.lower(): s for h, s in hosts.items()}
 
 
 def uninstrument_for_tests() -> None:

@@ -64,6 +64,7 @@ async def world(otel, azurite_conn, graph_sim, pega_sim, pega_control, people):
            "PEGA_PASSWORD": p.password or "", "SYNC_NOTIFICATION_FREQUENCY_MINUTES": "1",
            "SYNC_FAILURE_NOTICE_SENDER": people.sender, "SYNC_FAILURE_NOTICE_ADMIN": people.admin}
     settings = load_settings(env)
+    telemetry.set_remote_hosts_for_tests(telemetry.remote_hosts(settings))
     state = await StateStore.open(settings.storage, names=TableNames(prefix="tel" + uuid.uuid4().hex[:8]))
     svc = Services(settings=settings, state=state, queues=TracingQueueSender.from_settings(settings.storage))
     pega = PegaClient(settings.pega)
@@ -191,6 +192,11 @@ async def test_sample_run_emits_no_addresses_content_or_secrets(otel, world, gra
     assert {"pes.items.synced", "pes.items.failed", "pes.items.deadlettered", "pes.sync.latency",
             "pes.remote.calls", "pes.incidents.open"} <= metric_names
     assert any("incident opened" in str(r.log_record.body) for r in records)
+    calls = [(dict(p.attributes), p.value) for rm in points.resource_metrics for sm in rm.scope_metrics
+             for m in sm.metrics if m.name == "pes.remote.calls" for p in m.data.data_points]
+    graph_503 = [a for a, _ in calls if a.get("pes.service") == "graph" and a.get("pes.status_code") == "503"]
+    assert graph_503 and all(a.get("pes.mailbox") == mailbox_id(rep) for a in graph_503)
+    assert any(a.get("pes.service") == "pega" and a.get("pes.status_code", "").startswith("2") for a, _ in calls)
 
     low = blob.lower()
     forbidden = [rep, people.admin, people.sender, DANA["address"], rep.replace("@", "%40"), SUBJECT, BODY,
