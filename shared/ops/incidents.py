@@ -132,7 +132,8 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
         before = claim["before"]
         telemetry.set_incident_open(mailbox, kind, True)
         if not before.incident_open:
-            log.warning("incident opened for %s/%s: failing since %s", mailbox, kind, before.failing_since)
+            log.warning("incident opened for %s/%s: failing since %s", mailbox, kind, before.failing_since,
+                        extra=telemetry.log_extra(mailbox=mailbox, kind=kind, event="incident_opened"))
         notice = Notice(FAILURE, mailbox, kind, before.failing_since, sanitize_error(before.last_error),
                         services.settings.sync.notification_frequency_minutes, now,
                         last_failure_at=before.last_failure_at)
@@ -140,7 +141,8 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
             await (notifier or default_notifier(services)).send(notice)
         except Exception as exc:
             log.warning("failure notice for %s/%s not sent (%s); the next evaluation retries", mailbox, kind,
-                        type(exc).__name__)
+                        type(exc).__name__, extra=telemetry.log_extra(mailbox=mailbox, kind=kind,
+                                                                      event="notice_failed"))
 
             def release(cur: Health) -> Health:
                 return dataclasses.replace(cur, incident_notified_at=None) if cur.incident_notified_at == now else cur
@@ -164,7 +166,8 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
             return Evaluation(mailbox, kind, "none", h.incident_open)
         before = closed["before"]
         telemetry.set_incident_open(mailbox, kind, False)
-        log.info("incident closed for %s/%s", mailbox, kind)
+        log.info("incident closed for %s/%s", mailbox, kind,
+                 extra=telemetry.log_extra(mailbox=mailbox, kind=kind, event="incident_closed"))
         if before.incident_notified_at is None:  # the failure notice never went out: no recovery notice either
             return Evaluation(mailbox, kind, "closed", False)
         notice = Notice(RECOVERY, mailbox, kind, None, sanitize_error(before.last_error),

@@ -332,6 +332,13 @@ def dims(*, mailbox: str | None = None, kind: str | None = None, direction: str 
     return out
 
 
+def log_extra(*, mailbox: str | None = None, kind: str | None = None, direction: str | None = None,
+              **extra: str | int | None) -> dict[str, str | int]:
+    """`extra=` for a log call: the same pes.* dimensions as the metrics, so logs land in App
+    Insights with customDimensions pes.mailbox (pseudonymous) / pes.kind / pes.direction."""
+    return dims(mailbox=mailbox, kind=kind, direction=direction, **extra)
+
+
 class _Instruments:
     def __init__(self) -> None:
         meter = metrics.get_meter(METER_NAME)

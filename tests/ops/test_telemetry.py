@@ -191,7 +191,9 @@ async def test_sample_run_emits_no_addresses_content_or_secrets(otel, world, gra
     metric_names = {m.name for rm in points.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {"pes.items.synced", "pes.items.failed", "pes.items.deadlettered", "pes.sync.latency",
             "pes.remote.calls", "pes.incidents.open"} <= metric_names
-    assert any("incident opened" in str(r.log_record.body) for r in records)
+    opened = [r for r in records if "incident opened" in str(r.log_record.body)]
+    assert opened and opened[0].log_record.attributes["pes.mailbox"] == mailbox_id(rep)
+    assert opened[0].log_record.attributes["pes.event"] == "incident_opened"
     calls = [(dict(p.attributes), p.value) for rm in points.resource_metrics for sm in rm.scope_metrics
              for m in sm.metrics if m.name == "pes.remote.calls" for p in m.data.data_points]
     graph_503 = [a for a, _ in calls if a.get("pes.service") == "graph" and a.get("pes.status_code") == "503"]
