@@ -14,7 +14,9 @@ an already-sent message (just link it), so a retry never sends twice.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -164,6 +166,21 @@ async def send(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     return await _finish(ctx, req, await _send_and_read(ctx, mailbox, draft["id"]))
 
 
+def reply_html(body: dict[str, Any], quoted: str) -> str:
+    """The rep's reply (text escaped, or HTML as is) placed before the quoted thread of the draft."""
+    content = str(body.get("content") or "")
+    if str(body.get("contentType") or "text").lower() == "html":
+        mine = content
+    else:
+        mine = "<div>" + html.escape(content).replace("\r\n", "\n").replace("\n", "<br>") + "</div>"
+    match = re.search(r"<body[^>]*>", quoted, re.IGNORECASE)
+    if match:
+        return quoted[:match.end()] + mine + quoted[match.end():]
+    if quoted:
+        return f"<html><body>{mine}{quoted}</body></html>"
+    return f"<html><body>{mine}</body></html>"
+
+
 async def _original_id(ctx: WorkerContext, req: OutboundRequest) -> str:
     original_pega = req.params.get("originalPegaId", "")
     link = await ctx.state.links.by_pega_id(req.mailbox, original_pega)
@@ -182,25 +199,26 @@ async def reply(ctx: WorkerContext, req: OutboundRequest, *, reply_all: bool = F
     mailbox = req.mailbox
     original = await _original_id(ctx, req)
     action = "createReplyAll" if reply_all else "createReply"
-    body = req.body.get("body") or {}
     try:
         draft = (await ctx.graph.request(
             "POST", f"{_messages(mailbox)}/{original}/{action}", mailbox=mailbox,
-            body={"comment": str(body.get("content") or ""),
-                  "message": {"singleValueExtendedProperties": pega_id_property(req.pega_id)}},
+            body={"message": {"singleValueExtendedProperties": pega_id_property(req.pega_id)}},
             what=action)).json()
     except GraphNotFoundError:
         raise PermanentError("the email replied to no longer exists in the rep's mailbox") from None
-    patch: dict[str, Any] = {}
+    # The draft's body already quotes the thread; the rep's text goes on top of it, in the body's own
+    # type (createReply's `comment` would not say whether the text is HTML or plain).
+    quoted = str((draft.get("body") or {}).get("content") or "")
+    patch: dict[str, Any] = {"body": {"contentType": "HTML",
+                                      "content": reply_html(req.body.get("body") or {}, quoted)}}
     if req.body.get("to"):
         patch["toRecipients"] = merged_recipients(draft.get("toRecipients") or [], req.body["to"])
     if req.body.get("cc"):
         patch["ccRecipients"] = merged_recipients(draft.get("ccRecipients") or [], req.body["cc"])
     if req.body.get("subject"):
         patch["subject"] = req.body["subject"]
-    if patch:
-        await ctx.graph.request("PATCH", f"{_messages(mailbox)}/{draft['id']}", mailbox=mailbox, body=patch,
-                                what="update reply draft")
+    await ctx.graph.request("PATCH", f"{_messages(mailbox)}/{draft['id']}", mailbox=mailbox, body=patch,
+                            what="update reply draft")
     await _add_attachments(ctx, mailbox, draft["id"], req, already=set())
     return await _finish(ctx, req, await _send_and_read(ctx, mailbox, draft["id"]))
 

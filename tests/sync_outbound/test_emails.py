@@ -65,9 +65,12 @@ async def test_reply_and_reply_all_stay_in_the_thread(api, rep, graph_sim, pega_
     reply_pega = await pega_email(pega_records, "RE: Quarterly pricing")
     op = await api.run("POST", f"pega/v1/emails/{quote(original_pega, safe='')}/reply",
                        {"pegaId": reply_pega, "operator": rep.operator, "changedAt": "2026-11-20T10:05:00Z",
-                        "body": {"contentType": "text", "content": "Figures attached."},
+                        "body": {"contentType": "text", "content": "Figures <attached>.\nAlex"},
                         "cc": [{"email": "finance@fabrikam.example"}]})
     reply = await message(graph_http, rep.upn, op["exchangeId"])
+    content = reply["body"]["content"]
+    assert "Figures &lt;attached&gt;.<br>Alex" in content  # plain text stays plain text
+    assert content.index("Figures") < content.index("Can you send the figures?")  # above the quoted thread
     assert reply["conversationId"] == original["conversationId"]
     assert reply["subject"].startswith("RE:")
     assert [r["emailAddress"]["address"] for r in reply["toRecipients"]] == ["dana@fabrikam.example"]
