@@ -3,7 +3,6 @@ free ports, plus in-process Services and a SyncContext pointed at them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -53,19 +52,18 @@ class Stack:
         await self.sim("POST", "users", {"userPrincipalName": upn, "displayName": upn})
         return upn
 
-    async def seed_mail(self, upn: str, n: int, *, concurrency: int = 16) -> None:
-        """n received mails in the Inbox (a mix of known and unknown senders), through /_sim/."""
+    async def seed_mail(self, upn: str, n: int) -> None:
+        """n received mails in the Inbox, a mix of known and unknown senders (the simulator's bulk seeding)."""
         senders = [{"address": "dana@fabrikam.example", "name": "Dana"}, {"address": "lee@northwind.example"},
-                   {"address": f"buyer{0}@fabrikam.example"}, {"address": "someone@unknown-co.example"}]
-        sem = asyncio.Semaphore(concurrency)
-        async with httpx.AsyncClient(base_url=self.graph_base, timeout=60) as http:
-            async def one(i: int) -> None:
-                async with sem:
+                   {"address": "buyer@fabrikam.example"}, {"address": "someone@unknown-co.example"}]
+        async with httpx.AsyncClient(base_url=self.graph_base, timeout=300) as http:
+            for k, sender in enumerate(senders):
+                count = n // len(senders) + (1 if k < n % len(senders) else 0)
+                if count:
                     r = await http.post(f"/_sim/users/{upn}/inbound-mail", json={
-                        "subject": f"Order {i}", "body": f"Hello, about order {i}: thanks, we are happy with it.",
-                        "from": senders[i % len(senders)]})
+                        "subject": f"Order from {sender['address']}", "count": count, "from": sender,
+                        "body": "Hello, about our order: thanks, we are happy with it."})
                     r.raise_for_status()
-            await asyncio.gather(*(one(i) for i in range(n)))
 
     async def graph_requests(self, upn: str) -> int:
         rows = (await self.sim("GET", "requests"))["value"]
