@@ -113,15 +113,16 @@ def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime
 
 
 async def mailbox_health(services: Services, upn: str, *, now: dt.datetime | None = None,
-                         letters: dict[str, int] | None = None, depths: dict[str, int | None] | None = None
-                         ) -> dict[str, Any] | None:
+                         letters: dict[str, int] | None = None, depths: dict[str, int | None] | None = None,
+                         all_subs: list[SubscriptionRecord] | None = None) -> dict[str, Any] | None:
     now = now or dt.datetime.now(dt.UTC)
     mailbox = await services.state.mailboxes.get(upn)
     if mailbox is None:
         return None
     health = {h.kind: h for h in await services.state.health.for_mailbox(mailbox.upn)}
     cursors = await services.state.cursors.list(mailbox.upn)
-    subs = await services.state.subscriptions.for_mailbox(mailbox.upn)
+    subs = ([r for r in all_subs if r.mailbox == mailbox.upn] if all_subs is not None
+            else await services.state.subscriptions.for_mailbox(mailbox.upn))
     if letters is None:
         letters = (await ops_dl.counts(services))["per_mailbox_kind"]
     kinds = list(KINDS) + sorted(k for k in health if k not in KINDS)
@@ -149,12 +150,14 @@ async def tenant_health(services: Services, *, now: dt.datetime | None = None) -
     depths = await queue_depths(services)
     dl = await ops_dl.counts(services)
     mailboxes = await services.state.mailboxes.list(active_only=False)
+    all_subs = await services.state.subscriptions.all()  # one scan, not one query per mailbox
     rows = []
     incidents = []
     totals: dict[str, dict[str, int]] = {}
     expiring = failed_subs = active_subs = 0
     for m in sorted(mailboxes, key=lambda m: m.upn):
-        detail = await mailbox_health(services, m.upn, now=now, letters=dl["per_mailbox_kind"], depths=depths)
+        detail = await mailbox_health(services, m.upn, now=now, letters=dl["per_mailbox_kind"], depths=depths,
+                                      all_subs=all_subs)
         if detail is None:
             continue
         kinds = {}
