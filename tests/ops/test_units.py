@@ -109,3 +109,18 @@ def test_parser_knows_every_command():
                  ["resync", "a@b.co", "--kind", "contacts", "--wait"], ["deadletters", "list"],
                  ["deadletters", "show", "q", "i"], ["deadletters", "replay", "--all"], ["pseudonym", "a@b.co"]):
         assert p.parse_args(argv).command == argv[0]
+
+
+def test_cli_runs_as_a_program():
+    import subprocess
+    import sys
+
+    from sandbox.proc import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "shared.admin.cli", "pseudonym", "Alex@contoso.example"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == mailbox_id("alex@contoso.example")
+    proc = subprocess.run([sys.executable, "-m", "shared.admin.cli", "status"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "PES_ADMIN_URL" in proc.stdout
