@@ -3,7 +3,7 @@
 Routes (all under /api, auth level ADMIN):
 - GET  admin/health                         tenant-wide summary
 - GET  admin/mailboxes/{upn}/health         one mailbox, per kind
-- GET  admin/mailboxes/{upn}/dryrun?kind=   what the next round would sync / exclude and why
+- GET  admin/mailboxes/{upn}/dryrun?kind=&max_pages=   what the next round would sync / exclude and why
 - POST admin/mailboxes/{upn}/resync         {"kind": "email"} → a full resync round is enqueued
 - GET  admin/deadletters?queue=&mailbox=&include_replayed=1
 - GET  admin/deadletters/{queue}/{id}       one dead letter (content fields redacted)
@@ -71,7 +71,8 @@ async def admin_mailbox_health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/mailboxes/{upn}/dryrun", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def admin_mailbox_dryrun(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        result = await actions.dry_run(await _svc(), req.route_params.get("upn", ""), req.params.get("kind", ""))
+        result = await actions.dry_run(await _svc(), req.route_params.get("upn", ""), req.params.get("kind", ""),
+                                       max_pages=actions.parse_max_pages(req.params.get("max_pages")))
     except InvalidMessageError as exc:
         return problem(400, str(exc))
     return json_response(result)

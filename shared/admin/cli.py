@@ -127,7 +127,8 @@ class DirectBackend:
                     found = await health.mailbox_health(svc, admin_mb.validate_upn(upn))
                     return (200, found) if found else (404, {"error": "mailbox is not onboarded"})
                 if what == "dryrun":
-                    return 200, await actions.dry_run(svc, upn, params.get("kind", ""))
+                    return 200, await actions.dry_run(svc, upn, params.get("kind", ""),
+                                                      max_pages=actions.parse_max_pages(params.get("max_pages")))
                 if what == "resync":
                     return 202, await actions.resync(svc, upn, str((body or {}).get("kind", "")))
             if parts == ["admin", "deadletters"]:
@@ -149,6 +150,9 @@ class DirectBackend:
 
     async def close(self) -> None:
         if self._services is not None:
+            from shared.sync.context import close_sync_context
+
+            await close_sync_context()  # the dry run's Graph/Pega clients, if one ran
             await self._services.close()
 
 
@@ -286,7 +290,7 @@ class Cli:
 
     async def dry_run(self, args: argparse.Namespace) -> int:
         doc = _expect(*await self.b.call("GET", f"admin/mailboxes/{quote(args.upn)}/dryrun",
-                                         params={"kind": args.kind}))
+                                         params={"kind": args.kind, "max_pages": str(args.max_pages)}))
         if self.as_json:
             self.dump(doc)
             return EXIT_OK
@@ -450,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("upn")
     d.add_argument("--kind", required=True, choices=KINDS)
     d.add_argument("--all-items", action="store_true", help="list every item (default: first 50 per table)")
+    d.add_argument("--max-pages", type=int, default=50, help="read at most this many delta pages per folder")
     r = sub.add_parser("resync", help="full resync of one kind")
     r.add_argument("upn")
     r.add_argument("--kind", required=True, choices=KINDS)

@@ -69,7 +69,20 @@ def summarize_plan(planned: list[Any], *, mailbox: str, kind: str) -> dict[str, 
     }
 
 
-async def dry_run(services: Services, upn: str, kind: str, *, max_pages: int = 200) -> dict[str, Any]:
+def parse_max_pages(value: str | None, *, default: int = 50) -> int:
+    """The dry run's page budget per folder (an HTTP request must answer within the host's limit)."""
+    if not value:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidMessageError("max_pages: not a number") from None
+    if not 1 <= n <= 200:
+        raise InvalidMessageError("max_pages: must be 1..200")
+    return n
+
+
+async def dry_run(services: Services, upn: str, kind: str, *, max_pages: int = 50) -> dict[str, Any]:
     from shared.sync.inbound import dry_run as plan
 
     upn, kind = validate_upn(upn), _check_kind(kind)

@@ -230,11 +230,16 @@ async def test_admin_api_needs_the_admin_key_and_validates(world):
             assert r.status == 400
 
 
-async def test_direct_mode_and_pseudonym(world, svc):
+async def test_direct_mode_and_pseudonym(world, svc, graph_sim):
     env, _ = world
-    upn = f"direct-{uuid.uuid4().hex[:6]}@contoso.example"
+    upn = (await graph_sim.control.new_user("Direct"))["userPrincipalName"].lower()
     code, out = await cli("--direct", "onboard", upn, "--operator", "blair", env=env)
     assert code == 0 and "Onboarded" in out, out
+    await graph_sim.control.inbound_mail(upn, subject="Hi", body="x", **{"from": {"address": "x@unknown.example"}})
+    code, out = await cli("--direct", "dry-run", upn, "--kind", "email", "--max-pages", "5", env=env)
+    assert code == 0 and "these 0 items would sync; these 1 are excluded" in out, out
+    code, out = await cli("--direct", "dry-run", upn, "--kind", "email", "--max-pages", "500", env=env)
+    assert code == 2 and "max_pages" in out
     code, out = await cli("--direct", "--json", "status", env=env)
     rows = {r["upn"]: r for r in json.loads(out)["mailbox_rows"]}
     assert rows[upn]["status"] == "active"
