@@ -133,9 +133,12 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
         raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
     matched = sim.router.match(request.method, segments)
     if matched is None:
+        # Logged so that a client hitting something the simulator lacks finds out from the log.
+        log.warning("no Graph route for %s /v1.0/%s", request.method, "/".join(segments))
         seg = segments[-1] if segments else ""
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{seg}'.")
     if matched == "405":
+        log.warning("method not allowed: %s /v1.0/%s", request.method, "/".join(segments))
         raise GraphError(405, "Request_BadRequest", "The HTTP method is not allowed for the resource.")
     assert not isinstance(matched, str)
     route, params = matched
