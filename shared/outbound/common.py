@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import PermanentError, TransientError
@@ -36,6 +36,8 @@ class OutboundRequest:
     params: dict[str, str]
     body: dict[str, Any]
     changed_at: dt.datetime | None
+    # Pega records the inbound round created for our item before we linked it (see save_link)
+    duplicates: list[str] = field(default_factory=list)
 
     @property
     def mailbox(self) -> str:
@@ -101,6 +103,15 @@ async def save_link(ctx: WorkerContext, req: OutboundRequest, *, kind: str, grap
                 return await links.create(link)
             except AlreadyExistsError:
                 existing = None
+                other = await links.by_graph_id(req.mailbox, graph_id)
+                if other is not None and other.pega_id != req.pega_id:
+                    # The Exchange → Pega round saw our new item before this link existed and linked it
+                    # to a Pega record of its own. The item was made for req.pega_id: take the link over
+                    # and name the duplicate so an operator can close it (never deleted automatically).
+                    log.warning("Exchange item of Pega %s was linked by the inbound round to Pega %s; taking "
+                                "the link over (duplicate Pega record left for review)", req.pega_id, other.pega_id)
+                    req.duplicates.append(other.pega_id)
+                    await links.delete(other)
                 continue
         if current.graph_id != graph_id:
             if current.state == "active":

@@ -147,6 +147,8 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
             return "failed"
         await _finish(ctx, op, status="accepted", error=f"{type(exc).__name__}: {exc}"[:1000])
         raise
+    if req.duplicates:
+        result = {**result, "duplicatePegaRecords": list(req.duplicates)}
     await _finish(ctx, op, status="succeeded", result=result, error="")
     await _success_health(ctx, op)
     body = op.payload.get("body")

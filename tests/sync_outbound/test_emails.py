@@ -130,12 +130,3 @@ async def test_attachments_inline_and_by_upload_session_and_the_body_goes_throug
     async with ContainerClient.from_connection_string(azurite_conn, "outbound-payloads") as c:
         names = [b.name async for b in c.list_blobs()]
     assert f"{op_id}.json" not in names
-
-
-async def test_reply_to_an_email_that_was_never_linked_fails_visibly(api, rep, pega_records):
-    reply_pega = await pega_email(pega_records)
-    op_id = await api.submit("POST", f"pega/v1/emails/{quote('PEGASA-WORK-EMAIL E-404', safe='')}/reply",
-                             {"pegaId": reply_pega, "operator": rep.operator, "changedAt": "2026-11-20T10:05:00Z",
-                              "body": {"content": "?"}})
-    op = await api.wait(op_id, within=60)
-    assert op["status"] == "failed" and "no linked Exchange item" in op["error"]["message"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 
@@ -101,3 +102,30 @@ async def test_pega_unavailable_for_the_id_report_is_retried_without_a_second_ev
     assert after["requests"] - before["requests"] == 2  # lookup + create; the retry did not touch Graph
     case = await pega_records.client.get_case(pega_id)
     assert case.content[pega_records.m.appointment.external_id] == op["exchangeId"]
+
+
+async def test_changes_to_items_that_were_never_linked_fail_visibly(api, rep, pega_records, state):
+    """Update/cancel/close/reply for a Pega record with no Exchange item: after waiting a little for
+    a create that might still be queued, each operation fails with the reason (and health counts it)."""
+    from urllib.parse import quote
+
+    def unknown(prefix: str) -> str:
+        return quote(f"{prefix}-{uuid.uuid4().hex[:6]}", safe="")
+
+    who = {"operator": rep.operator, "changedAt": "2026-11-20T11:00:00Z"}
+    reply_pega = (await pega_records.client.create_case(pega_records.m.case_types.email, {})).id
+    submitted = await asyncio.gather(
+        api.submit("PATCH", f"pega/v1/appointments/{unknown('PEGASA-WORK-APPOINTMENT A')}", {**who, "subject": "x"}),
+        api.submit("POST", f"pega/v1/appointments/{unknown('PEGASA-WORK-APPOINTMENT A')}/cancel", who),
+        api.submit("PATCH", f"pega/v1/contacts/{unknown('PEGACRM-ENTITY-CONTACT CON')}", {**who, "jobTitle": "x"}),
+        api.submit("POST", f"pega/v1/contacts/{unknown('PEGACRM-ENTITY-CONTACT CON')}/close", who),
+        api.submit("POST", f"pega/v1/emails/{unknown('PEGASA-WORK-EMAIL E')}/reply",
+                   {**who, "pegaId": reply_pega, "body": {"content": "?"}}))
+    ops = await asyncio.gather(*(api.wait(o, within=60) for o in submitted))
+    for op in ops:
+        assert op["status"] == "failed", op
+        assert "no linked Exchange item" in op["error"]["message"], op
+    calendar = await state.health.get(rep.upn, "calendar")
+    assert calendar.failed == 2 and "no linked Exchange item" in calendar.last_error
+    assert (await state.health.get(rep.upn, "contacts")).failed == 2
+    assert (await state.health.get(rep.upn, "email")).failed == 1

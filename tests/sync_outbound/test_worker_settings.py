@@ -69,3 +69,25 @@ async def test_dedicated_folder_and_delete_on_close(ctx, rep, graph_http):
     assert closed["action"] == "deleted"
     gone = await graph_http.get(f"/users/{rep.upn}/contacts/{result['exchangeId']}")
     assert gone.status_code == 404
+
+
+async def test_a_link_made_by_the_inbound_round_for_our_new_item_is_taken_over(ctx, rep):
+    """The race: the Exchange → Pega round saw our new event before our link existed and linked it
+    to a Pega record of its own. Our operation takes the link over and names the duplicate."""
+    from shared.storage.links import Link
+
+    pega_id = f"PEGASA-WORK-APPOINTMENT A-{uuid.uuid4().hex[:6]}"
+    body = {"pegaId": pega_id, "operator": rep.operator, "subject": "Race",
+            "start": {"dateTime": "2026-12-01T09:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-01T10:00", "timeZone": "UTC"}, "changedAt": "2026-11-20T10:00:00Z"}
+    first = await run(ctx, rep, "appointment", "create", pega_id, body, "createAppointment")
+    ours = await ctx.state.links.by_pega_id(rep.upn, pega_id)
+    await ctx.state.links.delete(ours)
+    await ctx.state.links.create(Link(mailbox=rep.upn, kind="event", graph_id=first["exchangeId"],
+                                      pega_id="PEGASA-WORK-APPOINTMENT A-DUP", snapshot={"_by": "exchange"}))
+    again = await run(ctx, rep, "appointment", "create", pega_id, body, "createAppointment")
+    assert again["exchangeId"] == first["exchangeId"] and again["created"] is False
+    assert again["duplicatePegaRecords"] == ["PEGASA-WORK-APPOINTMENT A-DUP"]
+    link = await ctx.state.links.by_graph_id(rep.upn, first["exchangeId"])
+    assert link.pega_id == pega_id
+    assert await ctx.state.links.by_pega_id(rep.upn, "PEGASA-WORK-APPOINTMENT A-DUP") is None
