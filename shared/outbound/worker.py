@@ -10,8 +10,9 @@ a `running` operation whose lease has not expired defers the duplicate. Outcomes
 - PermanentError (Graph 400/403/404, a body that cannot apply, Pega refusing the id report) →
   failed with the reason, visible in GET /operations/{id} and counted in mailbox health; the
   message is then done (never dead-lettered silently, never retried uselessly);
-- TransientError (429/5xx/timeouts) → back to accepted and re-raised: run_message re-enqueues with
-  the Retry-After delay (or the host retries); after MAX_ATTEMPTS runs the operation fails;
+- TransientError (429/5xx/timeouts) → back to accepted and re-raised with a delay (Graph's
+  Retry-After, else an exponential backoff): run_message re-enqueues the message invisible for
+  that long; after MAX_ATTEMPTS runs the operation fails;
 - anything else → back to accepted and re-raised (host retry), failed after MAX_UNEXPECTED runs
   (before the host's maxDequeueCount would poison the message and leave the operation hanging).
 """
@@ -57,7 +58,13 @@ EXECUTORS: dict[tuple[str, str], Executor] = {
 LEASE_SECONDS = 300.0
 MAX_ATTEMPTS = 30
 MAX_UNEXPECTED = 3
+MAX_BACKOFF = 300
 HEALTH_QUIET = 60.0  # seconds: successes within this of the last recorded one are not written
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before retrying an operation that failed transiently without a Retry-After."""
+    return float(min(MAX_BACKOFF, 2 ** max(1, attempts)))
 
 
 def _now() -> dt.datetime:
@@ -140,6 +147,10 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
         await _finish(ctx, op, status="accepted", error=f"{type(exc).__name__}: {exc}"[:1000])
         if not isinstance(exc, NotLinkedYet | GraphThrottledError):
             await _health(ctx, op, record_failure(str(exc), throttled=False))
+        if exc.retry_after is None:
+            # retry through a delayed re-enqueue (bounded by MAX_ATTEMPTS), not the host's quick
+            # dequeue retries, which end in the poison queue with the operation left `accepted`
+            raise TransientError(str(exc), retry_after=backoff(op.attempts)) from exc
         raise
     except Exception as exc:
         if op.attempts >= MAX_UNEXPECTED:
