@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -18,6 +19,7 @@ def private_sim() -> Iterator[GraphSim]:
     finally:
         assert sim.service is not None
         sim.service.stop()
+        shutil.rmtree(sim.ca_path.parent, ignore_errors=True)
 
 
 async def test_reset_and_state_dump(private_sim: GraphSim) -> None:

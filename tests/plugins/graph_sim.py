@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ def graph_sim() -> Iterator[GraphSim]:
     finally:
         if sim.service is not None:
             sim.service.stop()
+        shutil.rmtree(sim.ca_path.parent, ignore_errors=True)
 
 
 @pytest.fixture
