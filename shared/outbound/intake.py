@@ -150,7 +150,8 @@ def _check_path_params(params: Mapping[str, str]) -> None:
 
 
 async def resolve_mailbox(state: StateStore, body: Mapping[str, Any], kind: OpKind) -> Mailbox:
-    """The onboarded mailbox of the rep named by `operator` (preferred) or `mailbox` (403 otherwise)."""
+    """The onboarded mailbox of the rep named by `operator` (authoritative when given) or `mailbox`
+    (403 when unknown, offboarded, or the kind is disabled for it)."""
     operator = body.get("operator")
     upn = str(body.get("mailbox") or "").lower()
     mb: Mailbox | None
@@ -160,8 +161,9 @@ async def resolve_mailbox(state: StateStore, body: Mapping[str, Any], kind: OpKi
             raise ApiError(403, "mailbox_not_onboarded", f"operator {operator!r} has no onboarded mailbox",
                            field="operator")
         if upn and mb.upn.lower() != upn:
-            raise ApiError(400, "invalid_request", f"mailbox {upn!r} is not the onboarded mailbox of operator "
-                                                   f"{operator!r}", field="mailbox")
+            # Pega's operator e-mail may be a primary SMTP address other than the UPN: the operator's
+            # onboarded mailbox is authoritative.
+            log.info("operator %s: mailbox %s given, onboarded mailbox %s used", operator, upn, mb.upn)
     else:
         mb = await state.mailboxes.get(upn)
         if mb is None:
