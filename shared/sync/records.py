@@ -209,7 +209,8 @@ def _body(v: Any) -> tuple[str | None, str | None]:
 
 def extended_int(raw: dict[str, Any], prop_id: str = SENSITIVITY_PROP_ID) -> int | None:
     """An integer single-value extended property (ids compare case-insensitively on the tag)."""
-    for p in raw.get("singleValueExtendedProperties") or ():
+    props = raw.get("singleValueExtendedProperties")
+    for p in props if isinstance(props, list) else ():
         if isinstance(p, dict) and str(p.get("id", "")).lower() == prop_id.lower():
             try:
                 return int(str(p.get("value")))
@@ -372,7 +373,8 @@ PARSERS = {"email": parse_message, "calendar": parse_event, "contacts": parse_co
 def parse_page(raw: dict[str, Any], kind: str) -> DeltaPage:
     """One delta page → typed items plus its continuation (nextLink) or end (deltaLink)."""
     parser = PARSERS[kind]
-    values: Iterable[Any] = raw.get("value") or ()
+    found = raw.get("value")
+    values: Iterable[Any] = found if isinstance(found, list) else ()
     items: list[Item] = [parser(v) for v in values if isinstance(v, dict) and v.get("id")]
     return DeltaPage(items=items, next_link=str(raw.get("@odata.nextLink") or ""),
                      delta_link=str(raw.get("@odata.deltaLink") or ""))
