@@ -102,6 +102,15 @@ async def test_update_patches_only_changed_fields_and_keeps_outlook_edits(api, r
     link = await state.links.by_pega_id(rep.upn, pega_id)
     assert link.graph_change_key == ev["changeKey"]
     assert link.snapshot["location"] == "Room 7" and link.snapshot["subject"] == "Pricing review (v2)"
+    # Pega moves it to New York time: only start/end change
+    await api.run("PATCH", path, {"operator": rep.operator, "changedAt": "2026-11-20T12:00:00Z",
+                                  "start": {"dateTime": "2026-12-01T09:00", "timeZone": "America/New_York"},
+                                  "end": {"dateTime": "2026-12-01T10:00", "timeZone": "America/New_York"}})
+    ev = (await graph_http.get(f"/users/{rep.upn}/events/{event_id}",
+                               headers={"Prefer": 'outlook.timezone="UTC"'})).json()
+    assert ev["start"]["dateTime"].startswith("2026-12-01T14:00:00")  # 09:00 EST = 14:00 UTC
+    assert ev["end"]["dateTime"].startswith("2026-12-01T15:00:00")
+    assert ev["subject"] == "Pricing review (v2)" and ev["location"]["displayName"] == "Room 7"
 
 
 async def test_recurring_appointment_becomes_a_series(api, rep, pega_records, graph_http):
