@@ -33,6 +33,9 @@ class ItemExtras:
     photo: bytes | None = None  # contacts: current photo bytes (b"" = no photo)
     insight_fields: dict[str, Any] | None = None  # received emails: sentiment + suggested actions
     existing_pega_id: str | None = None  # found by the batched external-id lookup
+    # A Pega record that is the same thing but not linked yet (contact with the same e-mail address,
+    # email case of the same internetMessageId synced from another mailbox): link to it, never duplicate.
+    adopt_pega_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,38 @@ class Applier:
                     found[str(ext)] = str(pid)
         return found
 
+    async def same_messages(self, internet_message_ids: list[str]) -> dict[str, str]:
+        """Email cases already in Pega for these internetMessageIds (the same mail seen from another
+        mailbox, or a sent copy and a received copy): {internetMessageId: case id}."""
+        ids = sorted({i for i in internet_message_ids if i})
+        if not ids:
+            return {}
+        m = self.records.m
+        found: dict[str, str] = {}
+        for i in range(0, len(ids), 100):
+            rows = await self.records.client.query_data_view(
+                m.data_views.emails, Query([Condition(m.email.internet_message_id, "IN", ids[i:i + 100])],
+                                           select=[m.data_views.id_field, m.email.internet_message_id]))
+            for row in rows:
+                imid, pid = row.get(m.email.internet_message_id), row.get(m.data_views.id_field)
+                if imid and pid:
+                    found.setdefault(str(imid), str(pid))
+        return found
+
+    async def _adopt(self, item_id: str, pega_id: str, data: Any) -> UpsertResult:
+        """Link to an existing Pega record that is the same thing. Contacts: fill only the fields Pega
+        has empty and stamp the Exchange id (Pega keeps its values, as its own connector does).
+        Emails: the case stays as it is (it belongs to the mailbox that synced it first)."""
+        r, m = self.records, self.records.m
+        if self.kind != "contacts":
+            return UpsertResult(pega_id, UpsertAction.UNCHANGED, None)
+        current = await r.client.sa_get(m.sa.contact_path, pega_id)
+        content = to_content(data, m.contact)
+        fill = {k: v for k, v in content.items() if v not in (None, "") and current.content.get(k) in (None, "")}
+        fill[m.contact.external_id] = item_id
+        updated = await r.client.sa_update(m.sa.contact_path, pega_id, fill, etag=current.etag)
+        return UpsertResult(pega_id, UpsertAction.UPDATED, updated.etag)
+
     async def _create_new(self, item_id: str, data: Any, *, extra: dict[str, Any] | None) -> UpsertResult:
         """Create a record the batched lookup proved absent (no second per-item lookup)."""
         r, m = self.records, self.records.m
@@ -134,7 +169,11 @@ class Applier:
         except AlreadyExistsError:
             current = await self.links.by_graph_id(self.mailbox, link.graph_id)
             if current is None:
-                raise
+                # the Pega record is already linked to another item of this mailbox (the same mail in
+                # Inbox and Sent Items, two Outlook contacts with one address): keep the first link
+                log.info("%s %s is the same Pega record as another linked item; not linked twice",
+                         self.kind, link.graph_id[-12:])
+                return
             if current.pega_id != link.pega_id:
                 # the link row is keyed on both ids; a different Pega id means a stale link
                 await self.links.delete(current)
@@ -158,7 +197,9 @@ class Applier:
             data = to_pega_data(self.kind, action.mapped, photo=extras.photo)
             data = _with_links(data, self.kind, extras.association, self.operator)
             known = action.relink.pega_id if action.relink is not None else extras.existing_pega_id
-            if known is None and absent_in_pega:
+            if known is None and extras.adopt_pega_id:
+                result = await self._adopt(action.item_id, extras.adopt_pega_id, data)
+            elif known is None and absent_in_pega:
                 result = await self._create_new(action.item_id, data, extra=extras.insight_fields)
             else:
                 result = await self._upsert(action.item_id, data, known_id=known, extra=extras.insight_fields)
@@ -167,6 +208,8 @@ class Applier:
                         pega_hash=action.hash, snapshot=action.snapshot, state="active")
             await self._save_link(link, existing=action.relink)
             outcome = {UpsertAction.CREATED: "created", UpsertAction.UPDATED: "updated"}.get(result.action, "unchanged")
+            if extras.adopt_pega_id and known is None:
+                outcome = "linked_existing"
             return Applied(action.item_id, outcome, result.id)
         if isinstance(action, Update):
             outcome = "unchanged"

@@ -24,7 +24,9 @@ class AssociationCache:
         self._opps: dict[tuple[str | None, str | None], str | None] = {}
         self.lookups = 0
 
-    async def _contact(self, address: str) -> PegaRef | None:
+    async def contact(self, address: str) -> PegaRef | None:
+        """The active Pega contact with this address (cached for the round)."""
+        address = address.lower()
         if address not in self._contacts:
             self.lookups += 1
             self._contacts[address] = await self.records.find_contact_by_email(address)
@@ -63,7 +65,7 @@ class AssociationCache:
     async def associate(self, addresses: Iterable[str]) -> Association:
         cands = self.candidates(addresses)
         for address in cands:
-            contact = await self._contact(address)
+            contact = await self.contact(address)
             if contact:
                 org = str(contact.row.get(self.m.contact.organization_id) or "") or None
                 opp = await self._opportunity(org, contact.id)

@@ -326,15 +326,29 @@ class _Round:
                                        f"linked {self.kind} items (limit {share:.0%}); held, nothing applied")
         self.deleting_so_far += deleting
 
-        creates = [a.item_id for a in actions if isinstance(a, Create) and a.relink is None]
-        existing = await self.applier.existing_ids(creates)
+        creates = [a for a in actions if isinstance(a, Create) and a.relink is None]
+        existing = await self.applier.existing_ids([a.item_id for a in creates])
+        adopt: dict[str, str] = {}
+        fresh = [a for a in creates if a.item_id not in existing]
+        if self.kind == "email" and fresh:
+            same = await self.applier.same_messages([str(a.mapped.get("internet_message_id") or "") for a in fresh])
+            adopt = {a.item_id: same[a.mapped["internet_message_id"]] for a in fresh
+                     if a.mapped.get("internet_message_id") in same}
+        elif self.kind == "contacts":
+            ext_prop = self.ctx.mapping.contact.external_id
+            for a in fresh:
+                email = str(a.mapped.get("email") or "")
+                ref = await self.assoc.contact(email) if email else None
+                if ref is not None and not ref.row.get(ext_prop):
+                    adopt[a.item_id] = ref.id
 
         async def one(action: Action, extras: ItemExtras) -> Applied | None:
             try:
                 if isinstance(action, Create) and action.relink is None:
                     pid = existing.get(action.item_id)
-                    return await self.applier.apply(action, replace(extras, existing_pega_id=pid),
-                                                    absent_in_pega=pid is None)
+                    return await self.applier.apply(
+                        action, replace(extras, existing_pega_id=pid, adopt_pega_id=adopt.get(action.item_id)),
+                        absent_in_pega=pid is None)
                 return await self.applier.apply(action, extras)
             except TransientError:
                 raise

@@ -82,3 +82,21 @@ async def test_dry_run_plans_without_writing_anything(inbound) -> None:
     # the real round afterwards still sees everything (the dry run consumed no delta state)
     report = await inbound.run("contacts")
     assert report.outcomes["created"] == 1
+
+
+async def test_an_outlook_contact_of_a_known_pega_contact_is_linked_not_duplicated(inbound) -> None:
+    await inbound.onboard()
+    before = [r for r in await inbound.pega_records("contact") if r["content"].get("Email") == "dana@fabrikam.example"]
+    assert len(before) == 1
+    c = await inbound.user_call("POST", "contacts", json={
+        "givenName": "Dana", "surname": "Example", "jobTitle": "Buyer", "mobilePhone": "+1 425 555 0142",
+        "emailAddresses": [{"address": "Dana@Fabrikam.example"}], "categories": ["PegaSASync"]})
+    report = await inbound.run("contacts")
+    assert report.outcomes["linked_existing"] == 1 and report.outcomes["created"] == 0, report.as_dict()
+    after = [r for r in await inbound.pega_records("contact") if r["content"].get("Email") == "dana@fabrikam.example"]
+    assert len(after) == 1, "no duplicate contact"
+    content = after[0]["content"]
+    assert content["ExchangeID"] == c["id"]
+    assert content["Title"] == "Purchasing Manager", "Pega keeps its own values"
+    assert content["MobilePhone"] == "+1 425 555 0142", "empty Pega fields are filled"
+    assert (await inbound.run("contacts")).synced == 0

@@ -213,3 +213,24 @@ async def test_private_mail_arriving_after_onboarding_is_still_skipped(inbound) 
     report = await inbound.run("email")  # an incremental round, read through the stored deltaLink
     assert report.skipped["private"] == 1 and report.synced == 0, report.as_dict()
     assert [r["content"]["Subject"] for r in await inbound.pega_records("email")] == ["hello"]
+
+
+async def test_the_same_mail_in_two_onboarded_mailboxes_is_one_pega_case(inbound) -> None:
+    from dataclasses import replace as dc_replace
+
+    from shared.storage.mailboxes import Mailbox
+
+    await inbound.onboard()
+    other = (await inbound.graph.control.new_user())["userPrincipalName"]
+    await inbound.services.state.mailboxes.put(Mailbox.with_defaults(other, "blair", inbound.services.settings.sync))
+    imid = f"<{uuid.uuid4().hex}@fabrikam.example>"
+    for upn in (inbound.upn, other):
+        await inbound.graph.control.inbound_mail(upn, subject="To both reps", body="hi", internetMessageId=imid,
+                                                 **{"from": DANA})
+    first = await inbound.run("email")
+    second = await dc_replace(inbound, upn=other).run("email")
+    assert first.outcomes["created"] == 1, first.as_dict()
+    assert second.outcomes["linked_existing"] == 1 and second.outcomes["created"] == 0, second.as_dict()
+    assert len([r for r in await inbound.pega_records("email") if r["content"]["InternetMessageID"] == imid]) == 1
+    [link] = await inbound.services.state.links.list(other, kind="email")
+    assert link.pega_id == (await inbound.links("email"))[0].pega_id
