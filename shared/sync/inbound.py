@@ -207,7 +207,8 @@ class _Round:
                 continue
             if isinstance(it, EventRecord) and it.sparse and it.series_master_id:
                 master = await self._master(it.series_master_id)
-                out.append(fill_from_master(it, master) if master is not None else it)
+                # no master any more: the series is gone, so is this occurrence (never an empty appointment)
+                out.append(fill_from_master(it, master) if master is not None else Removal(it.id, "deleted"))
                 continue
             out.append(it)
         return out + extra
