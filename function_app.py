@@ -2,9 +2,31 @@
 
 import azure.functions as func
 
-from functions import admin, graph_intake, health, poison, polling, subscriptions
+from functions import (
+    admin,
+    delta_worker,
+    graph_intake,
+    health,
+    ops,
+    outbound_worker,
+    pega_api,
+    poison,
+    polling,
+    subscriptions,
+)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health.bp, graph_intake.bp, subscriptions.bp, polling.bp, admin.bp, poison.bp):
+for blueprint in (
+    health.bp,  # GET /api/health
+    graph_intake.bp,  # Graph change and lifecycle notifications
+    subscriptions.bp,  # subscription worker + manager timer
+    polling.bp,  # safety-net delta poll timer
+    delta_worker.bp,  # Exchange → Pega
+    pega_api.bp,  # the contract Pega calls (openapi.yaml)
+    outbound_worker.bp,  # Pega → Exchange
+    admin.bp,  # mailbox onboarding
+    ops.bp,  # health, dry run, resync, dead letters, incidents
+    poison.bp,  # poison queues become dead letters with their cause
+):
     app.register_functions(blueprint)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sandbox.host import load_local_settings
 from sandbox.proc import ROOT, Service, free_port, port_open, python_module, start, start_azurite
-from sandbox.settings import SandboxPorts, sandbox_settings
+from sandbox.settings import SandboxPorts, graph_cert_dir, sandbox_settings
 
 
 def _loopback(url: str) -> bool:
@@ -60,12 +60,16 @@ def start_stack(ports: SandboxPorts, settings: dict[str, str], *, stack: Stack) 
         stack.add(start_azurite(blob=ports.blob, queue=ports.queue, table=ports.table))
     if _loopback(env.get("GRAPH_BASE_URL", "")) and _has_module("sandbox.graph.__main__"):
         _busy(ports.graph, "the Graph simulator")
-        stack.add(start("graph-sim", python_module("sandbox.graph", "--port", str(ports.graph)),
-                        wait_ports=[ports.graph], env=env))
+        _busy(ports.graph_tls, "the Graph simulator's token endpoint")
+        stack.add(start("graph-sim", python_module("sandbox.graph", "--port", str(ports.graph), "--tls-port",
+                                                   str(ports.graph_tls), "--cert-dir", str(graph_cert_dir(ports))),
+                        wait_ports=[ports.graph, ports.graph_tls], env=env))
     if _loopback(env.get("PEGA_BASE_URL", "")) and _has_module("sandbox.pega.__main__"):
         _busy(ports.pega, "the Pega simulator")
         stack.add(start("pega-sim", python_module("sandbox.pega", "--port", str(ports.pega),
-                                                  "--service-url", f"http://127.0.0.1:{ports.host}/api"),
+                                                  "--service-url", f"http://127.0.0.1:{ports.host}/api",
+                                                  "--token-url", f"http://127.0.0.1:{ports.graph}/"
+                                                  f"{env.get('GRAPH_TENANT_ID', '')}/oauth2/v2.0/token"),
                         wait_ports=[ports.pega], env=env))
     _busy(ports.host, "the Functions host")
     stack.add(start("host", python_module("sandbox.host", "--port", str(ports.host), "--settings", "/dev/null"),
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--free-ports", action="store_true", help="use free ports instead of the defaults (tests)")
     args = p.parse_args(argv)
     if args.free_ports:
-        ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "pega", "blob", "queue", "table")})
+        ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "blob", "queue",
+                                                          "table")})
     else:
         ports = SandboxPorts(host=args.host_port)
     settings = sandbox_settings(ports)

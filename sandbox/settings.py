@@ -7,8 +7,9 @@ Storage emulator's documented key) — not secrets. A local.settings.json overri
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from sandbox.proc import azurite_connection_string
+from sandbox.proc import ROOT, azurite_connection_string
 
 DEMO_TENANT = "aaaaaaaa-0000-4000-8000-00000000c0de"
 SYNC_APP_ID = "cccccccc-0000-4000-8000-000000000001"
@@ -18,10 +19,15 @@ SYNC_APP_ID = "cccccccc-0000-4000-8000-000000000001"
 class SandboxPorts:
     host: int = 7071
     graph: int = 7200
+    graph_tls: int = 7201  # the simulator's token endpoint over https (azure-identity insists on it)
     pega: int = 7300
     blob: int = 10000
     queue: int = 10001
     table: int = 10002
+
+
+def graph_cert_dir(ports: SandboxPorts) -> Path:
+    return ROOT / ".sandbox" / f"graph-certs-{ports.graph}"
 
 
 def sandbox_settings(ports: SandboxPorts) -> dict[str, str]:
@@ -38,7 +44,8 @@ def sandbox_settings(ports: SandboxPorts) -> dict[str, str]:
         "GRAPH_CLIENT_ID": SYNC_APP_ID,
         "GRAPH_CREDENTIAL_KIND": "secret",
         "GRAPH_CLIENT_SECRET": "sandbox-sync-secret",
-        "GRAPH_AUTHORITY_HOST": graph,
+        "GRAPH_AUTHORITY_HOST": f"https://127.0.0.1:{ports.graph_tls}",
+        "GRAPH_CA_BUNDLE": str(graph_cert_dir(ports) / "ca.pem"),
         "GRAPH_BASE_URL": f"{graph}/v1.0",
         "PEGA_BASE_URL": f"http://127.0.0.1:{ports.pega}",
         "PEGA_CLIENT_ID": "pega-sync-service",
