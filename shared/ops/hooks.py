@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.ops import telemetry
-from shared.ops.incidents import Handler, guard, health_kind, outbound_target
+from shared.ops.incidents import Clock, Handler, guard, health_kind, outbound_target
+from shared.ops.notices import Notifier
 from shared.ops.queue_tracing import traced_all
 from shared.queues import names
 from shared.queues.envelope import Envelope
@@ -26,8 +27,10 @@ async def _get(services: ServicesRef) -> Services:
     return services if isinstance(services, Services) else await services()
 
 
-def delta_handlers(services: ServicesRef, *, context: Any = None) -> dict[str, Handler]:
-    """`context`: a shared.sync.context.SyncContext to use (default: the engine's per-loop one)."""
+def delta_handlers(services: ServicesRef, *, context: Any = None, clock: Clock | None = None,
+                   notifier: Notifier | None = None) -> dict[str, Handler]:
+    """`context`: a shared.sync.context.SyncContext to use (default: the engine's per-loop one);
+    `clock`/`notifier` for tests (default: real time, Graph sendMail from the configured sender)."""
 
     async def delta(env: Envelope) -> None:
         from shared.sync.inbound import run_delta_round
@@ -38,10 +41,12 @@ def delta_handlers(services: ServicesRef, *, context: Any = None) -> dict[str, H
                                        full_resync=bool(env.body.get("full_resync", False)), context=context)
         telemetry.record_round(report, created=env.created if env.body.get("reason") != "poll" else None)
 
-    return traced_all({"delta.sync": guard(delta, services=services, record_outcome=False)}, queue=names.DELTA_WORK)
+    return traced_all({"delta.sync": guard(delta, services=services, record_outcome=False, clock=clock,
+                                           notifier=notifier)}, queue=names.DELTA_WORK)
 
 
-def outbound_handlers(services: ServicesRef, run: Callable[[Envelope], Awaitable[str]]) -> dict[str, Handler]:
+def outbound_handlers(services: ServicesRef, run: Callable[[Envelope], Awaitable[str]], *,
+                      clock: Clock | None = None, notifier: Notifier | None = None) -> dict[str, Handler]:
     """`run(envelope)` runs the operation and returns its status (shared.outbound.worker.run_operation)."""
 
     async def outbound(env: Envelope) -> None:
@@ -53,5 +58,6 @@ def outbound_handlers(services: ServicesRef, run: Callable[[Envelope], Awaitable
                                        created=env.created)
 
     return traced_all({"outbound.operation": guard(outbound, services=services, record_outcome=False,
-                                                   target=outbound_target(services),
-                                                   direction=telemetry.OUTBOUND)}, queue=names.OUTBOUND_OPS)
+                                                   target=outbound_target(services), clock=clock,
+                                                   notifier=notifier, direction=telemetry.OUTBOUND)},
+                      queue=names.OUTBOUND_OPS)
