@@ -169,6 +169,7 @@ class _Round:
         direction = ""
         if self.kind == "email":
             direction = status.email_outbound if folder == "sentitems" else status.email_inbound
+            window = Window(self.now - dt.timedelta(days=self.mb.past_days), self.now + dt.timedelta(days=3650))
         return Policy(kind=self.kind, private_policy=self.mb.private_policy, contact_category=sync.contact_category,
                       conflict_policy=sync.conflict_policy, window_start=window.start if window else None,
                       window_end=window.end if window else None, direction=direction)

@@ -50,7 +50,7 @@ class Policy:
     private_policy: PrivatePolicy = PrivatePolicy.SKIP
     contact_category: str = "PegaSASync"
     conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
-    window_start: dt.datetime | None = None
+    window_start: dt.datetime | None = None  # calendar window; email: received since (past days)
     window_end: dt.datetime | None = None
     direction: str = ""  # email: the mapping's inbound/outbound value for this folder
 
@@ -168,6 +168,9 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
             return Skip(item.id, "draft")
         if item.is_private and policy.private_policy is PrivatePolicy.SKIP:
             return Skip(item.id, "private")
+        if (link is None and policy.window_start is not None and item.received_at is not None
+                and item.received_at < policy.window_start):
+            return Skip(item.id, "outside_window")  # older than "sync from number of days"
         return None
     if isinstance(item, EventRecord):
         if item.is_master:

@@ -234,3 +234,16 @@ async def test_the_same_mail_in_two_onboarded_mailboxes_is_one_pega_case(inbound
     assert len([r for r in await inbound.pega_records("email") if r["content"]["InternetMessageID"] == imid]) == 1
     [link] = await inbound.services.state.links.list(other, kind="email")
     assert link.pega_id == (await inbound.links("email"))[0].pega_id
+
+
+async def test_mail_older_than_the_past_days_setting_is_not_backfilled(inbound) -> None:
+    import datetime as dt
+
+    await inbound.onboard(past_days=7)
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="old", body="x", receivedDateTime=old,
+                                             **{"from": DANA})
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="new", body="x", **{"from": DANA})
+    report = await inbound.run("email")
+    assert report.outcomes["created"] == 1 and report.skipped["outside_window"] == 1, report.as_dict()
+    assert [r["content"]["Subject"] for r in await inbound.pega_records("email")] == ["new"]
