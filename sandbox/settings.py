@@ -57,6 +57,7 @@ def sandbox_settings(ports: SandboxPorts) -> dict[str, str]:
         "API_REQUIRED_ROLE": "Sync.ReadWrite",
         "API_OPENID_CONFIG_URL": f"{graph}/{DEMO_TENANT}/v2.0/.well-known/openid-configuration",
         "SYNC_NOTIFICATION_URL_BASE": api,
+        "SYNC_NOTIFICATION_URL_KEY": "sandbox-function-key",
         "SYNC_FAILURE_NOTICE_SENDER": "sync-notices@contoso.example",
         "SYNC_FAILURE_NOTICE_ADMIN": "blair@contoso.example",
     }

@@ -53,6 +53,19 @@ def validate_upn(upn: str) -> str:
     return upn.lower()
 
 
+def backfill_plan(mailbox: Mailbox) -> dict[str, str]:
+    """Backfill progress keys, as the delta rounds report them (email per folder)."""
+    from shared.sync.source import EMAIL_FOLDERS
+
+    plan: dict[str, str] = {}
+    for kind in KINDS:
+        if not mailbox.enabled(kind):
+            continue
+        for key in ([f"email:{f}" for f in EMAIL_FOLDERS] if kind == "email" else [kind]):
+            plan[key] = "pending"
+    return plan
+
+
 async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Mailbox, bool]:
     """Create or update; returns (mailbox, created)."""
     upn = validate_upn(upn)
@@ -62,7 +75,7 @@ async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Ma
     mailbox = dataclasses.replace(base, **changes, status="active",
                                   onboarded_at=base.onboarded_at or dt.datetime.now(dt.UTC))
     if existing is None or not existing.active:
-        mailbox = dataclasses.replace(mailbox, backfill={k: "pending" for k in KINDS if mailbox.enabled(k)})
+        mailbox = dataclasses.replace(mailbox, backfill=backfill_plan(mailbox))
     saved = await services.state.mailboxes.put(mailbox)
     await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure", body={"mailbox": upn}))
     newly = existing is None or not existing.active

@@ -120,6 +120,9 @@ class SubscriptionManager:
             dataclasses.replace(record, expires_at=expires, status="active", last_error=""))
 
     async def delete(self, record: SubscriptionRecord) -> None:
+        if record.subscription_id.startswith("failed:"):  # a placeholder for a create that failed
+            await self.services.state.subscriptions.delete(record.subscription_id)
+            return
         try:
             await self.gateway.request("DELETE", f"subscriptions/{record.subscription_id}", mailbox=record.mailbox,
                                        what="delete subscription")
@@ -159,9 +162,12 @@ class SubscriptionManager:
             except GraphError as exc:
                 report.failed += 1
                 log.warning("subscription for %s/%s failed: %s", mailbox.upn, want.kind, exc)
-                if rec is not None:
-                    await self.services.state.subscriptions.put(
-                        dataclasses.replace(rec, status="failed", last_error=str(exc)[:500]))
+                # Keep the failure visible in the mailbox's health; the next ensure retries it.
+                failed = rec or SubscriptionRecord(
+                    subscription_id=f"failed:{mailbox.upn}:{want.resource}", mailbox=mailbox.upn, kind=want.kind,
+                    resource=want.resource, client_state="", expires_at=self.now())
+                await self.services.state.subscriptions.put(
+                    dataclasses.replace(failed, status="failed", last_error=str(exc)[:500], etag=None))
         return report
 
     async def remove_all(self, mailbox_upn: str) -> int:
