@@ -36,7 +36,9 @@ async def _run(n: int, batch: int) -> dict[str, Any]:
             await services.state.mailboxes.put(replace(mb, batch_size=batch))
             before = await stack.graph_requests(upn)
             started = time.perf_counter()
-            invocations, pages, outcomes, skipped = 0, 0, {}, {}
+            invocations, pages = 0, 0
+            outcomes: dict[str, int] = {}
+            skipped: dict[str, int] = {}
             while True:
                 report = await run_delta_round(services, mailbox=upn, kind="email", reason="onboard", context=ctx,
                                                enqueue_continuation=False)

@@ -123,7 +123,7 @@ def run() -> dict[str, Any]:
     sdk_s, sdk_n = _timed(_sdk, pages, 1)
     if raw_n != sdk_n or raw_n != n:
         raise AssertionError(f"parsed counts differ: raw {raw_n}, sdk {sdk_n}, expected {n}")
-    result = {
+    result: dict[str, Any] = {
         "messages": n, "pages": len(pages), "page_bytes_mean": int(statistics.mean(len(p) for p in pages)),
         "raw_seconds": round(raw_s, 4), "sdk_seconds": round(sdk_s, 3),
         "raw_ms_per_message": round(raw_s * 1000 / n, 4), "sdk_ms_per_message": round(sdk_s * 1000 / n, 3),
