@@ -203,8 +203,9 @@ async def _fail(ctx: WorkerContext, op: Operation, exc: BaseException, *, code: 
     result: dict[str, Any] = {**op.result, "error": detail}
     if isinstance(exc, ReportFailed):
         result["exchangeId"] = exc.exchange_id
-    await _finish(ctx, op, status="failed", error=message, result=result)
+    # health first: whoever sees the operation failed also finds the failure counted
     await _health(ctx, op, record_failure(message))
+    await _finish(ctx, op, status="failed", error=message, result=result)
     log.warning("operation %s (%s.%s) for %s failed: %s", op.operation_id, op.kind, op.action, op.mailbox, message)
 
 
