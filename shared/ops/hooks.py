@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shared.errors import PermanentError
 from shared.ops import telemetry
 from shared.ops.incidents import Clock, Handler, guard, health_kind, outbound_target
 from shared.ops.notices import Notifier
@@ -19,6 +20,7 @@ from shared.ops.queue_tracing import traced_all
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.runtime import Services
+from shared.storage.mailboxes import KINDS
 
 ServicesRef = Services | Callable[[], Awaitable[Services]]
 
@@ -35,8 +37,11 @@ def delta_handlers(services: ServicesRef, *, context: Any = None, clock: Clock |
     async def delta(env: Envelope) -> None:
         from shared.sync.inbound import run_delta_round
 
+        mailbox, kind = env.body.get("mailbox"), env.body.get("kind")
+        if not isinstance(mailbox, str) or "@" not in mailbox or kind not in KINDS:
+            raise PermanentError("delta.sync needs body.mailbox (a UPN) and body.kind (email|calendar|contacts)")
         svc = await _get(services)
-        report = await run_delta_round(svc, mailbox=str(env.body.get("mailbox", "")), kind=str(env.body.get("kind")),
+        report = await run_delta_round(svc, mailbox=mailbox, kind=str(kind),
                                        reason=str(env.body.get("reason", "poll")),
                                        full_resync=bool(env.body.get("full_resync", False)), context=context)
         telemetry.record_round(report, created=env.created if env.body.get("reason") != "poll" else None)

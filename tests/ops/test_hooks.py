@@ -53,3 +53,12 @@ async def test_outbound_operations_give_up_and_notify_per_mailbox_kind(services,
     assert (await deliver()).status == "done"
     assert [m["subject"] for m in await inbox(graph_sim, rep)][-1].endswith(f"calendar sync has recovered for {rep}")
     assert len(await inbox(graph_sim, people.admin)) == 2
+
+
+async def test_delta_handler_dead_letters_a_malformed_round_at_once(services, queue_name):
+    from shared.ops.hooks import delta_handlers
+
+    bad = Envelope(type="delta.sync", body={"mailbox": "not-a-upn", "kind": "email"})
+    out = await run_message(queue=queue_name, text=bad.dumps(), dequeue_count=1, handlers=delta_handlers(services),
+                            deadletters=services.state.deadletters, sender=services.queues)
+    assert out.status == "dead_lettered" and "body.mailbox" in out.cause
