@@ -177,6 +177,9 @@ param notificationUrlBase string = ''
 param notificationUrlKey string = ''
 
 @description('Any app setting to set or override, e.g. {"SYNC_PAST_DAYS": "60"}. Applied last.')
+@description('Azure AI Language endpoint for sentiment (empty: the local analyzer). The managed identity needs the Cognitive Services User role on it.')
+param insightsLanguageEndpoint string = ''
+
 param settingOverrides object = {}
 
 @description('Object id of the operator (user or group) who manages the Key Vault secrets; empty for none.')
@@ -334,6 +337,20 @@ var appSettings = {
   SYNC_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '2880'
   SYNC_FAILURE_NOTICE_SENDER: failureNoticeSender
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
+
+  INSIGHTS_ENABLED: 'true'
+  INSIGHTS_RULES_FILE: ''
+  INSIGHTS_LANGUAGE: 'en'
+  INSIGHTS_AZURE_LANGUAGE_ENDPOINT: insightsLanguageEndpoint
+  INSIGHTS_AZURE_LANGUAGE_KEY: ''
+  INSIGHTS_AZURE_LANGUAGE_USE_MANAGED_IDENTITY: empty(insightsLanguageEndpoint) ? 'false' : 'true'
+  INSIGHTS_AZURE_LANGUAGE_CLIENT_ID: empty(insightsLanguageEndpoint) ? '' : identity.outputs.clientId
+  INSIGHTS_AZURE_LANGUAGE_TIMEOUT_SECONDS: '30'
+  INSIGHTS_ATTACHMENT_MAX_BYTES: '10485760'
+  INSIGHTS_ATTACHMENT_TIMEOUT_SECONDS: '5'
+  INSIGHTS_ATTACHMENT_MAX_CHARS: '100000'
+  INSIGHTS_ATTACHMENT_MAX_PDF_PAGES: '50'
+  INSIGHTS_ATTACHMENT_MEMORY_LIMIT_MB: '1024'
 }
 
 module functionApp 'modules/functionapp.bicep' = {
