@@ -18,6 +18,7 @@ from shared.pega.convert import to_content
 from shared.pega.query import Condition, Query
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.links import Link, LinkRepository
+from shared.sync.linkbatch import create_many
 from shared.sync.mapping import LINK_KIND, to_pega_data
 from shared.sync.planner import Action, Cancel, Close, Create, NoOp, Skip, Update
 
@@ -67,6 +68,13 @@ class Applier:
         self.kind = kind
         self.link_kind = LINK_KIND[kind]
         self.operator = operator
+        self.pending_links: list[Link] = []  # new links of the page, written together by flush_links()
+
+    async def flush_links(self) -> None:
+        """Write the page's new links (batched; rows that already exist take the per-link path)."""
+        pending, self.pending_links = self.pending_links, []
+        for link in await create_many(self.links, pending):
+            await self._save_link(link, existing=None)
 
     def _record_kind(self) -> RecordKind:
         return {"calendar": RecordKind.APPOINTMENT, "email": RecordKind.EMAIL}.get(self.kind, RecordKind.CONTACT)
@@ -206,7 +214,10 @@ class Applier:
             link = Link(mailbox=self.mailbox, kind=self.link_kind, graph_id=action.item_id, pega_id=result.id,
                         graph_change_key=extras.change_key, graph_hash=action.hash, pega_etag=result.etag or "",
                         pega_hash=action.hash, snapshot=action.snapshot, state="active")
-            await self._save_link(link, existing=action.relink)
+            if action.relink is None:
+                self.pending_links.append(link)
+            else:
+                await self._save_link(link, existing=action.relink)
             outcome = {UpsertAction.CREATED: "created", UpsertAction.UPDATED: "updated"}.get(result.action, "unchanged")
             if extras.adopt_pega_id and known is None:
                 outcome = "linked_existing"

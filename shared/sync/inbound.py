@@ -44,6 +44,7 @@ from shared.sync.apply import Applied, Applier, ItemExtras
 from shared.sync.associate import AssociationCache
 from shared.sync.context import SyncContext, sync_context
 from shared.sync.lease import RoundLease
+from shared.sync.linkbatch import by_graph_ids
 from shared.sync.mapping import LINK_KIND, META_ORIGINAL_START, META_SERIES, mapped_from_pega, photo_digest
 from shared.sync.planner import (
     DELETING,
@@ -246,9 +247,7 @@ class _Round:
         items = _dedupe(items)
         if self.kind == "calendar":
             items = await self._complete_events(items)
-        links_list = await _bounded(ITEM_CONCURRENCY, [
-            functools.partial(self.s.state.links.by_graph_id, self.mb.upn, it.id) for it in items])
-        links: dict[str, Link | None] = {it.id: lk for it, lk in zip(items, links_list, strict=True)}
+        links: dict[str, Link | None] = await by_graph_ids(self.s.state.links, self.mb.upn, [it.id for it in items])
 
         # a linked event "removed" from the window may only have moved out of it: ask Exchange
         if self.kind == "calendar":
@@ -361,6 +360,7 @@ class _Round:
                 return None
 
         results = await _bounded(ITEM_CONCURRENCY, [functools.partial(one, a, e) for a, e, _ in planned])
+        await self.applier.flush_links()
         for (action, _, _), res in zip(planned, results, strict=True):
             self.report.items += 1
             if isinstance(action, (Skip, NoOp)):
