@@ -9,6 +9,7 @@ import azure.functions as func
 
 from functions.http_util import json_response, problem
 from shared.errors import InvalidMessageError
+from shared.ops.telemetry import server_span
 from shared.runtime import services
 from shared.sync.notifications import (
     accept_change_notifications,
@@ -41,12 +42,13 @@ async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
         items = parse_change_notifications(req.get_body())
     except InvalidMessageError as exc:
         return problem(400, str(exc))
-    try:
-        svc = await services()
-        result = await asyncio.wait_for(accept_change_notifications(svc, items), BUDGET_SECONDS)
-    except TimeoutError:
-        log.error("notification intake exceeded its budget; asking Graph to retry")
-        return problem(503, "not stored in time")
+    svc = await services()
+    with server_span("POST graph/notifications", notifications=len(items)):
+        try:
+            result = await asyncio.wait_for(accept_change_notifications(svc, items), BUDGET_SECONDS)
+        except TimeoutError:
+            log.error("notification intake exceeded its budget; asking Graph to retry")
+            return problem(503, "not stored in time")
     return json_response(result.as_dict(), status=202)
 
 

@@ -1,5 +1,7 @@
 """Process-wide service objects (state store, queue sender), created lazily per event loop.
 
+The queue sender carries the W3C trace context into every envelope (shared/ops/telemetry).
+
 Azure SDK async clients are bound to the loop they were created on; the Functions worker runs
 one loop, tests run one per test. Keying by loop keeps both correct without globals at import.
 """
@@ -39,8 +41,13 @@ async def services(settings: Settings | None = None) -> Services:
     async with lock:
         found = _by_loop.get(loop)
         if found is None:
+            from shared.ops.queue_tracing import TracingQueueSender
+            from shared.ops.telemetry import configure
+
             s = settings or get_settings()
-            found = Services(settings=s, state=await StateStore.open(s.storage), queues=QueueSender.from_settings(s.storage))
+            configure(s)  # once per process; off unless APPLICATIONINSIGHTS_CONNECTION_STRING is set
+            found = Services(settings=s, state=await StateStore.open(s.storage),
+                             queues=TracingQueueSender.from_settings(s.storage))
             _by_loop[loop] = found
     return found
 
