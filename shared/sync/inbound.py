@@ -96,6 +96,7 @@ class RoundReport:
     continued: bool = False  # stopped after max_pages and enqueued a continuation
     completed: bool = False  # every folder reached its deltaLink
     graph_requests: int = 0
+    graph_requests_by_purpose: dict[str, int] = field(default_factory=dict)
 
     @property
     def synced(self) -> int:
@@ -109,7 +110,7 @@ class RoundReport:
             "failed": self.failed, "held": self.held, "held_detail": self.held_detail,
             "full_resync": self.full_resync, "restarted_after_crash": self.restarted_after_crash,
             "window_advanced": self.window_advanced, "continued": self.continued, "completed": self.completed,
-            "graph_requests": self.graph_requests,
+            "graph_requests": self.graph_requests, "graph_requests_by_purpose": self.graph_requests_by_purpose,
         }
 
 
@@ -261,7 +262,10 @@ class _Round:
 
         # a page that came without the sensitivity $expand (some servers drop it on token links) must
         # not let a private mail through: ask for the flag of each new message, unless all may sync
-        if self.kind == "email" and self.mb.private_policy is not PrivatePolicy.FULL:
+        # (if any message of the page carries the property list, the server honoured the $expand and
+        # a message without it simply has no sensitivity set)
+        expand_honoured = any(isinstance(it, MessageRecord) and it.sensitivity_known for it in items)
+        if self.kind == "email" and self.mb.private_policy is not PrivatePolicy.FULL and not expand_honoured:
             async def sensitivity(i: int, it: MessageRecord) -> None:
                 items[i] = replace(it, sensitivity=await self.reader.message_sensitivity(it.id),
                                    sensitivity_known=True)
@@ -549,6 +553,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
     finally:
         await lease.release()
     report.graph_requests = rnd.reader.requests
+    report.graph_requests_by_purpose = dict(rnd.reader.by_purpose)
     skipped = dict(report.skipped)
     if report.failed:
         skipped["failed"] = len(report.failed)

@@ -9,6 +9,7 @@ GraphThrottledError propagates so the queue defers the work by Retry-After.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -93,12 +94,14 @@ class ExchangeReader:
         self.mailbox = mailbox
         self.page_size = page_size
         self.requests = 0
+        self.by_purpose: Counter[str] = Counter()  # delta_page, get_event, sensitivity_check, contact_photo
 
     def url_of(self, path: str, params: dict[str, str | int] | None) -> str:
         return self.gw.url(path, params)
 
     async def page(self, url: str, kind: str) -> DeltaPage:
         self.requests += 1
+        self.by_purpose["delta_page"] += 1
         raw: Any = await self.gw.get_json(url, mailbox=self.mailbox,
                                           prefer=(f"odata.maxpagesize={self.page_size}",),
                                           what=f"{kind} delta page")
@@ -107,6 +110,7 @@ class ExchangeReader:
     async def event(self, event_id: str) -> EventRecord | None:
         """The event as it is now (None if deleted); used to tell a delete from "moved out of the window"."""
         self.requests += 1
+        self.by_purpose["get_event"] += 1
         try:
             raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/events/{quote(event_id, safe='')}",
                                          mailbox=self.mailbox, params={"$select": EVENT_SELECT},
@@ -119,6 +123,7 @@ class ExchangeReader:
     async def message_sensitivity(self, message_id: str) -> int | None:
         """MAPI sensitivity of one message (for pages whose items came without the $expand)."""
         self.requests += 1
+        self.by_purpose["sensitivity_check"] += 1
         try:
             raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/messages/{quote(message_id, safe='')}",
                                          mailbox=self.mailbox,
@@ -130,6 +135,7 @@ class ExchangeReader:
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
         self.requests += 1
+        self.by_purpose["contact_photo"] += 1
         try:
             resp = await self.gw.request("GET", f"users/{_user(self.mailbox)}/contacts/{quote(contact_id, safe='')}"
                                          "/photo/$value", mailbox=self.mailbox, what="get contact photo")
