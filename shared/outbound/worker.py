@@ -209,6 +209,41 @@ async def _fail(ctx: WorkerContext, op: Operation, exc: BaseException, *, code: 
     log.warning("operation %s (%s.%s) for %s failed: %s", op.operation_id, op.kind, op.action, op.mailbox, message)
 
 
+async def give_up(ctx: WorkerContext, operation_id: str, exc: BaseException) -> None:
+    """The ops guard gave up on the mailbox (failing longer than the notification frequency) and
+    dead-letters the message: the operation must say so too, not stay `accepted`."""
+    op = await ctx.state.operations.get(operation_id)
+    if op is None or op.status in ("succeeded", "failed"):
+        return
+    message = f"{exc}"[:1000] or type(exc).__name__
+    await _finish(ctx, op, status="failed", error=message,
+                  result={**op.result, "error": {"code": "gave_up", "message": message}})
+
+
+def queue_handlers(services: Any, ctx: WorkerContext, *, clock: Any = None, notifier: Any = None
+                   ) -> dict[str, Callable[[Envelope], Awaitable[None]]]:
+    """The `handlers` for run_message on `outbound-ops`: ops tracing, metrics and the notification-
+    frequency guard (shared.ops.hooks) around run_operation; when the guard gives up on the mailbox
+    (and the message becomes a dead letter) the operation is marked failed with that reason.
+    `services` is shared.runtime.services or a Services; `clock`/`notifier` are for tests."""
+    from shared.ops.hooks import outbound_handlers
+    from shared.ops.incidents import GaveUpError
+
+    async def run(envelope: Envelope) -> str:
+        return await run_operation(ctx, operation_id_of(envelope))
+
+    guarded = outbound_handlers(services, run, clock=clock, notifier=notifier)[ENVELOPE_TYPE]
+
+    async def handle(envelope: Envelope) -> None:
+        try:
+            await guarded(envelope)
+        except GaveUpError as exc:
+            await give_up(ctx, operation_id_of(envelope), exc)
+            raise
+
+    return {ENVELOPE_TYPE: handle}
+
+
 def operation_id_of(envelope: Envelope) -> str:
     if envelope.type != ENVELOPE_TYPE:
         raise InvalidMessageError(f"unexpected message type {envelope.type!r}")

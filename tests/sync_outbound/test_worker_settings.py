@@ -91,3 +91,45 @@ async def test_a_link_made_by_the_inbound_round_for_our_new_item_is_taken_over(c
     link = await ctx.state.links.by_graph_id(rep.upn, first["exchangeId"])
     assert link.pega_id == pega_id
     assert await ctx.state.links.by_pega_id(rep.upn, "PEGASA-WORK-APPOINTMENT A-DUP") is None
+
+
+async def test_when_the_guard_gives_up_on_the_mailbox_the_operation_fails_and_is_dead_lettered(ctx, rep, graph_sim):
+    """Graph keeps failing for the mailbox longer than the notification frequency: the ops guard
+    dead-letters the message, and the operation says failed (gave_up) instead of staying accepted."""
+    from shared.ops.notices import GraphNotifier
+    from shared.outbound.intake import ENVELOPE_TYPE
+    from shared.outbound.worker import queue_handlers
+    from shared.queues.envelope import Envelope
+    from shared.queues.sender import QueueSender
+    from shared.queues.worker import run_message
+    from shared.runtime import Services
+
+    now = {"t": dt.datetime.now(dt.UTC)}
+    svc = Services(settings=ctx.settings, state=ctx.state, queues=QueueSender.from_settings(ctx.settings.storage))
+    rule = await graph_sim.control.add_fault(path=f"users/{rep.upn}/events$", method="POST", status=503)
+    try:
+        pega_id = f"PEGASA-WORK-APPOINTMENT A-{uuid.uuid4().hex[:6]}"
+        body = {"pegaId": pega_id, "operator": rep.operator, "subject": "Doomed",
+                "start": {"dateTime": "2026-12-01T09:00", "timeZone": "UTC"},
+                "end": {"dateTime": "2026-12-01T10:00", "timeZone": "UTC"}, "changedAt": "2026-11-20T10:00:00Z"}
+        op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                       idempotency_key=uuid.uuid4().hex, request_hash="-", created_at=dt.datetime.now(dt.UTC),
+                       payload={"operation": "createAppointment", "pegaId": pega_id, "params": {},
+                                "changedAt": body["changedAt"], "body": body})
+        await ctx.state.operations.put(op)
+        handlers = queue_handlers(svc, ctx, clock=lambda: now["t"], notifier=GraphNotifier(ctx.graph, sender=""))
+        text = Envelope(type=ENVELOPE_TYPE, body={"operation_id": op.operation_id}).dumps()
+        queue = "t" + uuid.uuid4().hex[:12]
+        first = await run_message(queue=queue, text=text, dequeue_count=1, handlers=handlers,
+                                  deadletters=ctx.state.deadletters, sender=svc.queues)
+        assert first.status == "deferred"  # 503: retried later through the queue
+        assert (await ctx.state.operations.get(op.operation_id)).status == "accepted"
+        now["t"] += dt.timedelta(minutes=ctx.settings.sync.notification_frequency_minutes + 1)
+        second = await run_message(queue=queue, text=text, dequeue_count=1, handlers=handlers,
+                                   deadletters=ctx.state.deadletters, sender=svc.queues)
+        assert second.status == "dead_lettered" and "GaveUpError" in second.cause
+        failed = await ctx.state.operations.get(op.operation_id)
+        assert failed.status == "failed" and failed.result["error"]["code"] == "gave_up"
+    finally:
+        await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+        await svc.queues.close()
