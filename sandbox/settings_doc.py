@@ -11,7 +11,6 @@ import argparse
 import json
 import re
 import sys
-
 from typing import Any
 
 from sandbox.proc import ROOT

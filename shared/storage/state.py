@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.config import StorageSettings
-from shared.sync.coalesce import Coalescer
 from shared.storage.cursors import CursorRepository
 from shared.storage.deadletters import DeadLetterRepository
 from shared.storage.health import HealthRepository
@@ -14,6 +13,7 @@ from shared.storage.mailboxes import MailboxRepository
 from shared.storage.operations import OperationRepository
 from shared.storage.subscriptions import SubscriptionRepository
 from shared.storage.tables import TableNames, TableStore
+from shared.sync.coalesce import Coalescer
 
 
 @dataclass

@@ -73,7 +73,8 @@ def _items(body: bytes) -> list[dict[str, Any]]:
 def parse_change_notifications(body: bytes) -> list[ChangeNotification]:
     out = []
     for item in _items(body):
-        rd = item.get("resourceData") if isinstance(item.get("resourceData"), dict) else {}
+        raw = item.get("resourceData")
+        rd: dict[str, Any] = raw if isinstance(raw, dict) else {}
         out.append(ChangeNotification(
             subscription_id=str(item.get("subscriptionId") or ""),
             client_state=str(item.get("clientState") or ""),

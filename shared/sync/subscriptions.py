@@ -136,16 +136,17 @@ class SubscriptionManager:
         wanted = desired_for(mailbox, self.settings)
         existing = await self.services.state.subscriptions.for_mailbox(mailbox.upn)
         by_resource: dict[str, SubscriptionRecord] = {}
-        for rec in existing:
-            keep = any(w.resource == rec.resource for w in wanted) and rec.resource not in by_resource
-            if keep and rec.status == "active":
-                by_resource[rec.resource] = rec
+        for old in existing:
+            keep = any(w.resource == old.resource for w in wanted) and old.resource not in by_resource
+            if keep and old.status == "active":
+                by_resource[old.resource] = old
             else:
-                await self.delete(rec)
+                await self.delete(old)
                 report.deleted += 1
         renew_before = dt.timedelta(minutes=self.settings.sync.subscription_renew_before_minutes)
         for want in wanted:
-            rec = by_resource.get(want.resource)
+            current: SubscriptionRecord | None = by_resource.get(want.resource)
+            rec = current
             try:
                 if rec is None:
                     await self.create(mailbox, want)
