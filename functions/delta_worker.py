@@ -1,28 +1,25 @@
-"""Queue trigger on `delta-work`: one Exchange → Pega delta round per message (thin; logic in shared/sync)."""
+"""Queue trigger on `delta-work`: one Exchange → Pega delta round per message (thin; logic in shared/sync).
+
+The round runs inside the ops guard (shared.ops.hooks.delta_handlers): the body is validated
+(a bad body is a PermanentError → dead letter), the round gets a CONSUMER span continuing the
+producer's trace and its metrics, and repeated failures give up by the notification-frequency rule.
+"""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared.errors import PermanentError
+from shared.ops.hooks import delta_handlers
 from shared.queues import names
-from shared.queues.envelope import Envelope
-from shared.queues.worker import run_message
+from shared.queues.worker import Handler, run_message
 from shared.runtime import services
-from shared.sync.inbound import run_delta_round
 
 bp = func.Blueprint()
 
-KINDS = ("email", "calendar", "contacts")
 
-
-async def handle_delta_sync(envelope: Envelope) -> None:
-    body = envelope.body
-    mailbox, kind = body.get("mailbox"), body.get("kind")
-    if not isinstance(mailbox, str) or "@" not in mailbox or kind not in KINDS:
-        raise PermanentError("delta.sync needs body.mailbox (a UPN) and body.kind (email|calendar|contacts)")
-    await run_delta_round(await services(), mailbox=mailbox, kind=str(kind), reason=str(body.get("reason") or "poll"),
-                          full_resync=bool(body.get("full_resync", False)))
+def handlers() -> dict[str, Handler]:
+    """The handlers this trigger runs (the engine's round wrapped by the ops guard)."""
+    return delta_handlers(services)
 
 
 @bp.function_name("delta_worker")
@@ -30,5 +27,5 @@ async def handle_delta_sync(envelope: Envelope) -> None:
 async def delta_worker(msg: func.QueueMessage) -> None:
     svc = await services()
     await run_message(queue=names.DELTA_WORK, text=msg.get_body().decode("utf-8", "replace"),
-                      dequeue_count=int(msg.dequeue_count or 1), handlers={"delta.sync": handle_delta_sync},
+                      dequeue_count=int(msg.dequeue_count or 1), handlers=handlers(),
                       deadletters=svc.state.deadletters, sender=svc.queues)
