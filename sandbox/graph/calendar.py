@@ -202,7 +202,8 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         out["exceptionOccurrences"] = keep
     if view.expand.ext_single:
         ext = inst.exception.ext if inst is not None and inst.exception is not None and inst.exception.ext else item.ext
-        out["singleValueExtendedProperties"] = ext_props_list(ext, view.expand.ext_filter)
+        if props := ext_props_list(ext, view.expand.ext_filter):
+            out["singleValueExtendedProperties"] = props  # absent (no key) when none matches, as in Graph
     return out
 
 

@@ -51,8 +51,8 @@ def render_contact(item: Item, view: View) -> dict[str, Any]:
     if not out["displayName"]:
         out["displayName"] = " ".join(x for x in (d.get("givenName"), d.get("surname")) if x)
     out = apply_select(out, list(view.select) if view.select else None)
-    if view.expand.ext_single:
-        out["singleValueExtendedProperties"] = ext_props_list(item.ext, view.expand.ext_filter)
+    if view.expand.ext_single and (props := ext_props_list(item.ext, view.expand.ext_filter)):
+        out["singleValueExtendedProperties"] = props  # absent (no key) when none matches, as in Graph
     return out
 
 

@@ -98,8 +98,8 @@ def render_message(store: Store, item: Item, view: View) -> dict[str, Any]:
     if view.selected("uniqueBody"):
         out["uniqueBody"] = body_as(d.get("body"), view)
     out = apply_select(out, list(view.select) if view.select else None)
-    if view.expand.ext_single:
-        out["singleValueExtendedProperties"] = ext_props_list(item.ext, view.expand.ext_filter)
+    if view.expand.ext_single and (props := ext_props_list(item.ext, view.expand.ext_filter)):
+        out["singleValueExtendedProperties"] = props  # absent (no key) when none matches, as in Graph
     if view.expand.attachments:
         from sandbox.graph.attachments import render_attachment
 
