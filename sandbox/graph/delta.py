@@ -2,9 +2,15 @@
 
 Sync state lives server-side, as in Exchange: a round diffs the folder (or the expanded window)
 against what the client last saw and pages through the differences. Tokens are opaque references
-to that state; the state encodes the original query ($select, window). States are evicted from a
-size-limited cache, and /_sim/ can expire them on demand (410 SyncStateNotFound) or make the next
-round replay the previous one.
+to that state; the state encodes the original query ($select, $expand, $filter, changeType, window),
+so every later page and round has the shape of the first call whatever the later URL says.
+
+Tokens are positions, not one-shot cursors: a skip token names (round, offset), so fetching the
+same nextLink twice returns the same page (a client that crashed after reading a page replays it),
+and the last page always hands out the same deltaLink. A deltaLink names a completed round's state
+and can be fetched any number of times; each fetch returns the changes since that state. States
+are evicted from a size-limited cache, and /_sim/ can expire them on demand (410
+SyncStateNotFound) or make the next round replay the previous one.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ from sandbox.graph.errors import GraphError
 from sandbox.graph.items import View, view_of
 from sandbox.graph.mail import render_message
 from sandbox.graph.model import Item, User
-from sandbox.graph.odata import graph_json, parse_select, q
+from sandbox.graph.odata import graph_json, parse_expand, parse_select, q
+from sandbox.graph.odata_filter import parse_filter
 from sandbox.graph.router import Router
 
 DEFAULT_PAGE = 10
 MAX_STATES = 20_000
+MAX_FILTERED = 5_000  # a $filter=receivedDateTime ge|gt round returns at most this many messages
 ODATA_TYPES = {"message": "#microsoft.graph.message", "contact": "#microsoft.graph.contact",
                "event": "#microsoft.graph.event"}
 
@@ -44,6 +52,10 @@ class DeltaQuery:
     start: str | None = None
     end: str | None = None
     change_types: tuple[str, ...] | None = None
+    expand: str | None = None  # the first call's $expand, applied to every page of every round
+    received_op: str | None = None  # "ge" | "gt": message delta $filter=receivedDateTime <op> <value>
+    received_since: datetime | None = None
+    top: str | None = None  # carried like the rest of the query; it does not set the page size (graph.md §2)
 
 
 @dataclass
@@ -61,6 +73,7 @@ class SyncState:
     known: dict[str, tuple[str, str]]  # key -> (changeKey, rest key)
     prev_known: dict[str, tuple[str, str]] | None
     gen: int
+    floor: datetime | None = None  # oldest receivedDateTime kept when the 5,000 cap cut the first round
 
 
 @dataclass
@@ -73,9 +86,9 @@ class Round:
     snapshot: dict[str, tuple[str, str]]
     previous: dict[str, tuple[str, str]]
     gen: int
-    pos: int = 0
-    pages: int = 0
+    floor: datetime | None = None
     page_size: int | None = None  # remembered from the round's first request
+    delta_sid: str | None = None  # the state behind this round's deltaLink, once its last page was served
 
 
 @dataclass
@@ -123,6 +136,8 @@ class DeltaEngine:
             if folder is None:
                 raise GraphError(404, "ErrorItemNotFound", "The specified folder could not be found in the store.")
             found = store.items_in(folder, query.kind)
+            if query.received_op:
+                found = [i for i in found if _received_ok(query, i)]
             found.sort(key=lambda i: (i.modified, i.created))
             for i in found:
                 entries.append(Entry(i.uid, i.rest_id, i.change_key))
@@ -145,8 +160,11 @@ class DeltaEngine:
                 items[i.uid] = i
         return entries, items
 
-    def start_round(self, query: DeltaQuery, known: dict[str, tuple[str, str]], gen: int) -> Round:
-        entries, _ = self._current(query)
+    def start_round(self, query: DeltaQuery, known: dict[str, tuple[str, str]], gen: int,
+                    floor: datetime | None = None) -> Round:
+        entries, items = self._current(query)
+        if query.received_op:
+            entries, floor = _cap(entries, items, known, floor)
         snapshot = {e.key: (e.change_key, e.rest_key) for e in entries}
         upserts = [e for e in entries if known.get(e.key, ("",))[0] != e.change_key]
         removed = []
@@ -165,7 +183,7 @@ class DeltaEngine:
                 removed = []
             upserts = [e for e in upserts if ("created" in ct and e.key not in known)
                        or ("updated" in ct and e.key in known)]
-        return Round(query, upserts, removed, snapshot, known, gen)
+        return Round(query, upserts, removed, snapshot, known, gen, floor)
 
     # ---- pages -----------------------------------------------------------------------------
 
@@ -192,40 +210,41 @@ class DeltaEngine:
                 return render_event(item, view, inst=inst, sparse=True)
         return None
 
-    def page(self, request: web.Request, rnd_id: str, rnd: Round) -> web.Response:
+    def page(self, request: web.Request, rnd_id: str, rnd: Round, pos: int) -> web.Response:
+        """The page of ``rnd`` starting at ``pos``: the same request gives the same page (and the same links)."""
         prefer = request["prefer"]
         if prefer.maxpagesize:
             rnd.page_size = prefer.maxpagesize
         size = rnd.page_size or DEFAULT_PAGE
         base_view = view_of(request, allow_select=False)
         view = View(immutable=base_view.immutable, tz=base_view.tz, select=rnd.query.select,
-                    expand=base_view.expand, graph_base=base_view.graph_base, body_type=base_view.body_type)
+                    expand=parse_expand(rnd.query.expand), graph_base=base_view.graph_base,
+                    body_type=base_view.body_type)
         otype = ODATA_TYPES[rnd.query.kind]
         values: list[dict[str, Any]] = []
         total = len(rnd.removed) + len(rnd.upserts)
-        while rnd.pos < total and len(values) < size:
-            if rnd.pos < len(rnd.removed):
-                key, rest = rnd.removed[rnd.pos]
+        end = min(total, pos + size)
+        for i in range(pos, end):
+            if i < len(rnd.removed):
+                key, rest = rnd.removed[i]
                 values.append({"@odata.type": otype, "id": key if view.immutable else rest,
                                "@removed": {"reason": "deleted"}})
             else:
-                e = rnd.upserts[rnd.pos - len(rnd.removed)]
+                e = rnd.upserts[i - len(rnd.removed)]
                 obj = self._render(rnd, e.key, view)
                 if obj is None:
                     values.append({"@odata.type": otype, "id": e.key if view.immutable else e.rest_key,
                                    "@removed": {"reason": "deleted"}})
                 else:
                     values.append(obj)
-            rnd.pos += 1
-        rnd.pages += 1
         body: dict[str, Any] = {"@odata.context": f"{request['graph_base']}/$metadata#Collection({rnd.query.kind})"}
         link_base = request["public_url"]
-        if rnd.pos < total:
-            body["@odata.nextLink"] = str(link_base.with_query({"$skiptoken": _token(rnd_id, rnd.gen)}))
+        if end < total:
+            body["@odata.nextLink"] = str(link_base.with_query({"$skiptoken": _token(rnd_id, rnd.gen, end)}))
         else:
-            self.states.pop(rnd_id, None)
-            sid = self._put(SyncState(rnd.query, rnd.snapshot, rnd.previous, rnd.gen))
-            body["@odata.deltaLink"] = str(link_base.with_query({"$deltatoken": _token(sid, rnd.gen)}))
+            if rnd.delta_sid is None or rnd.delta_sid not in self.states:
+                rnd.delta_sid = self._put(SyncState(rnd.query, rnd.snapshot, rnd.previous, rnd.gen, rnd.floor))
+            body["@odata.deltaLink"] = str(link_base.with_query({"$deltatoken": _token(rnd.delta_sid, rnd.gen)}))
         body["value"] = values
         return graph_json(request, body)
 
@@ -234,7 +253,7 @@ class DeltaEngine:
         gen = self.generation.get(query.user, 0)
         skip, dtok = q(request, "skiptoken"), q(request, "deltatoken")
         if skip or dtok:
-            sid, tgen = _untoken(skip or dtok or "")
+            sid, tgen, pos = _untoken(skip or dtok or "")
             state = self.states.get(sid)
             if tgen != gen or state is None or state.query.user != query.user:
                 raise GraphError(410, "SyncStateNotFound",
@@ -242,31 +261,82 @@ class DeltaEngine:
             if skip:
                 if not isinstance(state, Round):
                     raise GraphError(400, "SyncStateInvalid", "The skip token is not valid.")
-                return self.page(request, sid, state)
+                return self.page(request, sid, state, pos)
             if not isinstance(state, SyncState):
                 raise GraphError(400, "SyncStateInvalid", "The delta token is not valid.")
             known = state.known
             if query.user in self.replay_next:
                 self.replay_next.discard(query.user)
                 known = state.prev_known or {}
-            rnd = self.start_round(state.query, known, gen)
+            rnd = self.start_round(state.query, known, gen, state.floor)
         else:
             rnd = self.start_round(query, {}, gen)
         rid = self._put(rnd)
-        return self.page(request, rid, rnd)
+        return self.page(request, rid, rnd, 0)
 
 
-def _token(sid: str, gen: int) -> str:
-    raw = json.dumps({"s": sid, "g": gen, "t": iso(datetime.now().astimezone())}, separators=(",", ":"))
+def _token(sid: str, gen: int, pos: int = 0) -> str:
+    """Deterministic: the same state and position always give the same token text."""
+    raw = json.dumps({"s": sid, "g": gen, "p": pos}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _untoken(token: str) -> tuple[str, int]:
+def _untoken(token: str) -> tuple[str, int, int]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return str(data["s"]), int(data["g"])
+        pos = int(data.get("p", 0))
+        if pos < 0:
+            raise ValueError(pos)
+        return str(data["s"]), int(data["g"]), pos
     except (ValueError, KeyError, TypeError) as exc:
         raise GraphError(400, "SyncStateInvalid", "The delta or skip token is malformed.") from exc
+
+
+def _received(item: Item) -> datetime:
+    raw = item.data.get("receivedDateTime")
+    return parse_iso(raw) if isinstance(raw, str) else item.created
+
+
+def _received_ok(query: DeltaQuery, item: Item) -> bool:
+    assert query.received_since is not None
+    r = _received(item)
+    return r >= query.received_since if query.received_op == "ge" else r > query.received_since
+
+
+def _cap(entries: list[Entry], items: dict[str, Item], known: dict[str, tuple[str, str]],
+         floor: datetime | None) -> tuple[list[Entry], datetime | None]:
+    """A filtered message round covers at most 5,000 messages: the most recently received ones.
+
+    The cut made by the first round is kept (``floor``) so later rounds neither report the messages
+    beyond it as new nor the known ones as removed when newer mail arrives.
+    """
+    if floor is not None:
+        return [e for e in entries if e.key in known or _received(items[e.key]) >= floor], floor
+    if known or len(entries) <= MAX_FILTERED:
+        return entries, floor
+    newest = sorted(entries, key=lambda e: _received(items[e.key]), reverse=True)[:MAX_FILTERED]
+    keep = {e.key for e in newest}
+    return [e for e in entries if e.key in keep], _received(items[newest[-1].key])
+
+
+_FILTER_UNSUPPORTED = ("The '$filter' parameter value is not supported for 'Messages' resource; "
+                       "only a value of 'receivedDateTime ge value' is supported.")
+
+
+def _received_filter(text: str | None) -> tuple[str | None, datetime | None]:
+    """Message delta takes only ``receivedDateTime ge|gt {DateTimeOffset}`` (graph.md §2); anything else is
+    the 400 Graph returns (msgraph-sdk-dotnet#1512, microsoft-graph-docs#18636)."""
+    if not text:
+        return None, None
+    try:
+        node = parse_filter(text)
+    except GraphError as exc:
+        raise GraphError(400, "ErrorInvalidUrlQuery", _FILTER_UNSUPPORTED) from exc
+    if (len(node) == 4 and node[0] == "cmp" and node[1] in ("ge", "gt") and node[2][0] == "path"
+            and str(node[2][1]).lower() == "receiveddatetime" and node[3][0] == "lit"
+            and isinstance(node[3][1], datetime)):
+        return str(node[1]), node[3][1]
+    raise GraphError(400, "ErrorInvalidUrlQuery", _FILTER_UNSUPPORTED)
 
 
 def _sim(request: web.Request) -> Any:
@@ -281,10 +351,19 @@ async def message_delta(request: web.Request, p: dict[str, str]) -> web.Response
     sim = _sim(request)
     user = _user(request, p)
     folder = sim.store.folder(user, "mail", p["folder"])
+    if q(request, "skiptoken") or q(request, "deltatoken"):
+        # the token carries the original query; options on a later URL are ignored, as in Graph
+        return await sim.delta.handle(request, DeltaQuery("message", user.id, folder.id))
+    if q(request, "search"):
+        raise GraphError(400, "ErrorInvalidUrlQuery", "The query parameter '$search' is not supported with delta.")
     ct = q(request, "changeType")
     sel = parse_select(request)
+    expand = q(request, "expand")
+    parse_expand(expand)  # a bad $expand fails the first call, not a later page
+    op, since = _received_filter(q(request, "filter"))
     query = DeltaQuery("message", user.id, folder.id, tuple(sel) if sel else None,
-                       change_types=tuple(x.strip() for x in ct.split(",")) if ct else None)
+                       change_types=tuple(x.strip() for x in ct.split(",")) if ct else None,
+                       expand=expand or None, received_op=op, received_since=since, top=q(request, "top"))
     return await sim.delta.handle(request, query)
 
 
@@ -293,16 +372,23 @@ async def contact_delta(request: web.Request, p: dict[str, str]) -> web.Response
     user = _user(request, p)
     folder = sim.store.folder(user, "contacts", p["folder"]) if "folder" in p else \
         sim.store.default_folder(user, "contacts")
+    if q(request, "skiptoken") or q(request, "deltatoken"):
+        return await sim.delta.handle(request, DeltaQuery("contact", user.id, folder.id))
     sel = parse_select(request)
-    return await sim.delta.handle(request, DeltaQuery("contact", user.id, folder.id, tuple(sel) if sel else None))
+    expand = q(request, "expand")
+    parse_expand(expand)
+    return await sim.delta.handle(request, DeltaQuery("contact", user.id, folder.id, tuple(sel) if sel else None,
+                                                      expand=expand or None, top=q(request, "top")))
 
 
 async def calendar_view_delta(request: web.Request, p: dict[str, str]) -> web.Response:
     sim = _sim(request)
     user = _user(request, p)
-    if q(request, "select") or q(request, "filter") or q(request, "orderby") or q(request, "expand"):
-        raise GraphError(400, "ErrorInvalidUrlQuery", "calendarView/delta does not support $select, $filter, "
-                                                      "$expand or $orderby.")
+    # event-delta (v1.0) documents no support for these; the simulator rejects them instead of ignoring them
+    for option in ("select", "expand", "filter", "orderby", "search"):
+        if q(request, option) is not None:
+            raise GraphError(400, "ErrorInvalidUrlQuery",
+                             f"The query parameter '${option}' is not supported with calendarView delta.")
     if q(request, "skiptoken") or q(request, "deltatoken"):
         return await sim.delta.handle(request, DeltaQuery("event", user.id))
     ws, we = window(request)
