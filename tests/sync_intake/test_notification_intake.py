@@ -13,8 +13,9 @@ from shared.config import load_settings
 from shared.storage.state import StateStore
 from shared.storage.subscriptions import SubscriptionRecord
 
-WORKERS_OFF = ("delta_poll", "subscription_manager", "subscription_worker", "poison_delta_work",
-               "poison_outbound_ops", "poison_subscription_work")
+# Only the HTTP triggers run: the rounds intake enqueues must stay in the queue for the assertions.
+WORKERS_OFF = ("delta_worker", "outbound_worker", "delta_poll", "subscription_manager", "subscription_worker",
+               "ops_incidents", "poison_delta_work", "poison_outbound_ops", "poison_subscription_work")
 
 
 @pytest.fixture(scope="module")
