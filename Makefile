@@ -11,9 +11,10 @@ STAMP_NPM := node_modules/.installed
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
-$(STAMP_PY): requirements.txt requirements-dev.txt
+$(STAMP_PY): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	@touch $@
 
 $(STAMP_NPM): package.json
