@@ -20,7 +20,7 @@ from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.runtime import Services
 from shared.storage.mailboxes import KINDS, Mailbox
-from shared.sync.subscriptions import enqueue_round
+from shared.sync.rounds import enqueue_round
 
 UPN = re.compile(r"^[^@\s/\\#?]+@[^@\s/\\#?]+\.[^@\s/\\#?]+$")
 

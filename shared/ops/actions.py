@@ -92,7 +92,7 @@ async def dry_run(services: Services, upn: str, kind: str, *, max_pages: int = 5
 
 async def resync(services: Services, upn: str, kind: str) -> dict[str, Any]:
     """Ask for a full resync round of one kind (through the queue); progress shows in the health."""
-    from shared.sync.subscriptions import enqueue_round
+    from shared.sync.rounds import enqueue_round
 
     upn, kind = validate_upn(upn), _check_kind(kind)
     mailbox = await services.state.mailboxes.get(upn)

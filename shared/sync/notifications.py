@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from shared.queues.envelope import Envelope
 from shared.runtime import Services
 from shared.storage.health import record_success
 from shared.storage.subscriptions import SubscriptionRecord
+from shared.sync.rounds import enqueue_round
 
 log = logging.getLogger(__name__)
 
@@ -108,24 +110,28 @@ async def _count_ignored(services: Services, ignored: Counter[str]) -> None:
         await services.state.health.update(TENANT_ROW, "intake", record_success(skipped=dict(ignored)))
 
 
-async def accept_change_notifications(services: Services, items: list[ChangeNotification]) -> IntakeResult:
-    result = IntakeResult()
+async def _verified(services: Services, items: Sequence[ChangeNotification | LifecycleNotification],
+                    result: IntakeResult) -> list[tuple[Any, SubscriptionRecord]]:
+    """The items whose subscription we own and whose clientState matches; the rest are counted."""
     subs = await _lookup(services, {n.subscription_id for n in items})
-    rounds: set[tuple[str, str]] = set()
+    out: list[tuple[Any, SubscriptionRecord]] = []
     for n in items:
         rec = subs.get(n.subscription_id)
         if rec is None:
             result.ignored["unknown_subscription"] += 1
-            continue
-        if not state_matches(rec, n.client_state):
+        elif not state_matches(rec, n.client_state):
             result.ignored["client_state_mismatch"] += 1
-            continue
-        result.accepted += 1
-        rounds.add((rec.mailbox, rec.kind))
-    for mailbox, kind in sorted(rounds):
-        if await services.state.coalescer.request(mailbox, kind):
-            await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
-                "mailbox": mailbox, "kind": kind, "reason": "notification", "full_resync": False}))
+        else:
+            out.append((n, rec))
+    return out
+
+
+async def accept_change_notifications(services: Services, items: list[ChangeNotification]) -> IntakeResult:
+    result = IntakeResult()
+    verified = await _verified(services, items, result)
+    result.accepted = len(verified)
+    for mailbox, kind in sorted({(rec.mailbox, rec.kind) for _, rec in verified}):
+        if await enqueue_round(services, mailbox, kind, reason="notification"):
             result.enqueued += 1
         else:
             result.coalesced += 1
@@ -137,15 +143,7 @@ async def accept_change_notifications(services: Services, items: list[ChangeNoti
 
 async def accept_lifecycle_notifications(services: Services, items: list[LifecycleNotification]) -> IntakeResult:
     result = IntakeResult()
-    subs = await _lookup(services, {n.subscription_id for n in items})
-    for n in items:
-        rec = subs.get(n.subscription_id)
-        if rec is None:
-            result.ignored["unknown_subscription"] += 1
-            continue
-        if not state_matches(rec, n.client_state):
-            result.ignored["client_state_mismatch"] += 1
-            continue
+    for n, rec in await _verified(services, items, result):
         if n.event not in LIFECYCLE_EVENTS:
             result.ignored["unknown_lifecycle_event"] += 1
             continue

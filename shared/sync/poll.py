@@ -11,7 +11,7 @@ import logging
 
 from shared.runtime import Services
 from shared.storage.mailboxes import KINDS
-from shared.sync.subscriptions import enqueue_round
+from shared.sync.rounds import enqueue_round
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from shared.config import Settings
 from shared.graph.errors import GraphError, GraphNotFoundError
 from shared.graph.gateway import GraphGateway
-from shared.queues import names
-from shared.queues.envelope import Envelope
 from shared.runtime import Services
 from shared.storage.mailboxes import Mailbox
 from shared.storage.subscriptions import SubscriptionRecord
+from shared.sync.rounds import enqueue_round
 
 log = logging.getLogger(__name__)
 
@@ -202,12 +201,3 @@ class SubscriptionManager:
             return "resync enqueued"
         return "ignored: unknown event"
 
-
-async def enqueue_round(services: Services, mailbox: str, kind: str, *, reason: str, full_resync: bool = False,
-                        coalesce: bool = True) -> bool:
-    """Ask for a delta round; coalesced with any round already pending unless told otherwise."""
-    if coalesce and not full_resync and not await services.state.coalescer.request(mailbox, kind):
-        return False
-    await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
-        "mailbox": mailbox.lower(), "kind": kind, "reason": reason, "full_resync": full_resync}))
-    return True
