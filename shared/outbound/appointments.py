@@ -101,9 +101,8 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await _linked(ctx, req)
     if link is None or link.state != "active":
         require_link_or_wait(req, "appointment", link)
-        raise AssertionError("unreachable")
     if is_stale(link, req):
-        return {"exchangeId": link.graph_id, "skipped": "an newer Pega change was already applied"}
+        return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}
     try:
         raw = await _get_event(ctx, mailbox, link.graph_id)
     except GraphNotFoundError:
@@ -154,7 +153,6 @@ async def cancel(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await _linked(ctx, req)
     if link is None:
         require_link_or_wait(req, "appointment", link)
-        raise AssertionError("unreachable")
     if link.state != "active":
         return {"exchangeId": link.graph_id, "action": "already_cancelled"}
     base = f"{user_path(mailbox)}/events/{link.graph_id}"

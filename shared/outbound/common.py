@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from shared.errors import PermanentError, TransientError
 from shared.outbound.context import WorkerContext
@@ -143,7 +143,7 @@ async def report_to_pega(ctx: WorkerContext, kind: RecordKind, pega_id: str, gra
     return True
 
 
-def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = None) -> None:
+def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = None) -> NoReturn:
     """Raise NotLinkedYet (retry soon) a few times, then a permanent failure. A closed link
     (cancelled or closed before) fails at once: there is nothing left to change."""
     if link is not None and link.state != "active":

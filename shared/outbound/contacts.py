@@ -134,7 +134,6 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await _linked(ctx, req)
     if link is None or link.state != "active":
         require_link_or_wait(req, "contact", link)
-        raise AssertionError("unreachable")
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}
     try:
@@ -179,7 +178,6 @@ async def close(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await _linked(ctx, req)
     if link is None:
         require_link_or_wait(req, "contact", link)
-        raise AssertionError("unreachable")
     if link.state != "active":
         return {"exchangeId": link.graph_id, "action": "already_closed"}
     category = ctx.settings.sync.contact_category

@@ -189,7 +189,6 @@ async def _original_id(ctx: WorkerContext, req: OutboundRequest) -> str:
     if req.body.get("originalExchangeId"):
         return str(req.body["originalExchangeId"])
     require_link_or_wait(req, "the email replied to")
-    raise AssertionError("unreachable")
 
 
 async def reply(ctx: WorkerContext, req: OutboundRequest, *, reply_all: bool = False) -> dict[str, Any]:
