@@ -20,7 +20,7 @@ from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.links import Link, LinkRepository
 from shared.sync.linkbatch import create_many
 from shared.sync.mapping import LINK_KIND, to_pega_data
-from shared.sync.planner import Action, Cancel, Close, Create, NoOp, Skip, Update
+from shared.sync.planner import Action, Cancel, Close, Create, LinkOwn, NoOp, Skip, Update
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,14 @@ class Applier:
                 except ConcurrencyError:
                     pass  # someone else moved the link on; nothing of ours to keep
             return Applied(action.item_id, "noop")
+        if isinstance(action, LinkOwn):
+            # our own write from Pega seen before its link: link it (the outbound worker's save_link
+            # finds this link by the Pega id and updates it), nothing goes to Pega
+            self.pending_links.append(Link(
+                mailbox=self.mailbox, kind=self.link_kind, graph_id=action.item_id, pega_id=action.pega_id,
+                graph_change_key=extras.change_key, graph_hash=action.hash, pega_hash=action.hash,
+                snapshot=action.snapshot, state="active"))
+            return Applied(action.item_id, "linked_own", action.pega_id)
         if isinstance(action, Create):
             data = to_pega_data(self.kind, action.mapped, photo=extras.photo)
             data = _with_links(data, self.kind, extras.association, self.operator)

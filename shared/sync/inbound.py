@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.config import PrivatePolicy
 from shared.errors import PermanentError, TransientError
 from shared.graph.errors import GraphThrottledError, SyncStateNotFoundError
 from shared.pega import Association
@@ -45,12 +44,21 @@ from shared.sync.associate import AssociationCache
 from shared.sync.context import SyncContext, sync_context
 from shared.sync.lease import RoundLease
 from shared.sync.linkbatch import by_graph_ids
-from shared.sync.mapping import LINK_KIND, META_ORIGINAL_START, META_SERIES, mapped_from_pega, photo_digest
+from shared.sync.mapping import (
+    LINK_KIND,
+    META_BY,
+    META_ORIGINAL_START,
+    META_SERIES,
+    mapped_from_pega,
+    photo_digest,
+)
 from shared.sync.planner import (
+    BY_PEGA,
     DELETING,
     Action,
     Create,
     NoOp,
+    Origin,
     PegaState,
     PlannedItem,
     Policy,
@@ -59,11 +67,19 @@ from shared.sync.planner import (
     describe,
     hold_deletions,
     needs_pega_state,
+    origin_action,
     plan,
     prefilter,
 )
 from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal, fill_from_master
-from shared.sync.source import ExchangeReader, Window, calendar_window, folders_for, initial_request
+from shared.sync.source import (
+    DEDICATED_CONTACTS,
+    ExchangeReader,
+    Window,
+    calendar_window,
+    folders_for,
+    initial_request,
+)
 from shared.sync.timezones import parse_iso_utc, zone
 
 log = logging.getLogger(__name__)
@@ -159,6 +175,7 @@ class _Round:
         self.masters: dict[str, EventRecord | None] = {}
         self._event_links: list[Link] | None = None
         self._linked_active: int | None = None
+        self._organizers: set[str] | None = None
         self.deleting_so_far = 0
         self.window = calendar_window(now, past_days=mb.past_days, future_days=services.settings.sync.future_days)
         self.planned: list[PlannedItem] = []
@@ -248,7 +265,10 @@ class _Round:
         items = _dedupe(items)
         if self.kind == "calendar":
             items = await self._complete_events(items)
-        links: dict[str, Link | None] = await by_graph_ids(self.s.state.links, self.mb.upn, [it.id for it in items])
+        series_ids = [it.series_master_id for it in items
+                      if isinstance(it, EventRecord) and it.is_instance and it.series_master_id]
+        links: dict[str, Link | None] = await by_graph_ids(self.s.state.links, self.mb.upn,
+                                                           [it.id for it in items] + series_ids)
 
         # a linked event "removed" from the window may only have moved out of it: ask Exchange
         if self.kind == "calendar":
@@ -260,18 +280,9 @@ class _Round:
                         items[i] = now_rec
             await _bounded(4, [functools.partial(verify, i, it) for i, it in enumerate(items)])
 
-        # a page that came without the sensitivity $expand (some servers drop it on token links) must
-        # not let a private mail through: ask for the flag of each new message, unless all may sync
-        # (if any message of the page carries the property list, the server honoured the $expand and
-        # a message without it simply has no sensitivity set)
-        expand_honoured = any(isinstance(it, MessageRecord) and it.sensitivity_known for it in items)
-        if self.kind == "email" and self.mb.private_policy is not PrivatePolicy.FULL and not expand_honoured:
-            async def sensitivity(i: int, it: MessageRecord) -> None:
-                items[i] = replace(it, sensitivity=await self.reader.message_sensitivity(it.id),
-                                   sensitivity_known=True)
-            unknown = [(i, it) for i, it in enumerate(items) if isinstance(it, MessageRecord)
-                       and not it.sensitivity_known and links[it.id] is None and not it.is_draft]
-            await _bounded(4, [functools.partial(sensitivity, i, it) for i, it in unknown])
+        # Sensitivity (and our PegaId) come with every page: the $expand of the first call is part of
+        # the delta token (graph.md), and a message without the property simply lacks it in the list.
+        origins = await self._origins(items, links, policy)
 
         photos: dict[str, bytes | None] = {}
         if self.kind == "contacts":
@@ -294,6 +305,10 @@ class _Round:
             assoc: Association | None = None
             found: bool | None = None
             pd = digest_of(it)
+            origin = origins.get(it.id)
+            early = origin_action(it, lk, origin, policy) if prefilter(it, lk, policy) is None else None
+            if early is not None:
+                return early, ItemExtras(change_key=getattr(it, "change_key", "")), it
             if lk is not None and needs_pega_state(it, lk, policy, photo_digest=pd):
                 pega = await self._pega_state(lk)
             if (isinstance(it, (MessageRecord, EventRecord)) and (lk is None or lk.state != "active")
@@ -312,6 +327,54 @@ class _Round:
             return action, extras, it
 
         return await _bounded(ITEM_CONCURRENCY, [functools.partial(inputs, it) for it in items])
+
+    async def _synced_organizers(self) -> set[str]:
+        """Other onboarded mailboxes that sync their own calendar: their meetings reach Pega from them."""
+        if self._organizers is None:
+            me = self.mb.upn.lower()
+            self._organizers = {m.upn.lower() for m in await self.s.state.mailboxes.list(active_only=True)
+                                if m.enabled("calendar") and m.upn.lower() != me}
+        return self._organizers
+
+    async def _origins(self, items: list[Item], links: dict[str, Link | None], policy: Policy) -> dict[str, Origin]:
+        """For unlinked items that would be planned on: is it ours (PegaId stamp), part of a series
+        written from Pega, or an attendee copy of another onboarded mailbox's meeting?
+        Messages and contacts carry the stamp on the delta page ($expand). Events cannot (no $expand
+        on calendarView/delta): an instance asks its series master (read once per series, usually
+        already read to fill sparse occurrences); a single event we organize costs one small GET."""
+        out: dict[str, Origin] = {}
+        candidates = [it for it in items if not isinstance(it, Removal) and links.get(it.id) is None
+                      and prefilter(it, None, policy) is None]
+        if self.kind != "calendar":
+            for it in candidates:
+                if isinstance(it, (MessageRecord, ContactRecord)) and it.pega_stamp:
+                    out[it.id] = Origin(pega_stamp=it.pega_stamp)
+            return out
+        me = self.mb.upn.lower()
+
+        async def one(it: EventRecord) -> None:
+            organizer = it.organizer.address.lower() if it.organizer else ""
+            if it.is_organizer is not True and organizer and organizer != me \
+                    and organizer in await self._synced_organizers():
+                out[it.id] = Origin(organizer_synced=True)
+                return
+            if it.is_instance and it.series_master_id:
+                master_link = links.get(it.series_master_id)
+                if master_link is not None:
+                    from_pega = master_link.state == "active" and master_link.snapshot.get(META_BY) == BY_PEGA
+                else:
+                    master = await self._master(it.series_master_id)
+                    from_pega = bool(master is not None and master.pega_stamp)
+                if from_pega:
+                    out[it.id] = Origin(series_from_pega=True)
+                return
+            if it.is_organizer is not False:  # only we (or the user) can have stamped it
+                stamp = it.pega_stamp or await self.reader.event_stamp(it.id)
+                if stamp:
+                    out[it.id] = Origin(pega_stamp=stamp)
+
+        await _bounded(4, [functools.partial(one, it) for it in candidates if isinstance(it, EventRecord)])
+        return out
 
     async def _linked_active_count(self) -> int:
         if self._linked_active is None:
@@ -379,9 +442,15 @@ class _Round:
     async def _save(self, cursor: Cursor) -> Cursor:
         return await self.s.state.cursors.save(cursor)
 
-    def _start_url(self, folder: str, window: Window | None) -> str:
+    async def _start_url(self, folder: str, window: Window | None) -> str:
+        """The first call of a folder without a token; "" when the folder does not exist (yet)."""
+        folder_id = ""
+        if self.kind == "contacts" and folder == DEDICATED_CONTACTS:
+            folder_id = await self.reader.contact_folder_id(self.s.settings.sync.contact_folder)
+            if not folder_id:
+                return ""
         path, params = initial_request(self.kind, folder, self.mb.upn, now=self.now, past_days=self.mb.past_days,
-                                       window=window)
+                                       window=window, folder_id=folder_id)
         return self.reader.url_of(path, params)
 
     async def run_folder(self, folder: str, *, full_resync: bool, budget: int) -> tuple[int, bool]:
@@ -405,7 +474,10 @@ class _Round:
             log.warning("%s/%s/%s: previous round died mid-page; restarting from the last delta link",
                         self.mb.upn, self.kind, folder)
             cursor = replace(cursor, next_link="")
-        url = cursor.next_link or cursor.delta_link or self._start_url(folder, window)
+        url = cursor.next_link or cursor.delta_link or await self._start_url(folder, window)
+        if not url:
+            log.info("%s/%s/%s: the folder does not exist yet; nothing to read", self.mb.upn, self.kind, folder)
+            return 0, True
         backfill = not cursor.delta_link and cursor.rounds_completed == 0
         pages = 0
         resynced = False
@@ -420,8 +492,10 @@ class _Round:
                 resynced = True
                 self.report.full_resync = True
                 log.info("%s/%s/%s: delta token expired; full resync of the window", self.mb.upn, self.kind, folder)
-                url = self._start_url(folder, window)
+                url = await self._start_url(folder, window)
                 cursor = await self._save(replace(cursor, next_link="", delta_link=""))
+                if not url:
+                    return pages, True
                 continue
             except TransientError:
                 # the page was not delivered: keep the position (no crash replay needed)
@@ -471,7 +545,9 @@ class _Round:
             elif (cursor.window_start is not None and cursor.window_end is not None
                   and cursor.window_start.astimezone(dt.UTC) >= self.window.start):
                 window, url = Window(cursor.window_start, cursor.window_end), cursor.delta_link
-        url = url or self._start_url(folder, window)
+        url = url or await self._start_url(folder, window)
+        if not url:
+            return
         policy = self.policy(folder, window)
         for _ in range(max_pages):
             page = await self.reader.page(url, self.kind)
@@ -521,7 +597,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
     budget = max_pages or DEFAULT_MAX_PAGES
     try:
         done_all = True
-        for folder in folders_for(kind):
+        for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
             used, done = await rnd.run_folder(folder, full_resync=full_resync, budget=budget)
             budget -= used
             await lease.renew()
@@ -568,7 +644,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
 
 async def _reset_inflight(services: Services, mailbox: str, kind: str) -> None:
     """After a hold, the next round re-reads from the last completed delta link (a held page was read)."""
-    for folder in folders_for(kind):
+    for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
         cursor = await services.state.cursors.get(mailbox, kind, folder)
         if cursor is not None and cursor.next_link:
             await services.state.cursors.save(replace(cursor, next_link=""))
@@ -584,6 +660,6 @@ async def dry_run(services: Services, *, mailbox: str, kind: str, max_pages: int
     ctx = context or await sync_context(services)
     rnd = _Round(services, ctx, mb, kind, RoundReport(mailbox=mb.upn, kind=kind, reason="dry_run"),
                  now=dt.datetime.now(dt.UTC), dry=True)
-    for folder in folders_for(kind):
+    for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
         await rnd.dry_folder(folder, max_pages=max_pages)
     return rnd.planned

@@ -6,7 +6,13 @@ changed, association and photo when needed), then every decision is made by :fun
 - Create        — not linked yet (the applier still looks the external id up in Pega first);
 - Update        — content of the mapped fields changed; only the fields Exchange wins are written;
 - Cancel/Close  — appointment cancelled/deleted, contact deleted or un-categorized (never deleted);
-- Skip(reason)  — policy says this item does not sync (draft, private, no_association, ...);
+- LinkOwn       — not linked, but stamped with our PegaId: our own write from Pega whose link is not
+                  stored yet (the outbound worker links it right after the POST) — link, never create;
+- Skip(reason)  — policy says this item does not sync (draft, private, no_association, ...), or the
+                  item belongs to a record Pega already has: `series_from_pega` (an occurrence or
+                  exception of a series created from Pega: Pega holds ONE appointment for the series,
+                  kept by the Pega → Exchange side) and `synced_from_organizer` (an attendee's copy of a
+                  meeting organized by another onboarded mailbox, which syncs the meeting itself);
 - NoOp(reason)  — nothing to write: unchanged (touch or replay), echo of our own write, ...
 
 "Change" is the content hash of the mapped fields, never changeKey/lastModified alone.
@@ -76,6 +82,27 @@ class Create:
 
 
 @dataclass(frozen=True)
+class LinkOwn:
+    """Link an unlinked item to the Pega record stamped on it (no Pega write)."""
+
+    item_id: str
+    pega_id: str
+    mapped: Mapped
+    hash: str
+    snapshot: dict[str, Any]
+    reason: str = "stamped_from_pega"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an unlinked item came from, as far as the round could tell cheaply."""
+
+    pega_stamp: str = ""  # our PegaId extended property on the item
+    series_from_pega: bool = False  # an instance whose series master was written from Pega
+    organizer_synced: bool = False  # an attendee copy; the organizer is another onboarded mailbox
+
+
+@dataclass(frozen=True)
 class Update:
     item_id: str
     link: Link
@@ -114,7 +141,7 @@ class NoOp:
     refresh: Link | None = None  # the link with the new changeKey to store (no Pega write)
 
 
-Action = Create | Update | Cancel | Close | Skip | NoOp
+Action = Create | LinkOwn | Update | Cancel | Close | Skip | NoOp
 DELETING = (Cancel, Close)
 
 
@@ -218,6 +245,23 @@ def _meta(item: Any) -> dict[str, Any]:
     return meta
 
 
+def origin_action(item: Item, link: Link | None, origin: Origin | None, policy: Policy) -> Action | None:
+    """Decisions about an UNLINKED item that Pega already has (see the module docstring); None = plan on.
+    A linked item is never re-decided here: its link says what it is."""
+    if origin is None or link is not None or isinstance(item, Removal):
+        return None
+    if isinstance(item, EventRecord):
+        if origin.series_from_pega and item.is_instance:
+            return Skip(item.id, "series_from_pega")
+        if origin.organizer_synced:
+            return Skip(item.id, "synced_from_organizer")
+    if origin.pega_stamp:
+        mapped = mapped_of(item, policy)
+        meta = {**_meta(item), META_BY: BY_PEGA}
+        return LinkOwn(item.id, origin.pega_stamp, mapped, content_hash(mapped), snapshot(mapped, meta=meta))
+    return None
+
+
 def needs_pega_state(item: Item, link: Link | None, policy: Policy, *, photo_digest: str = "") -> bool:
     """True when planning needs the linked Pega record (a linked item whose content changed)."""
     if isinstance(item, Removal) or link is None or link.state != "active" or prefilter(item, link, policy):
@@ -228,9 +272,9 @@ def needs_pega_state(item: Item, link: Link | None, policy: Policy, *, photo_dig
 
 
 def plan(item: Item, link: Link | None, policy: Policy, *, pega: PegaState | None = None,
-         association_found: bool | None = None, photo_digest: str = "") -> Action:
+         association_found: bool | None = None, photo_digest: str = "", origin: Origin | None = None) -> Action:
     """Decide what to do with one item. Pure: same inputs, same action."""
-    early = prefilter(item, link, policy)
+    early = prefilter(item, link, policy) or origin_action(item, link, origin, policy)
     if early is not None:
         return early
     if isinstance(item, Removal):  # prefilter always decides removals

@@ -58,7 +58,7 @@ class MessageRecord:
     sensitivity: int | None = None
     parent_folder_id: str | None = None
     has_attachments: bool = False
-    sensitivity_known: bool = True  # False when the page carried no extended properties at all
+    pega_stamp: str = ""  # our PegaId extended property: written to Exchange from this Pega record
 
     @property
     def is_private(self) -> bool:
@@ -102,6 +102,7 @@ class EventRecord:
     ical_uid: str | None = None
     last_modified: dt.datetime | None = None
     sparse: bool = False  # an occurrence carrying only id/type/seriesMasterId/start/end
+    pega_stamp: str = ""  # our PegaId extended property (only where read: calendarView/delta has no $expand)
 
     @property
     def is_private(self) -> bool:
@@ -139,6 +140,7 @@ class ContactRecord:
     sensitivity: int | None = None
     parent_folder_id: str | None = None
     last_modified: dt.datetime | None = None
+    pega_stamp: str = ""  # our PegaId extended property: written to Exchange from this Pega record
 
     @property
     def is_private(self) -> bool:
@@ -219,6 +221,18 @@ def extended_int(raw: dict[str, Any], prop_id: str = SENSITIVITY_PROP_ID) -> int
     return None
 
 
+def extended_str(raw: dict[str, Any], prop_id: str) -> str:
+    """A string single-value extended property ("" when absent or when no id is asked for)."""
+    if not prop_id:
+        return ""
+    props = raw.get("singleValueExtendedProperties")
+    for p in props if isinstance(props, list) else ():
+        if isinstance(p, dict) and str(p.get("id", "")).lower() == prop_id.lower():
+            value = p.get("value")
+            return value if isinstance(value, str) else ""
+    return ""
+
+
 def _removal(raw: dict[str, Any], item_id: str) -> Removal:
     info = raw.get("@removed")
     reason = info.get("reason") if isinstance(info, dict) else None
@@ -232,7 +246,7 @@ def _bool(v: Any) -> bool:
 # ---------------------------------------------------------------- parsers
 
 
-def parse_message(raw: dict[str, Any]) -> MessageRecord | Removal:
+def parse_message(raw: dict[str, Any], *, stamp_prop: str = "") -> MessageRecord | Removal:
     mid = str(raw.get("id") or "")
     if "@removed" in raw:
         return _removal(raw, mid)
@@ -260,7 +274,7 @@ def parse_message(raw: dict[str, Any]) -> MessageRecord | Removal:
         sensitivity=extended_int(raw),
         parent_folder_id=_str(raw.get("parentFolderId")),
         has_attachments=_bool(raw.get("hasAttachments")),
-        sensitivity_known="singleValueExtendedProperties" in raw,
+        pega_stamp=extended_str(raw, stamp_prop),
     )
 
 
@@ -282,7 +296,7 @@ def _location(v: Any) -> str | None:
     return None
 
 
-def parse_event(raw: dict[str, Any]) -> EventRecord | Removal:
+def parse_event(raw: dict[str, Any], *, stamp_prop: str = "") -> EventRecord | Removal:
     eid = str(raw.get("id") or "")
     if "@removed" in raw:
         return _removal(raw, eid)
@@ -320,6 +334,7 @@ def parse_event(raw: dict[str, Any]) -> EventRecord | Removal:
         ical_uid=_str(raw.get("iCalUId")),
         last_modified=parse_iso_utc(raw.get("lastModifiedDateTime")),
         sparse=sparse,
+        pega_stamp=extended_str(raw, stamp_prop),
     )
 
 
@@ -332,11 +347,11 @@ def fill_from_master(occ: EventRecord, master: EventRecord) -> EventRecord:
         series_master_id=occ.series_master_id or master.id,
         original_start=occ.original_start or occ.start, start=occ.start, end=occ.end,
         start_tz=occ.start_tz, recurrence=None, cancelled_occurrences=(), ical_uid=master.ical_uid,
-        sparse=False,
+        sparse=False, pega_stamp="",  # the stamp belongs to the series, not to each occurrence
     )
 
 
-def parse_contact(raw: dict[str, Any]) -> ContactRecord | Removal:
+def parse_contact(raw: dict[str, Any], *, stamp_prop: str = "") -> ContactRecord | Removal:
     cid = str(raw.get("id") or "")
     if "@removed" in raw:
         return _removal(raw, cid)
@@ -364,17 +379,19 @@ def parse_contact(raw: dict[str, Any]) -> ContactRecord | Removal:
         sensitivity=extended_int(raw),
         parent_folder_id=_str(raw.get("parentFolderId")),
         last_modified=parse_iso_utc(raw.get("lastModifiedDateTime")),
+        pega_stamp=extended_str(raw, stamp_prop),
     )
 
 
 PARSERS = {"email": parse_message, "calendar": parse_event, "contacts": parse_contact}
 
 
-def parse_page(raw: dict[str, Any], kind: str) -> DeltaPage:
-    """One delta page → typed items plus its continuation (nextLink) or end (deltaLink)."""
+def parse_page(raw: dict[str, Any], kind: str, *, stamp_prop: str = "") -> DeltaPage:
+    """One delta page → typed items plus its continuation (nextLink) or end (deltaLink).
+    `stamp_prop`: the id of our PegaId extended property, read into `pega_stamp` where present."""
     parser = PARSERS[kind]
     found = raw.get("value")
     values: Iterable[Any] = found if isinstance(found, list) else ()
-    items: list[Item] = [parser(v) for v in values if isinstance(v, dict) and v.get("id")]
+    items: list[Item] = [parser(v, stamp_prop=stamp_prop) for v in values if isinstance(v, dict) and v.get("id")]
     return DeltaPage(items=items, next_link=str(raw.get("@odata.nextLink") or ""),
                      delta_link=str(raw.get("@odata.deltaLink") or ""))

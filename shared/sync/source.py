@@ -16,11 +16,12 @@ from urllib.parse import quote
 
 from shared.graph.errors import GraphNotFoundError
 from shared.graph.gateway import GraphGateway
+from shared.outbound.graph_payloads import PEGA_ID_PROPERTY
 from shared.sync.records import (
     SENSITIVITY_PROP_ID,
     DeltaPage,
     EventRecord,
-    extended_int,
+    extended_str,
     parse_event,
     parse_page,
 )
@@ -28,9 +29,18 @@ from shared.sync.timezones import iso_z
 
 EMAIL_FOLDERS = ("inbox", "sentitems")
 CALENDAR_FOLDER = "calendarView"
-CONTACTS_FOLDER = "contacts"
+CONTACTS_FOLDER = "contacts"  # the default contacts folder
+DEDICATED_CONTACTS = "dedicated"  # the folder named by SYNC_CONTACT_FOLDER (Pega → Exchange writes there)
 
-SENSITIVITY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{SENSITIVITY_PROP_ID}')"
+# Messages and contacts: MAPI sensitivity and our PegaId stamp, requested on the first call of a
+# round. Graph encodes the whole query (with $expand) in the delta token, so every later page of
+# the round — and of later rounds — carries them; an item without a property simply lacks it in
+# the list (graph.md: an expanded, filtered extended property is absent where not set).
+EXTENDED_EXPAND = (f"singleValueExtendedProperties($filter=id eq '{SENSITIVITY_PROP_ID}' "
+                   f"or id eq '{PEGA_ID_PROPERTY}')")
+SENSITIVITY_EXPAND = EXTENDED_EXPAND  # the name the benches use
+# Events: calendarView/delta accepts no $expand; the stamp is read with a GET where it matters.
+PEGA_ID_EXPAND = f"singleValueExtendedProperties($filter=id eq '{PEGA_ID_PROPERTY}')"
 MESSAGE_SELECT = ",".join((
     "id", "subject", "body", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients", "receivedDateTime",
     "sentDateTime", "conversationId", "internetMessageId", "isDraft", "importance", "hasAttachments", "categories",
@@ -48,7 +58,11 @@ EVENT_SELECT = ",".join((
 ))
 
 
-def folders_for(kind: str) -> tuple[str, ...]:
+def folders_for(kind: str, *, contact_folder: str = "") -> tuple[str, ...]:
+    """The folders (cursor keys) a round of `kind` reads. Contacts: the default folder, and the
+    dedicated folder when SYNC_CONTACT_FOLDER is set, so Outlook edits made there flow back."""
+    if kind == "contacts" and contact_folder:
+        return (CONTACTS_FOLDER, DEDICATED_CONTACTS)
     return {"email": EMAIL_FOLDERS, "calendar": (CALENDAR_FOLDER,), "contacts": (CONTACTS_FOLDER,)}[kind]
 
 
@@ -69,21 +83,24 @@ def calendar_window(now: dt.datetime, *, past_days: int, future_days: int) -> Wi
 
 
 def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, past_days: int,
-                    window: Window | None = None) -> tuple[str, dict[str, str | int]]:
-    """Path and query of the first call of a round without a token (backfill or full resync)."""
+                    window: Window | None = None, folder_id: str = "") -> tuple[str, dict[str, str | int]]:
+    """Path and query of the first call of a round without a token (backfill or full resync).
+    Contacts: a folder is addressed by its id (`folder_id`, contactFolders have no documented
+    well-known names); the default folder is `/users/{id}/contacts/delta`."""
     u = _user(mailbox)
     if kind == "email":
         since = now - dt.timedelta(days=past_days)
         return (f"users/{u}/mailFolders/{folder}/messages/delta",
-                {"$select": MESSAGE_SELECT, "$expand": SENSITIVITY_EXPAND,
+                {"$select": MESSAGE_SELECT, "$expand": EXTENDED_EXPAND,
                  "$filter": f"receivedDateTime ge {iso_z(since)}"})
     if kind == "calendar":
         if window is None:
             raise ValueError("a calendar round needs its window")
         return (f"users/{u}/calendarView/delta",
                 {"startDateTime": iso_z(window.start), "endDateTime": iso_z(window.end)})
-    return (f"users/{u}/contactFolders/{folder}/contacts/delta",
-            {"$select": CONTACT_SELECT, "$expand": SENSITIVITY_EXPAND})
+    path = (f"users/{u}/contactFolders/{quote(folder_id, safe='')}/contacts/delta" if folder_id
+            else f"users/{u}/contacts/delta")
+    return path, {"$select": CONTACT_SELECT, "$expand": EXTENDED_EXPAND}
 
 
 class ExchangeReader:
@@ -94,7 +111,7 @@ class ExchangeReader:
         self.mailbox = mailbox
         self.page_size = page_size
         self.requests = 0
-        self.by_purpose: Counter[str] = Counter()  # delta_page, get_event, sensitivity_check, contact_photo
+        self.by_purpose: Counter[str] = Counter()  # delta_page, get_event, pega_id_check, contact_photo
 
     def url_of(self, path: str, params: dict[str, str | int] | None) -> str:
         return self.gw.url(path, params)
@@ -105,7 +122,7 @@ class ExchangeReader:
         raw: Any = await self.gw.get_json(url, mailbox=self.mailbox,
                                           prefer=(f"odata.maxpagesize={self.page_size}",),
                                           what=f"{kind} delta page")
-        return parse_page(raw if isinstance(raw, dict) else {}, kind)
+        return parse_page(raw if isinstance(raw, dict) else {}, kind, stamp_prop=PEGA_ID_PROPERTY)
 
     async def event(self, event_id: str) -> EventRecord | None:
         """The event as it is now (None if deleted); used to tell a delete from "moved out of the window"."""
@@ -113,25 +130,40 @@ class ExchangeReader:
         self.by_purpose["get_event"] += 1
         try:
             raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/events/{quote(event_id, safe='')}",
-                                         mailbox=self.mailbox, params={"$select": EVENT_SELECT},
+                                         mailbox=self.mailbox,
+                                         params={"$select": EVENT_SELECT, "$expand": PEGA_ID_EXPAND},
                                          what="get event")
         except GraphNotFoundError:
             return None
-        rec = parse_event(raw if isinstance(raw, dict) else {})
+        rec = parse_event(raw if isinstance(raw, dict) else {}, stamp_prop=PEGA_ID_PROPERTY)
         return rec if isinstance(rec, EventRecord) else None
 
-    async def message_sensitivity(self, message_id: str) -> int | None:
-        """MAPI sensitivity of one message (for pages whose items came without the $expand)."""
+    async def event_stamp(self, event_id: str) -> str:
+        """Our PegaId on one event ("" if none or gone): one small GET, only for an unlinked event
+        the round would otherwise create in Pega (calendarView/delta cannot $expand it)."""
         self.requests += 1
-        self.by_purpose["sensitivity_check"] += 1
+        self.by_purpose["pega_id_check"] += 1
         try:
-            raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/messages/{quote(message_id, safe='')}",
-                                         mailbox=self.mailbox,
-                                         params={"$select": "id", "$expand": SENSITIVITY_EXPAND},
-                                         what="get message sensitivity")
+            raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/events/{quote(event_id, safe='')}",
+                                         mailbox=self.mailbox, params={"$select": "id", "$expand": PEGA_ID_EXPAND},
+                                         what="get event PegaId")
         except GraphNotFoundError:
-            return None
-        return extended_int(raw if isinstance(raw, dict) else {})
+            return ""
+        return extended_str(raw if isinstance(raw, dict) else {}, PEGA_ID_PROPERTY)
+
+    async def contact_folder_id(self, name: str) -> str:
+        """The id of the contact folder with this display name ("" if it does not exist yet — the
+        Pega → Exchange side creates it on its first write). Asked only when a round starts without
+        a delta link; the delta links carry the id afterwards."""
+        self.requests += 1
+        self.by_purpose["find_contact_folder"] += 1
+        quoted = name.replace("'", "''")
+        page = await self.gw.get_json(f"users/{_user(self.mailbox)}/contactFolders", mailbox=self.mailbox,
+                                      params={"$filter": f"displayName eq '{quoted}'", "$select": "id,displayName"},
+                                      what="find contact folder")
+        values = page.get("value") if isinstance(page, dict) else None
+        first = values[0] if isinstance(values, list) and values and isinstance(values[0], dict) else {}
+        return str(first.get("id") or "")
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
         self.requests += 1

@@ -100,3 +100,40 @@ async def test_an_outlook_contact_of_a_known_pega_contact_is_linked_not_duplicat
     assert content["Title"] == "Purchasing Manager", "Pega keeps its own values"
     assert content["MobilePhone"] == "+1 425 555 0142", "empty Pega fields are filled"
     assert (await inbound.run("contacts")).synced == 0
+
+
+async def test_the_dedicated_contact_folder_is_read_too_so_outlook_edits_there_flow_back(inbound) -> None:
+    """SYNC_CONTACT_FOLDER set: Pega → Exchange writes there, so the inbound round reads it (by id)
+    as well as the default folder (`/users/{id}/contacts/delta`)."""
+    from dataclasses import replace
+
+    from shared.runtime import Services
+
+    import copy
+
+    settings = copy.copy(inbound.services.settings)
+    settings.sync = settings.sync.model_copy(update={"contact_folder": "Pega Contacts"})
+    svc = Services(settings=settings, state=inbound.services.state, queues=inbound.services.queues)
+    ib = replace(inbound, services=svc)
+    await ib.onboard()
+    # the folder does not exist yet: the default folder syncs, the dedicated one is simply not there
+    home = await ib.user_call("POST", "contacts", json=contact_body(categories=["PegaSASync"]))
+    first = await ib.run("contacts")
+    assert first.completed and first.outcomes["created"] == 1, first.as_dict()
+
+    folder = await ib.user_call("POST", "contactFolders", json={"displayName": "Pega Contacts"})
+    there = await ib.user_call("POST", f"contactFolders/{folder['id']}/contacts", json=contact_body(
+        givenName="Fran", emailAddresses=[{"address": "fran@fabrikam.example"}], categories=["PegaSASync"]))
+    second = await ib.run("contacts")
+    assert second.outcomes["created"] == 1 and second.completed, second.as_dict()
+    assert second.graph_requests_by_purpose.get("find_contact_folder") == 1, second.graph_requests_by_purpose
+
+    await ib.user_call("PATCH", f"contacts/{there['id']}", json={"jobTitle": "Head of Purchasing"})
+    edited = await ib.run("contacts")
+    assert edited.outcomes["updated"] == 1, edited.as_dict()
+    assert edited.graph_requests_by_purpose.get("find_contact_folder", 0) == 0, "the delta link carries the folder"
+    assert (await pega_contact(ib, there["id"]))["content"]["Title"] == "Head of Purchasing"
+    assert (await pega_contact(ib, home["id"]))["content"]["pyStatusWork"] == "Active"
+    cursors = {c: await svc.state.cursors.get(ib.upn, "contacts", c) for c in ("contacts", "dedicated")}
+    assert "/contacts/delta" in cursors["contacts"].delta_link and "contactFolders" not in cursors["contacts"].delta_link
+    assert folder["id"] in cursors["dedicated"].delta_link.replace("%3D", "=")
