@@ -205,6 +205,23 @@ class StatusValues(BaseModel):
     email_outbound: str = "Outbound"
 
 
+class InsightFields(BaseModel):
+    """Pega properties for the insights of a received email or an appointment (sentiment, suggested
+    actions). The keys and defaults are those of shared.insights' PegaInsightFields (kept equal by a
+    test; not imported here so the Pega package stays light); None = do not write that field."""
+
+    model_config = _STRICT
+    label: str | None = "SentimentLabel"
+    score: str | None = "SentimentScore"
+    confidence: str | None = "SentimentConfidence"
+    drivers: str | None = "SentimentDrivers"
+    analyzer: str | None = "SentimentAnalyzer"
+    actions: str | None = "SuggestedActions"
+    top_action: str | None = "SuggestedActionTop"
+    attachments: str | None = "AttachmentInsights"
+    max_text_length: int = 32_000
+
+
 class PegaMapping(BaseModel):
     """The whole mapping. Every part has defaults; a JSON file overrides any subset."""
 
@@ -222,6 +239,7 @@ class PegaMapping(BaseModel):
     lead: LeadFields = Field(default_factory=LeadFields)
     opportunity: OpportunityFields = Field(default_factory=OpportunityFields)
     operator: OperatorFields = Field(default_factory=OperatorFields)
+    insights: InsightFields = Field(default_factory=InsightFields)
 
 
 DEFAULT_MAPPING = PegaMapping()

@@ -9,7 +9,7 @@ creating a second one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.pega.client import ConflictResolver, PegaClient
@@ -150,10 +150,11 @@ class PegaRecords:
 
     async def upsert_appointment(
         self, external_id: str, data: AppointmentData, *, known_id: str | None = None,
-        on_conflict: ConflictResolver | None = None,
+        on_conflict: ConflictResolver | None = None, extra: Mapping[str, Any] | None = None,
     ) -> UpsertResult:
-        """Create or update the appointment case linked to `external_id` (never a second one)."""
-        content = to_content(data, self.m.appointment, attendee_fields=self.m.attendee)
+        """Create or update the appointment case linked to `external_id` (never a second one).
+        `extra`: more Pega properties written in the same create/update (e.g. insights fields)."""
+        content = {**to_content(data, self.m.appointment, attendee_fields=self.m.attendee), **(extra or {})}
         return await self._upsert_case(RecordKind.APPOINTMENT, self.m.case_types.appointment, external_id, content,
                                        known_id, self.m.appointment.external_id, on_conflict)
 
@@ -173,10 +174,11 @@ class PegaRecords:
 
     async def upsert_email(
         self, external_id: str, data: EmailData, *, known_id: str | None = None,
-        on_conflict: ConflictResolver | None = None,
+        on_conflict: ConflictResolver | None = None, extra: Mapping[str, Any] | None = None,
     ) -> UpsertResult:
-        """Create or update the email interaction case linked to `external_id`."""
-        content = to_content(data, self.m.email)
+        """Create or update the email interaction case linked to `external_id`.
+        `extra`: more Pega properties written in the same create/update (e.g. insights fields)."""
+        content = {**to_content(data, self.m.email), **(extra or {})}
         return await self._upsert_case(RecordKind.EMAIL, self.m.case_types.email, external_id, content,
                                        known_id, self.m.email.external_id, on_conflict)
 

@@ -64,3 +64,18 @@ def test_conversion_round_trip() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         to_content(AppointmentData(start=datetime(2026, 1, 1)), DEFAULT_MAPPING.appointment)
     assert parse_datetime("20250305T140005.123 GMT") == datetime(2025, 3, 5, 14, 0, 5, 123000, tzinfo=UTC)
+
+
+def test_insights_section_defaults_are_the_insights_library_defaults(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from shared.insights import PegaInsightFields
+
+    assert DEFAULT_MAPPING.insights.model_dump() == asdict(PegaInsightFields())
+    f = tmp_path / "mapping.json"
+    f.write_text(json.dumps({"insights": {"label": "Mood", "drivers": None}}))
+    m = load_mapping(str(f))
+    assert (m.insights.label, m.insights.drivers, m.insights.score) == ("Mood", None, "SentimentScore")
+    f.write_text(json.dumps({"insights": {"lable": "Mood"}}))
+    with pytest.raises(ConfigurationError, match=r"insights\.lable"):
+        load_mapping(str(f))

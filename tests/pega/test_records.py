@@ -150,3 +150,17 @@ async def test_set_external_id_reports_exchange_id_back(pega_records: PegaRecord
     await pega_records.set_external_id(RecordKind.APPOINTMENT, rep["id"], "AAMkAD-back-1")
     ref = await pega_records.find_by_external_id(RecordKind.APPOINTMENT, "AAMkAD-back-1")
     assert ref is not None and ref.id == rep["id"]
+
+
+async def test_upserts_write_extra_content_in_the_same_create(pega_records: PegaRecords,
+                                                             pega_control: PegaSimControl) -> None:
+    await pega_control.reset()
+    extra = {"SentimentLabel": "positive", "SuggestedActionTop": "Prepare a quote"}
+    appt = await pega_records.upsert_appointment("AAMk-extra-appt", appointment(), extra=extra)
+    mail = await pega_records.upsert_email("AAMk-extra-mail", EmailData(subject="Pricing", body="hi"), extra=extra)
+    assert appt.action is UpsertAction.CREATED and mail.action is UpsertAction.CREATED
+    for rid in (appt.id, mail.id):
+        content = (await pega_control.record(rid))["content"]
+        assert {k: content.get(k) for k in extra} == extra
+    again = await pega_records.upsert_email("AAMk-extra-mail", EmailData(subject="Pricing", body="hi"), extra=extra)
+    assert again.action is UpsertAction.UNCHANGED and again.id == mail.id
