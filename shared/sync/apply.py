@@ -153,17 +153,12 @@ class Applier:
     async def _upsert(self, item_id: str, data: Any, *, known_id: str | None,
                       extra: dict[str, Any] | None = None) -> UpsertResult:
         r = self.records
+        # insights fields ride in the same create as the record, never a second write
         if self.kind == "calendar":
-            return await r.upsert_appointment(item_id, data, known_id=known_id)
+            return await r.upsert_appointment(item_id, data, known_id=known_id, extra=extra)
         if self.kind == "contacts":
             return await r.upsert_contact(item_id, data, known_id=known_id)
-        if extra:
-            # shared.pega has no "extra content" parameter on upsert_email yet; insights fields ride
-            # in the same create through its case upsert so they never need a second write.
-            content = {**to_content(data, r.m.email), **extra}
-            return await r._upsert_case(RecordKind.EMAIL, r.m.case_types.email, item_id, content, known_id,
-                                        r.m.email.external_id, None)
-        return await r.upsert_email(item_id, data, known_id=known_id)
+        return await r.upsert_email(item_id, data, known_id=known_id, extra=extra)
 
     async def _save_link(self, link: Link, *, existing: Link | None) -> None:
         if existing is not None and existing.etag:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,40 +20,58 @@ from shared.runtime import Services
 
 log = logging.getLogger(__name__)
 
-# (email record, association) -> extra Pega content for the email case (sentiment, suggested actions)
-EmailInsightHook = Callable[[Any, Any], Awaitable[dict[str, Any]]]
+# (record, association, *, fields=<mapping.insights as a dict>, ...) -> extra Pega content written in
+# the same create as the record (sentiment, suggested actions); {} when there is nothing to add
+InsightHook = Callable[..., Awaitable[dict[str, Any]]]
+EmailInsightHook = InsightHook  # the former name
 
 
-async def default_email_insights(msg: Any, association: Any) -> dict[str, Any]:
-    """Sentiment + suggested actions of a received email as Pega fields (shared.insights).
+def _crm_context(association: Any) -> Any:
+    from shared.insights import CrmContext, EntityType, Opportunity
+
+    entity = (EntityType.CONTACT if association.contact_id else EntityType.LEAD if association.lead_id
+              else EntityType.ORGANIZATION if association.organization_id else EntityType.NONE)
+    return CrmContext(entity_type=entity,
+                      entity_id=association.contact_id or association.lead_id or association.organization_id,
+                      opportunities=(Opportunity(association.opportunity_id),) if association.opportunity_id else ())
+
+
+async def default_email_insights(msg: Any, association: Any, *, fields: Mapping[str, Any] | None = None,
+                                 attachments: Sequence[Any] = ()) -> dict[str, Any]:
+    """Sentiment + suggested actions of a received email (and its attachments) as Pega fields.
 
     Never fails the sync: any problem in the (optional) insights library is logged and yields {}.
     """
     try:
-        from shared.insights import (
-            BodyType,
-            CrmContext,
-            Direction,
-            EmailInput,
-            EntityType,
-            Opportunity,
-            analyze_email,
-            to_pega_fields,
-        )
+        from shared.insights import BodyType, Direction, EmailInput, analyze_email, to_pega_fields
 
-        entity = (EntityType.CONTACT if association.contact_id else EntityType.LEAD if association.lead_id
-                  else EntityType.ORGANIZATION if association.organization_id else EntityType.NONE)
-        ctx = CrmContext(entity_type=entity,
-                         entity_id=association.contact_id or association.lead_id or association.organization_id,
-                         opportunities=(Opportunity(association.opportunity_id),) if association.opportunity_id else ())
         body_type = BodyType.HTML if (msg.body_type or "").lower() == "html" else BodyType.TEXT
         insight = await analyze_email(EmailInput(
             subject=msg.subject or "", body=msg.body or "", body_type=body_type, direction=Direction.INBOUND,
             sender=msg.sender.address if msg.sender else "", received_at=msg.received_at,
-            conversation_id=msg.conversation_id), ctx)
-        return dict(to_pega_fields(insight))
+            conversation_id=msg.conversation_id, attachments=tuple(attachments)), _crm_context(association))
+        return dict(to_pega_fields(insight, fields))
     except Exception as exc:
         log.warning("insights failed for an email (%s); syncing without them", type(exc).__name__)
+        return {}
+
+
+async def default_appointment_insights(event: Any, association: Any, *, fields: Mapping[str, Any] | None = None,
+                                       own_domains: Sequence[str] = ()) -> dict[str, Any]:
+    """Sentiment of an appointment's invitation text + suggested actions, as Pega fields. An
+    organizer outside our own domains makes it an inbound item. Never fails the sync."""
+    try:
+        from shared.insights import AppointmentInput, BodyType, analyze_appointment, to_pega_fields
+
+        organizer = event.organizer.address.lower() if event.organizer else ""
+        external = bool(organizer) and organizer.rsplit("@", 1)[-1] not in {d.lower() for d in own_domains}
+        body_type = BodyType.HTML if (event.body_type or "").lower() == "html" else BodyType.TEXT
+        insight = await analyze_appointment(AppointmentInput(
+            subject=event.subject or "", body=event.body or "", body_type=body_type, organizer=organizer,
+            is_organizer_external=external, start=event.start), _crm_context(association))
+        return dict(to_pega_fields(insight, fields))
+    except Exception as exc:
+        log.warning("insights failed for an appointment (%s); syncing without them", type(exc).__name__)
         return {}
 
 
@@ -63,7 +81,8 @@ class SyncContext:
     pega: PegaClient
     records: PegaRecords
     mapping: PegaMapping
-    email_insights: EmailInsightHook | None = default_email_insights
+    email_insights: InsightHook | None = default_email_insights
+    appointment_insights: InsightHook | None = default_appointment_insights
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:

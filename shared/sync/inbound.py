@@ -321,12 +321,26 @@ class _Round:
             action = plan(it, lk, policy, pega=pega, association_found=found, photo_digest=pd)
             extras = ItemExtras(change_key=getattr(it, "change_key", ""), association=assoc,
                                 photo=(photos.get(it.id) or b"") if self.kind == "contacts" else None)
-            if (isinstance(action, Create) and isinstance(it, MessageRecord) and folder != "sentitems"
-                    and not it.is_private and self.ctx.email_insights is not None and not self.dry):
-                extras = replace(extras, insight_fields=await self.ctx.email_insights(it, assoc or Association()))
+            if isinstance(action, Create) and not self.dry:
+                extras = replace(extras, insight_fields=await self._insights(it, assoc or Association(), folder))
             return action, extras, it
 
         return await _bounded(ITEM_CONCURRENCY, [functools.partial(inputs, it) for it in items])
+
+    async def _insights(self, it: Item, assoc: Association, folder: str) -> dict[str, Any] | None:
+        """Insights fields for a new received email (with its attachments when it has any) or a new
+        appointment; never for private items (nothing of their content goes beyond what policy allows)."""
+        if not self.s.settings.insights.enabled:
+            return None
+        fields = self.ctx.mapping.insights.model_dump()
+        if (isinstance(it, MessageRecord) and folder != "sentitems" and not it.is_private
+                and self.ctx.email_insights is not None):
+            attachments = await self.reader.attachments(it.id, self.s.settings.insights) if it.has_attachments else ()
+            return await self.ctx.email_insights(it, assoc, fields=fields, attachments=attachments)
+        if isinstance(it, EventRecord) and not it.is_private and self.ctx.appointment_insights is not None:
+            return await self.ctx.appointment_insights(it, assoc, fields=fields,
+                                                       own_domains=(self.mb.upn.rsplit("@", 1)[-1],))
+        return None
 
     async def _synced_organizers(self) -> set[str]:
         """Other onboarded mailboxes that sync their own calendar: their meetings reach Pega from them."""

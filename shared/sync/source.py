@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from shared.config import InsightsSettings
 from shared.graph.errors import GraphNotFoundError
 from shared.graph.gateway import GraphGateway
 from shared.outbound.graph_payloads import PEGA_ID_PROPERTY
@@ -26,6 +27,11 @@ from shared.sync.records import (
     parse_page,
 )
 from shared.sync.timezones import iso_z
+
+if TYPE_CHECKING:
+    from shared.insights import AttachmentInput
+
+MAX_INSIGHT_ATTACHMENTS = 5  # per message; each within INSIGHTS_ATTACHMENT_MAX_BYTES
 
 EMAIL_FOLDERS = ("inbox", "sentitems")
 CALENDAR_FOLDER = "calendarView"
@@ -150,6 +156,40 @@ class ExchangeReader:
         except GraphNotFoundError:
             return ""
         return extended_str(raw if isinstance(raw, dict) else {}, PEGA_ID_PROPERTY)
+
+    async def attachments(self, message_id: str, limits: InsightsSettings) -> tuple[AttachmentInput, ...]:
+        """The file attachments of a received message for insights, within the insights limits:
+        one list call ($select without the content), then the bytes ($value) of at most
+        MAX_INSIGHT_ATTACHMENTS non-inline file attachments no larger than attachment_max_bytes."""
+        from shared.insights import AttachmentInput
+
+        base = f"users/{_user(self.mailbox)}/messages/{quote(message_id, safe='')}/attachments"
+        self.requests += 1
+        self.by_purpose["attachments"] += 1
+        try:
+            page = await self.gw.get_json(base, mailbox=self.mailbox,
+                                          params={"$select": "id,name,contentType,size,isInline"},
+                                          what="list attachments")
+        except GraphNotFoundError:
+            return ()
+        values = page.get("value") if isinstance(page, dict) else None
+        wanted = [a for a in (values if isinstance(values, list) else []) if isinstance(a, dict)
+                  and str(a.get("@odata.type", "#microsoft.graph.fileAttachment")).endswith("fileAttachment")
+                  and not a.get("isInline") and isinstance(a.get("size"), int)
+                  and 0 < a["size"] <= limits.attachment_max_bytes][:MAX_INSIGHT_ATTACHMENTS]
+        out: list[AttachmentInput] = []
+        for a in wanted:
+            self.requests += 1
+            self.by_purpose["attachments"] += 1
+            try:
+                resp = await self.gw.request("GET", f"{base}/{quote(str(a['id']), safe='')}/$value",
+                                             mailbox=self.mailbox, what="get attachment")
+            except GraphNotFoundError:
+                continue
+            if resp.body and len(resp.body) <= limits.attachment_max_bytes:
+                out.append(AttachmentInput(name=str(a.get("name") or ""), content=resp.body,
+                                           content_type=str(a.get("contentType") or "application/octet-stream")))
+        return tuple(out)
 
     async def contact_folder_id(self, name: str) -> str:
         """The id of the contact folder with this display name ("" if it does not exist yet — the

@@ -105,11 +105,10 @@ async def test_an_outlook_contact_of_a_known_pega_contact_is_linked_not_duplicat
 async def test_the_dedicated_contact_folder_is_read_too_so_outlook_edits_there_flow_back(inbound) -> None:
     """SYNC_CONTACT_FOLDER set: Pega → Exchange writes there, so the inbound round reads it (by id)
     as well as the default folder (`/users/{id}/contacts/delta`)."""
+    import copy
     from dataclasses import replace
 
     from shared.runtime import Services
-
-    import copy
 
     settings = copy.copy(inbound.services.settings)
     settings.sync = settings.sync.model_copy(update={"contact_folder": "Pega Contacts"})

@@ -1,0 +1,45 @@
+"""Insights ride in the same Pega create as the record: received mail (with its attachments, fetched
+only when the message has any, within the insights limits) and new appointments; field names come
+from the mapping's `insights` section."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+from tests.sync_inbound.test_calendar_e2e import appointments, event_body, sim_now
+
+DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
+
+
+async def test_a_new_appointment_carries_its_insights(inbound) -> None:
+    await inbound.onboard()
+    now = await sim_now(inbound)
+    body = event_body("Pricing workshop", now + dt.timedelta(days=2))
+    body["body"] = {"contentType": "text", "content": "Great news! We are excited to review the proposal together."}
+    ev = await inbound.user_call("POST", "events", json=body)
+    report = await inbound.run("calendar")
+    assert report.outcomes["created"] == 1, report.as_dict()
+    [rec] = [r for r in await appointments(inbound) if r["content"]["ExchangeID"] == ev["id"]]
+    c = rec["content"]
+    assert c["SentimentLabel"] == "positive" and c["SentimentAnalyzer"], c
+    assert "SuggestedActions" in c
+
+
+async def test_received_mail_attachments_are_analyzed_only_when_the_message_has_some(inbound) -> None:
+    await inbound.onboard()
+    text = b"This proposal is terrible and we are very disappointed with the pricing."
+    with_att = await inbound.graph.control.inbound_mail(
+        inbound.upn, subject="Feedback", body="See attached.", **{"from": DANA},
+        attachments=[{"name": "notes.txt", "contentType": "text/plain", "contentBytes": base64.b64encode(text).decode()},
+                     {"name": "huge.bin", "contentType": "application/octet-stream",
+                      "contentBytes": base64.b64encode(b"x" * (11 * 1024 * 1024)).decode()}])
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="Plain", body="Thanks!", **{"from": DANA})
+    report = await inbound.run("email")
+    assert report.outcomes["created"] == 2, report.as_dict()
+    # one list call and one $value for the small attachment; the 11 MB one is over the limit; none for "Plain"
+    assert report.graph_requests_by_purpose.get("attachments") == 2, report.graph_requests_by_purpose
+    [rec] = [r for r in await inbound.pega_records("email") if r["content"]["ExchangeID"] == with_att["immutableId"]]
+    analyzed = json.loads(rec["content"]["AttachmentInsights"])
+    assert [a.get("name") for a in analyzed] == ["notes.txt"], analyzed
