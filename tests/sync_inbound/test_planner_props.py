@@ -310,3 +310,24 @@ class BothSides(RuleBasedStateMachine):
 
 TestBothSides = BothSides.TestCase
 TestBothSides.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+
+
+def test_origin_decisions_apply_to_unlinked_items_only_and_in_order() -> None:
+    from shared.sync.planner import LinkOwn, Origin, Skip, origin_action
+    from shared.sync.records import Address, EventRecord, MessageRecord
+
+    now = dt.datetime(2026, 11, 22, 9, tzinfo=dt.UTC)
+    pol = Policy(kind="calendar")
+    occ = EventRecord(id="occ", type="occurrence", series_master_id="m", start=now, end=now, subject="s",
+                      organizer=Address("boss@contoso.example"))
+    single = replace(occ, id="one", type="singleInstance", series_master_id=None)
+    both = Origin(pega_stamp="APPT-1", series_from_pega=True, organizer_synced=True)
+    assert origin_action(occ, None, both, pol) == Skip("occ", "series_from_pega")
+    assert origin_action(single, None, both, pol) == Skip("one", "synced_from_organizer")
+    own = origin_action(single, None, Origin(pega_stamp="APPT-1"), pol)
+    assert isinstance(own, LinkOwn) and own.pega_id == "APPT-1" and own.snapshot["_by"] == "pega"
+    linked = Link(mailbox="m@x", kind="event", graph_id="one", pega_id="APPT-9")
+    assert origin_action(single, linked, both, pol) is None, "a link always wins"
+    assert origin_action(single, None, None, pol) is None
+    msg = MessageRecord(id="mail", subject="x", pega_stamp="EMAIL-1")
+    assert isinstance(origin_action(msg, None, Origin(pega_stamp="EMAIL-1"), Policy(kind="email")), LinkOwn)
