@@ -1,13 +1,16 @@
 """Per-mailbox, per-kind sync health: what an operator (and the failure notifier) needs.
 
 Counters are updated read-modify-write under the entity's ETag; a lost race re-reads and
-re-applies the same delta (a handful of tries at most: contention is per mailbox and kind).
+re-applies the same delta after a short jittered pause (bounded tries: contention is per mailbox
+and kind, a few concurrent workers at most).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -15,7 +18,7 @@ from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.keys import encode_key
 from shared.storage.tables import Entity, Table
 
-_MAX_TRIES = 8
+_MAX_TRIES = 16
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class HealthRepository:
 
     async def update(self, mailbox: str, kind: str, change: Callable[[Health], Health]) -> Health:
         """Apply `change` atomically with respect to other writers of the same row."""
-        for _ in range(_MAX_TRIES):
+        for attempt in range(_MAX_TRIES):
             current = await self.get(mailbox, kind)
             new = change(current)
             try:
@@ -122,5 +125,7 @@ class HealthRepository:
                     etag = await self._t.insert(new.to_entity())
                 return replace(new, etag=etag)
             except (ConcurrencyError, AlreadyExistsError):
+                # lost the race: back off a little (jittered) so a crowd of writers spreads out
+                await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
         raise ConcurrencyError(f"health of {mailbox}/{kind}: too much contention")
