@@ -24,6 +24,10 @@ class Cursor:
     window_end: dt.datetime | None = None
     rounds_completed: int = 0
     last_round_at: dt.datetime | None = None
+    # Email folders: read without the receivedDateTime $filter, because a filtered first round of this
+    # folder reached Graph's cap (shared.sync.source.FILTERED_DELTA_CAP); later full resyncs stay unfiltered.
+    unfiltered: bool = False
+    initial_items: int = 0  # items seen so far in the current filtered first round (to detect the cap)
     etag: str | None = None
 
     @property
@@ -40,6 +44,8 @@ class Cursor:
             "next_link": self.next_link,
             "delta_link": self.delta_link,
             "rounds_completed": self.rounds_completed,
+            "unfiltered": self.unfiltered,
+            "initial_items": self.initial_items,
         }
         for name in ("window_start", "window_end", "last_round_at"):
             value = getattr(self, name)
@@ -59,6 +65,8 @@ class Cursor:
             window_end=e.get("window_end"),
             rounds_completed=int(e.get("rounds_completed", 0)),
             last_round_at=e.get("last_round_at"),
+            unfiltered=bool(e.get("unfiltered", False)),
+            initial_items=int(e.get("initial_items", 0)),
             etag=e.get("_etag"),
         )
 

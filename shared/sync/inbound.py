@@ -74,6 +74,7 @@ from shared.sync.planner import (
 from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal, fill_from_master
 from shared.sync.source import (
     DEDICATED_CONTACTS,
+    FILTERED_DELTA_CAP,
     ExchangeReader,
     Window,
     calendar_window,
@@ -113,6 +114,10 @@ class RoundReport:
     completed: bool = False  # every folder reached its deltaLink
     graph_requests: int = 0
     graph_requests_by_purpose: dict[str, int] = field(default_factory=dict)
+    # folders whose filtered first round hit FILTERED_DELTA_CAP and were started over without the
+    # filter, and how many items of those abandoned rounds the unfiltered read sees a second time
+    unfiltered_restarts: list[str] = field(default_factory=list)
+    reread_items: int = 0
 
     @property
     def synced(self) -> int:
@@ -127,6 +132,7 @@ class RoundReport:
             "full_resync": self.full_resync, "restarted_after_crash": self.restarted_after_crash,
             "window_advanced": self.window_advanced, "continued": self.continued, "completed": self.completed,
             "graph_requests": self.graph_requests, "graph_requests_by_purpose": self.graph_requests_by_purpose,
+            "unfiltered_restarts": self.unfiltered_restarts, "reread_items": self.reread_items,
         }
 
 
@@ -456,15 +462,16 @@ class _Round:
     async def _save(self, cursor: Cursor) -> Cursor:
         return await self.s.state.cursors.save(cursor)
 
-    async def _start_url(self, folder: str, window: Window | None) -> str:
-        """The first call of a folder without a token; "" when the folder does not exist (yet)."""
+    async def _start_url(self, folder: str, window: Window | None, *, unfiltered: bool = False) -> str:
+        """The first call of a folder without a token; "" when the folder does not exist (yet).
+        `unfiltered`: an email folder known to hold more than FILTERED_DELTA_CAP mails in the window."""
         folder_id = ""
         if self.kind == "contacts" and folder == DEDICATED_CONTACTS:
             folder_id = await self.reader.contact_folder_id(self.s.settings.sync.contact_folder)
             if not folder_id:
                 return ""
         path, params = initial_request(self.kind, folder, self.mb.upn, now=self.now, past_days=self.mb.past_days,
-                                       window=window, folder_id=folder_id)
+                                       window=window, folder_id=folder_id, unfiltered=unfiltered)
         return self.reader.url_of(path, params)
 
     async def run_folder(self, folder: str, *, full_resync: bool, budget: int) -> tuple[int, bool]:
@@ -488,7 +495,10 @@ class _Round:
             log.warning("%s/%s/%s: previous round died mid-page; restarting from the last delta link",
                         self.mb.upn, self.kind, folder)
             cursor = replace(cursor, next_link="")
-        url = cursor.next_link or cursor.delta_link or await self._start_url(folder, window)
+        url = cursor.next_link or cursor.delta_link
+        if not url:
+            url = await self._start_url(folder, window, unfiltered=cursor.unfiltered)
+            cursor = replace(cursor, initial_items=0)  # a first round starts (again): count it afresh
         if not url:
             log.info("%s/%s/%s: the folder does not exist yet; nothing to read", self.mb.upn, self.kind, folder)
             return 0, True
@@ -506,8 +516,8 @@ class _Round:
                 resynced = True
                 self.report.full_resync = True
                 log.info("%s/%s/%s: delta token expired; full resync of the window", self.mb.upn, self.kind, folder)
-                url = await self._start_url(folder, window)
-                cursor = await self._save(replace(cursor, next_link="", delta_link=""))
+                url = await self._start_url(folder, window, unfiltered=cursor.unfiltered)
+                cursor = await self._save(replace(cursor, next_link="", delta_link="", initial_items=0))
                 if not url:
                     return pages, True
                 continue
@@ -519,6 +529,14 @@ class _Round:
             await self.apply_page(planned)
             pages += 1
             self.report.pages += 1
+            if self.kind == "email" and not cursor.unfiltered and not cursor.delta_link:
+                # a filtered first round (backfill or full resync): Graph stops it at FILTERED_DELTA_CAP
+                cursor = replace(cursor, initial_items=cursor.initial_items + len(page.items))
+                if cursor.initial_items >= FILTERED_DELTA_CAP:
+                    url, cursor = await self._restart_unfiltered(folder, cursor)
+                    if pages >= budget:
+                        return pages, False
+                    continue
             if page.next_link:
                 url = page.next_link
                 cursor = await self._save(replace(cursor, next_link=url))
@@ -529,11 +547,27 @@ class _Round:
                 continue
             cursor = await self._save(replace(
                 cursor, next_link="", delta_link=page.delta_link, rounds_completed=cursor.rounds_completed + 1,
+                initial_items=0,
                 last_round_at=dt.datetime.now(dt.UTC),
                 window_start=window.start if window else None, window_end=window.end if window else None))
             if backfill:
                 await self._backfill_progress(folder, "done")
             return pages, True
+
+    async def _restart_unfiltered(self, folder: str, cursor: Cursor) -> tuple[str, Cursor]:
+        """The filtered first round of this folder saw FILTERED_DELTA_CAP messages, so Graph left out
+        the older ones in the window: read the whole folder instead, from now on (the cursor remembers
+        it, for later full resyncs too). Items already applied come again and plan as NoOp (links, and
+        the external-id lookup before creates); mail older than the window is skipped (outside_window).
+        Cost: the folder's whole history is read once."""
+        log.warning("%s/%s/%s: the filtered first round reached Graph's cap of %s messages; reading the "
+                    "whole folder without the receivedDateTime filter", self.mb.upn, self.kind, folder,
+                    FILTERED_DELTA_CAP)
+        self.report.unfiltered_restarts.append(folder)
+        self.report.reread_items += cursor.initial_items
+        url = await self._start_url(folder, None, unfiltered=True)
+        cursor = await self._save(replace(cursor, unfiltered=True, initial_items=0, next_link=url, delta_link=""))
+        return url, cursor
 
     async def _backfill_progress(self, folder: str, state: str) -> None:
         key = self.kind if self.kind != "email" else f"email:{folder}"
@@ -559,7 +593,7 @@ class _Round:
             elif (cursor.window_start is not None and cursor.window_end is not None
                   and cursor.window_start.astimezone(dt.UTC) >= self.window.start):
                 window, url = Window(cursor.window_start, cursor.window_end), cursor.delta_link
-        url = url or await self._start_url(folder, window)
+        url = url or await self._start_url(folder, window, unfiltered=cursor is not None and cursor.unfiltered)
         if not url:
             return
         policy = self.policy(folder, window)

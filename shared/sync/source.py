@@ -38,6 +38,11 @@ CALENDAR_FOLDER = "calendarView"
 CONTACTS_FOLDER = "contacts"  # the default contacts folder
 DEDICATED_CONTACTS = "dedicated"  # the folder named by SYNC_CONTACT_FOLDER (Pega → Exchange writes there)
 
+# Message delta with `$filter=receivedDateTime ge …` returns at most this many messages (the newest):
+# graph.md §2, sources docs /delta-query-messages and /api/message-delta. A filtered first round that
+# sees this many is therefore incomplete; the round starts that folder over without the filter.
+FILTERED_DELTA_CAP = 5_000
+
 # Messages and contacts: MAPI sensitivity and our PegaId stamp, requested on the first call of a
 # round. Graph encodes the whole query (with $expand) in the delta token, so every later page of
 # the round — and of later rounds — carries them; an item without a property simply lacks it in
@@ -89,16 +94,19 @@ def calendar_window(now: dt.datetime, *, past_days: int, future_days: int) -> Wi
 
 
 def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, past_days: int,
-                    window: Window | None = None, folder_id: str = "") -> tuple[str, dict[str, str | int]]:
+                    window: Window | None = None, folder_id: str = "",
+                    unfiltered: bool = False) -> tuple[str, dict[str, str | int]]:
     """Path and query of the first call of a round without a token (backfill or full resync).
-    Contacts: a folder is addressed by its id (`folder_id`, contactFolders have no documented
+    Email: filtered on receivedDateTime (cheap: only the window is read) unless `unfiltered` — the
+    whole folder, for a folder whose filtered round hit FILTERED_DELTA_CAP (the planner skips mail
+    older than the window as outside_window). Contacts: a folder is addressed by its id (`folder_id`, contactFolders have no documented
     well-known names); the default folder is `/users/{id}/contacts/delta`."""
     u = _user(mailbox)
     if kind == "email":
-        since = now - dt.timedelta(days=past_days)
-        return (f"users/{u}/mailFolders/{folder}/messages/delta",
-                {"$select": MESSAGE_SELECT, "$expand": EXTENDED_EXPAND,
-                 "$filter": f"receivedDateTime ge {iso_z(since)}"})
+        params: dict[str, str | int] = {"$select": MESSAGE_SELECT, "$expand": EXTENDED_EXPAND}
+        if not unfiltered:
+            params["$filter"] = f"receivedDateTime ge {iso_z(now - dt.timedelta(days=past_days))}"
+        return f"users/{u}/mailFolders/{folder}/messages/delta", params
     if kind == "calendar":
         if window is None:
             raise ValueError("a calendar round needs its window")
