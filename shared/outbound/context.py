@@ -11,7 +11,8 @@ from shared.config import Settings
 from shared.graph.factory import graph_gateway
 from shared.graph.gateway import GraphGateway
 from shared.outbound.payloads import PayloadStore
-from shared.pega import PegaClient, PegaRecords
+from shared.pega import PegaRecords
+from shared.pega.factory import pega_client
 from shared.pega.mapping import PegaMapping, load_mapping
 from shared.storage.state import StateStore
 
@@ -29,18 +30,13 @@ class WorkerContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-_pega: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PegaRecords] = weakref.WeakKeyDictionary()
 _contexts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerContext] = weakref.WeakKeyDictionary()
 
 
 def pega_records(settings: Settings) -> PegaRecords | None:
     if not settings.pega.configured:
         return None
-    loop = asyncio.get_running_loop()
-    found = _pega.get(loop)
-    if found is None:
-        found = _pega[loop] = PegaRecords(PegaClient(settings.pega))
-    return found
+    return PegaRecords(pega_client(settings.pega))  # the loop's shared client (shared/pega/factory.py)
 
 
 def worker_context(settings: Settings, state: StateStore) -> WorkerContext:

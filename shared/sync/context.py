@@ -16,6 +16,7 @@ from typing import Any
 from shared.graph.factory import graph_gateway
 from shared.graph.gateway import GraphGateway
 from shared.pega import PegaClient, PegaMapping, PegaRecords
+from shared.pega.factory import pega_client, release_pega_client
 from shared.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class SyncContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
-        await self.pega.close()
+        await release_pega_client(self.pega)
 
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SyncContext] = weakref.WeakKeyDictionary()
@@ -104,7 +105,7 @@ async def sync_context(services: Services) -> SyncContext:
         found = _by_loop.get(loop)
         if found is None:
             s = services.settings
-            pega = PegaClient(s.pega)
+            pega = pega_client(s.pega)
             found = SyncContext(gateway=graph_gateway(s.graph), pega=pega, records=PegaRecords(pega),
                                 mapping=pega.mapping)
             _by_loop[loop] = found
