@@ -166,6 +166,32 @@ async def touch(request: web.Request) -> web.Response:
     return web.json_response({"changeKey": item.change_key, "lastModifiedDateTime": iso(item.modified)})
 
 
+async def user_move(request: web.Request) -> web.Response:
+    """What a user does in Outlook that Graph v1.0 has no API for on every item type: drag an item
+    (a contact, say) to another folder, or delete it (Outlook moves it to Deleted Items). Body:
+    `{destination: folder id or well-known name, kind?: mail|contacts|calendar}`. The item keeps its
+    immutable id; delta shows it removed from the old folder and added to the new one."""
+    sim = _sim(request)
+    user = sim.store.user(request.match_info["user"])
+    item = sim.store.find_item(user, request.match_info["id"])
+    if item is None:
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    body = snake(await _json(request))
+    dest = str(body.get("destination") or "")
+    kinds = [body["kind"]] if body.get("kind") else ["contacts", "mail", "calendar"]
+    folder = None
+    for kind in kinds:
+        try:
+            folder = sim.store.folder(user, kind, dest)
+            break
+        except GraphError:
+            continue
+    if folder is None:
+        raise GraphError(404, "ErrorItemNotFound", "The specified folder could not be found in the store.")
+    sim.store.move(item, folder)
+    return web.json_response({"id": item.uid, "parentFolderId": folder.id})
+
+
 async def access_policy(request: web.Request) -> web.Response:
     """Deny (or allow again) one app's access to one mailbox, like an Application Access Policy."""
     sim = _sim(request)
@@ -318,6 +344,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/clients", r(add_client)),
         web.post("/_sim/users/{user}/inbound-mail", r(inbound_mail)),
         web.post("/_sim/users/{user}/items/{id}/touch", r(touch)),
+        web.post("/_sim/users/{user}/items/{id}/move", r(user_move)),
         web.get("/_sim/access-policy", r(access_policy)),
         web.post("/_sim/access-policy", r(access_policy)),
         web.get("/_sim/clock", r(clock)),
