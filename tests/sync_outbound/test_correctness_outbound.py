@@ -153,7 +153,6 @@ async def test_14_a_duplicate_message_never_runs_an_operation_whose_worker_is_al
                    payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
     await state.operations.put(op)
     from shared.config import load_settings
-
     from tests.sync_outbound.conftest import host_settings
 
     settings = load_settings({"AzureWebJobsStorage": azurite_conn,
