@@ -45,18 +45,12 @@ def _t(value: Any) -> dt.datetime | None:
 
 
 def graph_time(value: dict[str, Any] | None) -> dt.datetime | None:
-    """A Graph dateTimeTimeZone as returned without `Prefer: outlook.timezone` (UTC)."""
-    if not value:
+    """A stored Graph dateTimeTimeZone (Windows or IANA zone name) as UTC, by the simulator's own table."""
+    if not value or not value.get("dateTime"):
         return None
-    from zoneinfo import ZoneInfo
+    from sandbox.graph.timezones import to_utc
 
-    from bench.chaos.workload import ZONES
-
-    t = _t(value.get("dateTime"))
-    if t is None:
-        return None
-    zone = value.get("timeZone") or "UTC"
-    return t.replace(tzinfo=ZoneInfo(ZONES.get(zone, zone if "/" in zone else "UTC"))).astimezone(dt.UTC)
+    return to_utc({"dateTime": str(value["dateTime"]), "timeZone": str(value.get("timeZone") or "UTC")})
 
 
 @dataclass

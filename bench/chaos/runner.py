@@ -99,9 +99,9 @@ async def _log_pos(a: Actors) -> tuple[int, int]:
 
 
 async def _sabotage_before(a: Actors, kinds: tuple[str, ...]) -> None:
-    if "drop" in kinds:  # the first send of a mail silently vanishes
-        await a.gsim("POST", "faults", json={"path": r"(sendMail|/send)$", "method": "POST", "kind": "drop",
-                                             "app": SYNC_APP_ID, "count": 1})
+    if "drop" in kinds:  # every send of a mail silently vanishes (the product re-sends one that stays a draft)
+        await a.gsim("POST", "faults", json={"path": r"(sendMail|messages/[^/]+/send)$", "method": "POST",
+                                             "kind": "drop", "app": SYNC_APP_ID})
     if "duplicate" in kinds:  # the first Pega case create happens twice
         await a.psim("POST", "faults", json={"method": "POST", "path_contains": "/application/v2/cases",
                                              "duplicate_write": True, "times": 1})
