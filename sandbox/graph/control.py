@@ -268,6 +268,20 @@ async def requests_(request: web.Request) -> web.Response:
     return web.json_response({"value": rows})
 
 
+async def request_log(request: web.Request) -> web.Response:
+    """Every Graph request since start (or the last DELETE): time, app, method, path, mailbox, status.
+    `?since=<n>` skips the first n entries; `?app=<client id>` keeps one app's requests."""
+    sim = _sim(request)
+    if request.method == "DELETE":
+        sim.request_log.clear()
+        return web.json_response({"ok": True})
+    since = int(request.query.get("since", "0"))
+    app = request.query.get("app")
+    entries = list(sim.request_log)
+    rows = [e for e in entries[since:] if app is None or e["app"] == app]
+    return web.json_response({"total": len(entries), "value": rows})
+
+
 async def throttle(request: web.Request) -> web.Response:
     sim = _sim(request)
     if request.method == "POST":
@@ -358,6 +372,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/delta/replay", r(delta_replay)),
         web.get("/_sim/requests", r(requests_)),
         web.delete("/_sim/requests", r(requests_)),
+        web.get("/_sim/requests/log", r(request_log)),
+        web.delete("/_sim/requests/log", r(request_log)),
         web.get("/_sim/throttle", r(throttle)),
         web.post("/_sim/throttle", r(throttle)),
         web.get("/_sim/subscriptions", r(subscriptions)),
