@@ -58,6 +58,15 @@ def state_of(h: Health | None, *, enabled: bool) -> str:
     return "ok" if h.last_success_at else "never"
 
 
+def _current_url_hash(services: Services) -> str:
+    from shared.sync.subscriptions import url_hash
+
+    try:
+        return url_hash(services.settings)
+    except Exception:
+        return ""
+
+
 def _degraded(state: str, failures: int) -> str:
     """A kind that syncs but has items or operations that did not make it is not simply "ok"."""
     return "degraded" if state == "ok" and failures else state
@@ -83,7 +92,7 @@ async def _pending_round(services: Services, mailbox: str, kind: str) -> dt.date
 
 def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime, cursors: list[Cursor],
               subs: list[SubscriptionRecord], letters: int, pending_since: dt.datetime | None,
-              failures: int = 0) -> dict[str, Any]:
+              failures: int = 0, url_now: str = "") -> dict[str, Any]:
     enabled = mailbox.active and (kind not in KINDS or mailbox.enabled(kind))
     h = h or Health(mailbox=mailbox.upn, kind=kind)
     mine = [c for c in cursors if c.kind == kind]
@@ -116,8 +125,9 @@ def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime
         },
     }
     row["subscriptions"] = [{
-            "resource": s.resource, "status": s.status, "expires_at": _iso(s.expires_at),
+        "resource": s.resource, "status": s.status, "expires_at": _iso(s.expires_at),
         "expires_in_seconds": round((s.expires_at - now).total_seconds()), "last_error": sanitize_error(s.last_error),
+        "notification_url_current": (s.url_hash == url_now) if url_now else None,
     } for s in subs if s.kind == kind]
     return row
 
@@ -137,13 +147,14 @@ async def mailbox_health(services: Services, upn: str, *, now: dt.datetime | Non
         letters = (await ops_dl.counts(services))["per_mailbox_kind"]
     kinds = list(KINDS) + sorted(k for k in health if k not in KINDS)
     failures = await services.state.failures.for_mailbox(mailbox.upn)
+    url_now = _current_url_hash(services)
     rows = []
     for kind in kinds:
         pending = await _pending_round(services, mailbox.upn, kind) if kind in KINDS else None
         n_letters = letters.get(f"{mailbox.upn}|{kind}", 0)
         rows.append(_kind_row(kind, mailbox=mailbox, h=health.get(kind), now=now, cursors=cursors, subs=subs,
                               letters=n_letters, pending_since=pending,
-                              failures=sum(1 for f in failures if f.kind == kind)))
+                              failures=sum(1 for f in failures if f.kind == kind), url_now=url_now))
     return {
         "upn": mailbox.upn,
         "pega_operator": mailbox.pega_operator,
