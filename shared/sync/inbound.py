@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import TransientError
-from shared.graph.errors import GraphThrottledError, SyncStateNotFoundError
+from shared.graph.errors import GraphNotFoundError, GraphThrottledError, SyncStateNotFoundError
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.queues.worker import describe as describe_error
@@ -46,6 +46,8 @@ from shared.storage.mailboxes import Mailbox
 from shared.sync import item_retry
 from shared.sync.apply import Applied, Applier, ItemExtras
 from shared.sync.context import SyncContext, sync_context
+from shared.sync.folders import INBOX, SENT, mail_folders
+from shared.sync.folders import forget as forget_folders
 from shared.sync.gather import ITEM_CONCURRENCY, FailedItem, PageGatherer, PagePlan, bounded
 from shared.sync.lease import round_lease
 from shared.sync.mapping import LINK_KIND
@@ -163,6 +165,13 @@ class _Round:
 
     def policy(self, folder: str, window: Window | None) -> Any:
         return self.gather.policy(folder, window)
+
+    async def folders(self) -> tuple[str, ...]:
+        """The folders (cursor keys) this round reads (shared.sync.folders for mail)."""
+        if self.kind != "email":
+            return folders_for(self.kind, contact_folder=self.s.settings.sync.contact_folder)
+        return await mail_folders(self.mb.upn, self.s.settings.sync.mail_folders, children=self.reader.child_folders,
+                                  top_level=self.reader.top_level_folders, resolve=self.reader.well_known_folder_id)
 
     # ------------------------------------------------------------ applying a page
 
@@ -312,6 +321,16 @@ class _Round:
             cursor = await self._save(replace(cursor, next_link=INFLIGHT + url))
             try:
                 page = await self.reader.page(url, self.kind)
+            except GraphNotFoundError:
+                if self.kind != "email" or folder in (INBOX, SENT):
+                    raise
+                # a mail folder under the Inbox was deleted (or moved out of the synced tree): stop reading it
+                log.info("a synced mail folder no longer exists; its cursor is dropped")
+                await self.s.state.cursors.delete(cursor)
+                forget_folders(self.mb.upn)
+                if seen is not None and fresh:
+                    await seen.clear()
+                return pages, True
             except SyncStateNotFoundError:
                 if resynced:
                     raise
@@ -508,7 +527,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
     try:
         async with lease.beating():
             done_all = True
-            for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
+            for folder in await rnd.folders():
                 used, done = await rnd.run_folder(folder, full_resync=full_resync, budget=budget)
                 budget -= used
                 if not done:
@@ -586,9 +605,8 @@ async def run_item(services: Services, *, mailbox: str, kind: str, folder: str, 
 
 async def _reset_inflight(services: Services, mailbox: str, kind: str) -> None:
     """After a hold, the next round re-reads from the last completed delta link (a held page was read)."""
-    for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
-        cursor = await services.state.cursors.get(mailbox, kind, folder)
-        if cursor is not None and cursor.next_link:
+    for cursor in await services.state.cursors.list(mailbox):
+        if cursor.kind == kind and cursor.next_link:
             await services.state.cursors.save(replace(cursor, next_link=""))
 
 
@@ -602,6 +620,6 @@ async def dry_run(services: Services, *, mailbox: str, kind: str, max_pages: int
     ctx = context or await sync_context(services)
     rnd = _Round(services, ctx, mb, kind, RoundReport(mailbox=mb.upn, kind=kind, reason="dry_run"),
                  now=dt.datetime.now(dt.UTC), dry=True)
-    for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
+    for folder in await rnd.folders():
         await rnd.dry_folder(folder, max_pages=max_pages)
     return rnd.planned

@@ -37,19 +37,26 @@ class DesiredSubscription:
     resource: str
 
 
-def desired_for(mailbox: Mailbox, settings: Settings) -> list[DesiredSubscription]:
-    """Which resources to watch: the folders and collections the sync reads."""
+def desired_for(mailbox: Mailbox, settings: Settings, *, contact_folder_id: str = "") -> list[DesiredSubscription]:
+    """Which resources to watch: every folder and collection the sync reads. Mail: the whole mailbox's
+    messages unless only Inbox and Sent Items sync (SYNC_MAIL_FOLDERS) — mail that server rules file
+    into other folders must notify too. Contacts: the default folder and the dedicated one."""
     if not settings.sync.push_enabled or not mailbox.active:
         return []
     upn = mailbox.upn
     out: list[DesiredSubscription] = []
     if mailbox.email_enabled:
-        out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
-                DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+        if settings.sync.mail_folders == "inbox":
+            out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
+                    DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+        else:
+            out.append(DesiredSubscription("email", f"/users/{upn}/messages"))
     if mailbox.calendar_enabled:
         out.append(DesiredSubscription("calendar", f"/users/{upn}/events"))
     if mailbox.contacts_enabled:
         out.append(DesiredSubscription("contacts", f"/users/{upn}/contacts"))
+        if contact_folder_id:
+            out.append(DesiredSubscription("contacts", f"/users/{upn}/contactFolders('{contact_folder_id}')/contacts"))
     return out
 
 
@@ -141,7 +148,7 @@ class SubscriptionManager:
     async def ensure(self, mailbox: Mailbox) -> EnsureReport:
         """Converge the mailbox's subscriptions to what it should have. Safe to run any time."""
         report = EnsureReport()
-        wanted = desired_for(mailbox, self.settings)
+        wanted = desired_for(mailbox, self.settings, contact_folder_id=await self._contact_folder_id(mailbox))
         existing = await self.services.state.subscriptions.for_mailbox(mailbox.upn)
         try:
             current_url = url_hash(self.settings) if wanted else ""
@@ -192,6 +199,19 @@ class SubscriptionManager:
                 await self.services.state.subscriptions.put(
                     dataclasses.replace(failed, status="failed", last_error=str(exc)[:500], etag=None))
         return report
+
+    async def _contact_folder_id(self, mailbox: Mailbox) -> str:
+        """The dedicated contact folder's id, if one is configured and exists yet (the Pega → Exchange
+        side creates it on its first write; the next ensure then subscribes to it)."""
+        name = self.settings.sync.contact_folder
+        if not name or not mailbox.active or not mailbox.contacts_enabled or not self.settings.sync.push_enabled:
+            return ""
+        from shared.sync.source import ExchangeReader
+
+        try:
+            return await ExchangeReader(self.gateway, mailbox.upn, page_size=1).contact_folder_id(name)
+        except GraphError:
+            return ""
 
     async def remove_all(self, mailbox_upn: str) -> int:
         records = await self.services.state.subscriptions.for_mailbox(mailbox_upn)

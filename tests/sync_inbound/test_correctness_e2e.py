@@ -457,3 +457,31 @@ async def test_an_event_whose_create_was_lost_and_then_cancelled_is_cancelled_in
     assert report.outcomes["cancelled"] == 1, report.as_dict()
     [rec] = await by_exchange_id(inbound, "appointment", ev["id"])
     assert rec["content"]["pyStatusWork"] == "Resolved-Cancelled", "no orphan Open appointment"
+
+
+# ------------------------------------------------------------------ 18. folders server rules file mail into
+
+
+async def test_18_mail_filed_by_a_server_rule_into_a_folder_under_the_inbox_syncs(inbound) -> None:
+    await inbound.onboard()
+    assert (await inbound.run("email")).completed
+    parent = await inbound.user_call("POST", "mailFolders/inbox/childFolders", json={"displayName": "Customers"})
+    child = await inbound.user_call("POST", f"mailFolders/{parent['id']}/childFolders", json={"displayName": "Fabrikam"})
+    from shared.sync import folders
+
+    folders.forget(inbound.upn)  # discovered folders are kept a few minutes per instance; a new test mailbox
+    filed = await inbound.graph.control.inbound_mail(inbound.upn, subject="Filed by a rule", body="x",
+                                                     folder=child["id"], **{"from": DANA})
+    report = await inbound.run("email")
+    assert report.outcomes["created"] == 1, report.as_dict()
+    [case] = await by_exchange_id(inbound, "email", filed["immutableId"])
+    assert case["content"]["Subject"] == "Filed by a rule"
+    # the folder is deleted in Outlook (its delta answers 404): its cursor is dropped, the round goes on
+    rule = await inbound.graph.control.add_fault(path=f"mailFolders/{child['id']}/messages/delta", status=404,
+                                                 code="ErrorItemNotFound", count=1)
+    try:
+        assert (await inbound.run("email")).completed
+    finally:
+        await inbound.graph.control.call("DELETE", f"faults/{rule['id']}")
+    keys = {c.folder for c in await inbound.services.state.cursors.list(inbound.upn) if c.kind == "email"}
+    assert child["id"] not in keys and parent["id"] in keys
