@@ -124,5 +124,5 @@ if __name__ == "__main__":
     data = json.loads((RESULTS / "insights_attachments.json").read_text())
     for f in data["files"]:
         mark = "ok " if f["meets_expectation"] else "BAD"
-        print(f"{mark} {f['file']:48s} {f['expect']:20s} {f['kind']:12s} {str(f['skipped']):16s} {f['chars']:7d} "
+        print(f"{mark} {f['file']:48s} {f['expect']:20s} {f['kind']:12s} {f['skipped']!s:16s} {f['chars']:7d} "
               f"hint={f['hint_found']} {f['detail'][:60]}")  # fmt: skip

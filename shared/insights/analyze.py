@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 from shared.insights.attachments import AttachmentExtractor, ExtractionLimits
 from shared.insights.email_text import appointment_text, email_new_text
+from shared.insights.encoder import sentence_embedder
+from shared.insights.model_analyzer import ModelAnalyzer
 from shared.insights.models import (
     AppointmentInput,
     AttachmentInput,
@@ -32,8 +34,6 @@ from shared.insights.models import (
     SkipReason,
     SuggestedAction,
 )
-from shared.insights.encoder import sentence_embedder
-from shared.insights.model_analyzer import ModelAnalyzer
 from shared.insights.rules import RuleFacts, RuleSet, suggest_actions
 from shared.insights.sentiment import SentimentAnalyzer
 
