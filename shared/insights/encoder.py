@@ -52,6 +52,12 @@ def _gelu(x: Any) -> Any:
     return 0.5 * x * (1.0 + erf)
 
 
+def _one_blas_thread() -> Any:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _dense(x: Any, layer: dict[str, Any], name: str) -> Any:
     import numpy as np
 
@@ -111,9 +117,12 @@ class SentenceEncoder:
             return out
         encs = self._tok.encode_batch([t or "" for t in texts])
         order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))  # similar lengths share a batch
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            out[idx] = self._forward([encs[i].ids for i in idx], tuple(layers), tuple(pooling))
+        # One BLAS thread: the matrices are small, and on a busy 2-core worker OpenBLAS's spinning threads
+        # made the same forward pass 10-20x slower (measured); the host runs items concurrently anyway.
+        with _one_blas_thread():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                out[idx] = self._forward([encs[i].ids for i in idx], tuple(layers), tuple(pooling))
         return out
 
     def _forward(self, batch: list[list[int]], layers: tuple[int, ...], pooling: tuple[str, ...] = ("mean",)) -> Any:
