@@ -138,7 +138,8 @@ async def test_analyze_email_with_azure(standin: tuple[str, StandinState]) -> No
 
 
 def test_settings_choose_local_without_endpoint() -> None:
-    assert build_analyzer(load_insights_settings({})).name == "vader"
+    assert build_analyzer(load_insights_settings({})).name == "minilm"
+    assert build_analyzer(load_insights_settings({"INSIGHTS_ANALYZER": "vader"})).name == "vader"
 
 
 def test_chunking_keeps_sentences_whole() -> None:
