@@ -93,6 +93,8 @@ def sniff_kind(head: bytes, data: bytes | None = None) -> str | None:
         from shared.insights.office_parsers import ole_kind
 
         found = ole_kind(data)
+        if found == "ole":  # not a compound file olefile can list: the name decides, the parser states why
+            return None
         return {"msg": "msg", "ooxml-encrypted": "docx"}.get(found, "other:" + found)
     if h.startswith(b"{\\rtf"):
         return "other:rtf"

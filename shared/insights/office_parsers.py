@@ -61,7 +61,7 @@ def _parts(kind: str, names: list[str]) -> list[str]:
 # element local names: text carriers, paragraph-like containers, and subtrees to skip
 _TEXT = frozenset({"t", "instrText"})  # w:t, a:t, x:t (instrText: field codes are not text → excluded below)
 _BREAK = frozenset({"tab", "br", "cr"})
-_PARA = frozenset({"p", "si", "tr", "text", "oddHeader", "oddFooter", "evenHeader", "evenFooter",
+_PARA = frozenset({"p", "si", "text", "oddHeader", "oddFooter", "evenHeader", "evenFooter",
                    "firstHeader", "firstFooter", "sheet", "c"})  # fmt: skip
 _SKIP = frozenset({"Fallback", "delText", "instrText", "rPh", "extLst"})  # VML copies, deletions, field codes, phonetic runs
 _MASTER_BOILERPLATE = re.compile(r"^(?:click\s+to\s+edit\s+master\b.*|(?:second|third|fourth|fifth)\s+level|‹#›|<#>)$", re.I)
@@ -81,6 +81,8 @@ def _xml_paragraphs(data: bytes, part: str, check: Callable[[], None]) -> Iterat
     skip_depth = 0
     stack: list[list[str]] = []
     attr_text: list[str] = []
+    rows: list[list[str]] = []  # Word/PowerPoint table rows being read: cells joined with " | "
+    cells: list[list[str]] = []
     context = etree.iterparse(io.BytesIO(data), events=("start", "end"), resolve_entities=False,
                               no_network=True, huge_tree=False, remove_comments=True, remove_pis=True)  # fmt: skip
     n = 0
@@ -90,6 +92,10 @@ def _xml_paragraphs(data: bytes, part: str, check: Callable[[], None]) -> Iterat
             if skip_depth or name in _SKIP:
                 skip_depth += 1
                 continue
+            if name == "tr":
+                rows.append([])
+            elif name == "tc" and rows:
+                cells.append([])
             if name in _PARA:
                 stack.append([])
             if name == "sheet" and part.endswith("workbook.xml") and el.get("name"):
@@ -110,11 +116,19 @@ def _xml_paragraphs(data: bytes, part: str, check: Callable[[], None]) -> Iterat
                 stack[-1].append(el.text or "")
         elif name in ("oddHeader", "oddFooter", "evenHeader", "evenFooter", "firstHeader", "firstFooter") and stack:
             stack[-1].append(_HEADER_CODES.sub(" ", el.text or ""))
+        if name == "tc" and cells and rows:
+            rows[-1].append(" ".join(t for t in cells.pop() if t))
+        elif name == "tr" and rows:
+            row = " | ".join(c for c in rows.pop() if c)
+            if row:
+                yield row
         if name in _PARA and stack:
             text = "".join(stack.pop()).strip()
             if text and not _MASTER_BOILERPLATE.match(text):
                 if stack and name == "c":
                     stack[-1].append(text + " ")  # a cell's text joins its row
+                elif cells and not stack:
+                    cells[-1].append(text)  # a paragraph inside a table cell
                 else:
                     yield text
         el.clear()
