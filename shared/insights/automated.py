@@ -152,12 +152,12 @@ def classify(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None, subj
                 return Classification(sig.kind, (f"header {sig.header}" + (f" matches {sig.value!r}" if sig.value else " present"),))
     body_head = (body or "")[:4000]
     hits: dict[MessageClass, list[str]] = {}
-    for sig in cfg.text:
-        for where in sig.where:
+    for tsig in cfg.text:
+        for where in tsig.where:
             text = (subject or "") if where == "subject" else body_head
-            found = {m.group(0).lower() for m in _rx(sig.pattern).finditer(text)}
-            if len(found) >= sig.min_matches:
-                hits.setdefault(sig.kind, []).append(f"{where} matches {sorted(found)[0]!r}")
+            found = {m.group(0).lower() for m in _rx(tsig.pattern).finditer(text)}
+            if len(found) >= tsig.min_matches:
+                hits.setdefault(tsig.kind, []).append(f"{where} matches {sorted(found)[0]!r}")
     for kind in MessageClass:  # fixed order: auto_reply before bounce before bulk …
         if kind in hits:
             return Classification(kind, tuple(hits[kind]))
