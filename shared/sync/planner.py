@@ -193,6 +193,8 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
     if isinstance(item, MessageRecord):
         if item.is_draft:
             return Skip(item.id, "draft")
+        if item.not_mail:  # meeting message, NDR, read receipt, auto-reply: not correspondence
+            return Skip(item.id, item.not_mail)
         if item.is_private and policy.private_policy is PrivatePolicy.SKIP:
             return Skip(item.id, "private")
         if (link is None and policy.window_start is not None and item.received_at is not None
@@ -202,6 +204,8 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
     if isinstance(item, EventRecord):
         if item.is_master:
             return NoOp(item.id, "series_master")
+        if item.problem:  # e.g. an unknown time zone: never guessed (UTC would be the wrong hour)
+            return Skip(item.id, item.problem)
         if item.is_cancelled:
             if link is not None and link.state == "active":
                 return Cancel(item.id, link, "cancelled")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.pega.models import AppointmentData, Attendee, ContactData, EmailData
+from shared.sync.bodies import canonical_text
 from shared.sync.mapping.fields import DIGEST_PREFIX, FIELDS, Mapped, norm_text
 from shared.sync.timezones import iso_z, parse_iso_utc
 
@@ -85,8 +86,12 @@ def mapped_from_pega(kind: str, data: PegaData) -> Mapped:
                 out[name] = ""
         elif name in ("sender", "email"):
             out[name] = str(v).lower()
+        elif name == "body":
+            out[name] = canonical_text(v, getattr(data, "body_type", None))
+        elif name == "body_type":
+            out[name] = "text" if getattr(data, "body", None) else ""
         elif isinstance(v, str):
-            out[name] = norm_text(v) if name != "body_type" else v.lower()
+            out[name] = norm_text(v)
         elif isinstance(v, bool):
             out[name] = v
         else:
