@@ -18,7 +18,7 @@ from aiohttp import web
 from sandbox.graph import recurrence as rec
 from sandbox.graph.clock import iso, iso7, parse_iso
 from sandbox.graph.errors import GraphError, bad_request, not_found
-from sandbox.graph.items import View, body_as, email, preview, view_of
+from sandbox.graph.items import View, body_as, email, enum_value, norm_body, preview, view_of
 from sandbox.graph.model import Exception_, Item, User, new_change_key
 from sandbox.graph.odata import (
     apply_filter_order,
@@ -148,7 +148,6 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         "originalStartTimeZone": d.get("originalStartTimeZone"),
         "originalEndTimeZone": d.get("originalEndTimeZone"),
         "iCalUId": d["iCalUId"] + (occ_key(inst.original_start) if inst is not None else ""),
-        "uid": d["iCalUId"],
         "reminderMinutesBeforeStart": src.get("reminderMinutesBeforeStart", 15),
         "isReminderOn": src.get("isReminderOn", True),
         "hasAttachments": bool(item.attachments),
@@ -193,7 +192,8 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
                 f"OID.{master_id}.{_key_time(k).astimezone(tz).date().isoformat()}" for k in sorted(item.cancelled)]
         if view.selected("exceptionOccurrences") or "exceptionoccurrences" in view.expand.other:
             # a navigation property: the exception events themselves
-            plain = View(immutable=view.immutable, tz=view.tz, graph_base=view.graph_base)
+            plain = View(immutable=view.immutable, tz=view.tz, graph_base=view.graph_base, body_type=view.body_type,
+                         allow_unsafe_html=view.allow_unsafe_html)
             out["exceptionOccurrences"] = [render_event(item, plain, inst=i) for i in instances(item, _FAR)
                                            if i.exception is not None]
     keep = out.get("exceptionOccurrences")
@@ -222,7 +222,7 @@ def _norm_attendees(value: Any) -> list[dict[str, Any]]:
         ea = (a or {}).get("emailAddress") or {}
         if not ea.get("address"):
             raise bad_request("Each attendee needs an emailAddress.address.")
-        out.append({"type": a.get("type") or "required",
+        out.append({"type": enum_value("attendeeType", a.get("type") or "required"),
                     "status": a.get("status") or {"response": "none", "time": NO_TIME},
                     "emailAddress": {"name": ea.get("name") or ea["address"], "address": ea["address"]}})
     if len(out) > 500:
@@ -248,10 +248,19 @@ def apply_event_fields(data: dict[str, Any], body: dict[str, Any], allowed: set[
             data[k] = _norm_time(v, k)
         elif k == "attendees":
             data[k] = _norm_attendees(v)
+        elif k in ("importance", "sensitivity", "showAs", "onlineMeetingProvider"):
+            data[k] = enum_value(k, v)
+        elif k == "body":
+            data[k] = norm_body(v)
         else:
             data[k] = v
-    if "sensitivity" in data and data["sensitivity"] not in ("normal", "personal", "private", "confidential"):
-        raise bad_request(f"Invalid sensitivity '{data['sensitivity']}'.")
+    # event.md: location and locations always correspond; updating location replaces locations
+    if "location" in body and "location" in allowed and "locations" not in body:
+        loc = body.get("location") or {}
+        data["locations"] = [loc] if (loc.get("displayName") or "") else []
+    elif "locations" in body and "locations" in allowed and "location" not in body:
+        locs = body.get("locations") or []
+        data["location"] = locs[0] if locs else {"displayName": ""}
 
 
 def _finish(data: dict[str, Any]) -> None:
@@ -456,6 +465,10 @@ async def update_event(request: web.Request, p: dict[str, str]) -> web.Response:
     now = sim.clock.now()
     if inst is not None:
         exc = inst.exception
+        trial = dict(exc.overrides) if exc is not None else {}
+        apply_event_fields(trial, body, EXCEPTION_WRITABLE)
+        if "start" in trial:
+            _check_crossing(item, inst, to_utc(trial["start"]))
         if exc is None:
             exc = Exception_(inst.original_start, {}, new_change_key(), now, now)
             item.exceptions[inst.key] = exc
@@ -479,6 +492,24 @@ async def update_event(request: web.Request, p: dict[str, str]) -> web.Response:
     sim.store.modified(item)
     propagate(sim, user, item)
     return _entity(request, user, item)
+
+
+def _check_crossing(item: Item, inst: Instance, new_start: datetime) -> None:
+    """event-update.md: an occurrence cannot be moved to or before the day of the previous occurrence,
+    nor to or after the day of the following one (400 ErrorOccurrenceCrossingBoundary)."""
+    tz = zone(item.data["recurrence"]["range"]["recurrenceTimeZone"])
+    around = instances(item, inst.original_start + timedelta(days=400), inst.original_start - timedelta(days=400))
+    around.sort(key=lambda i: i.original_start)
+    keys = [i.key for i in around]
+    if inst.key not in keys:
+        return
+    pos = keys.index(inst.key)
+    day = new_start.astimezone(tz).date()
+    prev_day = around[pos - 1].start.astimezone(tz).date() if pos > 0 else None
+    next_day = around[pos + 1].start.astimezone(tz).date() if pos + 1 < len(around) else None
+    if (prev_day is not None and day <= prev_day) or (next_day is not None and day >= next_day):
+        raise GraphError(400, "ErrorOccurrenceCrossingBoundary",
+                         "Modified occurrence is crossing or overlapping adjacent occurrence.")
 
 
 def _cancel_occurrence(sim: Any, user: User, item: Item, inst: Instance) -> None:

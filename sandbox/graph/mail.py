@@ -16,7 +16,7 @@ from aiohttp import web
 
 from sandbox.graph.clock import iso
 from sandbox.graph.errors import GraphError, bad_request
-from sandbox.graph.items import View, body_as, email, norm_recipients, preview, view_of
+from sandbox.graph.items import View, body_as, email, enum_value, norm_body, norm_recipients, preview, view_of
 from sandbox.graph.model import Folder, Item, User, new_conversation_id
 from sandbox.graph.odata import (
     apply_filter_order,
@@ -37,7 +37,9 @@ MESSAGE_WRITABLE = {
     "importance", "isRead", "categories", "flag", "internetMessageHeaders", "isDeliveryReceiptRequested",
     "isReadReceiptRequested", "inferenceClassification", "internetMessageId", "receivedDateTime", "sentDateTime",
 }
-DRAFT_ONLY = {"toRecipients", "ccRecipients", "bccRecipients", "from", "sender", "internetMessageHeaders"}
+# message-update.md: body, subject, recipients, from/sender... are "Updatable only if isDraft = true".
+DRAFT_ONLY = {"toRecipients", "ccRecipients", "bccRecipients", "from", "sender", "internetMessageHeaders",
+              "subject", "body", "replyTo", "internetMessageId", "receivedDateTime", "sentDateTime"}
 SELECT_ONLY = {"internetMessageHeaders", "uniqueBody"}
 
 
@@ -50,7 +52,7 @@ def render_folder(store: Store, f: Folder) -> dict[str, Any]:
     children = [c for c in store.mailboxes[f.owner].folders.values() if c.parent_id == f.id]
     return {"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id or f"{f.owner}-msgfolderroot",
             "childFolderCount": len(children), "unreadItemCount": sum(1 for i in items if not i.data.get("isRead")),
-            "totalItemCount": len(items), "sizeInBytes": 0, "isHidden": False, "wellKnownName": f.well_known}
+            "totalItemCount": len(items), "isHidden": False}  # sizeInBytes, wellKnownName: beta only
 
 
 def render_message(store: Store, item: Item, view: View) -> dict[str, Any]:
@@ -119,7 +121,15 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in data.items():
         if k in MESSAGE_WRITABLE:
-            out[k] = norm_recipients(v) if k in ("toRecipients", "ccRecipients", "bccRecipients", "replyTo") else v
+            if k in ("toRecipients", "ccRecipients", "bccRecipients", "replyTo"):
+                v = norm_recipients(v)
+            elif k in ("importance", "inferenceClassification"):
+                v = enum_value(k, v)
+            elif k == "body":
+                v = norm_body(v)
+            elif k == "flag" and isinstance(v, dict) and v.get("flagStatus") is not None:
+                v = {**v, "flagStatus": enum_value("flagStatus", v["flagStatus"])}
+            out[k] = v
     return out
 
 
