@@ -262,9 +262,15 @@ async def update_message(request: web.Request, p: dict[str, str]) -> web.Respons
     if not item.data.get("isDraft") and DRAFT_ONLY & changes.keys():
         raise GraphError(400, "ErrorInvalidPropertyUpdateSentMessage",
                          "Update operation is not supported for this property on a sent message.")
+    became_read = changes.get("isRead") is True and not item.data.get("isRead")
     item.data.update(changes)
     set_ext(item.ext, body.get("singleValueExtendedProperties"))
     sim.store.modified(item)
+    if became_read and item.data.get("isReadReceiptRequested") and not item.data.get("isDraft"):
+        from sandbox.graph.generated_mail import read_receipt
+
+        item.data["isReadReceiptRequested"] = False  # one receipt per message
+        read_receipt(sim, user, item)
     return _entity(request, user, item)
 
 
@@ -378,13 +384,20 @@ async def send_mail(request: web.Request, p: dict[str, str]) -> web.Response:
 
 
 def deliver(sim: Any, sender: User, item: Item) -> list[Item]:
-    """Put a copy of a sent message into each internal recipient's Inbox."""
+    """Put a copy of a sent message into each internal recipient's Inbox; undeliverable addresses
+    give the sender a non-delivery report, recipients with automatic replies on answer."""
+    from sandbox.graph import generated_mail as gm
+
     delivered: list[Item] = []
     seen: set[str] = set()
+    failed: list[str] = []
     now = sim.clock.now()
     for field in ("toRecipients", "ccRecipients", "bccRecipients"):
         for r in item.data.get(field) or []:
             addr = r["emailAddress"]["address"].lower()
+            if gm.bounces(sim, addr):
+                failed.append(addr)
+                continue
             rcpt = sim.store.find_user(addr)
             if rcpt is None or rcpt.id in seen:
                 continue
@@ -398,6 +411,9 @@ def deliver(sim: Any, sender: User, item: Item) -> list[Item]:
             copy.attachments = list(item.attachments)
             sim.store.emit_created(copy)
             delivered.append(copy)
+            gm.automatic_reply(sim, rcpt, sender.upn, copy)
+    if failed:
+        gm.non_delivery_report(sim, sender, failed, item)
     return delivered
 
 
@@ -498,6 +514,40 @@ def _reply_handler(action: str, send: bool):  # type: ignore[no-untyped-def]
     return handler
 
 
+def _settings_body(sim: Any, user: User) -> dict[str, Any]:
+    auto = {k: v for k, v in (sim.store.auto_replies.get(user.id) or {}).items() if not k.startswith("_")}
+    return {"automaticRepliesSetting": {"status": "disabled", "externalAudience": "all",
+                                        "internalReplyMessage": "", "externalReplyMessage": "", **auto},
+            "timeZone": "UTC", "language": {"locale": "en-US", "displayName": "English (United States)"}}
+
+
+async def get_mailbox_settings(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    return graph_json(request, {"@odata.context": context_url(request, f"users('{p['user']}')/mailboxSettings"),
+                                **_settings_body(sim, _user(request, p))})
+
+
+async def update_mailbox_settings(request: web.Request, p: dict[str, str]) -> web.Response:
+    """PATCH mailboxSettings: automaticRepliesSetting (status disabled/alwaysEnabled/scheduled,
+    internalReplyMessage, externalReplyMessage, externalAudience none/contactsOnly/all)."""
+    sim = _sim(request)
+    user = _user(request, p)
+    body = await read_json(request)
+    auto = body.get("automaticRepliesSetting")
+    if isinstance(auto, dict):
+        status = str(auto.get("status") or "disabled")
+        statuses = {"disabled": "disabled", "alwaysenabled": "alwaysEnabled", "scheduled": "scheduled"}
+        if status.lower() not in statuses:
+            raise GraphError(400, "RequestBodyRead", f"Requested value '{status}' was not found.")
+        current = {k: v for k, v in (sim.store.auto_replies.get(user.id) or {}).items() if not k.startswith("_")}
+        current.update({k: v for k, v in auto.items() if k in ("internalReplyMessage", "externalReplyMessage",
+                                                                 "externalAudience")})
+        current["status"] = statuses[status.lower()]
+        sim.store.auto_replies[user.id] = current  # a new setting answers every sender once again
+    return graph_json(request, {"@odata.context": context_url(request, f"users('{user.id}')/mailboxSettings"),
+                                **_settings_body(sim, user)})
+
+
 def register(router: Router) -> None:
     u = "users/{user}"
     router.add("GET", f"{u}/mailFolders", list_folders, "mail")
@@ -523,6 +573,8 @@ def register(router: Router) -> None:
             router.add("POST", f"{prefix}/{create}", _reply_handler(action, send=False), "mail.write")
             router.add("POST", f"{prefix}/{action}", _reply_handler(action, send=True), "mail.send")
     router.add("POST", f"{u}/sendMail", send_mail, "mail.send")
+    router.add("GET", f"{u}/mailboxSettings", get_mailbox_settings, "mailboxsettings")
+    router.add("PATCH", f"{u}/mailboxSettings", update_mailbox_settings, "mailboxsettings.write")
     from sandbox.graph import attachments, delta
 
     attachments.register(router)
