@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.sync.bodies import canonical_text
 from shared.sync.mapping.fields import Mapped, norm_text
 from shared.sync.records import ContactRecord, EventRecord, MessageRecord
 from shared.sync.timezones import UnknownTimeZoneError, all_day_instant, iso_z
@@ -18,6 +19,14 @@ def _iso(value: Any) -> str:
 
 def _addr_list(addresses: Any) -> list[str]:
     return [a.address.lower() for a in addresses]
+
+
+def _text(record: EventRecord | MessageRecord) -> str:
+    """The canonical body text (parsed once by shared.sync.records; computed here for a record built
+    without the parser)."""
+    if record.body_text or not record.body:
+        return record.body_text
+    return canonical_text(record.body, record.body_type)
 
 
 def _event_times(ev: EventRecord, tz_name: str) -> tuple[str, str]:
@@ -37,6 +46,7 @@ def map_event(ev: EventRecord, *, masked: bool = False) -> Mapped:
     attendees = sorted(([a.address.lower(), a.name, a.type] for a in ev.attendees), key=lambda r: r[0])
     tz_name = ev.original_tz or ev.start_tz or "UTC"
     start, end = _event_times(ev, tz_name)
+    body = _text(ev)
     out: Mapped = {
         "subject": norm_text(ev.subject),
         "start": start,
@@ -44,8 +54,8 @@ def map_event(ev: EventRecord, *, masked: bool = False) -> Mapped:
         "time_zone": tz_name,
         "is_all_day": bool(ev.is_all_day),
         "location": norm_text(ev.location),
-        "body": ev.body_text,
-        "body_type": "text" if ev.body_text else "",
+        "body": body,
+        "body_type": "text" if body else "",
         "attendees": attendees,
         "sensitivity": (ev.sensitivity or "normal").lower(),
         "show_as": (ev.show_as or "busy").lower(),
@@ -58,10 +68,11 @@ def map_event(ev: EventRecord, *, masked: bool = False) -> Mapped:
 
 def map_message(msg: MessageRecord, *, direction: str, masked: bool = False) -> Mapped:
     """An email as Pega email-interaction fields; `direction` is the mapping's inbound/outbound value."""
+    body = _text(msg)
     out: Mapped = {
         "subject": norm_text(msg.subject),
-        "body": msg.body_text,
-        "body_type": "text" if msg.body_text else "",
+        "body": body,
+        "body_type": "text" if body else "",
         "sender": msg.sender.address.lower() if msg.sender else "",
         "sender_name": msg.sender.name if msg.sender else "",
         "to": _addr_list(msg.to),

@@ -89,7 +89,7 @@ def mapped_from_pega(kind: str, data: PegaData) -> Mapped:
         elif name == "body":
             out[name] = canonical_text(v, getattr(data, "body_type", None))
         elif name == "body_type":
-            out[name] = "text" if getattr(data, "body", None) else ""
+            out[name] = "text" if canonical_text(getattr(data, "body", None), v) else ""
         elif isinstance(v, str):
             out[name] = norm_text(v)
         elif isinstance(v, bool):
