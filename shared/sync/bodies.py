@@ -60,11 +60,18 @@ def safe_html(html: str, *, allow_remote: bool = False) -> str:
 
 def canonical_text(content: str | None, content_type: str | None) -> str:
     """The readable text of a body, identical for the HTML and the text form of the same body."""
+    return sanitized(content, content_type)[1]
+
+
+def sanitized(content: str | None, content_type: str | None) -> tuple[str, str]:
+    """(safe HTML — "" for a text body —, canonical text) of a body, with one sanitizer pass."""
     if not content:
-        return ""
+        return "", ""
+    html = ""
     if (content_type or "").lower() == "html":
-        text, _ = html_to_text(safe_html(content), max_chars=MAX_BODY_CHARS)
+        html = safe_html(content)
+        text, _ = html_to_text(html, max_chars=MAX_BODY_CHARS)
     else:
         text = content[:MAX_BODY_CHARS]
     lines = (_WS.sub(" ", line).strip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    return "\n".join(line for line in lines if line)
+    return html, "\n".join(line for line in lines if line)

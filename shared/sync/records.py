@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.sync.bodies import canonical_text
+from shared.sync.bodies import sanitized
 from shared.sync.timezones import UnknownTimeZoneError, parse_datetime_tz, parse_iso_utc
 
 # MAPI PidTagSensitivity (0x0036): 0 normal, 1 personal, 2 private, 3 confidential.
@@ -108,6 +108,7 @@ class MessageRecord:
     has_attachments: bool = False
     pega_stamp: str = ""  # our PegaId extended property: written to Exchange from this Pega record
     body_text: str = ""  # the body as Pega receives it (shared.sync.bodies.canonical_text)
+    body_html: str = ""  # the sanitized HTML body ("" for a text body), for a mapping that asks for it
     odata_type: str = "#microsoft.graph.message"
     message_class: str = ""  # MAPI PidTagMessageClass where read ("" otherwise)
     not_mail: str = ""  # why this is not correspondence from a person ("" = it is), see classify_message
@@ -156,6 +157,7 @@ class EventRecord:
     sparse: bool = False  # an occurrence carrying only id/type/seriesMasterId/start/end
     pega_stamp: str = ""  # our PegaId extended property (only where read: calendarView/delta has no $expand)
     body_text: str = ""  # the body as Pega receives it (shared.sync.bodies.canonical_text)
+    body_html: str = ""  # the sanitized HTML body ("" for a text body), for a mapping that asks for it
     # The dates of start/end as written on the wire (read, never converted). For an all-day event they
     # are the event's dates: Graph returns all-day events midnight-to-midnight in whatever zone the
     # request asked for (graph.md §10).
@@ -312,6 +314,7 @@ def parse_message(raw: dict[str, Any], *, stamp_prop: str = "") -> MessageRecord
     body, body_type = _body(raw.get("body"))
     unique, _ = _body(raw.get("uniqueBody"))
     odata_type = _str(raw.get("@odata.type")) or "#microsoft.graph.message"
+    body_html, body_text = sanitized(body, body_type)
     message_class = extended_str(raw, MESSAGE_CLASS_PROP_ID)
     return MessageRecord(
         id=mid,
@@ -336,7 +339,8 @@ def parse_message(raw: dict[str, Any], *, stamp_prop: str = "") -> MessageRecord
         parent_folder_id=_str(raw.get("parentFolderId")),
         has_attachments=_bool(raw.get("hasAttachments")),
         pega_stamp=extended_str(raw, stamp_prop),
-        body_text=canonical_text(body, body_type),
+        body_text=body_text,
+        body_html=body_html,
         odata_type=odata_type,
         message_class=message_class,
         not_mail=classify_message(odata_type, message_class, _headers(raw.get("internetMessageHeaders"))),
@@ -392,6 +396,7 @@ def parse_event(raw: dict[str, Any], *, stamp_prop: str = "") -> EventRecord | R
         start, end, start_tz, problem = None, None, exc.name, exc.reason
     etype = str(raw.get("type") or "singleInstance")
     body, body_type = _body(raw.get("body"))
+    body_html, body_text = sanitized(body, body_type)
     sparse = etype == "occurrence" and "subject" not in raw
     reminder = raw.get("reminderMinutesBeforeStart")
     return EventRecord(
@@ -423,7 +428,8 @@ def parse_event(raw: dict[str, Any], *, stamp_prop: str = "") -> EventRecord | R
         last_modified=parse_iso_utc(raw.get("lastModifiedDateTime")),
         sparse=sparse,
         pega_stamp=extended_str(raw, stamp_prop),
-        body_text=canonical_text(body, body_type),
+        body_text=body_text,
+        body_html=body_html,
         start_date=_all_day_date(raw.get("start")),
         end_date=_all_day_date(raw.get("end")),
         problem=problem,

@@ -7,6 +7,8 @@ Real Graph simulator and Pega simulator over HTTP, state in Azurite.
 
 from __future__ import annotations
 
+import pytest
+
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 HOSTILE = ('<html><body><p onclick="steal()">Hello <b>Alex</b>,</p><p>the quote is attached.'
            '<img src="https://tracker.example/p.gif" onerror="steal()"></p>'
@@ -34,6 +36,22 @@ async def test_html_body_reaches_pega_as_clean_text_and_replays_change_nothing(i
     await inbound.graph.control.touch(inbound.upn, sent["id"])
     again = await inbound.run("email")
     assert not (again.outcomes["created"] or again.outcomes["updated"]), again.as_dict()
+
+
+@pytest.mark.pega_mapping({"email": {"body_html": "BodyHTML"}})
+async def test_sanitized_html_goes_to_the_property_the_mapping_names(inbound) -> None:
+    """Where the mapping asks for the HTML (email.body_html), Pega gets it sanitized: formatting kept,
+    no script, no event handler, no remote content; the text body is as without it."""
+    await inbound.onboard()
+    sent = await inbound.graph.control.inbound_mail(inbound.upn, subject="Quote", **{"from": DANA},
+                                                    body={"contentType": "html", "content": HOSTILE})
+    assert (await inbound.run("email")).outcomes["created"] == 1
+    [rec] = by_exchange_id(await inbound.pega_records("email"), sent["immutableId"])
+    html = rec["content"]["BodyHTML"]
+    assert "<b>Alex</b>" in html and "the quote is attached." in html
+    for bad in ("<script", "steal", "onerror", "onclick", "tracker.example", "javascript"):
+        assert bad not in html, bad
+    assert rec["content"]["Body"] == "Hello Alex,\nthe quote is attached.\ndetails"
 
 
 async def test_mail_exchange_generates_is_skipped_by_reason(inbound) -> None:

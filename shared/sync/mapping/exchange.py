@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.sync.bodies import canonical_text
-from shared.sync.mapping.fields import Mapped, norm_text
+from shared.sync.mapping.fields import BODY_HTML, Mapped, norm_text
 from shared.sync.records import ContactRecord, EventRecord, MessageRecord
 from shared.sync.timezones import UnknownTimeZoneError, all_day_instant, iso_z
 
@@ -61,6 +61,8 @@ def map_event(ev: EventRecord, *, masked: bool = False) -> Mapped:
         "show_as": (ev.show_as or "busy").lower(),
         "reminder_minutes": ev.reminder_minutes if ev.reminder_minutes is not None else 0,
     }
+    if ev.body_html and not masked:
+        out[BODY_HTML] = ev.body_html
     if masked:
         out.update(subject=MASKED_SUBJECT, location="", body="", body_type="", attendees=[])
     return out
@@ -85,6 +87,8 @@ def map_message(msg: MessageRecord, *, direction: str, masked: bool = False) -> 
         "conversation_id": msg.conversation_id or "",
         "internet_message_id": msg.internet_message_id or "",
     }
+    if msg.body_html and not masked:
+        out[BODY_HTML] = msg.body_html
     if masked:
         out.update(subject=MASKED_EMAIL_SUBJECT, body="", body_type="", has_attachments=False)
     return out
