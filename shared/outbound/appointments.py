@@ -39,6 +39,7 @@ from shared.storage.links import Link
 from shared.sync.mapping import fields_of, map_event, snap_value, three_way, to_pega_data
 from shared.sync.mapping.fields import APPOINTMENT_FIELDS
 from shared.sync.records import EventRecord, parse_event
+from shared.sync.timezones import UnknownTimeZoneError, zone
 
 log = logging.getLogger(__name__)
 LINK_KIND = "event"
@@ -117,13 +118,31 @@ def really_changed(name: str, pega: Mapping[str, Any], exchange: Mapping[str, An
     return bool(snap_value(pega[name]) != snap_value(exchange.get(name)))
 
 
-def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...], *, all_day: bool) -> dict[str, Any]:
+def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...], *, all_day: bool,
+                current: EventRecord) -> dict[str, Any]:
     keys: set[str] = set()
     for name in to_exchange:
         keys.update(k for k in APPOINTMENT_KEYS.get(name, ()) if k in req.body)
-    if all_day and keys & {"start", "end"}:
-        keys.update(k for k in ("start", "end") if k in req.body)  # whole days: both ends together
-    return event_fields({k: req.body[k] for k in keys}, all_day=all_day)
+    fields = {k: req.body[k] for k in keys}
+    if all_day and ("isAllDay" in fields or fields.keys() & {"start", "end"}):
+        # whole days, both ends together (Graph refuses an all-day event that is not midnight to midnight):
+        # an end or start Pega did not send is the event's own, in its own zone
+        tz = current.original_tz or current.start_tz or "UTC"
+        for key, when, day in (("start", current.start, current.start_date), ("end", current.end, current.end_date)):
+            if key in req.body:
+                fields[key] = req.body[key]
+            elif current.is_all_day and day is not None:  # already all-day: its dates as written
+                fields[key] = {"dateTime": f"{day.isoformat()}T00:00:00", "timeZone": tz}
+            elif when is not None:
+                fields[key] = {"dateTime": _local_day(when, tz), "timeZone": tz}
+    return event_fields(fields, all_day=all_day)
+
+
+def _local_day(when: Any, tz: str) -> str:
+    try:
+        return when.astimezone(zone(tz)).strftime("%Y-%m-%dT00:00:00")
+    except UnknownTimeZoneError:
+        return when.strftime("%Y-%m-%dT00:00:00")
 
 
 async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
@@ -157,7 +176,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
         # A meeting with attendees whose attendee-visible fields did not change: the rep's own fields
         # (reminder, free/busy) are not worth an update mail to every attendee, so nothing is written.
         withheld, to_exchange = list(to_exchange), ()
-    patch = _patch_from(req, to_exchange, all_day=all_day)
+    patch = _patch_from(req, to_exchange, all_day=all_day, current=rec)
     if recurrence_patch:
         patch.update(recurrence_patch)
     if patch:

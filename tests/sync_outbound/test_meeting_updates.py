@@ -94,3 +94,20 @@ async def test_all_day_appointment_round_trips_without_a_spurious_change(api, re
     again = await _run(api, state, "PATCH", path, {"operator": rep.operator, **day, "changedAt": "2026-11-20T11:00:00Z"})
     assert again["patched"] == [] and again["conflicts"] == []
     assert (await _stats(graph_sim, rep))["updates"] == 0
+
+
+async def test_a_timed_appointment_made_all_day_in_pega_becomes_whole_days(api, rep, pega_records, graph_http,
+                                                                            state) -> None:
+    """Pega sends only isAllDay: the event becomes its local day, midnight to midnight (Graph refuses
+    anything else), in the rep's zone."""
+    pega_id = await pega_appointment(pega_records)
+    op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id, attendees=[], start={
+        "dateTime": "2026-12-01T09:00", "timeZone": "America/Los_Angeles"}, end={
+        "dateTime": "2026-12-01T10:00", "timeZone": "America/Los_Angeles"}))
+    path = f"pega/v1/appointments/{quote(pega_id, safe='')}"
+    done = await _run(api, state, "PATCH", path, {"operator": rep.operator, "isAllDay": True,
+                                                   "changedAt": "2026-11-20T11:00:00Z"})
+    assert "isAllDay" in done["patched"]
+    ev = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
+    assert ev["isAllDay"] and ev["start"]["dateTime"].startswith("2026-12-01T00:00:00")
+    assert ev["end"]["dateTime"].startswith("2026-12-02T00:00:00")
