@@ -53,7 +53,8 @@ def seed_clients() -> list[ClientApp]:
     graph = {GRAPH_AUDIENCE: list(GRAPH_ROLES)}
     return [
         ClientApp(SYNC_CLIENT_ID, "Pega Exchange Sync (sandbox)", [SYNC_CLIENT_SECRET], dict(graph)),
-        ClientApp(AGENT_CLIENT_ID, "Sandbox user agent (stands in for Outlook)", [AGENT_CLIENT_SECRET], dict(graph)),
+        ClientApp(AGENT_CLIENT_ID, "Sandbox user agent (stands in for Outlook)", [AGENT_CLIENT_SECRET],
+                  {GRAPH_AUDIENCE: [*GRAPH_ROLES, "MailboxSettings.ReadWrite"]}),
         ClientApp(PEGA_CLIENT_ID, "Pega Connect-REST", [PEGA_CLIENT_SECRET], {API_AUDIENCE: ["Sync.ReadWrite"]}),
         ClientApp(NO_ROLE_CLIENT_ID, "Client without roles", [NO_ROLE_CLIENT_SECRET], {}),
     ]
