@@ -168,7 +168,21 @@ def find_item(ctx: Ctx, req: etree._Element) -> etree._Element:
 # ---------------------------------------------------------------- CreateItem
 
 
+BOOLEAN_TAGS = {"IsAllDayEvent", "IsRead", "IsDraft", "ReminderIsSet", "IsResponseRequested",
+                "IsReadReceiptRequested", "IsDeliveryReceiptRequested", "IsOnlineMeeting", "AllowNewTimeProposal",
+                "IsInline", "IsContactPhoto", "IsMeeting", "IsCancelled"}
+
+
+def canonical(el: etree._Element) -> etree._Element:
+    """Exchange answers xs:boolean as true/false whatever form (1/0) the client wrote."""
+    for node in el.iter():
+        if isinstance(node.tag, str) and local(node) in BOOLEAN_TAGS and node.text in ("1", "0"):
+            node.text = "true" if node.text == "1" else "false"
+    return el
+
+
 def _store_props(item: Item, el: etree._Element) -> None:
+    canonical(el)
     for child in el:
         name = local(child)
         if name == "ExtendedProperty":
@@ -189,9 +203,14 @@ def _attachment(a: etree._Element) -> Attachment:
     return Attachment(id=ids.new_id("attachment"), name=a.findtext(t("Name")) or "attachment",
                       content_type=a.findtext(t("ContentType")) or "application/octet-stream",
                       content=base64.b64decode(a.findtext(t("Content")) or ""),
-                      is_inline=(a.findtext(t("IsInline")) or "false") == "true",
-                      is_contact_photo=(a.findtext(t("IsContactPhoto")) or "false") == "true",
+                      is_inline=xbool(a.findtext(t("IsInline"))),
+                      is_contact_photo=xbool(a.findtext(t("IsContactPhoto"))),
                       content_id=a.findtext(t("ContentId")) or "")
+
+
+def xbool(text: str | None) -> bool:
+    """xs:boolean: "true" or "1" (exchangelib writes 1/0)."""
+    return (text or "").strip().lower() in ("true", "1")
 
 
 def _mailbox_el(parent: etree._Element, tag: str, name: str, address: str) -> etree._Element:
@@ -248,7 +267,7 @@ def _calendar_defaults(ctx: Ctx, item: Item) -> None:
 def _message_defaults(ctx: Ctx, item: Item, *, draft: bool) -> None:
     item.set("IsDraft", "true" if draft else "false")
     item.set("IsRead", "true")
-    if item.text("ConversationId") is None:
+    if item.props.get("ConversationId") is None:
         conv = etree.Element(t("ConversationId"))
         conv.set("Id", base64.b64encode(b"\x00\x00" + uuid.uuid4().bytes).decode())
         item.props["ConversationId"] = conv
@@ -406,6 +425,7 @@ def create_item(ctx: Ctx, req: etree._Element) -> etree._Element:
 
 
 def _apply_set(item: Item, upd: etree._Element) -> None:
+    canonical(upd)
     path = upd[0]
     holder = upd[1] if len(upd) > 1 else None
     if local(path) == "ExtendedFieldURI":

@@ -1,5 +1,6 @@
 """SyncFolderItems: a folder's changes since a sync state, at most MaxChangesReturned (1–512) at a
-time, with IncludesLastItemInRange telling whether more are waiting. A sync state from before a
+time, with IncludesLastItemInRange telling whether more are waiting. Unlike FindItem, it returns
+per-item properties (body, recipients) when the shape asks for them, as exchangelib relies on. A sync state from before a
 /_sim/ invalidation (or a corrupt one) is ErrorInvalidSyncStateData, as Exchange answers."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def sync_folder_items(ctx: Ctx, req: etree._Element) -> etree._Element:
         raise EwsFault("ErrorSchemaValidation", "The request failed schema validation: The 'MaxChangesReturned' "
                        "element is invalid - The value is out of range (1 to 512).")
     try:
-        shape = Shape.parse(req.find(m("ItemShape")), for_find=True, op="SyncFolderItems")
+        shape = Shape.parse(req.find(m("ItemShape")))
         holder = req.find(m("SyncFolderId"))
         if holder is None or not len(holder):
             raise ItemError("ErrorInvalidIdMalformed", "Id is malformed.")
@@ -34,7 +35,10 @@ def sync_folder_items(ctx: Ctx, req: etree._Element) -> etree._Element:
         ignore = {el.get("Id") for el in (req.find(m("Ignore")) or [])}
         changes, position, last = ctx.store.changes_since(ctx.mb, folder, since, limit)
     except ItemError as err:
-        response_message(msgs, "SyncFolderItems", err)
+        # Exchange still carries the (empty) SyncState and IncludesLastItemInRange in an error message
+        rm = response_message(msgs, "SyncFolderItems", err)
+        sub(rm, m("SyncState"))
+        sub(rm, m("IncludesLastItemInRange"), "true")
         return resp
     rm = response_message(msgs, "SyncFolderItems")
     sub(rm, m("SyncState"), ctx.store.encode_state(ctx.mb, folder, position))
