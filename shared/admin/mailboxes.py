@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +36,8 @@ class MailboxRequest(BaseModel):
     private_policy: PrivatePolicy | None = None
     past_days: Annotated[int, Field(ge=0, le=3650)] | None = None
     batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
+    # graph: Exchange Online; ews: Exchange Server on-premises (needs EWS_URL and the service account)
+    backend: Literal["graph", "ews"] | None = None
 
 
 def parse_request(body: bytes) -> MailboxRequest:
@@ -69,6 +71,8 @@ def backfill_plan(mailbox: Mailbox) -> dict[str, str]:
 async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Mailbox, bool]:
     """Create or update; returns (mailbox, created)."""
     upn = validate_upn(upn)
+    if req.backend == "ews" and not services.settings.ews.configured:
+        raise InvalidMessageError("backend: ews needs EWS_URL (and the EWS service account) to be configured")
     existing = await services.state.mailboxes.get(upn)
     base = existing or Mailbox.with_defaults(upn, req.pega_operator, services.settings.sync)
     changes: dict[str, Any] = {k: v for k, v in req.model_dump().items() if v is not None}

@@ -34,8 +34,11 @@ def _s(v: Any) -> str | None:
 
 
 def _utc(v: Any) -> dt.datetime | None:
+    """A plain aware UTC datetime (exchangelib's EWSDateTime subclass converted away)."""
     if isinstance(v, dt.datetime):
-        return (v if v.tzinfo else v.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        offset = v.utcoffset() or dt.timedelta(0)
+        plain = dt.datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+        return (plain - offset).replace(tzinfo=dt.UTC)
     if isinstance(v, dt.date):
         return dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC)
     return None

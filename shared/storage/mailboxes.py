@@ -12,6 +12,7 @@ from shared.storage.tables import Entity, Table
 
 PK = "mailbox"
 KINDS = ("email", "calendar", "contacts")
+BACKENDS = ("graph", "ews")  # Exchange Online (Microsoft Graph) | Exchange Server on-premises (EWS)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Mailbox:
     status: str = "active"
     onboarded_at: dt.datetime | None = None
     backfill: dict[str, str] = field(default_factory=dict)
+    backend: str = "graph"  # chosen at onboarding: graph | ews (a hybrid organization has both)
     etag: str | None = None
 
     @classmethod
@@ -65,6 +67,7 @@ class Mailbox:
             "status": self.status,
             "onboarded_at": self.onboarded_at or dt.datetime.now(dt.UTC),
             "backfill": json.dumps(self.backfill),
+            "backend": self.backend,
         }
 
     @classmethod
@@ -81,6 +84,7 @@ class Mailbox:
             status=str(e.get("status", "active")),
             onboarded_at=e.get("onboarded_at"),
             backfill=json.loads(e.get("backfill") or "{}"),
+            backend=str(e.get("backend") or "graph"),
             etag=e.get("_etag"),
         )
 

@@ -41,6 +41,7 @@ from shared.storage.links import Link
 from shared.storage.mailboxes import Mailbox
 from shared.sync.apply import Applied, Applier, ItemExtras
 from shared.sync.associate import AssociationCache
+from shared.sync.backends import reader_for
 from shared.sync.context import SyncContext, sync_context
 from shared.sync.lease import RoundLease
 from shared.sync.linkbatch import by_graph_ids
@@ -75,7 +76,6 @@ from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord,
 from shared.sync.source import (
     DEDICATED_CONTACTS,
     FILTERED_DELTA_CAP,
-    ExchangeReader,
     Window,
     calendar_window,
     folders_for,
@@ -173,7 +173,7 @@ class _Round:
         self.now = now
         self.dry = dry
         self.allow_mass_delete = allow_mass_delete
-        self.reader = ExchangeReader(ctx.gateway, mb.upn, page_size=mb.batch_size)
+        self.reader = reader_for(services, ctx, mb)  # Graph or EWS, per mailbox (shared/sync/backends.py)
         own_domain = mb.upn.rsplit("@", 1)[-1]
         self.assoc = AssociationCache(ctx.records, own_domains=[own_domain])
         self.applier = Applier(ctx.records, services.state.links, mailbox=mb.upn, kind=kind,

@@ -38,8 +38,8 @@ class DesiredSubscription:
 
 def desired_for(mailbox: Mailbox, settings: Settings) -> list[DesiredSubscription]:
     """Which resources to watch: the folders and collections the sync reads."""
-    if not settings.sync.push_enabled or not mailbox.active:
-        return []
+    if not settings.sync.push_enabled or not mailbox.active or mailbox.backend != "graph":
+        return []  # on-premises (EWS) mailboxes have no Graph subscriptions: the delta poll reads them
     upn = mailbox.upn
     out: list[DesiredSubscription] = []
     if mailbox.email_enabled:
