@@ -17,7 +17,7 @@ from sandbox.ews.seed import seed
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m sandbox.ews", description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=7300)
+    ap.add_argument("--port", type=int, default=7400)
     ap.add_argument("--log-level", default="INFO")
     return ap.parse_args(argv)
 

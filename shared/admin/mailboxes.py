@@ -99,6 +99,7 @@ async def describe(services: Services, upn: str) -> dict[str, Any] | None:
     return {
         "upn": mailbox.upn,
         "pega_operator": mailbox.pega_operator,
+        "backend": mailbox.backend,
         "status": mailbox.status,
         "settings": {"email_enabled": mailbox.email_enabled, "calendar_enabled": mailbox.calendar_enabled,
                      "contacts_enabled": mailbox.contacts_enabled, "private_policy": mailbox.private_policy.value,
