@@ -47,7 +47,11 @@ class EwsSim:
 
     def account(self, upn: str, *, username: str = SERVICE_USER, password: str = SERVICE_PASSWORD,
                 auth: str = "basic", impersonate: bool = True) -> Account:
-        """The real exchangelib Account (no autodiscover; fail-fast, so ErrorServerBusy reaches the caller)."""
+        """The real exchangelib Account (no autodiscover; fail-fast, so ErrorServerBusy reaches the caller),
+        with our PegaId stamp registered as `pega_id` (shared.ews.gateway.register_stamp)."""
+        from shared.ews.gateway import register_stamp
+
+        register_stamp()
         from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, UTC, Account, Build, Configuration, \
             Credentials, FailFast, Version
 
