@@ -1,4 +1,5 @@
-"""The safety-net delta poll timer (every minute; each mailbox/kind at its configured interval)."""
+"""The safety-net delta poll timer (every minute; each mailbox/kind at its configured interval), and the
+EWS events timer (every 15 s: on-premises mailboxes' pull subscriptions)."""
 
 from __future__ import annotations
 
@@ -14,3 +15,12 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="0 * * * * *", run_on_startup=False)
 async def delta_poll(timer: func.TimerRequest) -> None:
     await poll_due(await services())
+
+
+@bp.function_name("ews_events")
+@bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False)
+async def ews_events(timer: func.TimerRequest) -> None:
+    """Push for on-premises (EWS) mailboxes: poll their pull subscriptions (shared/ews/events.py)."""
+    from shared.ews.events import poll_ews_events
+
+    await poll_ews_events(await services())

@@ -20,6 +20,7 @@ EXPECTED = {
     "subscription_worker": {"type": "queueTrigger", "queueName": "subscription-work"},
     "subscription_manager": {"type": "timerTrigger", "schedule": "0 */10 * * * *"},
     "delta_poll": {"type": "timerTrigger", "schedule": "0 * * * * *"},
+    "ews_events": {"type": "timerTrigger", "schedule": "*/15 * * * * *"},
     "admin_mailbox": {"type": "httpTrigger", "route": "admin/mailboxes/{upn}", "methods": ["DELETE", "GET", "PUT"],
                       "authLevel": "ADMIN"},
     "admin_mailboxes": {"type": "httpTrigger", "route": "admin/mailboxes", "methods": ["GET"],

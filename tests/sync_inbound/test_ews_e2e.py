@@ -185,3 +185,24 @@ async def test_hybrid_one_online_and_one_onprem_rep(onprem: OnPrem, graph_sim: A
     online_report = await run_delta_round(onprem.services, mailbox=upn, kind="email", reason="poll",
                                           context=onprem.ctx)
     assert onprem_report.outcomes["created"] == 1 and online_report.outcomes["created"] == 1
+
+
+async def test_pull_subscription_asks_for_rounds_of_the_kinds_that_changed(onprem: OnPrem) -> None:
+    from shared.ews.events import poll_mailbox
+
+    mb = await onprem.onboard()
+    coalescer = onprem.services.state.coalescer
+
+    async def started() -> None:  # the rounds the poll asked for have begun (the queue is not drained here)
+        for kind in ("email", "calendar", "contacts"):
+            await coalescer.begin_round(onprem.upn, kind)
+
+    assert await poll_mailbox(onprem.services, mb) == ["calendar", "contacts", "email"]  # subscribed: read all
+    await started()
+    assert await poll_mailbox(onprem.services, mb) == []  # nothing happened
+    _mail(onprem, subject="pushed")
+    assert await poll_mailbox(onprem.services, mb) == ["email"]
+    await started()
+    # Exchange dropped the subscription (not polled within its timeout): subscribe again, read all
+    onprem.ews.control("POST", "clock", {"advanceSeconds": 31 * 60})
+    assert await poll_mailbox(onprem.services, mb) == ["calendar", "contacts", "email"]
