@@ -95,7 +95,7 @@ class Shape:
             name = local(p)
             if name in ("FieldURI", "IndexedFieldURI"):
                 uri = p.get("FieldURI", "")
-                if for_find and (uri in NOT_IN_FIND or uri.split(":")[0] == "contacts" and "Photo" in uri):
+                if for_find and (uri in NOT_IN_FIND or (uri.split(":")[0] == "contacts" and "Photo" in uri)):
                     raise ItemError("ErrorInvalidPropertyRequest",
                                     f"The property {uri.split(':')[-1]} can't be used in {op} requests.")
                 shape.tags.add(tag_of(uri))

@@ -342,7 +342,7 @@ def _response_item(ctx: Ctx, el: etree._Element) -> Item:
             to.append(copy.deepcopy(sender.find(t("Mailbox"))))
         if kind == "ReplyAllToItem":
             for tag in ("ToRecipients", "CcRecipients"):
-                for mbx in (original.props[tag] if tag in original.props else []):
+                for mbx in original.props.get(tag, []):
                     if (mbx.findtext(t("EmailAddress")) or "").lower() != ctx.mb.smtp:
                         (to if tag == "ToRecipients" else reply.props.setdefault(
                             "CcRecipients", sub(holder, t("CcRecipients")))).append(copy.deepcopy(mbx))
@@ -528,10 +528,9 @@ def update_item(ctx: Ctx, req: etree._Element) -> etree._Element:
         if master_info is not None:
             item.change_key = target.change_key
             calendar.refresh_series(target)
-        if item.kind == "CalendarItem" and invitations in ("SendToAllAndSaveCopy", "SendOnlyToAll",
-                                                          "SendToChangedAndSaveCopy", "SendOnlyToChanged"):
-            if _attendees(item):
-                deliver(ctx, item, kind="MeetingRequest", extra={"update": "true"})
+        if item.kind == "CalendarItem" and _attendees(item) and invitations in (
+                "SendToAllAndSaveCopy", "SendOnlyToAll", "SendToChangedAndSaveCopy", "SendOnlyToChanged"):
+            deliver(ctx, item, kind="MeetingRequest", extra={"update": "true"})
         if item.kind == "Message" and disposition in ("SendAndSaveCopy", "SendOnly"):
             send(ctx, item, save_to=ctx.mb.by_name["sentitems"] if disposition == "SendAndSaveCopy" else None)
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shared.sync.records import AttendeeRecord, Address, ContactRecord, EventRecord, MessageRecord
+from shared.sync.records import Address, AttendeeRecord, ContactRecord, EventRecord, MessageRecord
 
 SENSITIVITY = {"normal": 0, "personal": 1, "private": 2, "confidential": 3}
 TYPES = {"Single": "singleInstance", "Occurrence": "occurrence", "Exception": "exception",

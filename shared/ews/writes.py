@@ -313,6 +313,16 @@ def apply_message(item: Any, payload: Mapping[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- the operations
 
 
+def fetch_one(account: Any, item_id: str, fields: Any) -> Any:
+    """One item by id with `fields`, or the item's EWS error raised (mapped by the gateway)."""
+    found = next(iter(account.fetch(ids=[(item_id, None)], only_fields=list(fields))), None)
+    if found is None:
+        raise EwsNotFoundError("EWS get: gone", status=404)
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
 class EwsWrites:
     """Graph-shaped requests of the outbound executors, performed over EWS for one deployment."""
 
@@ -415,9 +425,7 @@ class EwsWrites:
                                                 mailbox=mailbox)))
         if method == "PATCH":
             def update(account: Any) -> None:
-                item = list(account.fetch(ids=[(event_id, None)], only_fields=list(parse.EVENT_FIELDS)))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, event_id, list(parse.EVENT_FIELDS))
                 fields = apply_event(item, body or {})
                 if fields:
                     item.save(update_fields=fields, send_meeting_invitations="SendToAllAndSaveCopy"
@@ -428,9 +436,7 @@ class EwsWrites:
                                                 mailbox=mailbox)))
         if method == "DELETE" or action == "cancel":
             def delete(account: Any) -> None:
-                item = list(account.fetch(ids=[(event_id, None)], only_fields=["id", "changekey"]))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, event_id, ["id", "changekey"])
                 item.delete(send_meeting_cancellations="SendToAllAndSaveCopy" if action == "cancel"
                             else "SendToNone")
 
@@ -472,9 +478,7 @@ class EwsWrites:
                 raise PermanentError("attachments above 3 MB are not supported for on-premises mailboxes")
 
             def attach(account: Any) -> None:
-                item = list(account.fetch(ids=[(msg_id, None)], only_fields=["id", "changekey"]))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, msg_id, ["id", "changekey"])
                 item.attach(FileAttachment(name=str(body["name"]), content=base64.b64decode(body["contentBytes"]),
                                            content_type=body.get("contentType"), is_inline=bool(body.get("isInline"))))
 
@@ -482,9 +486,7 @@ class EwsWrites:
             return _resp({}, 201)
         if action == "send":
             def send(account: Any) -> str:
-                item = list(account.fetch(ids=[(msg_id, None)], only_fields=["id", "changekey", "pega_id"]))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, msg_id, ["id", "changekey", "pega_id"])
                 stamp = item.pega_id
                 item.send(save_copy=True, copy_to_folder=account.sent)
                 found = list(account.sent.filter(pega_id=stamp).only("id")) if stamp else []
@@ -497,9 +499,7 @@ class EwsWrites:
                 from exchangelib.items import ReplyAllToItem, ReplyToItem
                 from exchangelib.properties import ReferenceItemId
 
-                original = list(account.fetch(ids=[(msg_id, None)], only_fields=["id", "changekey", "subject"]))[0]
-                if isinstance(original, Exception):
-                    raise original
+                original = fetch_one(account, msg_id, ["id", "changekey", "subject"])
                 cls = ReplyAllToItem if action == "createReplyAll" else ReplyToItem
                 draft = cls(account=account, reference_item_id=ReferenceItemId(id=original.id,
                                                                                 changekey=original.changekey),
@@ -508,7 +508,7 @@ class EwsWrites:
                 draft_id = str(created.id)
                 stamp = _stamp((body or {}).get("message") or {})
                 if stamp:
-                    made = list(account.fetch(ids=[(draft_id, None)], only_fields=["id", "changekey"]))[0]
+                    made = fetch_one(account, draft_id, ["id", "changekey"])
                     made.pega_id = stamp
                     made.save(update_fields=["pega_id"])
                 return draft_id
@@ -518,9 +518,7 @@ class EwsWrites:
                                                                     what=what))), 201)
         if method == "PATCH":
             def update(account: Any) -> None:
-                item = list(account.fetch(ids=[(msg_id, None)], only_fields=list(parse.MESSAGE_FIELDS)))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, msg_id, list(parse.MESSAGE_FIELDS))
                 fields = apply_message(item, body or {})
                 if fields:
                     item.save(update_fields=fields)
@@ -583,9 +581,7 @@ class EwsWrites:
         contact_id = rest[0]
         if len(rest) > 1 and rest[1] == "photo":
             def photo(account: Any) -> None:
-                item = list(account.fetch(ids=[(contact_id, None)], only_fields=["id", "changekey", "attachments"]))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, contact_id, ["id", "changekey", "attachments"])
                 for old in [a for a in item.attachments or () if getattr(a, "is_contact_photo", False)]:
                     item.detach(old)
                 item.attach(FileAttachment(name="ContactPicture.jpg", content=bytes(body or b""),
@@ -598,9 +594,7 @@ class EwsWrites:
                                                                     what=what))))
         if method == "PATCH":
             def update(account: Any) -> None:
-                item = list(account.fetch(ids=[(contact_id, None)], only_fields=list(parse.CONTACT_FIELDS)))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, contact_id, list(parse.CONTACT_FIELDS))
                 fields = apply_contact(item, body or {})
                 if fields:
                     item.save(update_fields=fields)
@@ -610,9 +604,7 @@ class EwsWrites:
                                                                     what=what))))
         if method == "DELETE":
             def delete(account: Any) -> None:
-                item = list(account.fetch(ids=[(contact_id, None)], only_fields=["id", "changekey"]))[0]
-                if isinstance(item, Exception):
-                    raise item
+                item = fetch_one(account, contact_id, ["id", "changekey"])
                 item.delete()
 
             await self.gw.call(mailbox, delete, what="delete contact")

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import Settings
-from shared.graph.factory import graph_gateway
 from shared.ews.writes import routed
+from shared.graph.factory import graph_gateway
 from shared.graph.gateway import GraphGateway
 from shared.outbound.payloads import PayloadStore
 from shared.pega import PegaRecords

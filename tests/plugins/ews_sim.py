@@ -52,8 +52,19 @@ class EwsSim:
         from shared.ews.gateway import register_stamp
 
         register_stamp()
-        from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, UTC, Account, Build, Configuration, \
-            Credentials, FailFast, Version
+        from exchangelib import (
+            BASIC,
+            DELEGATE,
+            IMPERSONATION,
+            NTLM,
+            UTC,
+            Account,
+            Build,
+            Configuration,
+            Credentials,
+            FailFast,
+            Version,
+        )
 
         config = Configuration(service_endpoint=self.endpoint, credentials=Credentials(username, password),
                                auth_type={"basic": BASIC, "ntlm": NTLM}[auth], version=Version(Build(15, 2)),

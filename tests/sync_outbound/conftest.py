@@ -24,6 +24,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
+from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from sandbox.graph.seed import (
     API_AUDIENCE,
     NO_ROLE_CLIENT_ID,
@@ -34,8 +36,6 @@ from sandbox.graph.seed import (
     SYNC_CLIENT_SECRET,
     TENANT_ID,
 )
-from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
-from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from sandbox.proc import free_port, python_module, start
 from shared.config import load_settings
 from shared.storage.mailboxes import Mailbox

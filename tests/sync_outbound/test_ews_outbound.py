@@ -4,7 +4,6 @@ executors; the writes land in the EWS simulator, read back with the real exchang
 from __future__ import annotations
 
 import base64
-
 from urllib.parse import quote
 
 from shared.storage.links import Link
