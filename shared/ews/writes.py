@@ -145,6 +145,21 @@ def _stamp(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
+SENSITIVITIES = ("Normal", "Personal", "Private", "Confidential")
+
+
+def _sensitivity(payload: Mapping[str, Any]) -> str | None:
+    """Graph's MAPI sensitivity extended property (Integer 0x0036) or `sensitivity` as EWS's value."""
+    for p in payload.get("singleValueExtendedProperties") or []:
+        if str(p.get("id", "")).lower() == "integer 0x0036":
+            try:
+                return SENSITIVITIES[int(str(p.get("value")))]
+            except (ValueError, IndexError):
+                return None
+    value = payload.get("sensitivity")
+    return str(value).capitalize() if isinstance(value, str) and value else None
+
+
 _DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _INDEX = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 5}
 
@@ -207,13 +222,15 @@ def apply_event(item: Any, payload: Mapping[str, Any]) -> list[str]:
     if "isAllDay" in payload:
         item.is_all_day = all_day
         fields.append("is_all_day")
-    simple = {"subject": "subject", "sensitivity": "sensitivity", "reminderMinutesBeforeStart":
-              "reminder_minutes_before_start", "isReminderOn": "reminder_is_set"}
+    simple = {"subject": "subject", "reminderMinutesBeforeStart": "reminder_minutes_before_start",
+              "isReminderOn": "reminder_is_set"}
     for key, attr in simple.items():
         if key in payload:
-            value = payload[key]
-            setattr(item, attr, value.capitalize() if key == "sensitivity" and isinstance(value, str) else value)
+            setattr(item, attr, payload[key])
             fields.append(attr)
+    if _sensitivity(payload):
+        item.sensitivity = _sensitivity(payload)
+        fields.append("sensitivity")
     if "showAs" in payload:
         item.legacy_free_busy_status = {"free": "Free", "tentative": "Tentative", "busy": "Busy", "oof": "OOF",
                                         "workingElsewhere": "WorkingElsewhere"}.get(str(payload["showAs"]), "Busy")
@@ -280,6 +297,9 @@ def apply_contact(item: Any, payload: Mapping[str, Any]) -> list[str]:
                                                    state=a.get("state"), zipcode=a.get("postalCode"),
                                                    country=a.get("countryOrRegion"))]
         fields.append("physical_addresses")
+    if _sensitivity(payload):
+        item.sensitivity = _sensitivity(payload)
+        fields.append("sensitivity")
     stamp = _stamp(payload)
     if stamp is not None:
         item.pega_id = stamp
@@ -303,6 +323,9 @@ def apply_message(item: Any, payload: Mapping[str, Any]) -> list[str]:
     if "importance" in payload:
         item.importance = str(payload["importance"]).capitalize()
         fields.append("importance")
+    if _sensitivity(payload):
+        item.sensitivity = _sensitivity(payload)
+        fields.append("sensitivity")
     stamp = _stamp(payload)
     if stamp is not None:
         item.pega_id = stamp

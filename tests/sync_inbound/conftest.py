@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from sandbox.graph.seed import AGENT_CLIENT_ID, AGENT_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
+from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
+from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from shared.config import PrivatePolicy, load_settings
 from shared.graph.gateway import GraphGateway
 from shared.pega import PegaClient, PegaRecords
@@ -52,11 +54,30 @@ class Inbound:
     graph: Any  # GraphSim
     pega_control: Any  # PegaSimControl
     agent: httpx.AsyncClient  # acts as the user (Outlook)
+    backend: str = "graph"  # graph: an Exchange Online mailbox; ews: an on-premises one (EWS simulator)
+    ews: Any = None  # EwsSim, for backend ews
+    outlook: Any = None  # backend ews: the user's Outlook as Graph-shaped calls carried out over EWS
 
     async def onboard(self, **overrides: Any) -> Mailbox:
         mb = Mailbox.with_defaults(self.upn, "alex", self.services.settings.sync)
-        mb = replace(mb, **overrides)
+        mb = replace(mb, backend=self.backend, **overrides)
         return await self.services.state.mailboxes.put(mb)
+
+    async def inbound_mail(self, **message: Any) -> dict[str, Any]:
+        """A message arriving in the Inbox, in the Graph simulator's vocabulary for both backends."""
+        if self.backend == "graph":
+            return dict(await self.graph.control.inbound_mail(self.upn, **message))
+        sender = message.get("from") or {}
+        body = {"subject": message.get("subject", ""), "body": message.get("body", ""),
+                "bodyType": message.get("bodyType", "HTML"), "from": sender.get("address", "x@fabrikam.example"),
+                "fromName": sender.get("name", ""), "to": message.get("to") or [self.upn], "cc": message.get("cc"),
+                "categories": message.get("categories"), "internetMessageId": message.get("internetMessageId"),
+                "receivedDateTime": message.get("receivedDateTime")}
+        if message.get("sensitivity"):
+            body["sensitivity"] = message["sensitivity"]
+        made = dict(self.ews.control("POST", f"mailboxes/{self.upn}/inbound-mail",
+                                     {k: v for k, v in body.items() if v is not None}))
+        return {**made, "immutableId": made["id"]}
 
     async def run(self, kind: str, **kw: Any) -> RoundReport:
         kw.setdefault("reason", "poll")
@@ -72,25 +93,51 @@ class Inbound:
         return dict(await self.pega_control.record(record_id))
 
     async def user_call(self, method: str, path: str, **kw: Any) -> Any:
-        r = await self.agent.request(method, f"/users/{self.upn}/{path.lstrip('/')}",
-                                     headers={"Prefer": 'IdType="ImmutableId"'}, **kw)
+        if self.backend == "ews":
+            resp = await self.outlook.request(method, f"users/{self.upn}/{path.lstrip('/')}", mailbox=self.upn,
+                                              body=kw.get("json", kw.get("content")), params=kw.get("params"))
+            return resp.json() if resp.body else None
+        headers = {"Prefer": 'IdType="ImmutableId"', **kw.pop("headers", {})}
+        r = await self.agent.request(method, f"/users/{self.upn}/{path.lstrip('/')}", headers=headers, **kw)
         assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text}"
         return r.json() if r.content else None
 
 
 @pytest.fixture
-async def inbound(graph_sim: Any, pega_sim: Any, pega_control: Any, azurite_conn: str) -> AsyncIterator[Inbound]:
-    settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn))
+def backend() -> str:
+    """The mailbox backend of `inbound`. A suite runs for both with
+    `pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])`."""
+    return "graph"
+
+
+@pytest.fixture
+async def inbound(request: pytest.FixtureRequest, backend: str, graph_sim: Any, pega_sim: Any, pega_control: Any,
+                  azurite_conn: str) -> AsyncIterator[Inbound]:
+    only = request.node.get_closest_marker("graph_only")
+    if backend == "ews" and only is not None:
+        pytest.skip(f"Graph only: {only.args[0] if only.args else ''}")
+    ews_sim = request.getfixturevalue("ews_sim") if backend == "ews" else None
+    extra = {} if ews_sim is None else {"EWS_URL": ews_sim.endpoint, "EWS_USERNAME": EWS_SERVICE_USER,
+                                        "EWS_PASSWORD": EWS_SERVICE_PASSWORD, "EWS_TIMEOUT_SECONDS": "20"}
+    settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn, **extra))
     state = await StateStore.open(settings.storage, names=TableNames(prefix="si" + uuid.uuid4().hex[:10]))
     queues = QueueSender.from_settings(settings.storage)
     services = Services(settings=settings, state=state, queues=queues)
     pega = PegaClient(settings.pega)
     ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph), pega=pega, records=PegaRecords(pega),
                       mapping=pega.mapping)
-    user = await graph_sim.control.new_user("Rep " + uuid.uuid4().hex[:4])
     agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)
+    if ews_sim is None:
+        user = await graph_sim.control.new_user("Rep " + uuid.uuid4().hex[:4])
+        found = Inbound(services, ctx, str(user["userPrincipalName"]), graph_sim, pega_control, agent)
+    else:
+        from shared.ews.gateway import ews_gateway
+        from shared.ews.writes import EwsWrites
+
+        found = Inbound(services, ctx, ews_sim.new_mailbox(), graph_sim, pega_control, agent, backend="ews",
+                        ews=ews_sim, outlook=EwsWrites(ews_gateway(settings.ews)))
     try:
-        yield Inbound(services, ctx, str(user["userPrincipalName"]), graph_sim, pega_control, agent)
+        yield found
     finally:
         await agent.aclose()
         await ctx.gateway.close()
