@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from shared.graph.gateway import GraphGateway
     from shared.storage.mailboxes import MailboxRepository
 
-SUFFIXES = ("attachments/createUploadSession", "attachments", "send", "createReplyAll", "createReply", "cancel",
+SUFFIXES = ("instances", "attachments/createUploadSession", "attachments", "send", "createReplyAll", "createReply", "cancel",
             "decline", "photo/$value", "contacts")
 _PEGA_ID_VALUE = re.compile(r"ep/value eq '((?:[^']|'')*)'")
 
@@ -358,7 +358,7 @@ class EwsWrites:
                       **_: Any) -> GraphResponse:
         if raw_body is not None:
             body = raw_body
-        parts = path.strip("/").split("/", 3)
+        parts = path.lstrip("/").split("/", 3)  # never strip the end: an EWS id may end in "/"
         if len(parts) < 3 or parts[0] != "users":
             raise GraphBadRequestError("EWS backend: unsupported request", status=400)
         collection = parts[2]
@@ -446,6 +446,23 @@ class EwsWrites:
         if method == "GET" and not action:
             return _resp(event_json(parse.event(await self._get(mailbox, event_id, parse.EVENT_FIELDS, what=what),
                                                 mailbox=mailbox)))
+        if method == "GET" and action == "instances":
+            start = dt.datetime.fromisoformat(str(params["startDateTime"]).replace("Z", "+00:00"))
+            end = dt.datetime.fromisoformat(str(params["endDateTime"]).replace("Z", "+00:00"))
+
+            def instances(account: Any) -> list[Any]:
+                from exchangelib import EWSDateTime
+
+                master = fetch_one(account, event_id, ["id", "uid"])
+                view = account.calendar.view(start=EWSDateTime.from_datetime(start.astimezone(dt.UTC)),
+                                             end=EWSDateTime.from_datetime(end.astimezone(dt.UTC))
+                                             ).only("id", "changekey", "uid", "type")
+                occurrences = [o for o in view if o.uid == master.uid and o.type in ("Occurrence", "Exception")]
+                full = account.fetch(ids=occurrences, only_fields=list(parse.EVENT_FIELDS)) if occurrences else []
+                return [f for f in full if not isinstance(f, Exception)]
+
+            found = await self.gw.call(mailbox, instances, what="list instances")
+            return _resp({"value": [event_json(parse.event(o, mailbox=mailbox, master_id=event_id)) for o in found]})
         if method == "PATCH":
             def update(account: Any) -> None:
                 item = fetch_one(account, event_id, list(parse.EVENT_FIELDS))

@@ -7,6 +7,7 @@ acts as the user's Outlook, and helpers to run rounds and inspect Pega and the l
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -91,6 +92,38 @@ class Inbound:
 
     async def pega_record(self, record_id: str) -> dict[str, Any]:
         return dict(await self.pega_control.record(record_id))
+
+    async def now(self) -> dt.datetime:
+        """The Exchange side's clock (each simulator has its own, advanced by tests)."""
+        if self.backend == "graph":
+            state = await self.graph.control.call("GET", "clock")
+        else:
+            state = self.ews.control("POST", "clock", {"advanceSeconds": 0})
+        return dt.datetime.fromisoformat(str(state["now"]).replace("Z", "+00:00"))
+
+    async def advance_clock(self, seconds: float) -> None:
+        if self.backend == "graph":
+            await self.graph.control.advance_clock(seconds)
+        else:
+            self.ews.control("POST", "clock", {"advanceSeconds": seconds})
+
+    async def touch(self, item_id: str, **same: Any) -> None:
+        """A new change key without a content change (Outlook re-saving an item)."""
+        if self.backend == "graph":
+            await self.graph.control.touch(self.upn, item_id)
+        else:
+            await self.user_call("PATCH", f"events/{item_id}", json=same)
+
+    async def app_call(self, method: str, path: str, **kw: Any) -> Any:
+        """A write by the sync service itself (the Pega → Exchange side): the Graph app, or the EWS
+        service account impersonating the rep."""
+        if self.backend == "ews":
+            return await self.user_call(method, path, **kw)
+        async with await self.graph.http() as sync_app:
+            r = await sync_app.request(method, f"/users/{self.upn}/{path.lstrip('/')}",
+                                       headers={"Prefer": 'IdType="ImmutableId"'}, **kw)
+            assert r.status_code < 300, r.text
+            return r.json() if r.content else None
 
     async def user_call(self, method: str, path: str, **kw: Any) -> Any:
         if self.backend == "ews":
