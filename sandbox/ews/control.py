@@ -119,6 +119,13 @@ async def inbound_mail(request: web.Request) -> web.Response:
         item.set("IsRead", "false")
         item.set("InternetMessageId", str(body.get("internetMessageId") or f"<{ids.new_id('x')[-20:]}@fabrikam>"))
         conv = sub(etree.Element("x"), t("ConversationId"), Id=ids.new_id(mb.smtp)[-40:])
+        replied = str(body.get("inReplyTo") or "")
+        if replied:  # Exchange threads a reply into the conversation of the message it answers
+            item.set("InReplyTo", replied)
+            earlier = next((i for i in mb.items.values() if i.text("InternetMessageId") == replied
+                            and i.props.get("ConversationId") is not None), None)
+            if earlier is not None:
+                conv = earlier.props["ConversationId"]
         item.props["ConversationId"] = conv
         for name, data in (body.get("attachments") or {}).items():
             import base64
@@ -134,7 +141,9 @@ def _summary(item: Item) -> dict[str, Any]:
     return {"id": item.id, "changeKey": item.change_key, "kind": item.kind, "subject": item.text("Subject"),
             "folderId": item.folder_id, "categories": [s.text for s in item.props["Categories"]]
             if "Categories" in item.props else [], "extended": len(item.ext),
-            "attachments": [a.name for a in item.attachments]}
+            "attachments": [a.name for a in item.attachments],
+            "conversationId": item.props["ConversationId"].get("Id") if "ConversationId" in item.props else None,
+            "internetMessageId": item.text("InternetMessageId")}
 
 
 @routes.get("/_sim/mailboxes/{smtp}/items")

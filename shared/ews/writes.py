@@ -568,6 +568,44 @@ class EwsWrites:
                                                                     what=what))))
         raise GraphBadRequestError(f"EWS backend: unsupported message request {method} {action}", status=400)
 
+    async def _sendmail(self, method: str, rest: list[str], *, mailbox: str, body: Any, params: Mapping[str, Any],
+                        what: str) -> GraphResponse:
+        """POST users/{id}/sendMail: send at once, a copy in Sent Items."""
+        from exchangelib import Message
+
+        def send(account: Any) -> None:
+            item = Message(account=account, folder=account.sent)
+            apply_message(item, (body or {}).get("message") or {})
+            item.send_and_save()
+
+        await self.gw.call(mailbox, send, what="send mail")
+        return _resp(None, 202)
+
+    async def _mailfolders(self, method: str, rest: list[str], *, mailbox: str, body: Any,
+                           params: Mapping[str, Any], what: str) -> GraphResponse:
+        """mailFolders/{inbox|sentitems|drafts}/messages: list (GET) or save a message there (POST)."""
+        from exchangelib import Message
+
+        name = rest[0].split("/", 1)[0] if rest else ""
+        if name not in ("inbox", "sentitems", "drafts"):
+            raise GraphBadRequestError(f"EWS backend: unsupported mail folder {name}", status=400)
+        if method == "GET":
+            def listing(account: Any) -> list[Any]:
+                return list(self._folder(account, name).all().only(*parse.MESSAGE_FIELDS)[:50])
+
+            found = await self.gw.call(mailbox, listing, what="list messages")
+            return _resp({"value": [message_json(parse.message(m)) for m in found]})
+
+        def save(account: Any) -> str:
+            item = Message(account=account, folder=self._folder(account, name))
+            apply_message(item, body or {})
+            item.save()
+            return str(item.id)
+
+        new_id = await self.gw.call(mailbox, save, what="save message")
+        return _resp(message_json(parse.message(await self._get(mailbox, new_id, parse.MESSAGE_FIELDS, what=what))),
+                     201)
+
     # -------------------------------------------------------- contacts
 
     async def _contactfolders(self, method: str, rest: list[str], *, mailbox: str, body: Any,

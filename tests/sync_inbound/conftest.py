@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 import pytest
 
-from sandbox.graph.seed import AGENT_CLIENT_ID, AGENT_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
 from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
 from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
+from sandbox.graph.seed import AGENT_CLIENT_ID, AGENT_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
 from shared.config import PrivatePolicy, load_settings
 from shared.graph.gateway import GraphGateway
 from shared.pega import PegaClient, PegaRecords
@@ -74,8 +74,12 @@ class Inbound:
                 "fromName": sender.get("name", ""), "to": message.get("to") or [self.upn], "cc": message.get("cc"),
                 "categories": message.get("categories"), "internetMessageId": message.get("internetMessageId"),
                 "receivedDateTime": message.get("receivedDateTime")}
-        if message.get("sensitivity"):
-            body["sensitivity"] = message["sensitivity"]
+        props = message.get("singleValueExtendedProperties") or {}
+        level = props.get("Integer 0x0036") if isinstance(props, dict) else None
+        if level is not None:
+            body["sensitivity"] = ("Normal", "Personal", "Private", "Confidential")[int(level)]
+        if message.get("inReplyTo"):
+            body["inReplyTo"] = message["inReplyTo"]
         made = dict(self.ews.control("POST", f"mailboxes/{self.upn}/inbound-mail",
                                      {k: v for k, v in body.items() if v is not None}))
         return {**made, "immutableId": made["id"]}
@@ -92,6 +96,34 @@ class Inbound:
 
     async def pega_record(self, record_id: str) -> dict[str, Any]:
         return dict(await self.pega_control.record(record_id))
+
+    async def replay_next_delta(self) -> None:
+        """Exchange delivering pages again: Graph replays the next delta page; for EWS the stored sync
+        states go back to the start, so the next round reads everything again."""
+        if self.backend == "graph":
+            await self.graph.control.replay_next_delta(self.upn)
+            return
+        for cursor in await self.services.state.cursors.list(self.upn):
+            await self.services.state.cursors.save(replace(cursor, next_link="", delta_link=""))
+
+    async def expire_delta_tokens(self) -> None:
+        if self.backend == "graph":
+            await self.graph.control.expire_delta_tokens(self.upn)
+        else:
+            self.ews.control("POST", "sync-states/invalidate", {"mailbox": self.upn})
+
+    async def throttle_delta(self, *, retry_after: int) -> Callable[[], Awaitable[None]]:
+        """The next delta read is throttled with this back-off; returns the clean-up."""
+        if self.backend == "graph":
+            fault = await self.graph.control.add_fault(path=f"users/{self.upn}/mailFolders/.*/messages/delta",
+                                                       status=429, retry_after=retry_after, count=1)
+            return lambda: self.graph.control.call("DELETE", f"faults/{fault['id']}")
+        self.ews.control("POST", "faults", {"code": "ErrorServerBusy", "mailbox": self.upn, "count": 1,
+                                            "operation": "SyncFolderItems", "backOffMilliseconds": retry_after * 1000})
+
+        async def clear() -> None:
+            self.ews.control("DELETE", "faults")
+        return clear
 
     async def now(self) -> dt.datetime:
         """The Exchange side's clock (each simulator has its own, advanced by tests)."""

@@ -11,11 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
-
 from shared.config import PrivatePolicy
 from shared.sync.mapping import META_BY
 from shared.sync.planner import BY_PEGA
+
+pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
 
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 UTC = dt.UTC

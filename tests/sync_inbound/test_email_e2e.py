@@ -15,6 +15,8 @@ from shared.queues.worker import run_message
 from shared.sync import inbound as inbound_mod
 from shared.sync.inbound import run_delta_round
 
+pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
+
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]
 
@@ -38,7 +40,7 @@ async def test_received_mail_is_created_once_associated_with_insights_and_replay
     assert c["SentimentLabel"] == "positive" and "Prepare a quote" in c["SuggestedActionTop"]
 
     # the same round again, and a replay of the same pages (Graph redelivers): nothing is written
-    await inbound.graph.control.replay_next_delta(inbound.upn)
+    await inbound.replay_next_delta()
     replay = await inbound.run("email")
     again = await inbound.run("email")
     assert replay.items >= 1 and replay.skipped["unchanged"] >= 1, replay.as_dict()
@@ -103,8 +105,7 @@ async def test_private_mail_is_skipped_unless_the_mailbox_allows_it(inbound) -> 
 async def test_throttled_round_is_deferred_by_retry_after_and_then_completes(inbound, unique_name) -> None:
     await inbound.onboard()
     await inbound.inbound_mail(subject="Pricing", body="hi", **{"from": DANA})
-    fault = await inbound.graph.control.add_fault(path=f"users/{inbound.upn}/mailFolders/.*/messages/delta",
-                                                  status=429, retry_after=7, count=1)
+    clear = await inbound.throttle_delta(retry_after=7)
     queue = "t" + unique_name
 
     async def handler(env):
@@ -132,14 +133,14 @@ async def test_throttled_round_is_deferred_by_retry_after_and_then_completes(inb
         assert report.outcomes["created"] == 1, report.as_dict()
         assert (await inbound.services.state.health.get(inbound.upn, "email")).consecutive_failures == 0
     finally:
-        await inbound.graph.control.call("DELETE", f"faults/{fault['id']}")
+        await clear()
 
 
 async def test_expired_delta_token_resyncs_fully_without_duplicates(inbound) -> None:
     await inbound.onboard()
     await inbound.inbound_mail(subject="one", body="a", **{"from": DANA})
     assert (await inbound.run("email")).outcomes["created"] == 1
-    await inbound.graph.control.expire_delta_tokens(inbound.upn)
+    await inbound.expire_delta_tokens()
     await inbound.inbound_mail(subject="two", body="b", **{"from": DANA})
     report = await inbound.run("email")
     assert report.full_resync, report.as_dict()
@@ -234,6 +235,7 @@ async def test_an_incremental_round_trusts_the_expansion_and_costs_no_request_pe
     assert report.graph_requests_by_purpose == {"delta_page": report.graph_requests}, report.as_dict()
 
 
+@pytest.mark.graph_only("two Graph mailboxes; tests/sync_inbound/test_ews_e2e.py has the hybrid case")
 async def test_the_same_mail_in_two_onboarded_mailboxes_is_one_pega_case(inbound) -> None:
     from dataclasses import replace as dc_replace
 

@@ -1,12 +1,9 @@
-"""Exchange → Pega for an ON-PREMISES mailbox (backend ews): the same round, planner and Pega side,
-reading the EWS simulator through the real exchangelib; the rep's Outlook is exchangelib too.
-
-Also a hybrid run: one Exchange Online (Graph) and one on-premises (EWS) rep in one deployment.
-"""
+"""What only on-premises mailboxes have: a hybrid run (one Exchange Online and one on-premises rep in
+one deployment) and push through EWS pull subscriptions. The inbound scenario suites themselves
+(test_email_e2e, test_calendar_e2e, test_contacts_e2e) run for both backends."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -16,7 +13,6 @@ import pytest
 
 from sandbox.ews.seed import SERVICE_PASSWORD, SERVICE_USER
 from shared.config import load_settings
-from shared.ews.errors import EwsThrottledError
 from shared.graph.gateway import GraphGateway
 from shared.pega import PegaClient, PegaRecords
 from shared.queues.sender import QueueSender
@@ -26,7 +22,6 @@ from shared.storage.state import StateStore
 from shared.storage.tables import TableNames
 from shared.sync.context import SyncContext
 from shared.sync.inbound import RoundReport, run_delta_round
-from shared.sync.mapping import LINK_KIND
 from tests.plugins.ews_sim import EwsSim
 from tests.sync_inbound.conftest import sync_settings_env
 
@@ -80,97 +75,9 @@ def _mail(op: OnPrem, **body: Any) -> dict[str, Any]:
     return dict(op.ews.control("POST", f"mailboxes/{op.upn}/inbound-mail", body))
 
 
-async def test_email_reaches_pega_once_private_and_drafts_skipped(onprem: OnPrem) -> None:
-    await onprem.onboard()
-    first = _mail(onprem, subject="Quote request", body="<p>Please quote</p>", **{"from": "buyer@fabrikam.example"})
-    _mail(onprem, subject="Private", sensitivity="Private")
-    from exchangelib import Message
-
-    account = onprem.outlook()
-    Message(account=account, folder=account.drafts, subject="draft").save()
-    report = await onprem.run("email")
-    assert report.completed and report.outcomes["created"] == 1 and report.skipped["private"] == 1
-    links = await onprem.services.state.links.list(onprem.upn, kind=LINK_KIND["email"])
-    assert [lk.graph_id for lk in links] == [first["id"]]
-    again = await onprem.run("email")
-    assert again.outcomes["created"] == 0  # the sync state moved on: nothing new
 
 
-async def test_calendar_series_with_modified_and_deleted_occurrences(onprem: OnPrem) -> None:
-    from exchangelib import CalendarItem, EWSDateTime, EWSTimeZone
-    from exchangelib.recurrence import DailyPattern, NumberedPattern, Recurrence
 
-    await onprem.onboard()
-    account = onprem.outlook()
-    berlin = EWSTimeZone("Europe/Berlin")
-    now = dt.datetime.now(dt.UTC)
-    start = EWSDateTime(now.year, now.month, now.day, 9, 0, tzinfo=berlin) + dt.timedelta(days=2)
-    single = CalendarItem(account=account, folder=account.calendar, subject="Customer call", start=start,
-                          end=start + dt.timedelta(hours=1))
-    single.save()
-    series = CalendarItem(account=account, folder=account.calendar, subject="Standup", start=start,
-                          end=start + dt.timedelta(minutes=15),
-                          recurrence=Recurrence(pattern=DailyPattern(interval=1),
-                                                boundary=NumberedPattern(start=start.date(), number=5)))
-    series.save()
-    report = await onprem.run("calendar")
-    assert report.outcomes["created"] == 6, report.as_dict()
-    occurrences = list(account.calendar.view(start=start - dt.timedelta(hours=1), end=start + dt.timedelta(days=6)))
-    standups = [o for o in occurrences if o.subject == "Standup"]
-    standups[1].subject = "Standup (moved)"
-    standups[1].save(update_fields=["subject"])
-    gone_occurrence, gone_single = standups[2].id, single.id  # delete() forgets the id
-    standups[2].delete()
-    single.delete()
-    report = await onprem.run("calendar")
-    assert report.outcomes["updated"] >= 1 and report.outcomes["cancelled"] == 2, report.as_dict()
-    links = {lk.graph_id: lk for lk in await onprem.services.state.links.list(onprem.upn, kind=LINK_KIND["calendar"])}
-    assert links[gone_occurrence].state != "active" and links[gone_single].state != "active"
-    assert links[standups[1].id].state == "active"
-
-
-async def test_contacts_by_category_and_closed_when_removed(onprem: OnPrem) -> None:
-    from exchangelib import Contact
-    from exchangelib.indexed_properties import EmailAddress
-
-    await onprem.onboard()
-    account = onprem.outlook()
-    tagged = Contact(account=account, folder=account.contacts, display_name="Ann Lee", given_name="Ann",
-                     surname="Lee", categories=["PegaSASync"],
-                     email_addresses=[EmailAddress(email="ann@fabrikam.example", label="EmailAddress1")])
-    tagged.save()
-    Contact(account=account, folder=account.contacts, display_name="Not synced", given_name="No").save()
-    report = await onprem.run("contacts")
-    assert report.outcomes["created"] == 1 and report.skipped["no_category"] == 1
-    tagged.categories = []
-    tagged.save(update_fields=["categories"])
-    report = await onprem.run("contacts")
-    assert report.outcomes["closed"] == 1
-
-
-async def test_server_busy_defers_with_its_back_off_and_keeps_the_position(onprem: OnPrem) -> None:
-    await onprem.onboard()
-    _mail(onprem, subject="one")
-    onprem.ews.control("POST", "faults", {"code": "ErrorServerBusy", "mailbox": onprem.upn,
-                                          "operation": "SyncFolderItems", "backOffMilliseconds": 45_000})
-    with pytest.raises(EwsThrottledError) as caught:
-        await onprem.run("email")
-    assert caught.value.retry_after == 45.0
-    health = await onprem.services.state.health.get(onprem.upn, "email")
-    assert health is not None and health.throttled >= 1
-    report = await onprem.run("email")
-    assert report.completed and report.outcomes["created"] == 1
-
-
-async def test_invalid_sync_state_starts_a_full_resync_without_duplicates(onprem: OnPrem) -> None:
-    await onprem.onboard()
-    _mail(onprem, subject="one")
-    assert (await onprem.run("email")).outcomes["created"] == 1
-    onprem.ews.control("POST", "sync-states/invalidate", {"mailbox": onprem.upn})
-    _mail(onprem, subject="two")
-    report = await onprem.run("email")
-    assert report.full_resync and report.outcomes["created"] == 1
-    assert len(await onprem.services.state.links.list(onprem.upn, kind=LINK_KIND["email"])) == 2
 
 
 async def test_hybrid_one_online_and_one_onprem_rep(onprem: OnPrem, graph_sim: Any) -> None:
