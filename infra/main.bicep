@@ -85,6 +85,9 @@ param tableNames array = [
   'peshealth'
   'pesdeadletters'
   'pescoalesce'
+  'pesfailures'
+  'pesclaims'
+  'pesroundlease'
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -375,12 +378,14 @@ var appSettings = {
   SYNC_CONTACT_CATEGORY: 'PegaSASync'
   SYNC_CONTACT_FOLDER: ''
   SYNC_CONTACT_CLOSE_ACTION: 'clear_category'
+  SYNC_MAIL_FOLDERS: 'inbox_tree'
   SYNC_CONFLICT_POLICY: 'newer'
   SYNC_DELETE_SAFETY_SHARE: '0.5'
   SYNC_NOTIFICATION_URL_BASE: effectiveNotificationUrlBase
   SYNC_NOTIFICATION_URL_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.notificationUrlKeyUri})'
   SYNC_POLL_INTERVAL_MINUTES: '15'
   SYNC_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '2880'
+  SYNC_LEASE_SECONDS: '30'
   SYNC_FAILURE_NOTICE_SENDER: failureNoticeSender
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
 

@@ -257,6 +257,9 @@ class SyncDefaults(BaseSettings):
     # closing a contact in Pega does in Outlook: "clear_category" (keep the contact) or "delete".
     contact_folder: str = ""
     contact_close_action: Literal["clear_category", "delete"] = "clear_category"
+    # Which mail folders sync (shared/sync/folders.py): Inbox with every folder under it (mail filed there by
+    # server rules) and Sent Items; or every mail folder but Deleted Items/Junk/Drafts/Outbox; or Inbox and Sent.
+    mail_folders: Literal["inbox_tree", "all", "inbox"] = "inbox_tree"
     conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
     delete_safety_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     notification_url_base: str = ""
@@ -266,6 +269,9 @@ class SyncDefaults(BaseSettings):
     poll_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     # Renew a subscription when less than this is left of its lifetime.
     subscription_renew_before_minutes: Annotated[int, Field(ge=45, le=10080)] = 2880
+    # A delta round's / an outbound operation's lease, renewed every third of it while the work runs:
+    # a crashed worker's work is free again (and re-enqueued by the recovery timer) after this long.
+    lease_seconds: Annotated[float, Field(ge=1, le=600)] = 30.0
     failure_notice_sender: str = ""
     failure_notice_admin: str = ""
 

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 PREFIX = "ews:"
 MAX_CHANGES = 512  # SyncFolderItems' MaxChangesReturned upper bound
 MAX_INSIGHT_ATTACHMENTS = 5
+# the round's well-known folder names → exchangelib's Account attributes
+WELL_KNOWN = {"inbox": "inbox", "sentitems": "sent", "deleteditems": "trash", "drafts": "drafts",
+              "junkemail": "junk", "outbox": "outbox", "calendar": "calendar", "contacts": "contacts",
+              "msgfolderroot": "msg_folder_root"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,9 @@ def position_from_request(path: str, params: dict[str, str | int] | None) -> Pos
     params = params or {}
     parts = path.split("/")
     if "mailFolders" in parts:
-        return Position(parts[parts.index("mailFolders") + 1])
+        from urllib.parse import unquote
+
+        return Position(unquote(parts[parts.index("mailFolders") + 1]))
     if "calendarView" in parts:
         return Position("calendar", window_start=str(params.get("startDateTime", "")),
                         window_end=str(params.get("endDateTime", "")))
@@ -89,6 +95,7 @@ class EwsReader:
         self.links = links
         self.requests = 0
         self.by_purpose: Counter[str] = Counter()
+        self._well_known: dict[str, str] = {}
 
     def _count(self, purpose: str, n: int = 1) -> None:
         self.requests += n
@@ -101,14 +108,78 @@ class EwsReader:
 
     @staticmethod
     def _folder(account: Any, key: str) -> Any:
-        if key.startswith("id:"):
-            from exchangelib.folders import Folder
-            from exchangelib.properties import FolderId
+        """A folder by the round's key: a well-known name, "id:<id>" (contacts), or a mail folder id."""
+        named = WELL_KNOWN.get(key)
+        if named is not None:
+            return getattr(account, named)
+        from exchangelib.properties import FolderId
 
-            return Folder.get_distinguished(account.root) if False else account.root.get_folder(
-                FolderId(id=key[3:]))
-        return {"inbox": account.inbox, "sentitems": account.sent, "calendar": account.calendar,
-                "contacts": account.contacts}[key]
+        return account.root.get_folder(FolderId(id=key.removeprefix("id:")))
+
+    async def well_known_folder_id(self, name: str) -> str:
+        """The id of a well-known folder ("" if the name is not one)."""
+        if name not in WELL_KNOWN:
+            return ""
+        if name not in self._well_known:
+            self._count("mail_folders")
+            self._well_known[name] = await self.gw.call(
+                self.mailbox, lambda a: str(getattr(a, WELL_KNOWN[name]).id), what="get well-known folder")
+        return self._well_known[name]
+
+    async def deleted_items_folder_id(self) -> str:
+        return await self.well_known_folder_id("deleteditems")
+
+    async def default_contact_folder_id(self) -> str:
+        return await self.well_known_folder_id("contacts")
+
+    async def child_folders(self, folder: str) -> list[dict[str, Any]]:
+        """The mail folders directly under `folder` (a well-known name or an id)."""
+        self._count("mail_folders")
+
+        def work(account: Any) -> list[dict[str, Any]]:
+            return [{"id": str(f.id), "childFolderCount": int(f.child_folder_count or 0)}
+                    for f in self._folder(account, folder).children]
+
+        return await self.gw.call(self.mailbox, work, what="list child folders")
+
+    async def top_level_folders(self) -> list[dict[str, Any]]:
+        self._count("mail_folders")
+
+        def work(account: Any) -> list[dict[str, Any]]:
+            return [{"id": str(f.id), "childFolderCount": int(f.child_folder_count or 0)}
+                    for f in account.msg_folder_root.children]
+
+        return await self.gw.call(self.mailbox, work, what="list mail folders")
+
+    async def items(self, kind: str, item_ids: list[str], *, purpose: str = "get_items"
+                    ) -> dict[str, Item | Exception]:
+        """Items as they are now, by id, in one GetItem per 100: the record, a Removal("deleted")
+        when Exchange no longer has it, or that one item's typed error (isolated)."""
+        from shared.ews.errors import map_error
+
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return {}
+        out: dict[str, Item | Exception] = {}
+        for start in range(0, len(ids), 100):
+            chunk = ids[start:start + 100]
+            self._count(purpose)
+
+            def work(account: Any, chunk: list[str] = chunk) -> list[Any]:
+                return list(account.fetch(ids=[(i, None) for i in chunk], only_fields=list(parse.FIELDS[kind])))
+
+            for item_id, got in zip(chunk, await self.gw.call(self.mailbox, work, what=f"get {kind} items"),
+                                    strict=True):
+                if isinstance(got, Exception):
+                    mapped = map_error(got, what=f"get {kind} item")
+                    out[item_id] = Removal(item_id, "deleted") if isinstance(mapped, EwsNotFoundError) else mapped
+                elif kind == "email":
+                    out[item_id] = parse.message(got)
+                elif kind == "contacts":
+                    out[item_id] = parse.contact(got)
+                else:
+                    out[item_id] = parse.event(got, mailbox=self.mailbox)
+        return out
 
     async def contact_folder_id(self, name: str) -> str:
         self._count("find_contact_folder")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -36,19 +37,26 @@ class DesiredSubscription:
     resource: str
 
 
-def desired_for(mailbox: Mailbox, settings: Settings) -> list[DesiredSubscription]:
-    """Which resources to watch: the folders and collections the sync reads."""
+def desired_for(mailbox: Mailbox, settings: Settings, *, contact_folder_id: str = "") -> list[DesiredSubscription]:
+    """Which resources to watch: every folder and collection the sync reads. Mail: the whole mailbox's
+    messages unless only Inbox and Sent Items sync (SYNC_MAIL_FOLDERS) — mail that server rules file
+    into other folders must notify too. Contacts: the default folder and the dedicated one."""
     if not settings.sync.push_enabled or not mailbox.active or mailbox.backend != "graph":
-        return []  # on-premises (EWS) mailboxes have no Graph subscriptions: the delta poll reads them
+        return []  # on-premises (EWS) mailboxes: pull subscriptions instead (shared/ews/events.py)
     upn = mailbox.upn
     out: list[DesiredSubscription] = []
     if mailbox.email_enabled:
-        out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
-                DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+        if settings.sync.mail_folders == "inbox":
+            out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
+                    DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+        else:
+            out.append(DesiredSubscription("email", f"/users/{upn}/messages"))
     if mailbox.calendar_enabled:
         out.append(DesiredSubscription("calendar", f"/users/{upn}/events"))
     if mailbox.contacts_enabled:
         out.append(DesiredSubscription("contacts", f"/users/{upn}/contacts"))
+        if contact_folder_id:
+            out.append(DesiredSubscription("contacts", f"/users/{upn}/contactFolders('{contact_folder_id}')/contacts"))
     return out
 
 
@@ -62,6 +70,12 @@ def _parse_time(value: str) -> dt.datetime:
         head, frac = v.split(".", 1)
         v = f"{head}.{frac[:6]}"
     return dt.datetime.fromisoformat(v).replace(tzinfo=dt.UTC)
+
+
+def url_hash(settings: Settings) -> str:
+    """A digest of the notification URLs Graph is given (they carry the function key: never stored)."""
+    notify, lifecycle = notification_urls(settings)
+    return hashlib.sha256(f"{notify}\n{lifecycle}".encode()).hexdigest()[:16]
 
 
 def notification_urls(settings: Settings) -> tuple[str, str]:
@@ -79,6 +93,7 @@ class EnsureReport:
     renewed: int = 0
     deleted: int = 0
     failed: int = 0
+    recreated: int = 0  # stale notification URL
 
 
 class SubscriptionManager:
@@ -105,7 +120,8 @@ class SubscriptionManager:
         doc = resp.json()
         record = SubscriptionRecord(subscription_id=str(doc["id"]), mailbox=mailbox.upn, kind=want.kind,
                                     resource=want.resource, client_state=client_state,
-                                    expires_at=_parse_time(str(doc["expirationDateTime"])))
+                                    expires_at=_parse_time(str(doc["expirationDateTime"])),
+                                    url_hash=url_hash(self.settings))
         log.info("subscription %s created for %s/%s", record.subscription_id, mailbox.upn, want.kind)
         return await self.services.state.subscriptions.put(record)
 
@@ -132,11 +148,23 @@ class SubscriptionManager:
     async def ensure(self, mailbox: Mailbox) -> EnsureReport:
         """Converge the mailbox's subscriptions to what it should have. Safe to run any time."""
         report = EnsureReport()
-        wanted = desired_for(mailbox, self.settings)
+        wanted = desired_for(mailbox, self.settings, contact_folder_id=await self._contact_folder_id(mailbox))
         existing = await self.services.state.subscriptions.for_mailbox(mailbox.upn)
+        try:
+            current_url = url_hash(self.settings) if wanted else ""
+        except GraphError:
+            current_url = ""  # no notification URL configured: creates fail below, visibly
         by_resource: dict[str, SubscriptionRecord] = {}
+        stale_kinds: set[str] = set()
         for old in existing:
             keep = any(w.resource == old.resource for w in wanted) and old.resource not in by_resource
+            if keep and old.status == "active" and current_url and old.url_hash != current_url:
+                # the base URL or the function key changed: Graph posts to a URL that no longer answers,
+                # so notifications were lost — recreate it and catch up with a round
+                log.warning("a %s subscription points at an old notification URL; recreating it", old.kind)
+                keep = False
+                stale_kinds.add(old.kind)
+                report.recreated += 1
             if keep and old.status == "active":
                 by_resource[old.resource] = old
             else:
@@ -150,6 +178,8 @@ class SubscriptionManager:
                 if rec is None:
                     await self.create(mailbox, want)
                     report.created += 1
+                    if want.kind in stale_kinds:
+                        await enqueue_round(self.services, mailbox.upn, want.kind, reason="resync")
                 elif rec.expires_at - self.now() < renew_before:
                     try:
                         await self.renew(rec)
@@ -169,6 +199,20 @@ class SubscriptionManager:
                 await self.services.state.subscriptions.put(
                     dataclasses.replace(failed, status="failed", last_error=str(exc)[:500], etag=None))
         return report
+
+    async def _contact_folder_id(self, mailbox: Mailbox) -> str:
+        """The dedicated contact folder's id, if one is configured and exists yet (the Pega → Exchange
+        side creates it on its first write; the next ensure then subscribes to it)."""
+        name = self.settings.sync.contact_folder
+        if (not name or not mailbox.active or not mailbox.contacts_enabled or not self.settings.sync.push_enabled
+                or mailbox.backend != "graph"):
+            return ""
+        from shared.sync.source import ExchangeReader
+
+        try:
+            return await ExchangeReader(self.gateway, mailbox.upn, page_size=1).contact_folder_id(name)
+        except GraphError:
+            return ""
 
     async def remove_all(self, mailbox_upn: str) -> int:
         records = await self.services.state.subscriptions.for_mailbox(mailbox_upn)
