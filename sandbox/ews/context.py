@@ -46,9 +46,8 @@ class Ctx:
             if master is None:
                 raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
             found = calendar.occurrence(master, calendar.parse_dt(occ[1]))
-            if found is None:
-                raise ItemError("ErrorCalendarOccurrenceIsDeletedFromRecurrence",
-                                "Occurrence has been deleted from the recurrence.")
+            if found is None:  # the id of a deleted occurrence no longer resolves
+                raise ItemError("ErrorItemNotFound", "The specified object was not found in the store.")
             return found
         if not ids.well_formed(item_id):
             raise ItemError("ErrorInvalidIdMalformed", "Id is malformed.")

@@ -96,6 +96,7 @@ class EwsReader:
         self.requests = 0
         self.by_purpose: Counter[str] = Counter()
         self._well_known: dict[str, str] = {}
+        self._contact_folders: dict[str, str] = {}
 
     def _count(self, purpose: str, n: int = 1) -> None:
         self.requests += n
@@ -166,7 +167,17 @@ class EwsReader:
             self._count(purpose)
 
             def work(account: Any, chunk: list[str] = chunk) -> list[Any]:
-                return list(account.fetch(ids=[(i, None) for i in chunk], only_fields=list(parse.FIELDS[kind])))
+                fields = list(parse.FIELDS[kind])
+                try:
+                    return list(account.fetch(ids=[(i, None) for i in chunk], only_fields=fields))
+                except Exception:  # an error exchangelib raises instead of returning: isolate it per item
+                    out: list[Any] = []
+                    for i in chunk:
+                        try:
+                            out += list(account.fetch(ids=[(i, None)], only_fields=fields))
+                        except Exception as exc:
+                            out.append(exc)
+                    return out
 
             for item_id, got in zip(chunk, await self.gw.call(self.mailbox, work, what=f"get {kind} items"),
                                     strict=True):
@@ -182,6 +193,10 @@ class EwsReader:
         return out
 
     async def contact_folder_id(self, name: str) -> str:
+        """The id of the contact folder with this name under Contacts ("" if none yet); found ids are
+        kept for the round."""
+        if self._contact_folders.get(name):
+            return self._contact_folders[name]
         self._count("find_contact_folder")
 
         def work(account: Any) -> str:
@@ -190,7 +205,8 @@ class EwsReader:
                     return str(f.id)
             return ""
 
-        return await self.gw.call(self.mailbox, work, what="find contact folder")
+        self._contact_folders[name] = await self.gw.call(self.mailbox, work, what="find contact folder")
+        return self._contact_folders[name]
 
     # ------------------------------------------------------------ a page
 
