@@ -42,9 +42,16 @@ def register_stamp() -> None:
             property_name = "PegaId"
             property_type = "String"
 
+        class PegaReplyReady(ExtendedProperty):  # a reply draft already holds the rep's text
+            property_set_id = "4b1e9f3a-6c2d-4e8b-9a75-0d3c5e7f9a21"
+            property_name = "PegaReplyReady"
+            property_type = "String"
+
         for cls in (Message, CalendarItem, Contact):
             if "pega_id" not in {f.name for f in cls.FIELDS}:
                 cls.register("pega_id", PegaId)
+        if "reply_ready" not in {f.name for f in Message.FIELDS}:
+            Message.register("reply_ready", PegaReplyReady)
         _done = True
 
 

@@ -307,8 +307,19 @@ def apply_contact(item: Any, payload: Mapping[str, Any]) -> list[str]:
     return fields
 
 
+def _named(payload: Mapping[str, Any], name: str) -> str | None:
+    for p in payload.get("singleValueExtendedProperties") or []:
+        if str(p.get("id", "")).lower().endswith(f"name {name.lower()}"):
+            return str(p.get("value") or "")
+    return None
+
+
 def apply_message(item: Any, payload: Mapping[str, Any]) -> list[str]:
     fields: list[str] = []
+    ready = _named(payload, "PegaReplyReady")
+    if ready is not None:
+        item.reply_ready = ready
+        fields.append("reply_ready")
     for key, attr in (("toRecipients", "to_recipients"), ("ccRecipients", "cc_recipients"),
                       ("bccRecipients", "bcc_recipients")):
         if key in payload:
@@ -508,8 +519,13 @@ class EwsWrites:
         msg_id = self.sent_ids.get(rest[0], rest[0])
         action = rest[1] if len(rest) > 1 else ""
         if method == "GET" and not action:
-            return _resp(message_json(parse.message(await self._get(mailbox, msg_id, parse.MESSAGE_FIELDS,
-                                                                    what=what))))
+            item = await self._get(mailbox, msg_id, (*parse.MESSAGE_FIELDS, "reply_ready"), what=what)
+            out = message_json(parse.message(item))
+            if getattr(item, "reply_ready", None):
+                from shared.outbound.emails import REPLY_READY_PROPERTY
+
+                out["singleValueExtendedProperties"].append({"id": REPLY_READY_PROPERTY, "value": item.reply_ready})
+            return _resp(out)
         if action == "attachments" and method == "GET":
             item = await self._get(mailbox, msg_id, ("attachments",), what=what)
             return _resp({"value": [{"id": str(a.attachment_id.id), "name": a.name} for a in item.attachments or ()]})

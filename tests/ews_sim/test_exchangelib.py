@@ -318,27 +318,3 @@ def test_streaming_subscription_delivers_queued_events(ews_sim: EwsSim) -> None:
     else:
         raise AssertionError("no notification")
 
-
-async def test_ews_writes_address_ids_that_end_in_a_slash() -> None:
-    """Regression: a base64 EWS id may end in "/"; the Graph-shaped path must not lose it."""
-    from shared.ews.writes import EwsWrites
-
-    class Gateway:
-        async def call(self, mailbox: str, fn: object, *, what: str) -> object:
-            raise AssertionError("not reached")
-
-    seen: dict[str, object] = {}
-
-    async def handler(method: str, rest: list[str], **kw: object) -> object:
-        seen["rest"] = rest
-        from shared.graph.gateway import GraphResponse
-
-        return GraphResponse(200, {}, b"{}")
-
-    writes = EwsWrites(Gateway())  # type: ignore[arg-type]
-    writes._events = handler  # type: ignore[method-assign]
-    await writes.request("PATCH", "users/rep@contoso.example/events/AAMkAD+abc/", mailbox="rep@contoso.example",
-                         body={})
-    assert seen["rest"] == ["AAMkAD+abc/"]
-    await writes.request("POST", "users/rep@contoso.example/events/AAMk/x/cancel", mailbox="rep@contoso.example")
-    assert seen["rest"] == ["AAMk/x", "cancel"]
