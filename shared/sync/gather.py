@@ -288,14 +288,14 @@ class PageGatherer:
             if self.kind == "calendar":
                 case, appt = await r.get_appointment(link.pega_id)
                 return PegaState(case.id, mapped_from_pega("calendar", appt),
-                                 parse_datetime(case.last_update_time), case.status)
+                                 parse_datetime(case.last_update_time), case.status, case.etag or "")
             if self.kind == "email":
                 case, email = await r.get_email(link.pega_id)
                 return PegaState(case.id, mapped_from_pega("email", email),
-                                 parse_datetime(case.last_update_time), case.status)
+                                 parse_datetime(case.last_update_time), case.status, case.etag or "")
             rec, contact = await r.get_contact(link.pega_id)
             return PegaState(rec.id, mapped_from_pega("contacts", contact),
-                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status)
+                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status, rec.etag or "")
         except PegaNotFoundError:
             return None
 

@@ -519,8 +519,16 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
         return report
     await services.state.coalescer.begin_round(mb.upn, kind)
     ctx = context or await sync_context(services)
-    lease = await round_lease(services.state.tables, mb.upn, kind, seconds=services.settings.sync.lease_seconds)
-    await lease.acquire()  # busy: LeaseBusyError (transient, with Retry-After) defers this message
+    async def rerun(how: str) -> None:
+        await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
+            "mailbox": mb.upn, "kind": kind, "reason": "rerun", "full_resync": how == "full"}))
+
+    lease = await round_lease(services.state.tables, mb.upn, kind, seconds=services.settings.sync.lease_seconds,
+                              on_rerun=rerun)
+    if not await lease.acquire_or_hand_over(full=full_resync):
+        report.skipped_round = "handed_over"  # the running round reads again when it is done
+        log.info("a %s round was running; it will run once more", kind)
+        return report
     rnd = _Round(services, ctx, mb, kind, report, now=now or dt.datetime.now(dt.UTC),
                  allow_mass_delete=allow_mass_delete, lease=lease)
     budget = max_pages or DEFAULT_MAX_PAGES

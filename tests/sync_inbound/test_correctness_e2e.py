@@ -485,3 +485,40 @@ async def test_18_mail_filed_by_a_server_rule_into_a_folder_under_the_inbox_sync
         await inbound.graph.control.call("DELETE", f"faults/{rule['id']}")
     keys = {c.folder for c in await inbound.services.state.cursors.list(inbound.upn) if c.kind == "email"}
     assert child["id"] not in keys and parent["id"] in keys
+
+
+# ------------------------------------------------------------------ both sides edit the same item (chaos seed 5)
+
+
+async def test_a_rep_edit_in_pega_during_a_round_is_never_overwritten_by_a_stale_merge(inbound, monkeypatch) -> None:
+    """Chaos seed 5 ended with the two sides swapped (Outlook had Pega's subject, Pega had Outlook's): the
+    round merged against Pega as it was BEFORE a rep's edit and then wrote over that edit. The write now
+    carries the version it merged against; a change in between makes the item retry with fresh state."""
+    await inbound.onboard()
+    now = await sim_now(inbound)
+    ev = await inbound.user_call("POST", "events", json=event_body("Planning", now + dt.timedelta(days=2)))
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    [case] = await by_exchange_id(inbound, "appointment", ev["id"])
+    await inbound.user_call("PATCH", f"events/{ev['id']}", json={"subject": "Planning (Outlook)"})
+    real = inbound_mod.PageGatherer.pega_state
+    edited: list[str] = []
+
+    async def read_then_rep_edits(self, link):
+        state = await real(self, link)
+        if not edited:  # the rep saves the appointment in Pega right after the round read it
+            m = self.ctx.records.m
+            fresh = await self.ctx.records.client.get_case(case["id"])
+            await self.ctx.records.client.case_action(case["id"], m.actions.update,
+                                                      {m.appointment.subject: "Planning (Pega)"}, etag=fresh.etag)
+            edited.append(case["id"])
+        return state
+
+    monkeypatch.setattr(inbound_mod.PageGatherer, "pega_state", read_then_rep_edits)
+    report = await inbound.run("calendar")
+    assert list(report.failed) == [ev["id"]] and report.outcomes["updated"] == 0, report.as_dict()
+    [after] = await by_exchange_id(inbound, "appointment", ev["id"])
+    assert after["content"]["Subject"] == "Planning (Pega)", "the rep's edit was not overwritten"
+    monkeypatch.setattr(inbound_mod.PageGatherer, "pega_state", real)
+    await retry_parked(inbound, "calendar")  # merged again: both edits seen, the conflict policy decides once
+    [final] = await by_exchange_id(inbound, "appointment", ev["id"])
+    assert final["content"]["Subject"] == "Planning (Pega)", "the newer edit (Pega's) wins"
