@@ -6,7 +6,7 @@ health, dry runs and dead letters are one engine."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.errors import PermanentError
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from shared.runtime import Services
     from shared.storage.mailboxes import Mailbox
     from shared.sync.context import SyncContext
-    from shared.sync.records import DeltaPage, EventRecord
+    from shared.sync.records import DeltaPage, EventRecord, Item
 
 
 class MailboxBackend(Protocol):
@@ -32,6 +32,13 @@ class MailboxBackend(Protocol):
     async def attachments(self, message_id: str, limits: InsightsSettings) -> tuple[AttachmentInput, ...]: ...
     async def contact_folder_id(self, name: str) -> str: ...
     async def contact_photo(self, contact_id: str) -> bytes | None: ...
+    async def items(self, kind: str, item_ids: list[str], *, purpose: str = "get_items"
+                    ) -> dict[str, Item | Exception]: ...
+    async def deleted_items_folder_id(self) -> str: ...
+    async def default_contact_folder_id(self) -> str: ...
+    async def child_folders(self, folder: str) -> list[dict[str, Any]]: ...
+    async def top_level_folders(self) -> list[dict[str, Any]]: ...
+    async def well_known_folder_id(self, name: str) -> str: ...
 
 
 class BackendNotConfiguredError(PermanentError):
