@@ -20,7 +20,7 @@ from typing import Any
 import azure.functions as func
 
 from functions.http_util import json_response, problem
-from shared.admin.mailboxes import validate_upn
+from shared.admin.mailboxes import validate_key
 from shared.errors import InvalidMessageError
 from shared.ops import actions, deadletters, health, incidents, telemetry
 from shared.runtime import Services, services
@@ -60,7 +60,7 @@ async def admin_health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/mailboxes/{upn}/health", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def admin_mailbox_health(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        upn = validate_upn(req.route_params.get("upn", ""))
+        upn = validate_key(req.route_params.get("upn", ""))
     except InvalidMessageError as exc:
         return problem(400, str(exc))
     found = await health.mailbox_health(await _svc(), upn)

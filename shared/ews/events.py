@@ -69,7 +69,7 @@ async def poll_mailbox(services: Services, mb: Mailbox, *, now: dt.datetime | No
     now = now or dt.datetime.now(dt.UTC)
     gw = ews_gateway(services.settings.ews)
     cursors = services.state.cursors
-    row = await cursors.get(mb.upn, EVENTS_KIND, EVENTS_FOLDER)
+    row = await cursors.get(mb.key, EVENTS_KIND, EVENTS_FOLDER)
     kinds: set[str] = set()
     fresh = (row is None or not row.next_link or row.last_round_at is None
              or now - row.last_round_at > dt.timedelta(minutes=TIMEOUT_MINUTES - 1))
@@ -86,12 +86,12 @@ async def poll_mailbox(services: Services, mb: Mailbox, *, now: dt.datetime | No
             await cursors.save(replace(row, delta_link=watermark, last_round_at=now))
     if fresh:
         sub_id, watermark = await gw.call(mb.upn, _subscribe, what="subscribe")
-        await cursors.save(replace(row or Cursor(mb.upn.lower(), EVENTS_KIND, EVENTS_FOLDER), next_link=sub_id,
+        await cursors.save(replace(row or Cursor(mb.key, EVENTS_KIND, EVENTS_FOLDER), next_link=sub_id,
                                    delta_link=watermark, last_round_at=now))
         kinds = {"email", "calendar", "contacts"}  # events may have been missed while unsubscribed
     asked = []
     for kind in sorted(kinds):
-        if mb.enabled(kind) and await enqueue_round(services, mb.upn, kind, reason="ews_event"):
+        if mb.enabled(kind) and await enqueue_round(services, mb.key, kind, reason="ews_event"):
             asked.append(kind)
     return asked
 

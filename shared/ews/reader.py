@@ -88,11 +88,12 @@ class EwsReader:
     """Reads one mailbox through the EWS gateway (same methods as ExchangeReader)."""
 
     def __init__(self, gateway: EwsGateway, mailbox: str, *, page_size: int,
-                 links: LinkRepository | None = None) -> None:
+                 links: LinkRepository | None = None, links_key: str = "") -> None:
         self.gw = gateway
         self.mailbox = mailbox
         self.page_size = max(1, min(page_size, MAX_CHANGES))
         self.links = links
+        self.links_key = links_key or mailbox
         self.requests = 0
         self.by_purpose: Counter[str] = Counter()
         self._well_known: dict[str, str] = {}
@@ -288,7 +289,7 @@ class EwsReader:
         if self.links is not None and series_gone:
             from shared.sync.mapping import LINK_KIND, META_SERIES
 
-            for link in await self.links.list(self.mailbox, kind=LINK_KIND["calendar"]):
+            for link in await self.links.list(self.links_key, kind=LINK_KIND["calendar"]):
                 series = link.snapshot.get(META_SERIES)
                 if link.state == "active" and series in series_gone and link.graph_id not in current.get(series, ()):
                     out.append(Removal(link.graph_id, "deleted"))

@@ -52,8 +52,9 @@ def reader_for(services: Services, ctx: SyncContext, mb: Mailbox) -> MailboxBack
 
         if not services.settings.ews.configured:
             raise BackendNotConfiguredError("mailbox is on-premises (backend ews) but EWS_URL is not set")
+        # EWS addresses the rep by SMTP address (impersonation); state rows by the mailbox's key
         return EwsReader(ews_gateway(services.settings.ews), mb.upn, page_size=mb.batch_size,
-                         links=services.state.links)
+                         links=services.state.links, links_key=mb.key)
     from shared.sync.source import ExchangeReader
 
-    return ExchangeReader(ctx.gateway, mb.upn, page_size=mb.batch_size)
+    return ExchangeReader(ctx.gateway, mb.key, page_size=mb.batch_size)

@@ -522,3 +522,37 @@ async def test_a_rep_edit_in_pega_during_a_round_is_never_overwritten_by_a_stale
     await retry_parked(inbound, "calendar")  # merged again: both edits seen, the conflict policy decides once
     [final] = await by_exchange_id(inbound, "appointment", ev["id"])
     assert final["content"]["Subject"] == "Planning (Pega)", "the newer edit (Pega's) wins"
+
+
+# ------------------------------------------------------------------ 13. keyed by the Entra object id
+
+
+async def test_13_a_renamed_user_keeps_syncing_and_re_onboarding_keeps_the_links(inbound) -> None:
+    from shared.admin.mailboxes import MailboxRequest, onboard
+
+    svc = inbound.services
+    mailbox, created = await onboard(svc, inbound.upn, MailboxRequest(pega_operator="alex"))
+    user = next(u for u in (await inbound.graph.control.call("GET", "users"))["value"]
+                if u["userPrincipalName"] == inbound.upn)
+    assert created and mailbox.key == user["id"].lower(), "state is keyed by the object id"
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="before", body="x", **{"from": DANA})
+    assert (await run_round(svc, inbound, mailbox.key, "email")).outcomes["created"] == 1
+    assert len(await svc.state.links.list(mailbox.key, kind="email")) == 1
+
+    renamed = "renamed-" + inbound.upn
+    await inbound.graph.control.call("PATCH", f"users/{user['id']}", {"userPrincipalName": renamed})
+    await inbound.graph.control.inbound_mail(renamed, subject="after", body="x", **{"from": DANA})
+    # the rename breaks nothing: Graph is addressed by the object id
+    assert (await run_round(svc, inbound, mailbox.key, "email")).outcomes["created"] == 1
+    again, created = await onboard(svc, renamed, MailboxRequest(pega_operator="alex"))
+    assert not created and again.key == mailbox.key and again.upn == renamed
+    assert len(await svc.state.links.list(mailbox.key, kind="email")) == 2, "no orphaned links"
+    assert await svc.state.mailboxes.get(renamed) is not None
+    assert await svc.state.mailboxes.get(inbound.upn) is None, "the old name no longer finds it"
+    assert len([m for m in await svc.state.mailboxes.list() if m.key == mailbox.key]) == 1
+
+
+async def run_round(svc, inbound, key: str, kind: str):
+    from shared.sync.inbound import run_delta_round
+
+    return await run_delta_round(svc, mailbox=key, kind=kind, reason="test", context=inbound.ctx)
