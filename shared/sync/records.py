@@ -59,6 +59,8 @@ class MessageRecord:
     parent_folder_id: str | None = None
     has_attachments: bool = False
     pega_stamp: str = ""  # our PegaId extended property: written to Exchange from this Pega record
+    # internetMessageHeaders (name, value): insights tell auto-replies and bulk mail by them; never logged
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_private(self) -> bool:
@@ -243,6 +245,12 @@ def _bool(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.lower() == "true")
 
 
+def _headers(v: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, list):
+        return ()
+    return tuple((str(h.get("name") or ""), str(h.get("value") or "")) for h in v if isinstance(h, dict) and h.get("name"))
+
+
 # ---------------------------------------------------------------- parsers
 
 
@@ -273,6 +281,7 @@ def parse_message(raw: dict[str, Any], *, stamp_prop: str = "") -> MessageRecord
         categories=_strings(raw.get("categories")),
         sensitivity=extended_int(raw),
         parent_folder_id=_str(raw.get("parentFolderId")),
+        headers=_headers(raw.get("internetMessageHeaders")),
         has_attachments=_bool(raw.get("hasAttachments")),
         pega_stamp=extended_str(raw, stamp_prop),
     )

@@ -60,7 +60,7 @@ PEGA_ID_EXPAND = f"singleValueExtendedProperties($filter=id eq '{PEGA_ID_PROPERT
 MESSAGE_SELECT = ",".join((
     "id", "subject", "body", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients", "receivedDateTime",
     "sentDateTime", "conversationId", "internetMessageId", "isDraft", "importance", "hasAttachments", "categories",
-    "parentFolderId", "lastModifiedDateTime", "changeKey",
+    "parentFolderId", "lastModifiedDateTime", "changeKey", "internetMessageHeaders",
 ))
 CONTACT_SELECT = ",".join((
     "id", "givenName", "surname", "displayName", "emailAddresses", "businessPhones", "mobilePhone", "companyName",
