@@ -1,5 +1,6 @@
 """Timers of the Exchange → Pega side: the safety-net delta poll (every minute; each mailbox/kind at
-its configured interval) and crash recovery (every 15 s: work of abandoned leases re-enqueued)."""
+its configured interval), crash recovery (every 15 s: work of abandoned leases re-enqueued) and the
+EWS events timer (every 15 s: on-premises mailboxes' pull subscriptions)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,12 @@ async def delta_poll(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False)
 async def lease_recovery(timer: func.TimerRequest) -> None:
     await recover_abandoned(await services())
+
+
+@bp.function_name("ews_events")
+@bp.timer_trigger(arg_name="timer", schedule="*/15 * * * * *", run_on_startup=False)
+async def ews_events(timer: func.TimerRequest) -> None:
+    """Push for on-premises (EWS) mailboxes: poll their pull subscriptions (shared/ews/events.py)."""
+    from shared.ews.events import poll_ews_events
+
+    await poll_ews_events(await services())

@@ -114,6 +114,38 @@ param graphClientSecret string = ''
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
 // ---------------------------------------------------------------------------------------------
+// Exchange Server on-premises over EWS (docs/deploy.md "On-premises Exchange"); empty ewsUrl: none
+
+@description('EWS endpoint of the on-premises organization, e.g. https://mail.contoso.com/EWS/Exchange.asmx; empty: Exchange Online only.')
+param ewsUrl string = ''
+
+@description('EWS authentication: basic or ntlm (service account with ApplicationImpersonation), oauth (hybrid modern auth).')
+@allowed([
+  'basic'
+  'ntlm'
+  'oauth'
+])
+param ewsAuthType string = 'basic'
+
+@description('EWS service account (DOMAIN\\user or UPN).')
+param ewsUsername string = ''
+
+@description('EWS service account password. Empty keeps the one in Key Vault.')
+@secure()
+param ewsPassword string = ''
+
+@description('Hybrid modern auth (ewsAuthType oauth): tenant and app registration.')
+param ewsOauthTenantId string = ''
+param ewsOauthClientId string = ''
+
+@description('Hybrid modern auth client secret. Empty keeps the one in Key Vault.')
+@secure()
+param ewsOauthClientSecret string = ''
+
+@description('Exchange build of the on-premises servers: 15.1 (2016) or 15.2 (2019 / SE).')
+param ewsServerVersion string = '15.2'
+
+// ---------------------------------------------------------------------------------------------
 // Pega (docs/pega-setup.md)
 
 @description('Base URL of the Pega application, e.g. https://pega.example.com/prweb/app/sales.')
@@ -260,6 +292,8 @@ module keyVault 'modules/keyvault.bicep' = {
     pegaPassword: pegaPassword
     graphClientSecret: (graphCredentialKind == 'secret') ? graphClientSecret : ''
     notificationUrlKey: notificationUrlKey
+    ewsPassword: ewsPassword
+    ewsOauthClientSecret: ewsOauthClientSecret
   }
 }
 
@@ -293,6 +327,18 @@ var appSettings = {
   GRAPH_BASE_URL: graphBaseUrl
   GRAPH_TIMEOUT_SECONDS: '30'
   GRAPH_MAX_CONCURRENCY_PER_MAILBOX: '4'
+
+  EWS_URL: ewsUrl
+  EWS_AUTH_TYPE: ewsAuthType
+  EWS_USERNAME: ewsUsername
+  EWS_PASSWORD: empty(ewsUrl) || ewsAuthType == 'oauth' ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.ewsPasswordUri})'
+  EWS_OAUTH_TENANT_ID: ewsOauthTenantId
+  EWS_OAUTH_CLIENT_ID: ewsOauthClientId
+  EWS_OAUTH_CLIENT_SECRET: ewsAuthType == 'oauth' ? '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.ewsOauthClientSecretUri})' : ''
+  EWS_SERVER_VERSION: ewsServerVersion
+  EWS_TIMEOUT_SECONDS: '30'
+  EWS_MAX_THREADS: '8'
+  EWS_MAX_CONNECTIONS_PER_MAILBOX: '4'
 
   PEGA_BASE_URL: pegaBaseUrl
   PEGA_CLIENT_ID: pegaClientId

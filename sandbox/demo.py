@@ -13,14 +13,20 @@ import urllib.request
 from collections.abc import Mapping
 
 DEMO_REPS = {"alex@contoso.example": "alex", "blair@contoso.example": "blair"}
+# the on-premises rep (EWS simulator), onboarded with backend "ews" when EWS_URL is set
+DEMO_ONPREM_REPS = {"onprem.rep@contoso.example": "casey"}
 
 
 def prepare(env: Mapping[str, str]) -> None:
     base = env["SYNC_NOTIFICATION_URL_BASE"].rstrip("/")
     key = env["LOCAL_HOST_MASTER_KEY"]
-    for upn, operator in DEMO_REPS.items():
+    reps = [(upn, {"pega_operator": op}) for upn, op in DEMO_REPS.items()]
+    if env.get("EWS_URL"):
+        reps += [(upn, {"pega_operator": op, "backend": "ews"}) for upn, op in DEMO_ONPREM_REPS.items()]
+    for upn, body in reps:
+        operator = body["pega_operator"]
         req = urllib.request.Request(f"{base}/admin/mailboxes/{upn}", method="PUT",
-                                     data=json.dumps({"pega_operator": operator}).encode(),
+                                     data=json.dumps(body).encode(),
                                      headers={"x-functions-key": key, "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=15) as r:

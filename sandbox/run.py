@@ -71,6 +71,10 @@ def start_stack(ports: SandboxPorts, settings: dict[str, str], *, stack: Stack) 
                                                   "--token-url", f"http://127.0.0.1:{ports.graph}/"
                                                   f"{env.get('GRAPH_TENANT_ID', '')}/oauth2/v2.0/token"),
                         wait_ports=[ports.pega], env=env))
+    if _loopback(env.get("EWS_URL", "")) and _has_module("sandbox.ews.__main__"):
+        _busy(ports.ews, "the EWS simulator")
+        stack.add(start("ews-sim", python_module("sandbox.ews", "--port", str(ports.ews)),
+                        wait_ports=[ports.ews], env=env))
     _busy(ports.host, "the Functions host")
     stack.add(start("host", python_module("sandbox.host", "--port", str(ports.host), "--settings", "/dev/null"),
                     wait_ports=[ports.host], env=env, timeout=60))
@@ -88,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--free-ports", action="store_true", help="use free ports instead of the defaults (tests)")
     args = p.parse_args(argv)
     if args.free_ports:
-        ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "blob", "queue",
-                                                          "table")})
+        ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "ews", "blob",
+                                                          "queue", "table")})
     else:
         ports = SandboxPorts(host=args.host_port)
     settings = sandbox_settings(ports)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
+from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from sandbox.proc import ROOT, azurite_connection_string
 
 DEMO_TENANT = "aaaaaaaa-0000-4000-8000-00000000c0de"
@@ -21,6 +23,7 @@ class SandboxPorts:
     graph: int = 7200
     graph_tls: int = 7201  # the simulator's token endpoint over https (azure-identity insists on it)
     pega: int = 7300
+    ews: int = 7400  # the EWS simulator (Exchange Server on-premises)
     blob: int = 10000
     queue: int = 10001
     table: int = 10002
@@ -56,6 +59,10 @@ def sandbox_settings(ports: SandboxPorts) -> dict[str, str]:
         "API_AUDIENCE": "api://pega-exchange-sync",
         "API_REQUIRED_ROLE": "Sync.ReadWrite",
         "API_OPENID_CONFIG_URL": f"{graph}/{DEMO_TENANT}/v2.0/.well-known/openid-configuration",
+        "EWS_URL": f"http://127.0.0.1:{ports.ews}/EWS/Exchange.asmx",
+        "EWS_AUTH_TYPE": "ntlm",
+        "EWS_USERNAME": EWS_SERVICE_USER,
+        "EWS_PASSWORD": EWS_SERVICE_PASSWORD,
         "SYNC_NOTIFICATION_URL_BASE": api,
         "SYNC_NOTIFICATION_URL_KEY": "sandbox-function-key",
         "SYNC_FAILURE_NOTICE_SENDER": "sync-notices@contoso.example",

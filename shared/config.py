@@ -113,6 +113,60 @@ class GraphSettings(BaseSettings):
         return bool(self.tenant_id and self.client_id)
 
 
+class EwsAuthType(str, enum.Enum):
+    BASIC = "basic"
+    NTLM = "ntlm"
+    OAUTH = "oauth"  # hybrid modern authentication (Entra app with full_access_as_app)
+
+
+class EwsSettings(BaseSettings):
+    """How the service reaches Exchange Server on-premises over EWS: one service account with the
+    ApplicationImpersonation role acting as each rep (Pega's connector model)."""
+
+    model_config = SettingsConfigDict(env_prefix="EWS_", extra="ignore", case_sensitive=False)
+    url: str = ""  # https://mail.contoso.com/EWS/Exchange.asmx
+    auth_type: EwsAuthType = EwsAuthType.BASIC
+    username: str = ""  # DOMAIN\\svc-pega-sync or svc-pega-sync@contoso.com
+    password: str | None = None
+    oauth_tenant_id: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str | None = None
+    server_version: str = "15.2"  # Exchange 2019 / SE (2016: 15.1); skips version guessing
+    timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30.0
+    max_threads: Annotated[int, Field(ge=1, le=64)] = 8
+    max_connections_per_mailbox: Annotated[int, Field(ge=1, le=10)] = 4
+    ca_bundle: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        if v and not v.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https URL (plain http only for a local simulator)")
+        return v
+
+    @field_validator("server_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        parts = v.split(".")
+        if not 2 <= len(parts) <= 4 or not all(p.isdigit() for p in parts) or int(parts[0]) < 15:
+            raise ValueError("an Exchange build such as 15.1 (2016) or 15.2 (2019 / SE)")
+        return v
+
+    @model_validator(mode="after")
+    def _credential_complete(self) -> EwsSettings:
+        if self.url and self.auth_type is not EwsAuthType.OAUTH and not (self.username and self.password):
+            raise ValueError("EWS_USERNAME and EWS_PASSWORD are required for basic and ntlm")
+        if self.url and self.auth_type is EwsAuthType.OAUTH and not (
+                self.oauth_tenant_id and self.oauth_client_id and self.oauth_client_secret):
+            raise ValueError("EWS_OAUTH_TENANT_ID, EWS_OAUTH_CLIENT_ID and EWS_OAUTH_CLIENT_SECRET are required "
+                             "for oauth")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.url)
+
+
 class PegaSettings(BaseSettings):
     """How the service reaches Pega: DX API v2 (OAuth 2.0) and the SA API v1 (Basic)."""
 
@@ -284,6 +338,7 @@ class Settings:
         sync: SyncDefaults,
         telemetry: TelemetrySettings | None = None,
         insights: InsightsSettings | None = None,
+        ews: EwsSettings | None = None,
     ) -> None:
         self.app = app
         self.storage = storage
@@ -293,6 +348,7 @@ class Settings:
         self.sync = sync
         self.insights = insights or InsightsSettings.model_validate({})
         self.telemetry = telemetry or TelemetrySettings()
+        self.ews = ews or EwsSettings.model_validate({})
 
     @property
     def mode(self) -> AppMode:
@@ -308,6 +364,7 @@ _GROUPS: dict[str, tuple[type[BaseSettings], str]] = {
     "sync": (SyncDefaults, "SYNC_"),
     "telemetry": (TelemetrySettings, ""),
     "insights": (InsightsSettings, "INSIGHTS_"),
+    "ews": (EwsSettings, "EWS_"),
 }
 
 

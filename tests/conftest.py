@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.plugins.azurite",
     "tests.plugins.app_host",
     "tests.plugins.graph_sim",
+    "tests.plugins.ews_sim",
     "tests.plugins.pega_sim",
 ]

@@ -75,8 +75,8 @@ class ChaosStack:
 
     @classmethod
     def create(cls, seed: int, *, log_root: Path, clock_offset: float = 0.0) -> ChaosStack:
-        ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "blob", "queue",
-                                                          "table")})
+        ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "ews", "blob",
+                                                          "queue", "table")})
         workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-"))
         log_dir = log_root / f"seed-{seed}"
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -126,6 +126,9 @@ class ChaosStack:
                                       f"http://127.0.0.1:{p.host}/api", "--token-url",
                                       f"http://127.0.0.1:{p.graph}/{env.get('GRAPH_TENANT_ID', '')}/oauth2/v2.0/token"),
             wait_ports=[p.pega], env=env, log_dir=self.log_dir)
+        # Exchange Server on-premises (EWS): `make run` onboards its demo rep (sandbox/demo.py) too
+        self.services["ews"] = start("ews-sim", python_module("sandbox.ews", "--port", str(p.ews)),
+                                     wait_ports=[p.ews], env=env, log_dir=self.log_dir)
         self.start_host()
 
     def start_azurite(self) -> None:
@@ -193,7 +196,7 @@ class ChaosStack:
     def urls(self) -> dict[str, str]:
         p = self.ports
         return {"graph": f"http://127.0.0.1:{p.graph}", "pega": f"http://127.0.0.1:{p.pega}",
-                "api": f"http://127.0.0.1:{p.host}/api"}
+                "api": f"http://127.0.0.1:{p.host}/api", "ews": f"http://127.0.0.1:{p.ews}"}
 
 
 ROOT_LOGS = ROOT / ".sandbox" / "chaos"

@@ -35,6 +35,14 @@ param pegaPassword string = ''
 @secure()
 param graphClientSecret string = ''
 
+@description('EWS service account password (Exchange on-premises; docs/deploy.md). Empty keeps the current secret.')
+@secure()
+param ewsPassword string = ''
+
+@description('Client secret for EWS with hybrid modern authentication (EWS_AUTH_TYPE oauth). Empty keeps the current secret.')
+@secure()
+param ewsOauthClientSecret string = ''
+
 @description('Function key Graph presents on change notifications (?code= on the notification URL). Empty keeps the current secret.')
 @secure()
 param notificationUrlKey string = ''
@@ -123,6 +131,36 @@ resource graphClientSecretEntry 'Microsoft.KeyVault/vaults/secrets@2023-07-01' =
   }
 }
 
+resource ewsPasswordEntry 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(ewsPassword)) {
+  // checkov:skip=CKV_AZURE_41: False positive: checkov's bicep parser nests a conditional resource's body one level deeper and misses attributes.exp, which is set below (tests/infra/test_bicep_structure.py asserts it).
+  // checkov:skip=CKV_AZURE_114: False positive for the same reason: contentType is set below (asserted in tests/infra).
+  parent: vault
+  name: 'ews-password'
+  properties: {
+    value: ewsPassword
+    contentType: 'text/plain'
+    attributes: {
+      enabled: true
+      exp: secretExpiry
+    }
+  }
+}
+
+resource ewsOauthClientSecretEntry 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(ewsOauthClientSecret)) {
+  // checkov:skip=CKV_AZURE_41: False positive: checkov's bicep parser nests a conditional resource's body one level deeper and misses attributes.exp, which is set below (tests/infra/test_bicep_structure.py asserts it).
+  // checkov:skip=CKV_AZURE_114: False positive for the same reason: contentType is set below (asserted in tests/infra).
+  parent: vault
+  name: 'ews-oauth-client-secret'
+  properties: {
+    value: ewsOauthClientSecret
+    contentType: 'text/plain'
+    attributes: {
+      enabled: true
+      exp: secretExpiry
+    }
+  }
+}
+
 resource notificationUrlKeyEntry 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(notificationUrlKey)) {
   // checkov:skip=CKV_AZURE_41: False positive: checkov's bicep parser nests a conditional resource's body one level deeper and misses attributes.exp, which is set below (tests/infra/test_bicep_structure.py asserts it).
   // checkov:skip=CKV_AZURE_114: False positive for the same reason: contentType is set below (asserted in tests/infra).
@@ -144,4 +182,6 @@ output vaultUri string = vault.properties.vaultUri
 output pegaClientSecretUri string = '${vault.properties.vaultUri}secrets/pega-client-secret'
 output pegaPasswordUri string = '${vault.properties.vaultUri}secrets/pega-password'
 output graphClientSecretUri string = '${vault.properties.vaultUri}secrets/graph-client-secret'
+output ewsPasswordUri string = '${vault.properties.vaultUri}secrets/ews-password'
+output ewsOauthClientSecretUri string = '${vault.properties.vaultUri}secrets/ews-oauth-client-secret'
 output notificationUrlKeyUri string = '${vault.properties.vaultUri}secrets/graph-notification-key'

@@ -16,6 +16,7 @@ def seed(store: Store) -> dict[str, str]:
         for op in (
             Operator("alex", "alex@contoso.example", "Alex Example"),
             Operator("blair", "blair@contoso.example", "Blair Example"),
+            Operator("casey", "onprem.rep@contoso.example", "Casey On-Premises"),
             Operator(INTEGRATION_OPERATOR, "exchange-sync@contoso.example", "Exchange Sync Integration"),
         ):
             store.operators[op.operator_id] = op

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,6 +36,8 @@ class MailboxRequest(BaseModel):
     private_policy: PrivatePolicy | None = None
     past_days: Annotated[int, Field(ge=0, le=3650)] | None = None
     batch_size: Annotated[int, Field(ge=1, le=512)] | None = None
+    # graph: Exchange Online; ews: Exchange Server on-premises (needs EWS_URL and the service account)
+    backend: Literal["graph", "ews"] | None = None
 
 
 def parse_request(body: bytes) -> MailboxRequest:
@@ -96,7 +98,10 @@ async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Ma
     """Create or update; returns (mailbox, created). The mailbox is found by its object id first, so
     onboarding a renamed user (a new UPN) updates the same mailbox and keeps its links and cursors."""
     upn = validate_upn(upn)
-    user_id = await resolve_user_id(services, upn)
+    if req.backend == "ews" and not services.settings.ews.configured:
+        raise InvalidMessageError("backend: ews needs EWS_URL (and the EWS service account) to be configured")
+    # an on-premises mailbox is addressed by its SMTP address over EWS (and may not be in Entra)
+    user_id = "" if req.backend == "ews" else await resolve_user_id(services, upn)
     existing = (await services.state.mailboxes.get(user_id) if user_id else None) or \
         await services.state.mailboxes.get(upn)
     if existing is not None and existing.upn != upn:
@@ -131,6 +136,7 @@ async def describe(services: Services, upn: str) -> dict[str, Any] | None:
         "upn": mailbox.upn,
         "id": mailbox.key,
         "pega_operator": mailbox.pega_operator,
+        "backend": mailbox.backend,
         "status": mailbox.status,
         "settings": {"email_enabled": mailbox.email_enabled, "calendar_enabled": mailbox.calendar_enabled,
                      "contacts_enabled": mailbox.contacts_enabled, "private_policy": mailbox.private_policy.value,

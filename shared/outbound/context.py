@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.config import Settings
+from shared.ews.writes import routed
 from shared.graph.factory import graph_gateway
 from shared.graph.gateway import GraphGateway
 from shared.outbound.payloads import PayloadStore
@@ -48,7 +49,7 @@ def worker_context(settings: Settings, state: StateStore) -> WorkerContext:
     if ctx is None or ctx.state is not state:
         pega = pega_records(settings)
         ctx = _contexts[loop] = WorkerContext(
-            settings=settings, state=state, graph=graph_gateway(settings.graph),
+            settings=settings, state=state, graph=routed(settings, state, graph_gateway(settings.graph)),
             payloads=payload_store_for(settings), pega=pega,
             mapping=pega.m if pega is not None else load_mapping(settings.pega.mapping_file),
         )

@@ -20,6 +20,7 @@ from shared.storage.tables import Entity, Table
 PK = "mailbox"
 UPN_INDEX_PK = "mailbox-upn"  # upn -> key
 KINDS = ("email", "calendar", "contacts")
+BACKENDS = ("graph", "ews")  # Exchange Online (Microsoft Graph) | Exchange Server on-premises (EWS)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Mailbox:
     status: str = "active"
     onboarded_at: dt.datetime | None = None
     backfill: dict[str, str] = field(default_factory=dict)
+    backend: str = "graph"  # chosen at onboarding: graph | ews (a hybrid organization has both)
     user_id: str = ""  # Entra object id (immutable), resolved at onboarding
     state_key: str = ""  # the key of every state row: the object id ("" on legacy rows: the UPN)
     etag: str | None = None
@@ -84,6 +86,7 @@ class Mailbox:
             "status": self.status,
             "onboarded_at": self.onboarded_at or dt.datetime.now(dt.UTC),
             "backfill": json.dumps(self.backfill),
+            "backend": self.backend,
         }
 
     @classmethod
@@ -100,6 +103,7 @@ class Mailbox:
             status=str(e.get("status", "active")),
             onboarded_at=e.get("onboarded_at"),
             backfill=json.loads(e.get("backfill") or "{}"),
+            backend=str(e.get("backend") or "graph"),
             user_id=str(e.get("user_id") or ""),
             state_key=str(e.get("state_key") or ""),
             etag=e.get("_etag"),

@@ -34,6 +34,7 @@ from shared.storage.links import Link
 from shared.storage.mailboxes import Mailbox
 from shared.sync.apply import Applier, ItemExtras
 from shared.sync.associate import AssociationCache
+from shared.sync.backends import MailboxBackend
 from shared.sync.context import SyncContext
 from shared.sync.linkbatch import by_graph_ids
 from shared.sync.mapping import (
@@ -61,7 +62,7 @@ from shared.sync.planner import (
     prefilter,
 )
 from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal, fill_from_master
-from shared.sync.source import ExchangeReader, Window
+from shared.sync.source import Window
 from shared.sync.timezones import UnknownTimeZoneError, parse_iso_utc, zone
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def overlaps(ev: EventRecord, start: dt.datetime | None, end: dt.datetime | None
 class PageGatherer:
     """Per round: the caches (series masters, folder ids, associations, organizers) and the page logic."""
 
-    def __init__(self, services: Services, ctx: SyncContext, mb: Mailbox, kind: str, reader: ExchangeReader,
+    def __init__(self, services: Services, ctx: SyncContext, mb: Mailbox, kind: str, reader: MailboxBackend,
                  applier: Applier, *, now: dt.datetime, dry: bool = False) -> None:
         self.s = services
         self.ctx = ctx

@@ -45,6 +45,7 @@ from shared.storage.leases import Lease, LeaseLostError
 from shared.storage.mailboxes import Mailbox
 from shared.sync import item_retry
 from shared.sync.apply import Applied, Applier, ItemExtras
+from shared.sync.backends import reader_for
 from shared.sync.context import SyncContext, sync_context
 from shared.sync.folders import INBOX, SENT, mail_folders
 from shared.sync.folders import forget as forget_folders
@@ -67,7 +68,6 @@ from shared.sync.records import ContactRecord, Item, Removal
 from shared.sync.source import (
     DEDICATED_CONTACTS,
     FILTERED_DELTA_CAP,
-    ExchangeReader,
     Window,
     calendar_window,
     folders_for,
@@ -153,7 +153,7 @@ class _Round:
         self.dry = dry
         self.allow_mass_delete = allow_mass_delete
         self.lease = lease
-        self.reader = ExchangeReader(ctx.gateway, mb.key, page_size=mb.batch_size)
+        self.reader = reader_for(services, ctx, mb)  # Graph or EWS, per mailbox (shared/sync/backends.py)
         self.applier = Applier(ctx.records, services.state.links, mailbox=mb.key, kind=kind,
                                operator=mb.pega_operator or None, claims=services.state.claims)
         self.gather = PageGatherer(services, ctx, mb, kind, self.reader, self.applier, now=now, dry=dry)

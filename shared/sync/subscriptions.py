@@ -41,8 +41,8 @@ def desired_for(mailbox: Mailbox, settings: Settings, *, contact_folder_id: str 
     """Which resources to watch: every folder and collection the sync reads. Mail: the whole mailbox's
     messages unless only Inbox and Sent Items sync (SYNC_MAIL_FOLDERS) — mail that server rules file
     into other folders must notify too. Contacts: the default folder and the dedicated one."""
-    if not settings.sync.push_enabled or not mailbox.active:
-        return []
+    if not settings.sync.push_enabled or not mailbox.active or mailbox.backend != "graph":
+        return []  # on-premises (EWS) mailboxes: pull subscriptions instead (shared/ews/events.py)
     upn = mailbox.key  # Graph accepts the object id wherever it accepts the UPN
     out: list[DesiredSubscription] = []
     if mailbox.email_enabled:
@@ -204,7 +204,8 @@ class SubscriptionManager:
         """The dedicated contact folder's id, if one is configured and exists yet (the Pega → Exchange
         side creates it on its first write; the next ensure then subscribes to it)."""
         name = self.settings.sync.contact_folder
-        if not name or not mailbox.active or not mailbox.contacts_enabled or not self.settings.sync.push_enabled:
+        if (not name or not mailbox.active or not mailbox.contacts_enabled or not self.settings.sync.push_enabled
+                or mailbox.backend != "graph"):
             return ""
         from shared.sync.source import ExchangeReader
 

@@ -73,7 +73,8 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
 
 @pytest.fixture(scope="module")
 def sandbox():
-    ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "blob", "queue", "table")})
+    ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "ews", "blob", "queue",
+                                                                   "table")})
     settings = sandbox_settings(ports)
     stack = Stack()
     try:

@@ -20,6 +20,7 @@ EXPECTED = {
     "subscription_worker": {"type": "queueTrigger", "queueName": "subscription-work"},
     "subscription_manager": {"type": "timerTrigger", "schedule": "0 */10 * * * *"},
     "delta_poll": {"type": "timerTrigger", "schedule": "0 * * * * *"},
+    "ews_events": {"type": "timerTrigger", "schedule": "*/15 * * * * *"},
     "lease_recovery": {"type": "timerTrigger", "schedule": "*/15 * * * * *"},
     "admin_mailbox_failures": {"type": "httpTrigger", "route": "admin/mailboxes/{upn}/failures", "methods": ["GET"],
                                "authLevel": "ADMIN"},

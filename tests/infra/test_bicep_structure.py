@@ -137,7 +137,7 @@ def test_key_vault_secrets_have_content_type_and_expiry():
     """What checkov's CKV_AZURE_41/114 would check if its parser unwrapped conditional resources."""
     secrets = of_type(MODULES / "keyvault.bicep", "Microsoft.KeyVault/vaults/secrets")
     assert {body(s)["name"] for s in secrets} == {"pega-client-secret", "pega-password", "graph-client-secret",
-                                                 "graph-notification-key"}
+                                                 "graph-notification-key", "ews-password", "ews-oauth-client-secret"}
     for s in secrets:
         props = body(s)["properties"]
         assert props["contentType"], body(s)["name"]

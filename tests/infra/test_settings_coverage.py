@@ -19,6 +19,7 @@ SAMPLE = ROOT / "local.settings.sample.json"
 NOT_IN_AZURE: dict[str, str] = {
     "AzureWebJobsStorage": "Azure uses the identity-based AzureWebJobsStorage__* settings; a connection string "
                            "needs shared keys, which the storage account disables.",
+    "EWS_CA_BUNDLE": "a file path on the host: set by hand where the on-premises endpoint uses an internal CA.",
     "GRAPH_CA_BUNDLE": "sandbox only: trusts the Graph simulator's self-signed CA; Azure uses the public CAs.",
 }
 

@@ -7,15 +7,18 @@ acts as the user's Outlook, and helpers to run rounds and inspect Pega and the l
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 import pytest
 
+from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
+from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from sandbox.graph.seed import AGENT_CLIENT_ID, AGENT_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
 from shared.config import PrivatePolicy, load_settings
 from shared.graph.gateway import GraphGateway
@@ -53,11 +56,34 @@ class Inbound:
     graph: Any  # GraphSim
     pega_control: Any  # PegaSimControl
     agent: httpx.AsyncClient  # acts as the user (Outlook)
+    backend: str = "graph"  # graph: an Exchange Online mailbox; ews: an on-premises one (EWS simulator)
+    ews: Any = None  # EwsSim, for backend ews
+    outlook: Any = None  # backend ews: the user's Outlook as Graph-shaped calls carried out over EWS
 
     async def onboard(self, **overrides: Any) -> Mailbox:
         mb = Mailbox.with_defaults(self.upn, "alex", self.services.settings.sync)
-        mb = replace(mb, **overrides)
+        mb = replace(mb, backend=self.backend, **overrides)
         return await self.services.state.mailboxes.put(mb)
+
+    async def inbound_mail(self, **message: Any) -> dict[str, Any]:
+        """A message arriving in the Inbox, in the Graph simulator's vocabulary for both backends."""
+        if self.backend == "graph":
+            return dict(await self.graph.control.inbound_mail(self.upn, **message))
+        sender = message.get("from") or {}
+        body = {"subject": message.get("subject", ""), "body": message.get("body", ""),
+                "bodyType": message.get("bodyType", "HTML"), "from": sender.get("address", "x@fabrikam.example"),
+                "fromName": sender.get("name", ""), "to": message.get("to") or [self.upn], "cc": message.get("cc"),
+                "categories": message.get("categories"), "internetMessageId": message.get("internetMessageId"),
+                "receivedDateTime": message.get("receivedDateTime")}
+        props = message.get("singleValueExtendedProperties") or {}
+        level = props.get("Integer 0x0036") if isinstance(props, dict) else None
+        if level is not None:
+            body["sensitivity"] = ("Normal", "Personal", "Private", "Confidential")[int(level)]
+        if message.get("inReplyTo"):
+            body["inReplyTo"] = message["inReplyTo"]
+        made = dict(self.ews.control("POST", f"mailboxes/{self.upn}/inbound-mail",
+                                     {k: v for k, v in body.items() if v is not None}))
+        return {**made, "immutableId": made["id"]}
 
     async def run(self, kind: str, **kw: Any) -> RoundReport:
         kw.setdefault("reason", "poll")
@@ -72,17 +98,94 @@ class Inbound:
     async def pega_record(self, record_id: str) -> dict[str, Any]:
         return dict(await self.pega_control.record(record_id))
 
+    async def replay_next_delta(self) -> None:
+        """Exchange delivering pages again: Graph replays the next delta page; for EWS the stored sync
+        states go back to the start, so the next round reads everything again."""
+        if self.backend == "graph":
+            await self.graph.control.replay_next_delta(self.upn)
+            return
+        for cursor in await self.services.state.cursors.list(self.upn):
+            await self.services.state.cursors.save(replace(cursor, next_link="", delta_link=""))
+
+    async def expire_delta_tokens(self) -> None:
+        if self.backend == "graph":
+            await self.graph.control.expire_delta_tokens(self.upn)
+        else:
+            self.ews.control("POST", "sync-states/invalidate", {"mailbox": self.upn})
+
+    async def throttle_delta(self, *, retry_after: int) -> Callable[[], Awaitable[None]]:
+        """The next delta read is throttled with this back-off; returns the clean-up."""
+        if self.backend == "graph":
+            fault = await self.graph.control.add_fault(path=f"users/{self.upn}/mailFolders/.*/messages/delta",
+                                                       status=429, retry_after=retry_after, count=1)
+            return lambda: self.graph.control.call("DELETE", f"faults/{fault['id']}")
+        self.ews.control("POST", "faults", {"code": "ErrorServerBusy", "mailbox": self.upn, "count": 1,
+                                            "operation": "SyncFolderItems", "backOffMilliseconds": retry_after * 1000})
+
+        async def clear() -> None:
+            self.ews.control("DELETE", "faults")
+        return clear
+
+    async def now(self) -> dt.datetime:
+        """The Exchange side's clock (each simulator has its own, advanced by tests)."""
+        if self.backend == "graph":
+            state = await self.graph.control.call("GET", "clock")
+        else:
+            state = self.ews.control("POST", "clock", {"advanceSeconds": 0})
+        return dt.datetime.fromisoformat(str(state["now"]).replace("Z", "+00:00"))
+
+    async def advance_clock(self, seconds: float) -> None:
+        if self.backend == "graph":
+            await self.graph.control.advance_clock(seconds)
+        else:
+            self.ews.control("POST", "clock", {"advanceSeconds": seconds})
+
+    async def touch(self, item_id: str, **same: Any) -> None:
+        """A new change key without a content change (Outlook re-saving an item)."""
+        if self.backend == "graph":
+            await self.graph.control.touch(self.upn, item_id)
+        else:
+            await self.user_call("PATCH", f"events/{item_id}", json=same)
+
+    async def app_call(self, method: str, path: str, **kw: Any) -> Any:
+        """A write by the sync service itself (the Pega → Exchange side): the Graph app, or the EWS
+        service account impersonating the rep."""
+        if self.backend == "ews":
+            return await self.user_call(method, path, **kw)
+        async with await self.graph.http() as sync_app:
+            r = await sync_app.request(method, f"/users/{self.upn}/{path.lstrip('/')}",
+                                       headers={"Prefer": 'IdType="ImmutableId"'}, **kw)
+            assert r.status_code < 300, r.text
+            return r.json() if r.content else None
+
     async def user_call(self, method: str, path: str, **kw: Any) -> Any:
-        r = await self.agent.request(method, f"/users/{self.upn}/{path.lstrip('/')}",
-                                     headers={"Prefer": 'IdType="ImmutableId"'}, **kw)
+        if self.backend == "ews":
+            resp = await self.outlook.request(method, f"users/{self.upn}/{path.lstrip('/')}", mailbox=self.upn,
+                                              body=kw.get("json", kw.get("content")), params=kw.get("params"))
+            return resp.json() if resp.body else None
+        headers = {"Prefer": 'IdType="ImmutableId"', **kw.pop("headers", {})}
+        r = await self.agent.request(method, f"/users/{self.upn}/{path.lstrip('/')}", headers=headers, **kw)
         assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text}"
         return r.json() if r.content else None
 
 
 @pytest.fixture
-async def inbound(graph_sim: Any, pega_sim: Any, pega_control: Any, azurite_conn: str, request: Any,
-                  tmp_path: Any) -> AsyncIterator[Inbound]:
-    extra: dict[str, str] = {}
+def backend() -> str:
+    """The mailbox backend of `inbound`. A suite runs for both with
+    `pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])`."""
+    return "graph"
+
+
+@pytest.fixture
+async def inbound(request: pytest.FixtureRequest, backend: str, graph_sim: Any, pega_sim: Any, pega_control: Any,
+                  azurite_conn: str, tmp_path: Any) -> AsyncIterator[Inbound]:
+    only = request.node.get_closest_marker("graph_only")
+    if backend == "ews" and only is not None:
+        pytest.skip(f"Graph only: {only.args[0] if only.args else ''}")
+    ews_sim = request.getfixturevalue("ews_sim") if backend == "ews" else None
+    extra: dict[str, str] = {} if ews_sim is None else {
+        "EWS_URL": ews_sim.endpoint, "EWS_USERNAME": EWS_SERVICE_USER, "EWS_PASSWORD": EWS_SERVICE_PASSWORD,
+        "EWS_TIMEOUT_SECONDS": "20"}
     marker = request.node.get_closest_marker("pega_mapping")
     if marker is not None:  # @pytest.mark.pega_mapping({...}): a mapping file overriding these parts
         path = tmp_path / "mapping.json"
@@ -95,10 +198,18 @@ async def inbound(graph_sim: Any, pega_sim: Any, pega_control: Any, azurite_conn
     pega = PegaClient(settings.pega)
     ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph), pega=pega, records=PegaRecords(pega),
                       mapping=pega.mapping)
-    user = await graph_sim.control.new_user("Rep " + uuid.uuid4().hex[:4])
     agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)
+    if ews_sim is None:
+        user = await graph_sim.control.new_user("Rep " + uuid.uuid4().hex[:4])
+        found = Inbound(services, ctx, str(user["userPrincipalName"]), graph_sim, pega_control, agent)
+    else:
+        from shared.ews.gateway import ews_gateway
+        from shared.ews.writes import EwsWrites
+
+        found = Inbound(services, ctx, ews_sim.new_mailbox(), graph_sim, pega_control, agent, backend="ews",
+                        ews=ews_sim, outlook=EwsWrites(ews_gateway(settings.ews)))
     try:
-        yield Inbound(services, ctx, str(user["userPrincipalName"]), graph_sim, pega_control, agent)
+        yield found
     finally:
         await agent.aclose()
         await ctx.gateway.close()

@@ -15,6 +15,8 @@ from shared.queues.worker import run_message
 from shared.sync import inbound as inbound_mod
 from shared.sync.inbound import run_delta_round
 
+pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
+
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]
 
@@ -25,7 +27,7 @@ def by_exchange_id(records, exchange_id):
 
 async def test_received_mail_is_created_once_associated_with_insights_and_replays_change_nothing(inbound) -> None:
     await inbound.onboard()
-    sent = await inbound.graph.control.inbound_mail(inbound.upn, subject="Quarterly pricing",
+    sent = await inbound.inbound_mail(subject="Quarterly pricing",
                                                     body="Great news, we would love a quote.", **{"from": DANA})
     first = await inbound.run("email")
     assert first.outcomes["created"] == 1 and first.completed, first.as_dict()
@@ -38,7 +40,7 @@ async def test_received_mail_is_created_once_associated_with_insights_and_replay
     assert c["SentimentLabel"] == "positive" and "Prepare a quote" in c["SuggestedActionTop"]
 
     # the same round again, and a replay of the same pages (Graph redelivers): nothing is written
-    await inbound.graph.control.replay_next_delta(inbound.upn)
+    await inbound.replay_next_delta()
     replay = await inbound.run("email")
     again = await inbound.run("email")
     assert replay.items >= 1 and replay.skipped["unchanged"] >= 1, replay.as_dict()
@@ -56,7 +58,7 @@ async def test_sent_mail_is_outbound_and_a_reply_keeps_its_thread(inbound) -> No
         "toRecipients": [{"emailAddress": DANA}]}})
     sent_items = await inbound.user_call("GET", "mailFolders/sentitems/messages")
     first = sent_items["value"][0]
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="RE: Fleet renewal", body="Thanks, looks good.",
+    await inbound.inbound_mail(subject="RE: Fleet renewal", body="Thanks, looks good.",
                                              inReplyTo=first["internetMessageId"], **{"from": DANA})
     report = await inbound.run("email")
     assert report.outcomes["created"] == 2, report.as_dict()
@@ -71,7 +73,7 @@ async def test_sent_mail_is_outbound_and_a_reply_keeps_its_thread(inbound) -> No
 
 async def test_unassociated_mail_and_drafts_are_skipped_with_their_reason(inbound) -> None:
     await inbound.onboard()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="Hello", body="hi",
+    await inbound.inbound_mail(subject="Hello", body="hi",
                                              **{"from": {"address": "someone@unknown-co.example"}})
     # a message created through the API is a draft, even in the Inbox
     await inbound.user_call("POST", "mailFolders/inbox/messages", json={
@@ -102,9 +104,8 @@ async def test_private_mail_is_skipped_unless_the_mailbox_allows_it(inbound) -> 
 
 async def test_throttled_round_is_deferred_by_retry_after_and_then_completes(inbound, unique_name) -> None:
     await inbound.onboard()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="Pricing", body="hi", **{"from": DANA})
-    fault = await inbound.graph.control.add_fault(path=f"users/{inbound.upn}/mailFolders/.*/messages/delta",
-                                                  status=429, retry_after=7, count=1)
+    await inbound.inbound_mail(subject="Pricing", body="hi", **{"from": DANA})
+    clear = await inbound.throttle_delta(retry_after=7)
     queue = "t" + unique_name
 
     async def handler(env):
@@ -132,15 +133,15 @@ async def test_throttled_round_is_deferred_by_retry_after_and_then_completes(inb
         assert report.outcomes["created"] == 1, report.as_dict()
         assert (await inbound.services.state.health.get(inbound.upn, "email")).consecutive_failures == 0
     finally:
-        await inbound.graph.control.call("DELETE", f"faults/{fault['id']}")
+        await clear()
 
 
 async def test_expired_delta_token_resyncs_fully_without_duplicates(inbound) -> None:
     await inbound.onboard()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="one", body="a", **{"from": DANA})
+    await inbound.inbound_mail(subject="one", body="a", **{"from": DANA})
     assert (await inbound.run("email")).outcomes["created"] == 1
-    await inbound.graph.control.expire_delta_tokens(inbound.upn)
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="two", body="b", **{"from": DANA})
+    await inbound.expire_delta_tokens()
+    await inbound.inbound_mail(subject="two", body="b", **{"from": DANA})
     report = await inbound.run("email")
     assert report.full_resync, report.as_dict()
     assert report.outcomes["created"] == 1 and report.skipped["unchanged"] == 1, report.as_dict()
@@ -151,7 +152,7 @@ async def test_expired_delta_token_resyncs_fully_without_duplicates(inbound) -> 
 async def test_crash_mid_page_replays_the_round_and_never_skips_or_duplicates(inbound, monkeypatch) -> None:
     await inbound.onboard(batch_size=2)
     for i in range(5):
-        await inbound.graph.control.inbound_mail(inbound.upn, subject=f"m{i}", body="x", **{"from": DANA})
+        await inbound.inbound_mail(subject=f"m{i}", body="x", **{"from": DANA})
     calls = {"n": 0}
     real = inbound_mod.Applier.apply
 
@@ -180,7 +181,7 @@ async def test_a_long_round_stops_after_max_pages_and_continues_from_its_cursor(
     queue = inbound.services.queues
     await inbound.onboard(batch_size=2)
     for i in range(5):
-        await inbound.graph.control.inbound_mail(inbound.upn, subject=f"c{i}", body="x", **{"from": DANA})
+        await inbound.inbound_mail(subject=f"c{i}", body="x", **{"from": DANA})
     sent: list = []
 
     async def capture(name, envelope, *, delay_seconds=0):
@@ -208,7 +209,7 @@ async def test_a_long_round_stops_after_max_pages_and_continues_from_its_cursor(
 
 async def test_private_mail_arriving_after_onboarding_is_still_skipped(inbound) -> None:
     await inbound.onboard()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="hello", body="x", **{"from": DANA})
+    await inbound.inbound_mail(subject="hello", body="x", **{"from": DANA})
     assert (await inbound.run("email")).outcomes["created"] == 1
     await inbound.user_call("POST", "sendMail", json={"message": {
         "subject": "Private later", "body": {"contentType": "text", "content": "x"},
@@ -223,20 +224,21 @@ async def test_an_incremental_round_trusts_the_expansion_and_costs_no_request_pe
     simply has no property list. No per-message sensitivity GET — against real Graph that would be
     one extra request per new message."""
     await inbound.onboard()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="first", body="x", **{"from": DANA})
+    await inbound.inbound_mail(subject="first", body="x", **{"from": DANA})
     assert (await inbound.run("email")).outcomes["created"] == 1
     for i in range(3):
-        await inbound.graph.control.inbound_mail(inbound.upn, subject=f"later {i}", body="x", **{"from": DANA})
+        await inbound.inbound_mail(subject=f"later {i}", body="x", **{"from": DANA})
     report = await inbound.run("email")
     assert report.outcomes["created"] == 3, report.as_dict()
     assert report.graph_requests_by_purpose == {"delta_page": report.graph_requests}, report.as_dict()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="private later", body="x", **{"from": DANA},
+    await inbound.inbound_mail(subject="private later", body="x", **{"from": DANA},
                                              singleValueExtendedProperties={"Integer 0x0036": "2"})
     report = await inbound.run("email")
     assert report.skipped["private"] == 1 and report.synced == 0, report.as_dict()
     assert report.graph_requests_by_purpose == {"delta_page": report.graph_requests}, report.as_dict()
 
 
+@pytest.mark.graph_only("two Graph mailboxes; tests/sync_inbound/test_ews_e2e.py has the hybrid case")
 async def test_the_same_mail_in_two_onboarded_mailboxes_is_one_pega_case(inbound) -> None:
     from dataclasses import replace as dc_replace
 
@@ -263,9 +265,9 @@ async def test_mail_older_than_the_past_days_setting_is_not_backfilled(inbound) 
 
     await inbound.onboard(past_days=7)
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="old", body="x", receivedDateTime=old,
+    await inbound.inbound_mail(subject="old", body="x", receivedDateTime=old,
                                              **{"from": DANA})
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="new", body="x", **{"from": DANA})
+    await inbound.inbound_mail(subject="new", body="x", **{"from": DANA})
     report = await inbound.run("email")
     # the delta $filter keeps the old mail off the page (the simulator honours it, as Graph does); a
     # server that ignored it would hand it over and the planner would skip it as outside_window

@@ -24,6 +24,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from sandbox.ews.seed import SERVICE_PASSWORD as EWS_SERVICE_PASSWORD
+from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from sandbox.graph.seed import (
     API_AUDIENCE,
     NO_ROLE_CLIENT_ID,
@@ -78,8 +80,10 @@ def issuer(graph_sim, tmp_path_factory) -> Iterator[tuple[Issuer, str]]:
         svc.stop()
 
 
-def host_settings(conn: str, graph_sim: Any, pega_sim: Any, jwks_url: str) -> dict[str, str]:
-    return {
+def host_settings(conn: str, graph_sim: Any, pega_sim: Any, jwks_url: str, ews_sim: Any = None) -> dict[str, str]:
+    ews = {"EWS_URL": ews_sim.endpoint, "EWS_USERNAME": EWS_SERVICE_USER, "EWS_PASSWORD": EWS_SERVICE_PASSWORD,
+           "EWS_AUTH_TYPE": "ntlm", "EWS_TIMEOUT_SECONDS": "20"} if ews_sim is not None else {}
+    return {**ews,
         "GRAPH_TENANT_ID": TENANT_ID, "GRAPH_CLIENT_ID": SYNC_CLIENT_ID, "GRAPH_CLIENT_SECRET": SYNC_CLIENT_SECRET,
         "GRAPH_AUTHORITY_HOST": graph_sim.authority, "GRAPH_BASE_URL": graph_sim.graph_url,
         "GRAPH_CA_BUNDLE": str(graph_sim.ca_path), "GRAPH_TIMEOUT_SECONDS": "20",
@@ -93,10 +97,11 @@ def host_settings(conn: str, graph_sim: Any, pega_sim: Any, jwks_url: str) -> di
 
 
 @pytest.fixture(scope="session")
-def outbound_host(azurite_conn, graph_sim, pega_sim, issuer, tmp_path_factory) -> Iterator[AppHost]:
+def outbound_host(azurite_conn, graph_sim, pega_sim, ews_sim, issuer, tmp_path_factory) -> Iterator[AppHost]:
+    """The host serves Exchange Online (Graph) and on-premises (EWS) reps, like a hybrid deployment."""
     _, jwks_url = issuer
     host_json = fast_host_json(tmp_path_factory.mktemp("outbound-host"), batchSize=16, maxDequeueCount=5)
-    h = start_app_host(azurite_conn, settings=host_settings(azurite_conn, graph_sim, pega_sim, jwks_url),
+    h = start_app_host(azurite_conn, settings=host_settings(azurite_conn, graph_sim, pega_sim, jwks_url, ews_sim),
                        host_json=host_json, app="tests.sync_outbound.outbound_app:app")
     try:
         yield h
@@ -127,6 +132,15 @@ async def rep(graph_sim, state) -> Rep:
     operator = "op-" + uuid.uuid4().hex[:10]
     await state.mailboxes.put(Mailbox(upn=upn, pega_operator=operator))
     return Rep(upn=upn, operator=operator, user_id=str(user["id"]))
+
+
+@pytest.fixture
+async def onprem_rep(ews_sim, state) -> Rep:
+    """A fresh mailbox in the EWS simulator (Exchange Server on-premises), onboarded with backend ews."""
+    upn = ews_sim.new_mailbox()
+    operator = "op-" + uuid.uuid4().hex[:10]
+    await state.mailboxes.put(Mailbox(upn=upn, pega_operator=operator, backend="ews"))
+    return Rep(upn=upn, operator=operator, user_id=upn)
 
 
 class Api:
@@ -198,7 +212,7 @@ class Api:
     async def run(self, method: str, path: str, body: Any, *, within: float = 30.0, **kw: Any) -> dict[str, Any]:
         """Submit and wait until the operation has finished; assert it succeeded."""
         op = await self.wait(await self.submit(method, path, body, **kw), within=within)
-        assert op["status"] == "succeeded", op
+        assert op["status"] == "succeeded", {k: op.get(k) for k in ("status", "error", "lastError", "code", "result")}
         return op
 
 
