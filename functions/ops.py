@@ -13,7 +13,6 @@ Timer `ops_incidents` every minute: open / re-notify / close incidents (shared.o
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -21,6 +20,8 @@ import azure.functions as func
 
 from functions.http_util import json_response, problem
 from shared.admin.mailboxes import validate_upn
+from shared.contract import json_body
+from shared.contract.errors import ContractViolation
 from shared.errors import InvalidMessageError
 from shared.ops import actions, deadletters, health, incidents, telemetry
 from shared.runtime import Services, services
@@ -36,11 +37,12 @@ async def _svc() -> Services:
 
 
 def _body(req: func.HttpRequest) -> dict[str, Any]:
-    raw = req.get_body() or b"{}"
+    """The JSON object of an admin request: bounded nesting, valid Unicode text (400 otherwise)."""
     try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidMessageError("body: not JSON") from None
+        doc = json_body.load(req.get_body() or b"{}")
+        json_body.check_text(doc)
+    except ContractViolation as exc:
+        raise InvalidMessageError(f"body: {exc.message}") from None
     if not isinstance(doc, dict):
         raise InvalidMessageError("body: must be a JSON object")
     return doc
