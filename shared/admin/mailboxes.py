@@ -48,7 +48,7 @@ def parse_request(body: bytes) -> MailboxRequest:
 
 
 def validate_upn(upn: str) -> str:
-    if not UPN.match(upn or ""):
+    if not UPN.fullmatch(upn or ""):  # fullmatch: "$" would let a trailing newline through
         raise InvalidMessageError("upn: not a user principal name (user@domain)")
     return upn.lower()
 
