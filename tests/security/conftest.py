@@ -1,8 +1,10 @@
 """One running local host (the real function_app) for the hostile-input and fuzz tests.
 
-The host trusts the Graph simulator as its Entra ID (bearer tokens for the Pega API) and knows
-its Graph tenant (GRAPH_TENANT_ID, for the notification tenant check). Only the HTTP triggers
-run: the rounds intake enqueues stay in the queue, so tests can see exactly what was accepted.
+The host trusts the Graph simulator as its Entra ID (bearer tokens for the Pega API), knows its
+Graph tenant (GRAPH_TENANT_ID, for the notification tenant check) and reaches the Graph and Pega
+simulators. Only the HTTP triggers run: the rounds intake enqueues stay in the queue, so tests
+can see exactly what was accepted. It has an Azurite of its own: the fuzz test onboards
+mailboxes with generated names, which no other suite should ever see.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import pytest
 from azure.storage.queue.aio import QueueClient
 from yarl import URL
 
-from sandbox.graph.seed import API_AUDIENCE, PEGA_CLIENT_ID, PEGA_CLIENT_SECRET, SYNC_CLIENT_ID
+from sandbox.graph.seed import API_AUDIENCE, PEGA_CLIENT_ID, PEGA_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
+from sandbox.proc import azurite_connection_string, start_azurite
 from shared.config import load_settings
 from shared.storage.state import StateStore
 from shared.storage.subscriptions import SubscriptionRecord
@@ -31,20 +34,34 @@ WORKERS_OFF = ("delta_worker", "outbound_worker", "delta_poll", "subscription_ma
                "ops_incidents", "poison_delta_work", "poison_outbound_ops", "poison_subscription_work")
 
 
-def host_settings(graph_sim: Any) -> dict[str, str]:
+def host_settings(graph_sim: Any, pega_sim: Any) -> dict[str, str]:
     tenant = graph_sim.tenant_id
     return {
-        "GRAPH_TENANT_ID": tenant, "GRAPH_CLIENT_ID": SYNC_CLIENT_ID, "GRAPH_CLIENT_SECRET": "unused",
+        "GRAPH_TENANT_ID": tenant, "GRAPH_CLIENT_ID": SYNC_CLIENT_ID, "GRAPH_CLIENT_SECRET": SYNC_CLIENT_SECRET,
         "GRAPH_AUTHORITY_HOST": graph_sim.authority, "GRAPH_BASE_URL": graph_sim.graph_url,
-        "GRAPH_CA_BUNDLE": str(graph_sim.ca_path),
+        "GRAPH_CA_BUNDLE": str(graph_sim.ca_path), "GRAPH_TIMEOUT_SECONDS": "10",
+        "PEGA_BASE_URL": pega_sim.base_url, "PEGA_CLIENT_ID": pega_sim.client_id,
+        "PEGA_CLIENT_SECRET": pega_sim.client_secret, "PEGA_USERNAME": pega_sim.username,
+        "PEGA_PASSWORD": pega_sim.password, "PEGA_TIMEOUT_SECONDS": "10",
         "API_TENANT_ID": tenant, "API_AUDIENCE": API_AUDIENCE, "API_REQUIRED_ROLE": "Sync.ReadWrite",
         "API_OPENID_CONFIG_URL": f"{graph_sim.base_url}/{tenant}/v2.0/.well-known/openid-configuration",
     }
 
 
 @pytest.fixture(scope="session")
-def secure_host(azurite_conn: str, graph_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppHost]:
-    h = start_app_host(azurite_conn, settings=host_settings(graph_sim),
+def security_conn() -> Iterator[str]:
+    """Azurite for this suite alone."""
+    svc = start_azurite()
+    try:
+        yield azurite_connection_string(svc)
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_host(security_conn: str, graph_sim: Any, pega_sim: Any, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[AppHost]:
+    h = start_app_host(security_conn, settings=host_settings(graph_sim, pega_sim),
                        host_json=fast_host_json(tmp_path_factory.mktemp("secure-host")), disable=WORKERS_OFF)
     try:
         yield h
@@ -53,8 +70,8 @@ def secure_host(azurite_conn: str, graph_sim: Any, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture
-async def state(azurite_conn: str) -> AsyncIterator[StateStore]:
-    s = await StateStore.open(load_settings({"AzureWebJobsStorage": azurite_conn}).storage)
+async def state(security_conn: str) -> AsyncIterator[StateStore]:
+    s = await StateStore.open(load_settings({"AzureWebJobsStorage": security_conn}).storage)
     yield s
     await s.close()
 

@@ -64,7 +64,7 @@ async def test_deep_nesting_on_the_admin_api_is_400(secure_host, route, depth):
 
 
 async def test_a_lone_surrogate_in_client_state_ignores_that_notification_only(secure_host, subscription, graph_sim,
-                                                                             azurite_conn, state):
+                                                                             security_conn, state):
     before = (await state.health.get("_tenant", "intake")).skip_reasons if await state.health.get(
         "_tenant", "intake") else {}
     forged = notification(subscription, tenant=graph_sim.tenant_id, clientState="\ud800")
@@ -74,7 +74,7 @@ async def test_a_lone_surrogate_in_client_state_ignores_that_notification_only(s
     r = await send(secure_host, "POST", "graph/notifications", body=body)
     assert r.status == 202, r.text
     assert r.json() == {"accepted": 1, "enqueued": 1, "coalesced": 0, "ignored": {"malformed": 1}}
-    assert len(await queued_rounds(azurite_conn, subscription.mailbox)) == 1
+    assert len(await queued_rounds(security_conn, subscription.mailbox)) == 1
     after = (await state.health.get("_tenant", "intake")).skip_reasons
     assert after.get("malformed", 0) == before.get("malformed", 0) + 1
 
@@ -116,7 +116,7 @@ async def test_raw_surrogate_bytes_are_400_naming_the_field(secure_host, pega_to
 
 
 async def test_a_thousand_unknown_subscription_ids_are_answered_202_and_genuine_items_still_count(
-        secure_host, subscription, graph_sim, azurite_conn):
+        secure_host, subscription, graph_sim, security_conn):
     tenant = graph_sim.tenant_id
     unknown = [notification(subscription, tenant=tenant, subscriptionId=str(uuid.uuid4()), item=f"X{i}")
                for i in range(1000)]
@@ -129,7 +129,7 @@ async def test_a_thousand_unknown_subscription_ids_are_answered_202_and_genuine_
     assert r.status == 202, r.text
     assert r.json() == {"accepted": 1, "enqueued": 1, "coalesced": 0,
                         "ignored": {"unknown_subscription": MAX_NOTIFICATIONS_PER_POST - 1, "over_limit": 1}}
-    assert len(await queued_rounds(azurite_conn, subscription.mailbox)) == 1
+    assert len(await queued_rounds(security_conn, subscription.mailbox)) == 1
 
 
 async def test_ids_that_are_not_guids_are_unknown_without_a_lookup(secure_host, subscription, graph_sim):
@@ -144,14 +144,14 @@ async def test_ids_that_are_not_guids_are_unknown_without_a_lookup(secure_host, 
 # ---------------------------------------------------------------- 4. foreign tenant
 
 
-async def test_a_notification_naming_another_tenant_is_ignored_and_counted(secure_host, subscription, azurite_conn,
+async def test_a_notification_naming_another_tenant_is_ignored_and_counted(secure_host, subscription, security_conn,
                                                                           state):
     before = await state.health.get("_tenant", "intake")
     foreign = notification(subscription, tenant="bbbbbbbb-0000-4000-8000-00000000beef")
     r = await send(secure_host, "POST", "graph/notifications", body=json.dumps({"value": [foreign]}).encode())
     assert r.status == 202, r.text
     assert r.json() == {"accepted": 0, "enqueued": 0, "coalesced": 0, "ignored": {"foreign_tenant": 1}}
-    assert await queued_rounds(azurite_conn, subscription.mailbox) == []
+    assert await queued_rounds(security_conn, subscription.mailbox) == []
     after = (await state.health.get("_tenant", "intake")).skip_reasons
     assert after.get("foreign_tenant", 0) == (before.skip_reasons if before else {}).get("foreign_tenant", 0) + 1
     life = {"subscriptionId": subscription.subscription_id, "clientState": subscription.client_state,
