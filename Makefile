@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench chaos clean
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
@@ -33,6 +33,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+
+# the seeded chaos harness (README "Chaos harness"): SEEDS=1-200, CHAOS_ARGS="--no-faults" etc.
+SEEDS ?= 1-10
+chaos: setup
+	$(PY) -m bench chaos --seeds $(SEEDS) $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .sandbox .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,7 @@ import azure.functions as func
 from functions import (
     admin,
     delta_worker,
+    failures,
     graph_intake,
     health,
     ops,
@@ -21,12 +22,13 @@ for blueprint in (
     health.bp,  # GET /api/health
     graph_intake.bp,  # Graph change and lifecycle notifications
     subscriptions.bp,  # subscription worker + manager timer
-    polling.bp,  # safety-net delta poll timer
+    polling.bp,  # safety-net delta poll timer, crash recovery timer
     delta_worker.bp,  # Exchange → Pega
     pega_api.bp,  # the contract Pega calls (openapi.yaml)
     outbound_worker.bp,  # Pega → Exchange
     admin.bp,  # mailbox onboarding
     ops.bp,  # health, dry run, resync, dead letters, incidents
+    failures.bp,  # failed items and operations: list, retry, dismiss
     poison.bp,  # poison queues become dead letters with their cause
 ):
     app.register_functions(blueprint)

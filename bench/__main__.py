@@ -20,10 +20,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def discover() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+                  and m.name != "chaos")  # `make chaos`, not part of `make bench`
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["chaos"]:  # the chaos harness has its own options (`python -m bench chaos --seeds 1-200`)
+        from bench.chaos.cli import main as chaos_main
+
+        return chaos_main(argv[1:])
     p = argparse.ArgumentParser(prog="make bench")
     p.add_argument("names", nargs="*", help="benchmark modules to run (default: all)")
     args = p.parse_args(argv)

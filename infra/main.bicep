@@ -85,6 +85,9 @@ param tableNames array = [
   'peshealth'
   'pesdeadletters'
   'pescoalesce'
+  'pesfailures'
+  'pesclaims'
+  'pesroundlease'
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -335,6 +338,7 @@ var appSettings = {
   SYNC_NOTIFICATION_URL_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.notificationUrlKeyUri})'
   SYNC_POLL_INTERVAL_MINUTES: '15'
   SYNC_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '2880'
+  SYNC_LEASE_SECONDS: '30'
   SYNC_FAILURE_NOTICE_SENDER: failureNoticeSender
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
 

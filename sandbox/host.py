@@ -6,7 +6,10 @@ Core Tools cannot be installed on this machine, so this host stands in for `func
   `admin` (master key only);
 - queue triggers polled from Storage with host.json `extensions.queues` semantics: `batchSize`,
   `newBatchThreshold`, `maxDequeueCount` then `<queue>-poison`, `visibilityTimeout` between
-  retries, `maxPollingInterval` backoff, base64 `messageEncoding`;
+  retries, `maxPollingInterval` backoff, base64 `messageEncoding`; a received message is leased
+  for 10 minutes and the lease is renewed while the function runs, as the real host does (a host
+  that dies leaves its messages invisible until the lease ends; `--message-lease` shortens that
+  lease for the chaos harness — sandbox only, the real host's 10 minutes are not configurable);
 - timer triggers on their 6-field NCRONTAB schedules (`%SETTING%` resolved), `runOnStartup`.
 
 It reads only the binding metadata the real host reads (`app.get_functions()`), so nothing in
@@ -299,13 +302,18 @@ def host_problem(status: int, code: str, message: str) -> web.Response:
 # ---------------------------------------------------------------- queues
 
 
+MESSAGE_LEASE_SECONDS = 600.0  # the real host leases a received message for 10 minutes (and renews it)
+
+
 class QueueListener:
     """Polls one queue and runs its function, with the host's retry and poison semantics."""
 
-    def __init__(self, info: FunctionInfo, options: QueueOptions, stop: asyncio.Event) -> None:
+    def __init__(self, info: FunctionInfo, options: QueueOptions, stop: asyncio.Event, *,
+                 message_lease: float = MESSAGE_LEASE_SECONDS) -> None:
         self.info = info
         self.options = options
         self.stop = stop
+        self.message_lease = max(2, int(message_lease))
         self.queue_name = resolve_setting_expr(str(info.trigger["queueName"])).lower()
         self.connection = str(info.trigger.get("connection") or "AzureWebJobsStorage")
         self._inflight: set[asyncio.Task[None]] = set()
@@ -339,7 +347,8 @@ class QueueListener:
                 got = 0
                 try:
                     pages = queue.receive_messages(messages_per_page=self.options.batch_size,
-                                                   max_messages=self.options.batch_size, visibility_timeout=600)
+                                                   max_messages=self.options.batch_size,
+                                                   visibility_timeout=self.message_lease)
                     async for msg in pages:
                         got += 1
                         t = asyncio.create_task(self._process(queue, poison, msg))
@@ -376,21 +385,37 @@ class QueueListener:
         qm = FuncQueueMessage(id=msg.id, body=body, dequeue_count=dequeue, expiration_time=msg.expires_on,
                               insertion_time=msg.inserted_on, time_next_visible=msg.next_visible_on,
                               pop_receipt=msg.pop_receipt)
+        held = [msg]  # the message with its latest pop receipt (each lease renewal issues a new one)
+        renewer = asyncio.create_task(self._renew_lease(queue, held))
         try:
             await invoke(self.info, qm)
         except Exception:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
             if dequeue >= self.options.max_dequeue_count:
-                await self._to_poison(queue, poison, msg)
+                await self._to_poison(queue, poison, msg, receipt=held[0])
             else:
                 with contextlib.suppress(Exception):
-                    await queue.update_message(msg, visibility_timeout=int(self.options.visibility_timeout))
+                    await queue.update_message(held[0], visibility_timeout=int(self.options.visibility_timeout))
             return
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
         with contextlib.suppress(Exception):
-            await queue.delete_message(msg)
+            await queue.delete_message(held[0])
 
-    async def _to_poison(self, queue: Any, poison: Any, msg: Any) -> None:
+    async def _renew_lease(self, queue: Any, held: list[Any]) -> None:
+        """Keep a running message invisible: renew its lease at half time, as the real host does."""
+        while True:
+            await asyncio.sleep(self.message_lease / 2)
+            with contextlib.suppress(Exception):
+                updated = await queue.update_message(held[0], visibility_timeout=self.message_lease)
+                held[0] = updated
+
+    async def _to_poison(self, queue: Any, poison: Any, msg: Any, *, receipt: Any = None) -> None:
         await poison.send_message(msg.content)
-        await queue.delete_message(msg)
+        await queue.delete_message(receipt if receipt is not None else msg)
         log.warning("queue %s: message %s moved to %s-poison after %s tries", self.queue_name, msg.id,
                     self.queue_name, msg.dequeue_count)
 
@@ -448,6 +473,7 @@ class HostConfig:
     host_json: Path = ROOT / "host.json"
     keys: Keys = field(default_factory=lambda: Keys(master="", function=""))
     disabled: frozenset[str] = frozenset()
+    message_lease: float = MESSAGE_LEASE_SECONDS
 
 
 def load_app(ref: str) -> func.FunctionApp:
@@ -477,7 +503,7 @@ async def serve(cfg: HostConfig, *, ready: Callable[[str], Awaitable[None] | Non
     for info in functions:
         kind = info.trigger["type"]
         if kind == "queueTrigger":
-            tasks.append(asyncio.create_task(QueueListener(info, options, stop).run()))
+            tasks.append(asyncio.create_task(QueueListener(info, options, stop, message_lease=cfg.message_lease).run()))
         elif kind == "timerTrigger":
             tasks.append(asyncio.create_task(TimerRunner(info, stop).run()))
         elif kind != "httpTrigger":
@@ -509,6 +535,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--settings", default=str(ROOT / "local.settings.json"), help="local.settings.json to load")
     p.add_argument("--host-json", default=str(ROOT / "host.json"))
     p.add_argument("--disable", action="append", default=[], help="function name not to run (repeatable)")
+    p.add_argument("--message-lease", type=float, default=MESSAGE_LEASE_SECONDS,
+                   help="sandbox only: seconds a received queue message stays invisible (renewed while it runs); "
+                        "the chaos harness shortens it so a killed host's messages come back within seconds")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -524,7 +553,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"HOST READY {url}", flush=True)
 
     asyncio.run(serve(HostConfig(app_ref=args.app, port=args.port, host_json=Path(args.host_json), keys=keys,
-                                 disabled=frozenset(args.disable)), ready=ready))
+                                 disabled=frozenset(args.disable), message_lease=args.message_lease),
+                      ready=ready))
 
 
 if __name__ == "__main__":

@@ -212,6 +212,9 @@ class SyncDefaults(BaseSettings):
     poll_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     # Renew a subscription when less than this is left of its lifetime.
     subscription_renew_before_minutes: Annotated[int, Field(ge=45, le=10080)] = 2880
+    # A delta round's / an outbound operation's lease, renewed every third of it while the work runs:
+    # a crashed worker's work is free again (and re-enqueued by the recovery timer) after this long.
+    lease_seconds: Annotated[float, Field(ge=1, le=600)] = 30.0
     failure_notice_sender: str = ""
     failure_notice_admin: str = ""
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from sandbox.graph.attachments import upload_routes
 from sandbox.graph.clock import SimClock
 from sandbox.graph.delta import DeltaEngine
 from sandbox.graph.errors import GraphError, error_response, throttled_response
-from sandbox.graph.faults import Faults
+from sandbox.graph.faults import FaultRule, Faults
 from sandbox.graph.identity import Identity, Principal
 from sandbox.graph.notifier import Notifier
 from sandbox.graph.odata import parse_prefer
@@ -30,6 +32,8 @@ from sandbox.graph.store import Store
 from sandbox.graph.throttle import Throttle
 
 log = logging.getLogger(__name__)
+
+REQUEST_LOG_MAX = 200_000
 
 # Application permissions a route family needs (any one of them).
 SCOPE_ROLES: dict[str, tuple[str, ...]] = {
@@ -62,6 +66,8 @@ class Sim:
         self.store = Store(self.clock)
         self.throttle = Throttle(self.clock)
         self.faults = Faults()
+        # every Graph request as (time, app, method, path, status): the chaos harness counts writes from it
+        self.request_log: deque[dict[str, object]] = deque(maxlen=REQUEST_LOG_MAX)
         self.delta = DeltaEngine(self)
         self.notifier = Notifier(self)
         self.store.listeners.append(self.notifier.on_change)
@@ -71,6 +77,7 @@ class Sim:
         self.identity.reset()
         self.throttle.reset()
         self.faults.reset()
+        self.request_log.clear()
         self.delta.reset()
         self.notifier.reset()
         self.denied.clear()
@@ -102,6 +109,10 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         resp = error_response(500, "InternalServerError", "An internal server error occurred.", request)
+    if "log_app" in request:
+        request.app["sim"].request_log.append({
+            "at": time.time(), "app": request["log_app"], "method": request.method,
+            "path": request["log_path"], "mailbox": request.get("log_mailbox", ""), "status": resp.status})
     return _with_ids(request, resp)
 
 
@@ -129,6 +140,8 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
                                                                                   encoded=True))
     principal = _principal(sim, request)
     request["principal"] = principal
+    request["log_app"] = principal.app_id
+    request["log_path"] = "/".join(segments)
     if segments and segments[0].lower() == "me":
         raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
     matched = sim.router.match(request.method, segments)
@@ -147,6 +160,7 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
         user = sim.store.user(params["user"])
         params["user"] = user.id
         mailbox = user.id
+        request["log_mailbox"] = user.upn
     if mailbox and (principal.app_id, mailbox) in sim.denied:
         raise GraphError(403, "ErrorAccessDenied", "Access to OData is disabled: [RAOP] : Blocked by tenant "
                                                    "configured AppOnly AccessPolicy settings.")
@@ -157,19 +171,25 @@ async def graph_entry(request: web.Request) -> web.StreamResponse:
     if verdict is not None and not verdict.allowed:
         return throttled_response(verdict.retry_after, request, f"Application is over its {verdict.reason} limit.")
     try:
-        await _inject_fault(sim, request, "/".join(segments), principal.app_id)
-        return await route.handler(request, params)
+        rule = await _inject_fault(sim, request, "/".join(segments), principal.app_id)
+        if rule is not None and rule.kind == "drop":
+            return web.Response(status=202)  # "accepted", never done: a vanished write (harness self-test)
+        resp = await route.handler(request, params)
+        if rule is not None and rule.kind == "lost":
+            raise GraphError(504, "UnknownError", "The request timed out.")  # done, but the answer is lost
+        return resp
     finally:
         if verdict is not None:
             sim.throttle.release(principal.app_id, mailbox)
 
 
-async def _inject_fault(sim: Sim, request: web.Request, path: str, app_id: str) -> None:
+async def _inject_fault(sim: Sim, request: web.Request, path: str, app_id: str) -> FaultRule | None:
     """Apply a matching /_sim/faults rule. Runs inside the throttled region, so injected latency
-    holds a concurrency slot as a slow Exchange request would."""
+    holds a concurrency slot as a slow Exchange request would. Returns the rule (the caller acts on
+    `lost` and `drop`, which concern the answer rather than the request)."""
     rule = sim.faults.pick(request.method, path, app_id)
     if rule is None:
-        return
+        return None
     if rule.delay_ms:
         await asyncio.sleep(rule.delay_ms / 1000)
     if rule.kind == "timeout":
@@ -184,6 +204,7 @@ async def _inject_fault(sim: Sim, request: web.Request, path: str, app_id: str) 
         code = rule.code or {500: "InternalServerError", 502: "BadGateway", 503: "ServiceNotAvailable",
                              504: "UnknownError"}.get(rule.status, "ErrorInternalServerTransientError")
         raise GraphError(rule.status, code, "Injected fault.", headers=headers)
+    return rule
 
 
 async def _startup(app: web.Application) -> None:

@@ -170,6 +170,32 @@ async def touch(request: web.Request) -> web.Response:
     return web.json_response({"changeKey": item.change_key, "lastModifiedDateTime": iso(item.modified)})
 
 
+async def user_move(request: web.Request) -> web.Response:
+    """What a user does in Outlook that Graph v1.0 has no API for on every item type: drag an item
+    (a contact, say) to another folder, or delete it (Outlook moves it to Deleted Items). Body:
+    `{destination: folder id or well-known name, kind?: mail|contacts|calendar}`. The item keeps its
+    immutable id; delta shows it removed from the old folder and added to the new one."""
+    sim = _sim(request)
+    user = sim.store.user(request.match_info["user"])
+    item = sim.store.find_item(user, request.match_info["id"])
+    if item is None:
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    body = snake(await _json(request))
+    dest = str(body.get("destination") or "")
+    kinds = [body["kind"]] if body.get("kind") else ["contacts", "mail", "calendar"]
+    folder = None
+    for kind in kinds:
+        try:
+            folder = sim.store.folder(user, kind, dest)
+            break
+        except GraphError:
+            continue
+    if folder is None:
+        raise GraphError(404, "ErrorItemNotFound", "The specified folder could not be found in the store.")
+    sim.store.move(item, folder)
+    return web.json_response({"id": item.uid, "parentFolderId": folder.id})
+
+
 async def access_policy(request: web.Request) -> web.Response:
     """Deny (or allow again) one app's access to one mailbox, like an Application Access Policy."""
     sim = _sim(request)
@@ -244,6 +270,20 @@ async def requests_(request: web.Request) -> web.Response:
     for r in rows:
         r["userPrincipalName"] = upns.get(str(r["mailbox"]))
     return web.json_response({"value": rows})
+
+
+async def request_log(request: web.Request) -> web.Response:
+    """Every Graph request since start (or the last DELETE): time, app, method, path, mailbox, status.
+    `?since=<n>` skips the first n entries; `?app=<client id>` keeps one app's requests."""
+    sim = _sim(request)
+    if request.method == "DELETE":
+        sim.request_log.clear()
+        return web.json_response({"ok": True})
+    since = int(request.query.get("since", "0"))
+    app = request.query.get("app")
+    entries = list(sim.request_log)
+    rows = [e for e in entries[since:] if app is None or e["app"] == app]
+    return web.json_response({"total": len(entries), "value": rows})
 
 
 async def throttle(request: web.Request) -> web.Response:
@@ -322,6 +362,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/clients", r(add_client)),
         web.post("/_sim/users/{user}/inbound-mail", r(inbound_mail)),
         web.post("/_sim/users/{user}/items/{id}/touch", r(touch)),
+        web.post("/_sim/users/{user}/items/{id}/move", r(user_move)),
         web.get("/_sim/access-policy", r(access_policy)),
         web.post("/_sim/access-policy", r(access_policy)),
         web.get("/_sim/clock", r(clock)),
@@ -335,6 +376,8 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/delta/replay", r(delta_replay)),
         web.get("/_sim/requests", r(requests_)),
         web.delete("/_sim/requests", r(requests_)),
+        web.get("/_sim/requests/log", r(request_log)),
+        web.delete("/_sim/requests/log", r(request_log)),
         web.get("/_sim/throttle", r(throttle)),
         web.post("/_sim/throttle", r(throttle)),
         web.get("/_sim/subscriptions", r(subscriptions)),

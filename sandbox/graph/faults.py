@@ -3,6 +3,12 @@
 Rules are matched in order against the method and a regex on the normalized Graph path (after
 /v1.0, e.g. ``users/alex@contoso.example/messages``). A rule fires with probability ``rate`` and at
 most ``count`` times (``None`` = unlimited).
+
+Kinds: ``error`` (answer ``status`` instead of running the request), ``timeout`` (hang, then 504),
+``delay`` (latency, then run it), ``lost`` (run the request, then answer 504: the write happened but
+the answer never arrived) and ``drop`` (answer success without running the request: a write that
+silently vanishes; not something Graph does — it exists so the chaos harness can prove it notices a
+lost write).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 class FaultRule:
     path: str = ".*"
     method: str | None = None
-    kind: str = "error"  # error | timeout | delay
+    kind: str = "error"  # error | timeout | delay | lost | drop
     status: int = 503
     code: str | None = None
     rate: float = 1.0
@@ -58,8 +64,8 @@ class Faults:
     def add(self, data: dict[str, Any]) -> FaultRule:
         allowed = FaultRule.__dataclass_fields__.keys() - {"id", "fired"}
         rule = FaultRule(**{k: v for k, v in data.items() if k in allowed})
-        if rule.kind not in ("error", "timeout", "delay"):
-            raise ValueError("kind must be error, timeout or delay")
+        if rule.kind not in ("error", "timeout", "delay", "lost", "drop"):
+            raise ValueError("kind must be error, timeout, delay, lost or drop")
         re.compile(rule.path)
         self.rules.append(rule)
         return rule

@@ -68,6 +68,10 @@ class PegaSimControl:
     async def reset_requests(self) -> None:
         await self._call("DELETE", "/requests")
 
+    async def request_log(self, *, since: int = 0) -> dict[str, Any]:
+        """Every API request since start: {total, value: [{at, method, path, status}]} from entry `since` on."""
+        return await self._call("GET", f"/requests/log?since={since}")
+
     async def revoke_tokens(self) -> int:
         return (await self._call("POST", "/tokens/revoke"))["revoked"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import time
 import uuid
@@ -51,6 +52,7 @@ class OutboundCall:
     state: str = "pending"  # pending | delivered | failed | skipped
     reason: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    response: Any = None  # the delivered call's JSON answer (our service's operation id and status URL)
 
     def dump(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,7 +185,10 @@ class Outbound:
                     timeout=aiohttp.ClientTimeout(total=cfg.timeout_seconds),
                 ) as resp:
                     status = resp.status
-                    await resp.read()
+                    raw = await resp.read()
+                    if status < 300 and raw:
+                        with contextlib.suppress(ValueError):
+                            call.response = json.loads(raw)
                     ra = resp.headers.get("Retry-After")
                     retry_after = float(ra) if ra and ra.replace(".", "", 1).isdigit() else None
                 if status == 401:

@@ -181,6 +181,7 @@ async def reset(request: web.Request) -> web.Response:
     app["seeded"] = seed(store)
     app["faults"].faults.clear()
     app["faults"].counts.clear()
+    app["faults"].log.clear()
     app["outbound"].clear()
     app["config"].restore(app["initial_config"])  # settings changed through /_sim/config go back too
     app["outbound"].token.invalidate()
@@ -215,7 +216,15 @@ async def get_requests(request: web.Request) -> web.Response:
 
 async def reset_requests(request: web.Request) -> web.Response:
     request.app["faults"].counts.clear()
+    request.app["faults"].log.clear()
     return web.Response(status=204)
+
+
+async def get_request_log(request: web.Request) -> web.Response:
+    """Every API request (not /_sim/) as {at, method, path, status}; `?since=<n>` skips the first n."""
+    entries = list(request.app["faults"].log)
+    since = int(request.query.get("since", "0"))
+    return web.json_response({"total": len(entries), "value": entries[since:]})
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
@@ -274,6 +283,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/_sim/faults", clear_faults)
     r.add_get("/_sim/requests", get_requests)
     r.add_delete("/_sim/requests", reset_requests)
+    r.add_get("/_sim/requests/log", get_request_log)
     r.add_post("/_sim/tokens/revoke", revoke_tokens)
     r.add_get("/_sim/config", get_config)
     r.add_put("/_sim/config", put_config)

@@ -172,7 +172,7 @@ def _ago(iso: str | None, now: dt.datetime) -> str:
     return f"{secs // 86400}d ago"
 
 
-STATE_STYLE = {"ok": "green", "failing": "yellow", "incident": "bold red", "never": "dim", "disabled": "dim"}
+STATE_STYLE = {"ok": "green", "degraded": "yellow", "failing": "yellow", "incident": "bold red", "never": "dim", "disabled": "dim"}
 
 
 def _state(s: str) -> str:

@@ -1,8 +1,11 @@
 """The one place Graph responses become typed errors.
 
 Throttling and service trouble are TransientErrors (the queue retries, honouring Retry-After);
-an expired delta token is its own type because the reaction is a resync, not a retry; the rest
-are permanent for the request that caused them.
+so are a 401 (a token that expired between the SDK's check and Graph's, or a token cache race:
+the retry takes a fresh token) and a 409/412 (`ErrorIrresolvableConflict`: the item changed
+between our read and our write; the retry reads it afresh). An expired delta token is its own
+type because the reaction is a resync, not a retry; the rest are permanent for the request that
+caused them.
 """
 
 from __future__ import annotations
@@ -43,6 +46,23 @@ class GraphThrottledError(TransientError):
         self.status = status
 
 
+class GraphConflictError(TransientError):
+    """409/412: the item changed under us (ErrorIrresolvableConflict); retry with fresh state."""
+
+    def __init__(self, message: str, *, retry_after: float | None = 2.0, status: int = 409) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+
+
+class GraphTokenRejectedError(TransientError):
+    """401: the token was refused (expired in flight, cache race); the retry asks for a fresh one.
+    Credentials that stay wrong keep failing and surface through the mailbox's incident."""
+
+    def __init__(self, message: str, *, retry_after: float | None = 5.0, status: int = 401) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+
+
 class GraphUnavailableError(TransientError):
     def __init__(self, message: str, *, retry_after: float | None = None, status: int = 0) -> None:
         super().__init__(message, retry_after=retry_after)
@@ -79,7 +99,11 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
         return SyncStateNotFoundError(text, status=status, code=code, request_id=request_id)
     if status == 404:
         return GraphNotFoundError(text, status=status, code=code, request_id=request_id)
-    if status in (401, 403):
+    if status in (409, 412):
+        return GraphConflictError(text, retry_after=_retry_after(headers) or 2.0, status=status)
+    if status == 401:
+        return GraphTokenRejectedError(text, retry_after=_retry_after(headers) or 5.0)
+    if status == 403:
         return GraphAccessDeniedError(text, status=status, code=code, request_id=request_id)
     if status == 400:
         return GraphBadRequestError(text, status=status, code=code, request_id=request_id)

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from shared.ops import deadletters as ops_dl
+from shared.ops.failures import view as failure_view
 from shared.ops.incidents import is_failing
 from shared.ops.privacy import sanitize_error
 from shared.queues import names
@@ -57,6 +58,20 @@ def state_of(h: Health | None, *, enabled: bool) -> str:
     return "ok" if h.last_success_at else "never"
 
 
+def _current_url_hash(services: Services) -> str:
+    from shared.sync.subscriptions import url_hash
+
+    try:
+        return url_hash(services.settings)
+    except Exception:
+        return ""
+
+
+def _degraded(state: str, failures: int) -> str:
+    """A kind that syncs but has items or operations that did not make it is not simply "ok"."""
+    return "degraded" if state == "ok" and failures else state
+
+
 async def queue_depths(services: Services) -> dict[str, int | None]:
     """Approximate message counts of the work queues and their poison twins (None = unreadable)."""
     out: dict[str, int | None] = {}
@@ -76,14 +91,16 @@ async def _pending_round(services: Services, mailbox: str, kind: str) -> dt.date
 
 
 def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime, cursors: list[Cursor],
-              subs: list[SubscriptionRecord], letters: int, pending_since: dt.datetime | None) -> dict[str, Any]:
+              subs: list[SubscriptionRecord], letters: int, pending_since: dt.datetime | None,
+              failures: int = 0, url_now: str = "") -> dict[str, Any]:
     enabled = mailbox.active and (kind not in KINDS or mailbox.enabled(kind))
     h = h or Health(mailbox=mailbox.upn, kind=kind)
     mine = [c for c in cursors if c.kind == kind]
     row: dict[str, Any] = {
         "kind": kind,
         "enabled": enabled,
-        "state": state_of(h if (h.last_success_at or h.last_failure_at) else None, enabled=enabled),
+        "state": _degraded(state_of(h if (h.last_success_at or h.last_failure_at) else None, enabled=enabled),
+                           failures),
         "last_success_at": _iso(h.last_success_at),
         "lag_seconds": round((now - h.last_success_at).total_seconds()) if h.last_success_at else None,
         "last_failure_at": _iso(h.last_failure_at),
@@ -94,6 +111,8 @@ def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime
         "skipped": h.skipped,
         "skip_reasons": dict(sorted(h.skip_reasons.items(), key=lambda kv: -kv[1])),
         "failed": h.failed,
+        "failures_open": failures,
+        "retries": h.retries,
         "throttled": h.throttled,
         "incident": {"open": h.incident_open, "notified_at": _iso(h.incident_notified_at)},
         "backlog": {
@@ -106,8 +125,9 @@ def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime
         },
     }
     row["subscriptions"] = [{
-            "resource": s.resource, "status": s.status, "expires_at": _iso(s.expires_at),
+        "resource": s.resource, "status": s.status, "expires_at": _iso(s.expires_at),
         "expires_in_seconds": round((s.expires_at - now).total_seconds()), "last_error": sanitize_error(s.last_error),
+        "notification_url_current": (s.url_hash == url_now) if url_now else None,
     } for s in subs if s.kind == kind]
     return row
 
@@ -126,12 +146,15 @@ async def mailbox_health(services: Services, upn: str, *, now: dt.datetime | Non
     if letters is None:
         letters = (await ops_dl.counts(services))["per_mailbox_kind"]
     kinds = list(KINDS) + sorted(k for k in health if k not in KINDS)
+    failures = await services.state.failures.for_mailbox(mailbox.upn)
+    url_now = _current_url_hash(services)
     rows = []
     for kind in kinds:
         pending = await _pending_round(services, mailbox.upn, kind) if kind in KINDS else None
         n_letters = letters.get(f"{mailbox.upn}|{kind}", 0)
         rows.append(_kind_row(kind, mailbox=mailbox, h=health.get(kind), now=now, cursors=cursors, subs=subs,
-                              letters=n_letters, pending_since=pending))
+                              letters=n_letters, pending_since=pending,
+                              failures=sum(1 for f in failures if f.kind == kind), url_now=url_now))
     return {
         "upn": mailbox.upn,
         "pega_operator": mailbox.pega_operator,
@@ -140,6 +163,8 @@ async def mailbox_health(services: Services, upn: str, *, now: dt.datetime | Non
         "backfill": mailbox.backfill,
         "generated_at": now.isoformat(),
         "kinds": rows,
+        # every item and operation that failed and is not resolved yet (retrying, dead-lettered, failed)
+        "failures": [failure_view(f) for f in failures],
         "incident_open": any(r["incident"]["open"] for r in rows),
         "queues": depths if depths is not None else await queue_depths(services),
     }
@@ -163,7 +188,8 @@ async def tenant_health(services: Services, *, now: dt.datetime | None = None) -
         kinds = {}
         for r in detail["kinds"]:
             kinds[r["kind"]] = {k: r[k] for k in ("state", "last_success_at", "lag_seconds", "synced", "skipped",
-                                                  "failed", "throttled", "consecutive_failures")}
+                                                  "failed", "failures_open", "retries", "throttled",
+                                                  "consecutive_failures")}
             kinds[r["kind"]]["dead_letters"] = r["backlog"]["dead_letters"]
             kinds[r["kind"]]["incident_open"] = r["incident"]["open"]
             t = totals.setdefault(r["kind"], {"synced": 0, "skipped": 0, "failed": 0, "throttled": 0})
@@ -177,7 +203,7 @@ async def tenant_health(services: Services, *, now: dt.datetime | None = None) -
                 failed_subs += s["status"] == "failed"
                 expiring += s["status"] == "active" and s["expires_in_seconds"] < 24 * 3600
         rows.append({"upn": m.upn, "status": m.status, "pega_operator": m.pega_operator, "kinds": kinds,
-                     "incident_open": detail["incident_open"]})
+                     "failures_open": len(detail["failures"]), "incident_open": detail["incident_open"]})
     return {
         "generated_at": now.isoformat(),
         "mailboxes": {"total": len(mailboxes), "active": sum(m.active for m in mailboxes),

@@ -46,8 +46,16 @@ def delta_handlers(services: ServicesRef, *, context: Any = None, clock: Clock |
                                        full_resync=bool(env.body.get("full_resync", False)), context=context)
         telemetry.record_round(report, created=env.created if env.body.get("reason") != "poll" else None)
 
+    async def item(env: Envelope) -> None:
+        # a parked item's own retry: its failures are the item's (failures table, its own attempt
+        # budget, then a dead letter), not the mailbox's — so no notification-frequency guard here
+        from shared.sync.item_retry import retry_item
+
+        await retry_item(await _get(services), env, context=context)
+
     return traced_all({"delta.sync": guard(delta, services=services, record_outcome=False, clock=clock,
-                                           notifier=notifier)}, queue=names.DELTA_WORK)
+                                           notifier=notifier),
+                       "delta.item": item}, queue=names.DELTA_WORK)
 
 
 def outbound_handlers(services: ServicesRef, run: Callable[[Envelope], Awaitable[str]], *,

@@ -298,7 +298,8 @@ async def _on_failure(svc: Services, mailbox: str, kind: str, exc: Exception, no
     try:
         if record:
             h = await svc.state.health.update(mailbox, kind, record_failure(sanitize_error(cause, limit=1000),
-                                                                            throttled=throttled, now=now))
+                                                                            throttled=throttled, now=now,
+                                                                            transient=isinstance(exc, TransientError)))
         else:
             h = await svc.state.health.get(mailbox, kind)
         give_up = past_frequency(h, now, frequency(svc))

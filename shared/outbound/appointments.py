@@ -71,8 +71,14 @@ async def _linked(ctx: WorkerContext, req: OutboundRequest) -> Link | None:
 async def create(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await ctx.state.links.by_pega_id(mailbox, req.pega_id)
+    if link is not None and link.state != "active":
+        # Cancelled (or declined) after this create first ran: a retried create must never bring the
+        # meeting back — the transactionId no longer dedupes once the first event is cancelled, and a
+        # new event would send a live invitation for a cancelled appointment.
+        return {"exchangeId": link.graph_id, "created": False, "skipped": "the appointment was cancelled",
+                "reportedToPega": False}
     created = False
-    if link is None or link.state != "active":
+    if link is None:
         found = await find_by_pega_id(ctx, mailbox, f"{user_path(mailbox)}/events", req.pega_id)
         if found is not None:
             raw = await _get_event(ctx, mailbox, found["id"])
@@ -83,10 +89,9 @@ async def create(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
             created = True
         rec = _record(raw)
         link = await save_link(ctx, req, kind=LINK_KIND, graph_id=rec.id, change_key=rec.change_key,
-                               mapped=map_event(rec), existing=link if link and link.graph_id == rec.id else None)
-    reported = await report_to_pega(ctx, RecordKind.APPOINTMENT, req.pega_id, link.graph_id)
-    return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "created": created,
-            "reportedToPega": reported}
+                               mapped=map_event(rec))
+    report = await report_to_pega(ctx, req, RecordKind.APPOINTMENT, link.graph_id)
+    return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "created": created, **report}
 
 
 def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from shared.outbound.graph_payloads import pega_id_filter
 from shared.pega.errors import PegaPermanentError
 from shared.pega.models import RecordKind
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError
+from shared.storage.failures import FAILED, OUTBOUND, PEGA_REPORT, Failure
 from shared.storage.links import Link
 from shared.storage.operations import Operation
 from shared.sync.mapping import META_BY, Mapped, content_hash, snapshot
@@ -44,12 +45,12 @@ class OutboundRequest:
         return self.op.mailbox
 
 
-class ReportFailed(PermanentError):
-    """Written to Exchange (and linked), but Pega refused to take the Exchange id."""
+@dataclass(frozen=True)
+class ReportTarget:
+    """Who an Exchange-id report is for, when it is repeated on its own (shared.ops.failures)."""
 
-    def __init__(self, message: str, *, exchange_id: str) -> None:
-        super().__init__(message)
-        self.exchange_id = exchange_id
+    mailbox: str
+    pega_id: str
 
 
 class NotLinkedYet(TransientError):
@@ -129,18 +130,44 @@ async def save_link(ctx: WorkerContext, req: OutboundRequest, *, kind: str, grap
     raise TransientError("the link changed concurrently; retrying", retry_after=1.0)
 
 
-async def report_to_pega(ctx: WorkerContext, kind: RecordKind, pega_id: str, graph_id: str) -> bool:
+async def report_to_pega(ctx: WorkerContext, req: OutboundRequest | ReportTarget, kind: RecordKind,
+                         graph_id: str) -> dict[str, Any]:
     """Tell Pega the Exchange id of a record it created (written by the integration user, so a
-    configured Pega does not call us back for it). False when no Pega is configured."""
+    configured Pega does not call us back for it). Returns the result fields to add.
+
+    By the time this runs the Exchange write is done and linked, so a Pega answer never turns the
+    operation into a failure (that would invite a second send): a transient error propagates and
+    the retried operation finds its link and repeats only this report; a resolved case needs no
+    id; any other refusal is recorded as a `pega_report` failure, listed in health until an
+    operator replays or dismisses it, and the operation succeeds with `reportedToPega: false`."""
     if ctx.pega is None:
         log.info("PEGA_BASE_URL not set: the Exchange id of %s is not reported back", kind.value)
-        return False
+        return {"reportedToPega": False}
     try:
-        await ctx.pega.set_external_id(kind, pega_id, graph_id)
+        await ctx.pega.set_external_id(kind, req.pega_id, graph_id)
     except PegaPermanentError as exc:
-        raise ReportFailed(f"written to Exchange as {graph_id}, but Pega refused the id report for {pega_id}: {exc}",
-                           exchange_id=graph_id) from exc
-    return True
+        if kind is not RecordKind.CONTACT and await _case_resolved(ctx, req.pega_id):
+            log.info("the Pega %s is resolved; its Exchange id is not needed any more", kind.value)
+            return {"reportedToPega": False, "pegaReport": "case_resolved"}
+        cause = f"Pega refused the Exchange id: {exc}"[:1000]
+        await ctx.state.failures.record(Failure(
+            mailbox=req.mailbox, direction=OUTBOUND, kind=mailbox_kind_of(kind), item_id=req.pega_id,
+            stage=PEGA_REPORT, cause=cause, status=FAILED, exchange_id=graph_id, pega_id=req.pega_id))
+        log.warning("Pega refused the Exchange id of its %s: %s", kind.value, type(exc).__name__)
+        return {"reportedToPega": False, "pegaReport": {"code": "pega_refused", "message": cause}}
+    return {"reportedToPega": True}
+
+
+async def _case_resolved(ctx: WorkerContext, case_id: str) -> bool:
+    try:
+        case = await ctx.pega.client.get_case(case_id)  # type: ignore[union-attr]
+    except PegaPermanentError:
+        return False
+    return case.status.startswith("Resolved")
+
+
+def mailbox_kind_of(kind: RecordKind) -> str:
+    return {RecordKind.APPOINTMENT: "calendar", RecordKind.EMAIL: "email"}.get(kind, "contacts")
 
 
 def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = None) -> NoReturn:

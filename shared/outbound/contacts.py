@@ -93,8 +93,13 @@ async def create(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     category = ctx.settings.sync.contact_category
     link = await ctx.state.links.by_pega_id(mailbox, req.pega_id)
+    if link is not None and link.state != "active":
+        # closed after this create first ran (closed in Pega, or the rep removed the category): a
+        # retried create must not bring the contact back
+        return {"exchangeId": link.graph_id, "created": False, "skipped": "the contact was closed",
+                "reportedToPega": False}
     created = False
-    if link is None or link.state != "active":
+    if link is None:
         collection = await _collection(ctx, mailbox)
         found = await find_by_pega_id(ctx, mailbox, collection, req.pega_id)
         if found is None:
@@ -110,11 +115,9 @@ async def create(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
             raw = await _get(ctx, mailbox, raw["id"])
         rec = _record(raw)
         mapped = map_contact(rec, photo_digest=mapped_contact(req.body).get("photo", ""))
-        link = await save_link(ctx, req, kind=LINK_KIND, graph_id=rec.id, change_key=rec.change_key, mapped=mapped,
-                               existing=link if link and link.graph_id == rec.id else None)
-    reported = await report_to_pega(ctx, RecordKind.CONTACT, req.pega_id, link.graph_id)
-    return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "created": created,
-            "reportedToPega": reported}
+        link = await save_link(ctx, req, kind=LINK_KIND, graph_id=rec.id, change_key=rec.change_key, mapped=mapped)
+    report = await report_to_pega(ctx, req, RecordKind.CONTACT, link.graph_id)
+    return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "created": created, **report}
 
 
 async def _linked(ctx: WorkerContext, req: OutboundRequest) -> Link | None:

@@ -8,7 +8,11 @@ original Exchange message (found through the link of the Pega email replied to),
 keeps the thread (same conversationId, In-Reply-To/References).
 
 Retries are safe: the PegaId property finds a draft (resume: add missing attachments, send) or
-an already-sent message (just link it), so a retry never sends twice.
+an already-sent message (just link it), so a retry never sends twice. A reply draft is written in
+two steps (createReply, then the PATCH that puts the rep's text above the quoted thread); the PATCH
+also sets a ReplyReady stamp in the same request, so a retry that finds a reply draft without the
+stamp knows the rep's text is not in it yet and writes it before sending — never a reply that
+carries only the quoted thread, never the text twice.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from shared.sync.records import MessageRecord, parse_message
 log = logging.getLogger(__name__)
 LINK_KIND = "email"
 SENT_READ_TRIES = 5
+# Set by the PATCH that writes the rep's text into a reply draft (same request, so atomic with it).
+REPLY_READY_PROPERTY = "String {4b1e9f3a-6c2d-4e8b-9a75-0d3c5e7f9a21} Name PegaReplyReady"
 
 
 def _messages(mailbox: str) -> str:
@@ -134,25 +140,56 @@ def _mapped(ctx: WorkerContext, raw: dict[str, Any]) -> tuple[MessageRecord, dic
 async def _finish(ctx: WorkerContext, req: OutboundRequest, raw: dict[str, Any]) -> dict[str, Any]:
     rec, mapped = _mapped(ctx, raw)
     link = await save_link(ctx, req, kind=LINK_KIND, graph_id=rec.id, change_key=rec.change_key, mapped=mapped)
-    reported = await report_to_pega(ctx, RecordKind.EMAIL, req.pega_id, link.graph_id)
+    report = await report_to_pega(ctx, req, RecordKind.EMAIL, link.graph_id)
     return {"exchangeId": link.graph_id, "changeKey": rec.change_key, "conversationId": rec.conversation_id,
-            "internetMessageId": rec.internet_message_id, "reportedToPega": reported}
+            "internetMessageId": rec.internet_message_id, **report}
 
 
-async def _resume(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any] | None:
+async def _resume(ctx: WorkerContext, req: OutboundRequest, *, is_reply: bool = False) -> dict[str, Any] | None:
     """A retry: the link, or an item stamped with this PegaId (a draft to finish or a sent message)."""
     mailbox = req.mailbox
     link = await ctx.state.links.by_pega_id(mailbox, req.pega_id)
     if link is not None:
-        reported = await report_to_pega(ctx, RecordKind.EMAIL, req.pega_id, link.graph_id)
-        return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "reportedToPega": reported}
+        report = await report_to_pega(ctx, req, RecordKind.EMAIL, link.graph_id)
+        return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, **report}
     found = await find_by_pega_id(ctx, mailbox, _messages(mailbox), req.pega_id, select="id,isDraft")
     if found is None:
         return None
     if not found.get("isDraft"):
         return await _finish(ctx, req, await _read_sent(ctx, mailbox, found["id"]))
+    if is_reply:
+        draft = await ctx.graph.get_json(
+            f"{_messages(mailbox)}/{found['id']}", mailbox=mailbox, what="read reply draft",
+            params={"$select": "id,body,toRecipients,ccRecipients",
+                    "$expand": f"singleValueExtendedProperties($filter=id eq '{REPLY_READY_PROPERTY}')"})
+        if not _reply_ready(draft):
+            await _write_reply(ctx, req, dict(draft or {}))
     await _add_attachments(ctx, mailbox, found["id"], req, already=await _attachment_names(ctx, mailbox, found["id"]))
     return await _finish(ctx, req, await _send_and_read(ctx, mailbox, found["id"]))
+
+
+def _reply_ready(draft: Any) -> bool:
+    props = (draft or {}).get("singleValueExtendedProperties") if isinstance(draft, dict) else None
+    return any(isinstance(p, dict) and str(p.get("id", "")).lower() == REPLY_READY_PROPERTY.lower()
+               for p in props or [])
+
+
+async def _write_reply(ctx: WorkerContext, req: OutboundRequest, draft: dict[str, Any]) -> None:
+    """Put the rep's text above the quoted thread createReply wrote, with the ReplyReady stamp in
+    the same PATCH (an answer lost after it applied is recognised by the stamp on the retry)."""
+    quoted = str((draft.get("body") or {}).get("content") or "")
+    patch: dict[str, Any] = {
+        "body": {"contentType": "HTML", "content": reply_html(req.body.get("body") or {}, quoted)},
+        "singleValueExtendedProperties": [{"id": REPLY_READY_PROPERTY, "value": "1"}],
+    }
+    if req.body.get("to"):
+        patch["toRecipients"] = merged_recipients(draft.get("toRecipients") or [], req.body["to"])
+    if req.body.get("cc"):
+        patch["ccRecipients"] = merged_recipients(draft.get("ccRecipients") or [], req.body["cc"])
+    if req.body.get("subject"):
+        patch["subject"] = req.body["subject"]
+    await ctx.graph.request("PATCH", f"{_messages(req.mailbox)}/{draft['id']}", mailbox=req.mailbox, body=patch,
+                            what="update reply draft")
 
 
 async def send(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
@@ -192,7 +229,7 @@ async def _original_id(ctx: WorkerContext, req: OutboundRequest) -> str:
 
 
 async def reply(ctx: WorkerContext, req: OutboundRequest, *, reply_all: bool = False) -> dict[str, Any]:
-    resumed = await _resume(ctx, req)
+    resumed = await _resume(ctx, req, is_reply=True)
     if resumed is not None:
         return resumed
     mailbox = req.mailbox
@@ -207,17 +244,7 @@ async def reply(ctx: WorkerContext, req: OutboundRequest, *, reply_all: bool = F
         raise PermanentError("the email replied to no longer exists in the rep's mailbox") from None
     # The draft's body already quotes the thread; the rep's text goes on top of it, in the body's own
     # type (createReply's `comment` would not say whether the text is HTML or plain).
-    quoted = str((draft.get("body") or {}).get("content") or "")
-    patch: dict[str, Any] = {"body": {"contentType": "HTML",
-                                      "content": reply_html(req.body.get("body") or {}, quoted)}}
-    if req.body.get("to"):
-        patch["toRecipients"] = merged_recipients(draft.get("toRecipients") or [], req.body["to"])
-    if req.body.get("cc"):
-        patch["ccRecipients"] = merged_recipients(draft.get("ccRecipients") or [], req.body["cc"])
-    if req.body.get("subject"):
-        patch["subject"] = req.body["subject"]
-    await ctx.graph.request("PATCH", f"{_messages(mailbox)}/{draft['id']}", mailbox=mailbox, body=patch,
-                            what="update reply draft")
+    await _write_reply(ctx, req, draft)
     await _add_attachments(ctx, mailbox, draft["id"], req, already=set())
     return await _finish(ctx, req, await _send_and_read(ctx, mailbox, draft["id"]))
 

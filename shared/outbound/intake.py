@@ -322,6 +322,8 @@ def describe(op: Operation) -> dict[str, Any]:
         "mailbox": op.mailbox,
         "status": op.status,
         "exchangeId": op.result.get("exchangeId"),
+        "reportedToPega": op.result.get("reportedToPega") if op.status == "succeeded" else None,
+        "pegaReport": report if isinstance(report := op.result.get("pegaReport"), dict) else None,
         "attempts": op.attempts,
         "error": err,
         "createdAt": _iso(op.created_at),

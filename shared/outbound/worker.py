@@ -2,14 +2,19 @@
 
 State machine of an Operation: accepted → running → succeeded | failed (and back to accepted
 when a run must be retried). A run starts only from `accepted`, by an ETag-guarded write to
-`running`, so duplicate messages (replays, host retries) never run an operation twice at once;
-a `running` operation whose lease has not expired defers the duplicate. Outcomes:
+`running`, under a short lease renewed by a heartbeat while the executor works
+(shared.storage.leases): duplicate messages (replays, host retries) never run an operation twice
+at once, however long a run takes (a large upload); a `running` operation whose lease is still
+renewed defers the duplicate, one whose worker died is taken over within SYNC_LEASE_SECONDS (the
+recovery timer re-enqueues it, shared.sync.recovery). Outcomes:
 
 - success → succeeded with the result (exchangeId, ...), mailbox health records a success, the
   payload blob (if any) is deleted;
-- PermanentError (Graph 400/403/404, a body that cannot apply, Pega refusing the id report) →
-  failed with the reason, visible in GET /operations/{id} and counted in mailbox health; the
-  message is then done (never dead-lettered silently, never retried uselessly);
+- PermanentError (Graph 400/403/404, a body that cannot apply) → failed with the reason, visible
+  in GET /operations/{id} and listed in the mailbox's health (failures) until an operator retries
+  or dismisses it; the message is then done (never dead-lettered silently, never retried
+  uselessly). A Pega answer to the id report never fails an operation whose Exchange side is done
+  (shared.outbound.common.report_to_pega);
 - TransientError (429/5xx/timeouts) → back to accepted and re-raised with a delay (Graph's
   Retry-After, else an exponential backoff): run_message re-enqueues the message invisible for
   that long; after MAX_ATTEMPTS runs the operation fails;
@@ -28,14 +33,17 @@ from typing import Any
 from shared.errors import InvalidMessageError, PermanentError, TransientError
 from shared.graph.errors import GraphThrottledError
 from shared.outbound import appointments, contacts, emails
-from shared.outbound.common import NotLinkedYet, OutboundRequest, ReportFailed
+from shared.outbound.common import NotLinkedYet, OutboundRequest, ReportTarget, report_to_pega
 from shared.outbound.context import WorkerContext
 from shared.outbound.intake import ENVELOPE_TYPE
 from shared.outbound.kinds import by_kind_action
 from shared.outbound.payloads import is_blob_ref
+from shared.pega.models import RecordKind
 from shared.queues.envelope import Envelope
 from shared.storage.errors import ConcurrencyError
+from shared.storage.failures import FAILED, OPERATION, OUTBOUND, Failure
 from shared.storage.health import record_failure, record_success
+from shared.storage.leases import Lease
 from shared.storage.operations import Operation
 from shared.sync.timezones import parse_iso_utc
 
@@ -55,7 +63,8 @@ EXECUTORS: dict[tuple[str, str], Executor] = {
     ("contact", "close"): contacts.close,
 }
 
-LEASE_SECONDS = 300.0
+OP_SCOPE = "op"
+REPORT_ENVELOPE = "outbound.report"  # shared.ops.failures: repeat a refused Exchange-id report
 MAX_ATTEMPTS = 30
 MAX_UNEXPECTED = 3
 MAX_BACKOFF = 300
@@ -112,6 +121,12 @@ async def _health(ctx: WorkerContext, op: Operation, change: Any) -> None:
         log.warning("could not update health of %s: %s", op.mailbox, type(exc).__name__)
 
 
+async def op_lease(ctx: WorkerContext, operation_id: str) -> Lease:
+    table = await ctx.state.tables.ensure(ctx.state.tables.names.roundlease)
+    return Lease(table, OP_SCOPE, operation_id, duration=dt.timedelta(seconds=ctx.settings.sync.lease_seconds),
+                 data={"operation_id": operation_id})
+
+
 async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
     """Run one operation; returns its status afterwards (or raises for a retry)."""
     op = await ctx.state.operations.get(operation_id)
@@ -119,11 +134,20 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
         raise PermanentError(f"operation {operation_id} does not exist")
     if op.status in ("succeeded", "failed"):
         return op.status
+    lease = await op_lease(ctx, operation_id)
+    # a live run elsewhere renews its lease: LeaseBusyError (transient, with Retry-After) defers this duplicate
+    async with lease.held():
+        return await _run_claimed(ctx, operation_id)
+
+
+async def _run_claimed(ctx: WorkerContext, operation_id: str) -> str:
+    op = await ctx.state.operations.get(operation_id)  # re-read under the lease
+    if op is None:
+        raise PermanentError(f"operation {operation_id} does not exist")
+    if op.status in ("succeeded", "failed"):
+        return op.status
     if op.status == "running":
-        age = (_now() - (op.updated_at or _now())).total_seconds()
-        if age < LEASE_SECONDS:
-            raise TransientError(f"operation {operation_id} is running elsewhere", retry_after=LEASE_SECONDS - age)
-        op = dataclasses.replace(op, status="accepted")  # the previous run died: take over
+        op = dataclasses.replace(op, status="accepted")  # the previous run died (its lease expired): take over
     claimed = await _claim(ctx, op)
     if claimed is None:
         raise TransientError(f"operation {operation_id} was claimed concurrently", retry_after=2.0)
@@ -146,7 +170,7 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
             return "failed"
         await _finish(ctx, op, status="accepted", error=f"{type(exc).__name__}: {exc}"[:1000])
         if not isinstance(exc, NotLinkedYet | GraphThrottledError):
-            await _health(ctx, op, record_failure(str(exc), throttled=False))
+            await _health(ctx, op, record_failure(str(exc), throttled=False, transient=True))
         if exc.retry_after is None:
             # retry through a delayed re-enqueue (bounded by MAX_ATTEMPTS), not the host's quick
             # dequeue retries, which end in the poison queue with the operation left `accepted`
@@ -160,13 +184,20 @@ async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
         raise
     if req.duplicates:
         result = {**result, "duplicatePegaRecords": list(req.duplicates)}
+    retried = bool(op.error) or op.attempts > 1
     await _finish(ctx, op, status="succeeded", result=result, error="")
+    if retried:  # an operator's retry of a failed operation (or a run after failures): nothing left to show
+        await ctx.state.failures.resolve(op.mailbox, OUTBOUND, _mailbox_kind(op), op.operation_id)
     await _success_health(ctx, op)
     body = op.payload.get("body")
     if is_blob_ref(body):
         await ctx.payloads.delete(body)
-    log.info("operation %s (%s.%s) succeeded for %s", op.operation_id, op.kind, op.action, op.mailbox)
+    log.info("operation %s (%s.%s) succeeded", op.operation_id, op.kind, op.action)
     return "succeeded"
+
+
+def _mailbox_kind(op: Operation) -> str:
+    return by_kind_action(op.kind, op.action).mailbox_kind
 
 
 async def _success_health(ctx: WorkerContext, op: Operation) -> None:
@@ -187,8 +218,6 @@ async def _success_health(ctx: WorkerContext, op: Operation) -> None:
 
 def _code_of(exc: BaseException) -> str:
     status = getattr(exc, "status", None)
-    if isinstance(exc, ReportFailed):
-        return "pega_error"
     name = type(exc).__module__
     if "graph" in name:
         return "exchange_error"
@@ -201,12 +230,21 @@ async def _fail(ctx: WorkerContext, op: Operation, exc: BaseException, *, code: 
     message = f"{exc}"[:1000] or type(exc).__name__
     detail = {"code": code or _code_of(exc), "message": message}
     result: dict[str, Any] = {**op.result, "error": detail}
-    if isinstance(exc, ReportFailed):
-        result["exchangeId"] = exc.exchange_id
-    # health first: whoever sees the operation failed also finds the failure counted
+    # health first: whoever sees the operation failed also finds it listed (until retried or dismissed)
     await _health(ctx, op, record_failure(message))
+    await _record_failed(ctx, op, message)
     await _finish(ctx, op, status="failed", error=message, result=result)
-    log.warning("operation %s (%s.%s) for %s failed: %s", op.operation_id, op.kind, op.action, op.mailbox, message)
+    log.warning("operation %s (%s.%s) failed: %s", op.operation_id, op.kind, op.action, detail["code"])
+
+
+async def _record_failed(ctx: WorkerContext, op: Operation, message: str) -> None:
+    try:
+        await ctx.state.failures.record(Failure(
+            mailbox=op.mailbox, direction=OUTBOUND, kind=_mailbox_kind(op), item_id=op.operation_id,
+            stage=OPERATION, cause=f"{op.kind}.{op.action}: {message}", status=FAILED,
+            pega_id=str(op.payload.get("pegaId") or "")))
+    except Exception as exc:  # the operation row still says failed; never lose that over bookkeeping
+        log.warning("could not list failed operation %s: %s", op.operation_id, type(exc).__name__)
 
 
 async def give_up(ctx: WorkerContext, operation_id: str, exc: BaseException) -> None:
@@ -216,6 +254,7 @@ async def give_up(ctx: WorkerContext, operation_id: str, exc: BaseException) -> 
     if op is None or op.status in ("succeeded", "failed"):
         return
     message = f"{exc}"[:1000] or type(exc).__name__
+    await _record_failed(ctx, op, message)
     await _finish(ctx, op, status="failed", error=message,
                   result={**op.result, "error": {"code": "gave_up", "message": message}})
 
@@ -241,7 +280,23 @@ def queue_handlers(services: Any, ctx: WorkerContext, *, clock: Any = None, noti
             await give_up(ctx, operation_id_of(envelope), exc)
             raise
 
-    return {ENVELOPE_TYPE: handle}
+    async def report(envelope: Envelope) -> None:
+        await repeat_report(ctx, envelope)
+
+    return {ENVELOPE_TYPE: handle, REPORT_ENVELOPE: report}
+
+
+async def repeat_report(ctx: WorkerContext, envelope: Envelope) -> None:
+    """An operator's retry of a refused Exchange-id report (shared.ops.failures): only the report."""
+    body = envelope.body
+    mailbox, kind, pega_id, exchange_id = (str(body.get(k) or "") for k in ("mailbox", "kind", "pega_id",
+                                                                             "exchange_id"))
+    record_kind = {"calendar": RecordKind.APPOINTMENT, "email": RecordKind.EMAIL}.get(kind, RecordKind.CONTACT)
+    if not (mailbox and pega_id and exchange_id):
+        raise InvalidMessageError("outbound.report needs body.mailbox, body.pega_id and body.exchange_id")
+    result = await report_to_pega(ctx, ReportTarget(mailbox, pega_id), record_kind, exchange_id)
+    if result.get("reportedToPega") or result.get("pegaReport") == "case_resolved":
+        await ctx.state.failures.resolve(mailbox, OUTBOUND, kind, pega_id)
 
 
 def operation_id_of(envelope: Envelope) -> str:

@@ -1,9 +1,11 @@
 """The one place where Pega's answers become the service's typed errors.
 
 Transient (429, 5xx, timeouts, connection failures) -> :class:`PegaTransientError`, a
-TransientError carrying `retry_after`, so the queue retries later. Everything a retry cannot fix
-(400, 401 after a fresh token, 403, 404, 409/412 after a re-read, 422) -> a PermanentError
-subclass that names what Pega said.
+TransientError carrying `retry_after`, so the queue retries later. A stale eTag that survives the
+client's one re-read (409/412: the record keeps changing under us) is a concurrency condition,
+not a verdict on the change: :class:`PegaConflictError` is transient too, so the queue retries the
+work with fresh state and the change is never dropped. Everything a retry cannot fix (400, 401
+after a fresh token, 403, 404, 422) -> a PermanentError subclass that names what Pega said.
 """
 
 from __future__ import annotations
@@ -49,8 +51,12 @@ class PegaNotFoundError(PegaPermanentError):
     """404: unknown record, case type, data view or action."""
 
 
-class PegaConflictError(PegaPermanentError):
-    """409/412: the record changed again between our re-read and the retried write."""
+class PegaConflictError(PegaTransientError):
+    """409/412: the record changed again between our re-read and the retried write. Retried
+    through the queue (fresh read, fresh eTag), never counted as a failed item."""
+
+    def __init__(self, message: str, *, status: int | None = 409, retry_after: float | None = 2.0) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
 
 
 class PegaValidationError(PegaPermanentError):
@@ -103,8 +109,6 @@ _BY_STATUS: dict[int, type[PegaPermanentError]] = {
     401: PegaAuthError,
     403: PegaForbiddenError,
     404: PegaNotFoundError,
-    409: PegaConflictError,
-    412: PegaConflictError,
     422: PegaValidationError,
     423: PegaValidationError,
     424: PegaValidationError,
@@ -119,6 +123,8 @@ def error_for_status(
     message = f"Pega {what} failed with HTTP {status}" + (f": {'; '.join(details)}" if details else "")
     if status == 429 or status >= 500 or status == 408:
         return PegaTransientError(message, status=status, retry_after=parse_retry_after(retry_after))
+    if status in (409, 412):
+        return PegaConflictError(message, status=status, retry_after=parse_retry_after(retry_after) or 2.0)
     cls = _BY_STATUS.get(status, PegaPermanentError)
     return cls(message, status=status, details=details)
 

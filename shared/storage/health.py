@@ -32,8 +32,9 @@ class Health:
     consecutive_failures: int = 0
     synced: int = 0
     skipped: int = 0
-    failed: int = 0
+    failed: int = 0  # items and operations that failed (each is also listed in the failures table)
     throttled: int = 0
+    retries: int = 0  # rounds/runs that failed transiently and were retried (not failed work)
     skip_reasons: dict[str, int] = field(default_factory=dict)
     incident_open: bool = False
     incident_notified_at: dt.datetime | None = None
@@ -51,6 +52,7 @@ class Health:
             "skipped": self.skipped,
             "failed": self.failed,
             "throttled": self.throttled,
+            "retries": self.retries,
             "skip_reasons": json.dumps(self.skip_reasons, sort_keys=True),
             "incident_open": self.incident_open,
         }
@@ -74,6 +76,7 @@ class Health:
             skipped=int(e.get("skipped", 0)),
             failed=int(e.get("failed", 0)),
             throttled=int(e.get("throttled", 0)),
+            retries=int(e.get("retries", 0)),
             skip_reasons=json.loads(e.get("skip_reasons") or "{}"),
             incident_open=bool(e.get("incident_open", False)),
             incident_notified_at=e.get("incident_notified_at"),
@@ -81,23 +84,31 @@ class Health:
         )
 
 
-def record_success(*, synced: int = 0, skipped: dict[str, int] | None = None,
+def record_success(*, synced: int = 0, skipped: dict[str, int] | None = None, failed: int = 0,
                    now: dt.datetime | None = None) -> Callable[[Health], Health]:
+    """A round or run that completed. `failed`: items of it that failed on their own (parked and
+    listed in the failures table; the round itself went on)."""
     def apply(h: Health) -> Health:
         reasons = dict(h.skip_reasons)
         for reason, n in (skipped or {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
         return replace(h, last_success_at=now or dt.datetime.now(dt.UTC), consecutive_failures=0,
-                       failing_since=None, synced=h.synced + synced,
+                       failing_since=None, synced=h.synced + synced, failed=h.failed + failed,
                        skipped=h.skipped + sum((skipped or {}).values()), skip_reasons=reasons)
     return apply
 
 
-def record_failure(error: str, *, throttled: bool = False, now: dt.datetime | None = None) -> Callable[[Health], Health]:
+def record_failure(error: str, *, throttled: bool = False, transient: bool = False, failed_items: int = 1,
+                   now: dt.datetime | None = None) -> Callable[[Health], Health]:
+    """A failed round or operation. `transient`: it will be retried (counted in `retries`, not in
+    `failed`, which counts work that did not make it); `failed_items`: how many items failed."""
     def apply(h: Health) -> Health:
         t = now or dt.datetime.now(dt.UTC)
+        retried = transient or throttled
         return replace(h, last_failure_at=t, last_error=error[:1000], failing_since=h.failing_since or t,
-                       consecutive_failures=h.consecutive_failures + 1, failed=h.failed + 1,
+                       consecutive_failures=h.consecutive_failures + 1,
+                       failed=h.failed + (0 if retried else failed_items),
+                       retries=h.retries + (1 if retried else 0),
                        throttled=h.throttled + (1 if throttled else 0))
     return apply
 

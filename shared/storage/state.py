@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from shared.config import StorageSettings
 from shared.storage.cursors import CursorRepository
 from shared.storage.deadletters import DeadLetterRepository
+from shared.storage.failures import FailureRepository
 from shared.storage.health import HealthRepository
 from shared.storage.links import LinkRepository
 from shared.storage.mailboxes import MailboxRepository
 from shared.storage.operations import OperationRepository
 from shared.storage.subscriptions import SubscriptionRepository
 from shared.storage.tables import TableNames, TableStore
+from shared.sync.claims import ClaimStore
 from shared.sync.coalesce import Coalescer
 
 
@@ -27,6 +29,8 @@ class StateStore:
     health: HealthRepository
     deadletters: DeadLetterRepository
     coalescer: Coalescer
+    failures: FailureRepository
+    claims: ClaimStore
 
     @classmethod
     async def open(cls, storage: StorageSettings, *, names: TableNames | None = None) -> StateStore:
@@ -42,6 +46,8 @@ class StateStore:
             health=HealthRepository(ts.table(n.health)),
             deadletters=DeadLetterRepository(ts.table(n.deadletters)),
             coalescer=Coalescer(ts.table(n.coalesce)),
+            failures=FailureRepository(ts.table(n.failures)),
+            claims=ClaimStore(ts.table(n.claims)),
         )
 
     async def close(self) -> None:

@@ -31,6 +31,9 @@ class SubscriptionRecord:
     expires_at: dt.datetime
     status: str = "active"  # active | removed | failed
     last_error: str = ""
+    # which notification URL Graph was given (a hash: the URL carries the function key); a change of base
+    # URL or a rotated key makes the subscription stale — it is recreated, never renewed forever
+    url_hash: str = ""
     etag: str | None = None
 
     def to_entity(self) -> Entity:
@@ -45,6 +48,7 @@ class SubscriptionRecord:
             "expires_at": self.expires_at,
             "status": self.status,
             "last_error": self.last_error,
+            "url_hash": self.url_hash,
         }
 
     @classmethod
@@ -58,6 +62,7 @@ class SubscriptionRecord:
             expires_at=e["expires_at"],
             status=str(e.get("status", "active")),
             last_error=str(e.get("last_error", "")),
+            url_hash=str(e.get("url_hash", "")),
             etag=e.get("_etag"),
         )
 

@@ -66,9 +66,21 @@ class TableNames:
     def coalesce(self) -> str:
         return self._n("coalesce")
 
+    @property
+    def failures(self) -> str:
+        return self._n("failures")
+
+    @property
+    def claims(self) -> str:
+        return self._n("claims")
+
+    @property
+    def roundlease(self) -> str:
+        return self._n("roundlease")
+
     def all(self) -> list[str]:
         return [self.mailboxes, self.links, self.cursors, self.subscriptions, self.operations, self.health,
-                self.deadletters, self.coalesce]
+                self.deadletters, self.coalesce, self.failures, self.claims, self.roundlease]
 
 
 def _prepare(entity: Mapping[str, Any]) -> Entity:

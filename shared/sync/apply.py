@@ -4,6 +4,13 @@ Order per item: Pega write first, link second. A crash between the two is harmle
 finds no link, and the Pega upsert looks the record up by its external id (the Exchange
 immutable id) before it would create one, so it updates instead of duplicating. A link that
 already exists on a replay is updated in place.
+
+Across mailboxes, a create first takes a claim (shared.sync.claims) on what identifies the thing
+everywhere — the internetMessageId, a meeting occurrence's iCalUId, a contact's address — so that
+two reps' rounds running at once make ONE Pega record: the second adopts the first's. A contact
+already in Pega (by address) is adopted whatever external id it carries; its first external id
+is never overwritten. A record several mailboxes hold is cancelled/closed only when the last one
+lets go of it (or when the organizer cancels the meeting).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from shared.pega.convert import to_content
 from shared.pega.query import Condition, Query
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.links import Link, LinkRepository
+from shared.sync.claims import Claim, ClaimStore
 from shared.sync.linkbatch import create_many
 from shared.sync.mapping import LINK_KIND, to_pega_data
 from shared.sync.planner import Action, Cancel, Close, Create, LinkOwn, NoOp, Skip, Update
@@ -37,6 +45,11 @@ class ItemExtras:
     # A Pega record that is the same thing but not linked yet (contact with the same e-mail address,
     # email case of the same internetMessageId synced from another mailbox): link to it, never duplicate.
     adopt_pega_id: str | None = None
+    claim_key: str = ""  # what identifies the item across mailboxes (shared.sync.claims); "" = none
+
+
+META_CLAIM = "_claim"  # link snapshot: the claim digest of a record other mailboxes may hold too
+CLAIM_NAMESPACE = {"email": "email", "calendar": "event", "contacts": "contact"}
 
 
 @dataclass(frozen=True)
@@ -61,9 +74,11 @@ def _with_links(data: Any, kind: str, association: Association | None, operator:
 
 class Applier:
     def __init__(self, records: PegaRecords, links: LinkRepository, *, mailbox: str, kind: str,
-                 operator: str | None) -> None:
+                 operator: str | None, claims: ClaimStore | None = None) -> None:
         self.records = records
         self.links = links
+        self.claims = claims
+        self.namespace = CLAIM_NAMESPACE[kind]
         self.mailbox = mailbox.lower()
         self.kind = kind
         self.link_kind = LINK_KIND[kind]
@@ -121,17 +136,70 @@ class Applier:
 
     async def _adopt(self, item_id: str, pega_id: str, data: Any) -> UpsertResult:
         """Link to an existing Pega record that is the same thing. Contacts: fill only the fields Pega
-        has empty and stamp the Exchange id (Pega keeps its values, as its own connector does).
-        Emails: the case stays as it is (it belongs to the mailbox that synced it first)."""
+        has empty, and stamp the Exchange id only where there is none yet (the first mailbox's id stays;
+        links are per mailbox). Emails and appointments: the record stays as it is (it belongs to the
+        mailbox that synced it first)."""
         r, m = self.records, self.records.m
         if self.kind != "contacts":
             return UpsertResult(pega_id, UpsertAction.UNCHANGED, None)
         current = await r.client.sa_get(m.sa.contact_path, pega_id)
         content = to_content(data, m.contact)
-        fill = {k: v for k, v in content.items() if v not in (None, "") and current.content.get(k) in (None, "")}
-        fill[m.contact.external_id] = item_id
+        fill = {k: v for k, v in content.items() if v not in (None, "") and current.content.get(k) in (None, "")
+                and k != m.contact.external_id}
+        if current.content.get(m.contact.external_id) in (None, ""):
+            fill[m.contact.external_id] = item_id
+        if not fill:
+            return UpsertResult(pega_id, UpsertAction.UNCHANGED, current.etag)
         updated = await r.client.sa_update(m.sa.contact_path, pega_id, fill, etag=current.etag)
         return UpsertResult(pega_id, UpsertAction.UPDATED, updated.etag)
+
+    def _claim_store(self, extras: ItemExtras) -> ClaimStore | None:
+        return self.claims if extras.claim_key else None
+
+    async def _claim_held(self, extras: ItemExtras, pega_id: str) -> Claim | None:
+        """An item adopted by address/internetMessageId: hold the record's claim too (so that the
+        record is cancelled/closed only when the last holder lets go)."""
+        store = self._claim_store(extras)
+        if store is None or self.namespace == "email":
+            return None
+        claim = await store.get(self.namespace, extras.claim_key)
+        if claim is None:
+            return None
+        await store.add_holder(claim, self.mailbox)
+        return claim
+
+    async def _create_claimed(self, action: Create, data: Any, extras: ItemExtras, *, absent_in_pega: bool
+                              ) -> tuple[UpsertResult, bool, Claim | None]:
+        """Create under a claim (shared.sync.claims): returns (result, adopted, claim)."""
+        claim: Claim | None = None
+        store = self._claim_store(extras)
+        if store is not None:
+            claim = await store.claim(self.namespace, extras.claim_key, mailbox=self.mailbox, item_id=action.item_id)
+            if not claim.mine and claim.pega_id:
+                if self.namespace != "email":
+                    await store.add_holder(claim, self.mailbox)
+                return await self._adopt(action.item_id, claim.pega_id, data), True, claim
+            if claim.previous_owner:
+                # the previous owner died mid-create: its record may exist under ITS item's id
+                previous_item = claim.previous_owner.split("|", 1)[-1]
+                ref = await self.records.find_by_external_id(self._record_kind(), previous_item)
+                if ref is not None and ref.id:
+                    await store.complete(claim, ref.id)
+                    return await self._adopt(action.item_id, ref.id, data), True, claim
+        if absent_in_pega:
+            result = await self._create_new(action.item_id, data, extra=extras.insight_fields)
+        else:
+            result = await self._upsert(action.item_id, data, known_id=None, extra=extras.insight_fields)
+        if store is not None and claim is not None:
+            await store.complete(claim, result.id)
+        return result, False, claim
+
+    async def _others_hold(self, link: Link) -> bool:
+        """Does another mailbox still hold this shared record? (This mailbox lets go of it.)"""
+        digest = link.snapshot.get(META_CLAIM)
+        if self.claims is None or not isinstance(digest, str) or not digest:
+            return False
+        return await self.claims.release(self.namespace, digest, self.mailbox) > 0
 
     async def _create_new(self, item_id: str, data: Any, *, extra: dict[str, Any] | None) -> UpsertResult:
         """Create a record the batched lookup proved absent (no second per-item lookup)."""
@@ -208,21 +276,28 @@ class Applier:
             data = to_pega_data(self.kind, action.mapped, photo=extras.photo)
             data = _with_links(data, self.kind, extras.association, self.operator)
             known = action.relink.pega_id if action.relink is not None else extras.existing_pega_id
+            snap = dict(action.snapshot)
+            adopted = False
             if known is None and extras.adopt_pega_id:
                 result = await self._adopt(action.item_id, extras.adopt_pega_id, data)
-            elif known is None and absent_in_pega:
-                result = await self._create_new(action.item_id, data, extra=extras.insight_fields)
+                adopted = True
+                claim = await self._claim_held(extras, result.id)
+            elif known is None:
+                result, adopted, claim = await self._create_claimed(action, data, extras, absent_in_pega=absent_in_pega)
             else:
                 result = await self._upsert(action.item_id, data, known_id=known, extra=extras.insight_fields)
+                claim = None
+            if claim is not None and self.namespace != "email":
+                snap[META_CLAIM] = claim.digest
             link = Link(mailbox=self.mailbox, kind=self.link_kind, graph_id=action.item_id, pega_id=result.id,
                         graph_change_key=extras.change_key, graph_hash=action.hash, pega_etag=result.etag or "",
-                        pega_hash=action.hash, snapshot=action.snapshot, state="active")
+                        pega_hash=action.hash, snapshot=snap, state="active")
             if action.relink is None:
                 self.pending_links.append(link)
             else:
                 await self._save_link(link, existing=action.relink)
             outcome = {UpsertAction.CREATED: "created", UpsertAction.UPDATED: "updated"}.get(result.action, "unchanged")
-            if extras.adopt_pega_id and known is None:
+            if adopted:
                 outcome = "linked_existing"
             return Applied(action.item_id, outcome, result.id)
         if isinstance(action, Update):
@@ -243,11 +318,18 @@ class Applier:
                 log.info("conflict on %s field %s resolved for %s", self.kind, c.field, c.winner)
             return Applied(action.item_id, outcome, pega_id)
         if isinstance(action, Cancel):
-            await self.records.cancel_appointment(action.link.pega_id)
+            # the organizer cancelled the meeting: cancelled for everyone; otherwise only if nobody else holds it
+            outcome = "released"
+            if action.reason == "cancelled" or not await self._others_hold(action.link):
+                await self.records.cancel_appointment(action.link.pega_id)
+                outcome = "cancelled"
             await self._save_link(replace(action.link, state="closed"), existing=action.link)
-            return Applied(action.item_id, "cancelled", action.link.pega_id)
+            return Applied(action.item_id, outcome, action.link.pega_id)
         if isinstance(action, Close):
-            await self.records.close_contact(action.link.pega_id)
+            outcome = "released"
+            if not await self._others_hold(action.link):
+                await self.records.close_contact(action.link.pega_id)
+                outcome = "closed"
             await self._save_link(replace(action.link, state="closed"), existing=action.link)
-            return Applied(action.item_id, "closed", action.link.pega_id)
+            return Applied(action.item_id, outcome, action.link.pega_id)
         raise TypeError(f"unknown action {type(action).__name__}")

@@ -1,35 +1,39 @@
 """One Exchange → Pega delta round for one mailbox and kind: read, plan, apply, advance.
 
 The round follows the stored delta link page by page. For each page it gathers what the pure
-planner needs (links, and only when needed: the series master of sparse occurrences, the
-current event behind a removal, Pega's state of a changed linked item, associations, photos),
-plans every item, checks delete safety, applies the actions, and only then saves the cursor.
+planner needs (shared.sync.gather: item by item, failures isolated), checks delete safety, applies
+the actions, parks the items that failed (shared.sync.item_retry: retried on their own, listed in
+health) and only then saves the cursor — so a crash replays a page and never skips one, and one bad
+item never blocks the mailbox.
 
 Crash safety does not depend on Graph replaying a nextLink: before a page is fetched the cursor
 is marked in flight ("!" + url); a worker that finds such a mark knows the previous one died
 with a page half applied, and restarts the round from the last completed deltaLink (everything
-already applied plans as NoOp). A round that has read `max_pages` pages stops and enqueues its
-own continuation, so a Functions timeout never loses progress. Throttling propagates
-(GraphThrottledError → run_message defers by Retry-After); nothing sleeps here.
+already applied plans as NoOp). A page that was read but could not be applied because of a
+transient condition (a service-wide outage, a lost lease) is NOT a crash: the cursor keeps that
+page's link and the next try reads it again, so a backfill converges under sustained throttling.
+A round that has read `max_pages` pages stops and enqueues its own continuation, so a Functions
+timeout never loses progress. Throttling propagates (GraphThrottledError → run_message defers by
+Retry-After); nothing sleeps here.
+
+One round at a time per mailbox and kind: a short lease renewed by a heartbeat
+(shared.sync.lease), checked before each page is applied. A fresh round (no token) reconciles the
+deletions it cannot see (shared.sync.reconcile).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import logging
+import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.errors import PermanentError, TransientError
+from shared.errors import TransientError
 from shared.graph.errors import GraphThrottledError, SyncStateNotFoundError
-from shared.pega import Association
-from shared.pega.convert import parse_datetime
-from shared.pega.errors import PegaNotFoundError
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.queues.worker import describe as describe_error
@@ -37,41 +41,27 @@ from shared.runtime import Services
 from shared.storage.cursors import Cursor
 from shared.storage.errors import ConcurrencyError
 from shared.storage.health import record_failure, record_success
-from shared.storage.links import Link
+from shared.storage.leases import Lease, LeaseLostError
 from shared.storage.mailboxes import Mailbox
+from shared.sync import item_retry
 from shared.sync.apply import Applied, Applier, ItemExtras
-from shared.sync.associate import AssociationCache
 from shared.sync.context import SyncContext, sync_context
-from shared.sync.lease import RoundLease
-from shared.sync.linkbatch import by_graph_ids
-from shared.sync.mapping import (
-    LINK_KIND,
-    META_BY,
-    META_ORIGINAL_START,
-    META_SERIES,
-    mapped_from_pega,
-    photo_digest,
-)
+from shared.sync.gather import ITEM_CONCURRENCY, FailedItem, PageGatherer, PagePlan, bounded
+from shared.sync.lease import round_lease
+from shared.sync.mapping import LINK_KIND
 from shared.sync.planner import (
-    BY_PEGA,
     DELETING,
     Action,
     Create,
     NoOp,
-    Origin,
-    PegaState,
     PlannedItem,
-    Policy,
     Skip,
     Update,
     describe,
     hold_deletions,
-    needs_pega_state,
-    origin_action,
-    plan,
-    prefilter,
 )
-from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal, fill_from_master
+from shared.sync.reconcile import RECONCILE_MAX, SeenSet, in_scope
+from shared.sync.records import ContactRecord, Item, Removal
 from shared.sync.source import (
     DEDICATED_CONTACTS,
     FILTERED_DELTA_CAP,
@@ -80,15 +70,18 @@ from shared.sync.source import (
     calendar_window,
     folders_for,
     initial_request,
+    stagger,
 )
-from shared.sync.timezones import parse_iso_utc, zone
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAGES = 40
 DELETE_SAFETY_MIN_ITEMS = 5
-ITEM_CONCURRENCY = 16
 INFLIGHT = "!"
+# A page where at least this many items (and at least half of them) failed transiently is a
+# service-wide condition (Pega or Graph down or throttling): the page is retried as a whole later
+# instead of parking every item of it.
+SERVICE_WIDE_MIN = 3
 
 
 @dataclass
@@ -104,7 +97,8 @@ class RoundReport:
     outcomes: Counter[str] = field(default_factory=Counter)  # created, updated, cancelled, closed, ...
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> n (Skip and NoOp reasons)
     conflicts: list[tuple[str, str, str]] = field(default_factory=list)  # (item id, field, winner)
-    failed: dict[str, str] = field(default_factory=dict)  # item id -> cause (permanent, per item)
+    failed: dict[str, str] = field(default_factory=dict)  # item id -> cause (parked: retried on its own)
+    enrichment_failures: int = 0  # photos / attachments / insights left out of synced items
     held: bool = False
     held_detail: str = ""
     full_resync: bool = False
@@ -112,6 +106,8 @@ class RoundReport:
     window_advanced: bool = False
     continued: bool = False  # stopped after max_pages and enqueued a continuation
     completed: bool = False  # every folder reached its deltaLink
+    reconciled: int = 0  # links verified after a fresh round
+    reconcile_capped: bool = False
     graph_requests: int = 0
     graph_requests_by_purpose: dict[str, int] = field(default_factory=dict)
     # folders whose filtered first round hit FILTERED_DELTA_CAP and were started over without the
@@ -128,9 +124,11 @@ class RoundReport:
             "mailbox": self.mailbox, "kind": self.kind, "reason": self.reason, "seconds": round(self.seconds, 3),
             "skipped_round": self.skipped_round, "pages": self.pages, "items": self.items,
             "outcomes": dict(self.outcomes), "skipped": dict(self.skipped), "conflicts": self.conflicts,
-            "failed": self.failed, "held": self.held, "held_detail": self.held_detail,
+            "failed": self.failed, "enrichment_failures": self.enrichment_failures,
+            "held": self.held, "held_detail": self.held_detail,
             "full_resync": self.full_resync, "restarted_after_crash": self.restarted_after_crash,
             "window_advanced": self.window_advanced, "continued": self.continued, "completed": self.completed,
+            "reconciled": self.reconciled, "reconcile_capped": self.reconcile_capped,
             "graph_requests": self.graph_requests, "graph_requests_by_purpose": self.graph_requests_by_purpose,
             "unfiltered_restarts": self.unfiltered_restarts, "reread_items": self.reread_items,
         }
@@ -140,31 +138,10 @@ class DeleteSafetyHold(Exception):
     """Internal: the page would close/cancel too much; nothing of it was applied."""
 
 
-async def _bounded(n: int, calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
-    sem = asyncio.Semaphore(n)
-
-    async def one(c: Callable[[], Awaitable[Any]]) -> Any:
-        async with sem:
-            return await c()
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
-
-
-def _dedupe(items: list[Item]) -> list[Item]:
-    """Delta may repeat an id within a page; the last representation wins."""
-    last: dict[str, int] = {it.id: i for i, it in enumerate(items)}
-    return [it for i, it in enumerate(items) if last[it.id] == i]
-
-
-def _occurrence_date(original_start: str, master: EventRecord) -> str:
-    tz_name = ((master.recurrence or {}).get("range") or {}).get("recurrenceTimeZone") or master.original_tz
-    when = parse_iso_utc(original_start)
-    return when.astimezone(zone(tz_name)).date().isoformat() if when else ""
-
-
 class _Round:
     def __init__(self, services: Services, ctx: SyncContext, mb: Mailbox, kind: str, report: RoundReport, *,
-                 now: dt.datetime, dry: bool = False, allow_mass_delete: bool = False) -> None:
+                 now: dt.datetime, dry: bool = False, allow_mass_delete: bool = False,
+                 lease: Lease | None = None) -> None:
         self.s = services
         self.ctx = ctx
         self.mb = mb
@@ -173,228 +150,21 @@ class _Round:
         self.now = now
         self.dry = dry
         self.allow_mass_delete = allow_mass_delete
+        self.lease = lease
         self.reader = ExchangeReader(ctx.gateway, mb.upn, page_size=mb.batch_size)
-        own_domain = mb.upn.rsplit("@", 1)[-1]
-        self.assoc = AssociationCache(ctx.records, own_domains=[own_domain])
         self.applier = Applier(ctx.records, services.state.links, mailbox=mb.upn, kind=kind,
-                               operator=mb.pega_operator or None)
-        self.masters: dict[str, EventRecord | None] = {}
-        self._event_links: list[Link] | None = None
+                               operator=mb.pega_operator or None, claims=services.state.claims)
+        self.gather = PageGatherer(services, ctx, mb, kind, self.reader, self.applier, now=now, dry=dry)
         self._linked_active: int | None = None
-        self._organizers: set[str] | None = None
         self.deleting_so_far = 0
-        self.window = calendar_window(now, past_days=mb.past_days, future_days=services.settings.sync.future_days)
+        self.window = calendar_window(now, past_days=mb.past_days, future_days=services.settings.sync.future_days,
+                                      offset=stagger(mb.upn))
         self.planned: list[PlannedItem] = []
 
-    # ------------------------------------------------------------ policy
+    def policy(self, folder: str, window: Window | None) -> Any:
+        return self.gather.policy(folder, window)
 
-    def policy(self, folder: str, window: Window | None) -> Policy:
-        sync = self.s.settings.sync
-        status = self.ctx.mapping.status
-        direction = ""
-        if self.kind == "email":
-            direction = status.email_outbound if folder == "sentitems" else status.email_inbound
-            window = Window(self.now - dt.timedelta(days=self.mb.past_days), self.now + dt.timedelta(days=3650))
-        return Policy(kind=self.kind, private_policy=self.mb.private_policy, contact_category=sync.contact_category,
-                      conflict_policy=sync.conflict_policy, window_start=window.start if window else None,
-                      window_end=window.end if window else None, direction=direction)
-
-    # ------------------------------------------------------------ calendar completion
-
-    async def _master(self, master_id: str) -> EventRecord | None:
-        if master_id not in self.masters:
-            self.masters[master_id] = await self.reader.event(master_id)
-        return self.masters[master_id]
-
-    async def _linked_events(self) -> list[Link]:
-        if self._event_links is None:
-            self._event_links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND["calendar"])
-        return self._event_links
-
-    async def _complete_events(self, items: list[Item]) -> list[Item]:
-        """Fill sparse occurrences from their master; turn masters' cancelledOccurrences into removals."""
-        out: list[Item] = []
-        extra: list[Item] = []
-        seen = {it.id for it in items}
-        for it in items:
-            if isinstance(it, EventRecord) and it.is_master:
-                self.masters.pop(it.id, None)  # the master changed: read it afresh (with cancelledOccurrences)
-                full = await self._master(it.id)
-                if full is not None and full.cancelled_occurrences:
-                    dates = {c.rsplit(".", 1)[-1] for c in full.cancelled_occurrences}
-                    for link in await self._linked_events():
-                        series = link.snapshot.get(META_SERIES)
-                        original = link.snapshot.get(META_ORIGINAL_START)
-                        if (link.state == "active" and series == it.id and isinstance(original, str)
-                                and link.graph_id not in seen and _occurrence_date(original, full) in dates):
-                            extra.append(Removal(link.graph_id, "cancelled_occurrence"))
-                            seen.add(link.graph_id)
-                out.append(full or it)
-                continue
-            if isinstance(it, EventRecord) and it.sparse and it.series_master_id:
-                master = await self._master(it.series_master_id)
-                # no master any more: the series is gone, so is this occurrence (never an empty appointment)
-                out.append(fill_from_master(it, master) if master is not None else Removal(it.id, "deleted"))
-                continue
-            out.append(it)
-        return out + extra
-
-    # ------------------------------------------------------------ one page
-
-    async def _pega_state(self, link: Link) -> PegaState | None:
-        r = self.ctx.records
-        try:
-            if self.kind == "calendar":
-                case, appt = await r.get_appointment(link.pega_id)
-                return PegaState(case.id, mapped_from_pega("calendar", appt),
-                                 parse_datetime(case.last_update_time), case.status)
-            if self.kind == "email":
-                case, email = await r.get_email(link.pega_id)
-                return PegaState(case.id, mapped_from_pega("email", email),
-                                 parse_datetime(case.last_update_time), case.status)
-            rec, contact = await r.get_contact(link.pega_id)
-            return PegaState(rec.id, mapped_from_pega("contacts", contact),
-                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status)
-        except PegaNotFoundError:
-            return None
-
-    def _addresses(self, it: MessageRecord | EventRecord, folder: str) -> list[str]:
-        if isinstance(it, MessageRecord):
-            people = ([it.sender] if it.sender and folder != "sentitems" else []) + list(it.to) + list(it.cc)
-            if folder == "sentitems":
-                people += list(it.bcc)
-            return [a.address for a in people if a]
-        return ([it.organizer.address] if it.organizer else []) + [a.address for a in it.attendees]
-
-    async def plan_page(self, items: list[Item], policy: Policy, folder: str
-                        ) -> list[tuple[Action, ItemExtras, Item]]:
-        items = _dedupe(items)
-        if self.kind == "calendar":
-            items = await self._complete_events(items)
-        series_ids = [it.series_master_id for it in items
-                      if isinstance(it, EventRecord) and it.is_instance and it.series_master_id]
-        links: dict[str, Link | None] = await by_graph_ids(self.s.state.links, self.mb.upn,
-                                                           [it.id for it in items] + series_ids)
-
-        # a linked event "removed" from the window may only have moved out of it: ask Exchange
-        if self.kind == "calendar":
-            async def verify(i: int, it: Item) -> None:
-                lk = links[it.id]
-                if isinstance(it, Removal) and it.reason != "cancelled_occurrence" and lk and lk.state == "active":
-                    now_rec = await self.reader.event(it.id)
-                    if now_rec is not None and not now_rec.is_master:
-                        items[i] = now_rec
-            await _bounded(4, [functools.partial(verify, i, it) for i, it in enumerate(items)])
-
-        # Sensitivity (and our PegaId) come with every page: the $expand of the first call is part of
-        # the delta token (graph.md), and a message without the property simply lacks it in the list.
-        origins = await self._origins(items, links, policy)
-
-        photos: dict[str, bytes | None] = {}
-        if self.kind == "contacts":
-            async def photo(it: ContactRecord) -> None:
-                photos[it.id] = await self.reader.contact_photo(it.id)
-            wanted = [it for it in items if isinstance(it, ContactRecord) and prefilter(it, links[it.id], policy) is None
-                      and (links[it.id] is None or links[it.id].state != "active"  # type: ignore[union-attr]
-                           or it.change_key != links[it.id].graph_change_key)]  # type: ignore[union-attr]
-            await _bounded(4, [functools.partial(photo, it) for it in wanted])
-
-        def digest_of(it: Item) -> str:
-            if it.id in photos:
-                return photo_digest(photos[it.id])
-            lk = links.get(it.id)
-            return str(lk.snapshot.get("photo", "")) if lk else ""
-
-        async def inputs(it: Item) -> tuple[Action, ItemExtras, Item]:
-            lk = links[it.id]
-            pega: PegaState | None = None
-            assoc: Association | None = None
-            found: bool | None = None
-            pd = digest_of(it)
-            origin = origins.get(it.id)
-            early = origin_action(it, lk, origin, policy) if prefilter(it, lk, policy) is None else None
-            if early is not None:
-                return early, ItemExtras(change_key=getattr(it, "change_key", "")), it
-            if lk is not None and needs_pega_state(it, lk, policy, photo_digest=pd):
-                pega = await self._pega_state(lk)
-            if (isinstance(it, (MessageRecord, EventRecord)) and (lk is None or lk.state != "active")
-                    and prefilter(it, lk, policy) is None):
-                assoc = await self.assoc.associate(self._addresses(it, folder))
-                found = assoc.found
-            elif isinstance(it, ContactRecord) and (lk is None or lk.state != "active") and it.emails:
-                org = await self.assoc.organization(it.emails[0].address.rsplit("@", 1)[-1])
-                assoc = Association(organization_id=org.id) if org else None
-            action = plan(it, lk, policy, pega=pega, association_found=found, photo_digest=pd)
-            extras = ItemExtras(change_key=getattr(it, "change_key", ""), association=assoc,
-                                photo=(photos.get(it.id) or b"") if self.kind == "contacts" else None)
-            if isinstance(action, Create) and not self.dry:
-                extras = replace(extras, insight_fields=await self._insights(it, assoc or Association(), folder))
-            return action, extras, it
-
-        return await _bounded(ITEM_CONCURRENCY, [functools.partial(inputs, it) for it in items])
-
-    async def _insights(self, it: Item, assoc: Association, folder: str) -> dict[str, Any] | None:
-        """Insights fields for a new received email (with its attachments when it has any) or a new
-        appointment; never for private items (nothing of their content goes beyond what policy allows)."""
-        if not self.s.settings.insights.enabled:
-            return None
-        fields = self.ctx.mapping.insights.model_dump()
-        if (isinstance(it, MessageRecord) and folder != "sentitems" and not it.is_private
-                and self.ctx.email_insights is not None):
-            attachments = await self.reader.attachments(it.id, self.s.settings.insights) if it.has_attachments else ()
-            return await self.ctx.email_insights(it, assoc, fields=fields, attachments=attachments)
-        if isinstance(it, EventRecord) and not it.is_private and self.ctx.appointment_insights is not None:
-            return await self.ctx.appointment_insights(it, assoc, fields=fields,
-                                                       own_domains=(self.mb.upn.rsplit("@", 1)[-1],))
-        return None
-
-    async def _synced_organizers(self) -> set[str]:
-        """Other onboarded mailboxes that sync their own calendar: their meetings reach Pega from them."""
-        if self._organizers is None:
-            me = self.mb.upn.lower()
-            self._organizers = {m.upn.lower() for m in await self.s.state.mailboxes.list(active_only=True)
-                                if m.enabled("calendar") and m.upn.lower() != me}
-        return self._organizers
-
-    async def _origins(self, items: list[Item], links: dict[str, Link | None], policy: Policy) -> dict[str, Origin]:
-        """For unlinked items that would be planned on: is it ours (PegaId stamp), part of a series
-        written from Pega, or an attendee copy of another onboarded mailbox's meeting?
-        Messages and contacts carry the stamp on the delta page ($expand). Events cannot (no $expand
-        on calendarView/delta): an instance asks its series master (read once per series, usually
-        already read to fill sparse occurrences); a single event we organize costs one small GET."""
-        out: dict[str, Origin] = {}
-        candidates = [it for it in items if not isinstance(it, Removal) and links.get(it.id) is None
-                      and prefilter(it, None, policy) is None]
-        if self.kind != "calendar":
-            for it in candidates:
-                if isinstance(it, (MessageRecord, ContactRecord)) and it.pega_stamp:
-                    out[it.id] = Origin(pega_stamp=it.pega_stamp)
-            return out
-        me = self.mb.upn.lower()
-
-        async def one(it: EventRecord) -> None:
-            organizer = it.organizer.address.lower() if it.organizer else ""
-            if it.is_organizer is not True and organizer and organizer != me \
-                    and organizer in await self._synced_organizers():
-                out[it.id] = Origin(organizer_synced=True)
-                return
-            if it.is_instance and it.series_master_id:
-                master_link = links.get(it.series_master_id)
-                if master_link is not None:
-                    from_pega = master_link.state == "active" and master_link.snapshot.get(META_BY) == BY_PEGA
-                else:
-                    master = await self._master(it.series_master_id)
-                    from_pega = bool(master is not None and master.pega_stamp)
-                if from_pega:
-                    out[it.id] = Origin(series_from_pega=True)
-                return
-            if it.is_organizer is not False:  # only we (or the user) can have stamped it
-                stamp = it.pega_stamp or await self.reader.event_stamp(it.id)
-                if stamp:
-                    out[it.id] = Origin(pega_stamp=stamp)
-
-        await _bounded(4, [functools.partial(one, it) for it in candidates if isinstance(it, EventRecord)])
-        return out
+    # ------------------------------------------------------------ applying a page
 
     async def _linked_active_count(self) -> int:
         if self._linked_active is None:
@@ -402,7 +172,11 @@ class _Round:
             self._linked_active = sum(1 for lk in links if lk.state == "active")
         return self._linked_active
 
-    async def apply_page(self, planned: list[tuple[Action, ItemExtras, Item]]) -> None:
+    async def apply_page(self, page: PagePlan, folder: str, *, park: bool = True) -> list[FailedItem]:
+        """Apply a planned page; returns the items that failed (parked unless `park` is False)."""
+        if self.lease is not None:
+            self.lease.check()  # a lost lease: another round owns this mailbox now — write nothing
+        planned = page.planned
         actions = [a for a, _, _ in planned]
         deleting = sum(1 for a in actions if isinstance(a, DELETING))
         if deleting and not self.allow_mass_delete:
@@ -422,40 +196,54 @@ class _Round:
             same = await self.applier.same_messages([str(a.mapped.get("internet_message_id") or "") for a in fresh])
             adopt = {a.item_id: same[a.mapped["internet_message_id"]] for a in fresh
                      if a.mapped.get("internet_message_id") in same}
-        elif self.kind == "contacts":
-            ext_prop = self.ctx.mapping.contact.external_id
-            for a in fresh:
-                email = str(a.mapped.get("email") or "")
-                ref = await self.assoc.contact(email) if email else None
-                if ref is not None and not ref.row.get(ext_prop):
-                    adopt[a.item_id] = ref.id
 
-        async def one(action: Action, extras: ItemExtras) -> Applied | None:
+        async def one(action: Action, extras: ItemExtras) -> Applied | FailedItem:
             try:
                 if isinstance(action, Create) and action.relink is None:
                     pid = existing.get(action.item_id)
+                    adopt_id = adopt.get(action.item_id)
+                    if pid is None and self.kind == "contacts" and action.mapped.get("email"):
+                        # a contact Pega already has (another rep's, whatever external id it carries)
+                        ref = await self.gather.assoc.contact(str(action.mapped["email"]))
+                        adopt_id = ref.id if ref is not None else None
                     return await self.applier.apply(
-                        action, replace(extras, existing_pega_id=pid, adopt_pega_id=adopt.get(action.item_id)),
+                        action, replace(extras, existing_pega_id=pid, adopt_pega_id=adopt_id),
                         absent_in_pega=pid is None)
                 return await self.applier.apply(action, extras)
-            except TransientError:
-                raise
-            except PermanentError as exc:
-                self.report.failed[action.item_id] = describe_error(exc)
-                log.warning("item %s of %s/%s failed permanently: %s", action.item_id[-12:], self.mb.upn,
-                            self.kind, type(exc).__name__)
-                return None
+            except Exception as exc:
+                return FailedItem(action.item_id, "apply", exc)
 
-        results = await _bounded(ITEM_CONCURRENCY, [functools.partial(one, a, e) for a, e, _ in planned])
+        results = await bounded(ITEM_CONCURRENCY, [functools.partial(one, a, e) for a, e, _ in planned])
         await self.applier.flush_links()
+        failed = list(page.failed)
+        self.report.enrichment_failures += page.enrichment_failures
         for (action, _, _), res in zip(planned, results, strict=True):
             self.report.items += 1
+            if isinstance(res, FailedItem):
+                failed.append(res)
+                continue
             if isinstance(action, (Skip, NoOp)):
                 self.report.skipped[action.reason] += 1
-            if res is not None:
-                self.report.outcomes[res.outcome] += 1
+            self.report.outcomes[res.outcome] += 1
             if isinstance(action, Update):
                 self.report.conflicts.extend((action.item_id, c.field, c.winner) for c in action.conflicts)
+        self.report.items += len(page.failed)
+        if park and failed:
+            await self._park(failed, folder, total=len(planned) + len(page.failed))
+        return failed
+
+    async def _park(self, failed: list[FailedItem], folder: str, *, total: int) -> None:
+        transient = [f for f in failed if isinstance(f.error, TransientError)]
+        if len(transient) >= max(SERVICE_WIDE_MIN, math.ceil(total / 2)):
+            # not this item's problem: the service is down or throttling — retry the page as a whole
+            raise transient[0].error
+        for f in failed:
+            self.report.failed[f.item_id] = describe_error(f.error)
+            log.warning("item %s of a %s round failed (%s); parked for its own retry", f.item_id[-12:],
+                        self.kind, type(f.error).__name__)
+            if not self.dry:
+                await item_retry.park(self.s, mailbox=self.mb.upn, kind=self.kind, folder=folder,
+                                      item_id=f.item_id, stage=f.stage, error=f.error)
 
     # ------------------------------------------------------------ one folder
 
@@ -473,6 +261,12 @@ class _Round:
         path, params = initial_request(self.kind, folder, self.mb.upn, now=self.now, past_days=self.mb.past_days,
                                        window=window, folder_id=folder_id, unfiltered=unfiltered)
         return self.reader.url_of(path, params)
+
+    def _seen(self, folder: str) -> SeenSet | None:
+        if self.kind == "email":
+            return None  # removed mail keeps its Pega case: nothing to reconcile
+        ts = self.s.state.tables
+        return SeenSet(ts.table(ts.names.cursors), self.mb.upn, self.kind, folder)
 
     async def run_folder(self, folder: str, *, full_resync: bool, budget: int) -> tuple[int, bool]:
         """Pages until the deltaLink (True) or the budget is used up (False)."""
@@ -492,15 +286,23 @@ class _Round:
             cursor = replace(cursor, next_link="", delta_link="")
         if cursor.next_link.startswith(INFLIGHT):
             self.report.restarted_after_crash = True
-            log.warning("%s/%s/%s: previous round died mid-page; restarting from the last delta link",
-                        self.mb.upn, self.kind, folder)
+            log.warning("a %s round died mid-page; restarting from the last delta link", self.kind)
             cursor = replace(cursor, next_link="")
+        seen = self._seen(folder)
         url = cursor.next_link or cursor.delta_link
+        fresh = False
         if not url:
             url = await self._start_url(folder, window, unfiltered=cursor.unfiltered)
             cursor = replace(cursor, initial_items=0)  # a first round starts (again): count it afresh
+            fresh = True
+            if seen is not None:
+                await seen.save()  # a fresh round of this folder is under way (even across invocations)
+        elif seen is not None and cursor.next_link:
+            fresh = await seen.load()  # continuing a round: fresh if a fresh one was started
         if not url:
-            log.info("%s/%s/%s: the folder does not exist yet; nothing to read", self.mb.upn, self.kind, folder)
+            log.info("the %s folder does not exist yet; nothing to read", self.kind)
+            if seen is not None and fresh:
+                await seen.clear()
             return 0, True
         backfill = not cursor.delta_link and cursor.rounds_completed == 0
         pages = 0
@@ -515,9 +317,13 @@ class _Round:
                     raise
                 resynced = True
                 self.report.full_resync = True
-                log.info("%s/%s/%s: delta token expired; full resync of the window", self.mb.upn, self.kind, folder)
+                log.info("a %s delta token expired; full resync of the window", self.kind)
                 url = await self._start_url(folder, window, unfiltered=cursor.unfiltered)
                 cursor = await self._save(replace(cursor, next_link="", delta_link="", initial_items=0))
+                fresh = True
+                if seen is not None:
+                    seen.ids = set()
+                    await seen.save()
                 if not url:
                     return pages, True
                 continue
@@ -525,10 +331,23 @@ class _Round:
                 # the page was not delivered: keep the position (no crash replay needed)
                 await self._save(replace(cursor, next_link=url if url != cursor.delta_link else ""))
                 raise
-            planned = await self.plan_page(page.items, policy, folder)
-            await self.apply_page(planned)
+            try:
+                planned = await self.gather.plan_page(page.items, policy, folder)
+                await self.apply_page(planned, folder)
+            except TransientError as exc:
+                # read but not applied (service-wide trouble): next time read THIS page again — never a
+                # restart from page 1. A lost lease means another round owns the cursor: leave it alone.
+                if not isinstance(exc, LeaseLostError):
+                    try:
+                        await self._save(replace(cursor, next_link=url if url != cursor.delta_link else ""))
+                    except ConcurrencyError:
+                        pass
+                raise
             pages += 1
             self.report.pages += 1
+            if fresh and seen is not None:
+                seen.add(it.id for it in page.items)
+                await seen.save()
             if self.kind == "email" and not cursor.unfiltered and not cursor.delta_link:
                 # a filtered first round (backfill or full resync): Graph stops it at FILTERED_DELTA_CAP
                 cursor = replace(cursor, initial_items=cursor.initial_items + len(page.items))
@@ -545,14 +364,56 @@ class _Round:
                 if pages >= budget:
                     return pages, False
                 continue
+            if fresh and seen is not None:
+                await self._reconcile(folder, seen, policy)
             cursor = await self._save(replace(
                 cursor, next_link="", delta_link=page.delta_link, rounds_completed=cursor.rounds_completed + 1,
                 initial_items=0,
                 last_round_at=dt.datetime.now(dt.UTC),
                 window_start=window.start if window else None, window_end=window.end if window else None))
+            if fresh and seen is not None:
+                await seen.clear()
             if backfill:
                 await self._backfill_progress(folder, "done")
             return pages, True
+
+    async def _reconcile(self, folder: str, seen: SeenSet, policy: Any) -> None:
+        """Verify every active link in scope the fresh round did not see (module doc of reconcile)."""
+        if seen.overflow:
+            log.warning("a fresh %s round saw too many items to reconcile; skipped", self.kind)
+            self.report.reconcile_capped = True
+            return
+        links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND[self.kind])
+        folder_id = ""
+        if self.kind == "contacts" and self.s.settings.sync.contact_folder:
+            folder_id = await self.reader.contact_folder_id(self.s.settings.sync.contact_folder)
+        ids = [lk.graph_id for lk in links
+               if in_scope(lk, kind=self.kind, window_start=policy.window_start, window_end=policy.window_end,
+                           folder=folder, dedicated_id=folder_id)
+               and not seen.saw(lk.graph_id)]
+        if len(ids) > RECONCILE_MAX:
+            self.report.reconcile_capped = True
+            ids = ids[:RECONCILE_MAX]
+        for i in range(0, len(ids), 100):
+            chunk = ids[i:i + 100]
+            got = await self.reader.items(self.kind, chunk, purpose="reconcile")
+            items: list[Item] = []
+            failed: list[FailedItem] = []
+            for item_id in chunk:
+                found = got.get(item_id)
+                if isinstance(found, Exception) or found is None:
+                    failed.append(FailedItem(item_id, "gather", found or TransientError("no answer")))
+                elif isinstance(found, Removal):
+                    items.append(found)
+                else:
+                    try:
+                        items.append(await self.gather.settle_found(found, policy))
+                    except Exception as exc:
+                        failed.append(FailedItem(item_id, "gather", exc))
+            page = await self.gather.plan_page(items, policy, folder, verified=True)
+            page.failed.extend(failed)
+            self.report.reconciled += len(chunk)
+            await self.apply_page(page, folder)
 
     async def _restart_unfiltered(self, folder: str, cursor: Cursor) -> tuple[str, Cursor]:
         """The filtered first round of this folder saw FILTERED_DELTA_CAP messages, so Graph left out
@@ -560,9 +421,8 @@ class _Round:
         it, for later full resyncs too). Items already applied come again and plan as NoOp (links, and
         the external-id lookup before creates); mail older than the window is skipped (outside_window).
         Cost: the folder's whole history is read once."""
-        log.warning("%s/%s/%s: the filtered first round reached Graph's cap of %s messages; reading the "
-                    "whole folder without the receivedDateTime filter", self.mb.upn, self.kind, folder,
-                    FILTERED_DELTA_CAP)
+        log.warning("a filtered first %s round reached Graph's cap of %s messages; reading the whole folder "
+                    "without the receivedDateTime filter", self.kind, FILTERED_DELTA_CAP)
         self.report.unfiltered_restarts.append(folder)
         self.report.reread_items += cursor.initial_items
         url = await self._start_url(folder, None, unfiltered=True)
@@ -599,15 +459,17 @@ class _Round:
         policy = self.policy(folder, window)
         for _ in range(max_pages):
             page = await self.reader.page(url, self.kind)
-            for action, _, _ in await self.plan_page(page.items, policy, folder):
+            plan_ = await self.gather.plan_page(page.items, policy, folder)
+            for action, _, _ in plan_.planned:
                 self.planned.append(describe(action))
+            for f in plan_.failed:
+                self.planned.append(PlannedItem(f.item_id, "failed", describe_error(f.error)[:200]))
             if not page.next_link:
                 return
             url = page.next_link
 
 
-
-async def _mailbox_or_reason(services: Services, mailbox: str, kind: str) -> tuple[Mailbox | None, str]:
+async def mailbox_or_reason(services: Services, mailbox: str, kind: str) -> tuple[Mailbox | None, str]:
     if kind not in ("email", "calendar", "contacts"):
         return None, f"unknown kind {kind!r}"
     mb = await services.state.mailboxes.get(mailbox)
@@ -631,27 +493,27 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
     """
     started = time.perf_counter()
     report = RoundReport(mailbox=mailbox.lower(), kind=kind, reason=reason)
-    mb, why = await _mailbox_or_reason(services, mailbox, kind)
+    mb, why = await mailbox_or_reason(services, mailbox, kind)
     if mb is None:
         report.skipped_round = why
-        log.info("delta round for %s/%s skipped: %s", mailbox, kind, why)
+        log.info("a %s delta round was skipped: %s", kind, why)
         return report
     await services.state.coalescer.begin_round(mb.upn, kind)
     ctx = context or await sync_context(services)
+    lease = await round_lease(services.state.tables, mb.upn, kind, seconds=services.settings.sync.lease_seconds)
+    await lease.acquire()  # busy: LeaseBusyError (transient, with Retry-After) defers this message
     rnd = _Round(services, ctx, mb, kind, report, now=now or dt.datetime.now(dt.UTC),
-                 allow_mass_delete=allow_mass_delete)
-    lease = await RoundLease.open(services.state.tables, mb.upn, kind)
-    await lease.acquire()
+                 allow_mass_delete=allow_mass_delete, lease=lease)
     budget = max_pages or DEFAULT_MAX_PAGES
     try:
-        done_all = True
-        for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
-            used, done = await rnd.run_folder(folder, full_resync=full_resync, budget=budget)
-            budget -= used
-            await lease.renew()
-            if not done:
-                done_all = False
-                break
+        async with lease.beating():
+            done_all = True
+            for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
+                used, done = await rnd.run_folder(folder, full_resync=full_resync, budget=budget)
+                budget -= used
+                if not done:
+                    done_all = False
+                    break
         report.completed = done_all
         if not done_all:
             report.continued = True
@@ -660,7 +522,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
                     "mailbox": mb.upn, "kind": kind, "reason": reason, "full_resync": False, "continuation": True}))
     except DeleteSafetyHold as hold:
         report.held, report.held_detail = True, str(hold)
-        log.warning("%s/%s: %s", mb.upn, kind, hold)
+        log.warning("a %s round was held: %s", kind, hold)
         await _reset_inflight(services, mb.upn, kind)
         await services.state.health.update(mb.upn, kind, record_failure(f"delete safety hold: {hold}"))
         report.graph_requests = rnd.reader.requests
@@ -668,26 +530,58 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
         return report
     except Exception as exc:
         report.graph_requests = rnd.reader.requests
-        try:
-            await services.state.health.update(mb.upn, kind, record_failure(
-                describe_error(exc), throttled=isinstance(exc, GraphThrottledError)))
-        except Exception:
-            log.warning("could not record the failure of %s/%s in health", mb.upn, kind)
+        if not isinstance(exc, LeaseLostError):
+            try:
+                await services.state.health.update(mb.upn, kind, record_failure(
+                    describe_error(exc), throttled=isinstance(exc, GraphThrottledError),
+                    transient=isinstance(exc, TransientError)))
+            except Exception:
+                log.warning("could not record the failure of a %s round in health", kind)
         raise
     finally:
         await lease.release()
     report.graph_requests = rnd.reader.requests
     report.graph_requests_by_purpose = dict(rnd.reader.by_purpose)
     skipped = dict(report.skipped)
-    if report.failed:
-        skipped["failed"] = len(report.failed)
     if report.conflicts:
         skipped["conflict"] = len(report.conflicts)
-    await services.state.health.update(mb.upn, kind, record_success(synced=report.synced, skipped=skipped))
+    await services.state.health.update(mb.upn, kind, record_success(synced=report.synced, skipped=skipped,
+                                                                    failed=len(report.failed)))
     report.seconds = time.perf_counter() - started
-    log.info("delta round %s/%s (%s): %s pages, %s items, %s", mb.upn, kind, reason, report.pages, report.items,
+    log.info("delta round %s (%s): %s pages, %s items, %s", kind, reason, report.pages, report.items,
              dict(report.outcomes))
     return report
+
+
+async def run_item(services: Services, *, mailbox: str, kind: str, folder: str, item_id: str,
+                   context: SyncContext | None = None) -> str:
+    """Sync ONE item as it is now (a parked item's retry, shared.sync.item_retry): GET by immutable
+    id, plan, apply — under the round lease. Raises the item's error if it fails again."""
+    mb, why = await mailbox_or_reason(services, mailbox, kind)
+    if mb is None:
+        return why
+    ctx = context or await sync_context(services)
+    lease = await round_lease(services.state.tables, mb.upn, kind, seconds=services.settings.sync.lease_seconds)
+    report = RoundReport(mailbox=mb.upn, kind=kind, reason="item_retry")
+    async with lease.held():
+        rnd = _Round(services, ctx, mb, kind, report, now=dt.datetime.now(dt.UTC), lease=lease)
+        got = (await rnd.reader.items(kind, [item_id], purpose="item_retry")).get(item_id)
+        if isinstance(got, Exception) or got is None:
+            raise got or TransientError("no answer for the item")
+        window: Window | None = None
+        if kind == "calendar":
+            cursor = await services.state.cursors.get(mb.upn, kind, folder)
+            window = (Window(cursor.window_start, cursor.window_end)
+                      if cursor is not None and cursor.window_start and cursor.window_end else rnd.window)
+        policy = rnd.policy(folder, window)
+        item: Item = got
+        if isinstance(got, ContactRecord):
+            item = await rnd.gather.settle_found(got, policy)  # in Deleted Items / an unwatched folder: gone
+        page = await rnd.gather.plan_page([item], policy, folder, verified=True)
+        failed = await rnd.apply_page(page, folder, park=False)
+        if failed:
+            raise failed[0].error
+    return next(iter(report.outcomes), "") or next(iter(report.skipped), "done")
 
 
 async def _reset_inflight(services: Services, mailbox: str, kind: str) -> None:
@@ -702,7 +596,7 @@ async def dry_run(services: Services, *, mailbox: str, kind: str, max_pages: int
                   context: SyncContext | None = None) -> list[PlannedItem]:
     """What the next round would do, item by item (id, action, reason). Reads Graph and Pega,
     writes nothing (no cursor, link, health or Pega change; no insights computed)."""
-    mb, why = await _mailbox_or_reason(services, mailbox, kind)
+    mb, why = await mailbox_or_reason(services, mailbox, kind)
     if mb is None:
         return [PlannedItem("", "skip", why)]
     ctx = context or await sync_context(services)

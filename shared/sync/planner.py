@@ -5,7 +5,9 @@ changed, association and photo when needed), then every decision is made by :fun
 
 - Create        — not linked yet (the applier still looks the external id up in Pega first);
 - Update        — content of the mapped fields changed; only the fields Exchange wins are written;
-- Cancel/Close  — appointment cancelled/deleted, contact deleted or un-categorized (never deleted);
+- Cancel/Close  — appointment cancelled/deleted, contact deleted or un-categorized (never deleted),
+                  or a linked item made private under a policy that keeps private items out of
+                  Pega (a linked mail is masked instead: an email case cannot be cancelled);
 - LinkOwn       — not linked, but stamped with our PegaId: our own write from Pega whose link is not
                   stored yet (the outbound worker links it right after the POST) — link, never create;
 - Skip(reason)  — policy says this item does not sync (draft, private, no_association, ...), or the
@@ -193,8 +195,8 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
     if isinstance(item, MessageRecord):
         if item.is_draft:
             return Skip(item.id, "draft")
-        if item.is_private and policy.private_policy is PrivatePolicy.SKIP:
-            return Skip(item.id, "private")
+        if item.is_private and policy.private_policy is PrivatePolicy.SKIP and not _active(link):
+            return Skip(item.id, "private")  # (a linked mail made private later is masked in Pega: mapped_of)
         if (link is None and policy.window_start is not None and item.received_at is not None
                 and item.received_at < policy.window_start):
             return Skip(item.id, "outside_window")  # older than "sync from number of days"
@@ -211,6 +213,10 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
         if item.is_draft:
             return Skip(item.id, "draft")
         if item.is_private and policy.private_policy is PrivatePolicy.SKIP:
+            if _active(link):
+                # made private after it synced: under `skip` Pega must not keep its subject, body and
+                # attendees — the appointment is cancelled there (the meeting itself goes on in Outlook)
+                return Cancel(item.id, link, "became_private")  # type: ignore[arg-type]
             return Skip(item.id, "private")
         if link is None and not _in_window(item, policy):
             return Skip(item.id, "outside_window")
@@ -222,6 +228,8 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
                 return Close(item.id, link, "category_removed")
             return Skip(item.id, "no_category")
         if item.is_private and policy.private_policy is not PrivatePolicy.FULL:
+            if _active(link):
+                return Close(item.id, link, "became_private")  # type: ignore[arg-type]
             return Skip(item.id, "private")
         return None
     raise TypeError(f"unknown item {type(item).__name__}")
@@ -229,15 +237,21 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
 
 def mapped_of(item: MessageRecord | EventRecord | ContactRecord, policy: Policy, *, photo_digest: str = "") -> Mapped:
     if isinstance(item, MessageRecord):
+        # `skip` only reaches here for a mail that was linked before it was made private: mask it too
         return map_message(item, direction=policy.direction,
-                           masked=item.is_private and policy.private_policy is PrivatePolicy.MASK)
+                           masked=item.is_private and policy.private_policy is not PrivatePolicy.FULL)
     if isinstance(item, EventRecord):
         return map_event(item, masked=item.is_private and policy.private_policy is PrivatePolicy.MASK)
     return map_contact(item, photo_digest=photo_digest)
 
 
+META_FOLDER = "_folder"  # contacts: the folder the contact was in when last synced (reconciliation scope)
+
+
 def _meta(item: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {META_BY: BY_EXCHANGE}
+    if isinstance(item, ContactRecord) and item.parent_folder_id:
+        meta[META_FOLDER] = item.parent_folder_id
     if isinstance(item, EventRecord) and item.series_master_id:
         meta[META_SERIES] = item.series_master_id
         if item.original_start is not None:

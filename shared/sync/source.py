@@ -9,6 +9,7 @@ GraphThrottledError propagates so the queue defers the work by Retry-After.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,12 +17,15 @@ from urllib.parse import quote
 
 from shared.config import InsightsSettings
 from shared.graph.errors import GraphNotFoundError
-from shared.graph.gateway import GraphGateway
+from shared.graph.gateway import GraphGateway, encode_query
 from shared.outbound.graph_payloads import PEGA_ID_PROPERTY
 from shared.sync.records import (
+    PARSERS,
     SENSITIVITY_PROP_ID,
     DeltaPage,
     EventRecord,
+    Item,
+    Removal,
     extended_str,
     parse_event,
     parse_page,
@@ -43,10 +47,11 @@ DEDICATED_CONTACTS = "dedicated"  # the folder named by SYNC_CONTACT_FOLDER (Peg
 # sees this many is therefore incomplete; the round starts that folder over without the filter.
 FILTERED_DELTA_CAP = 5_000
 
-# Messages and contacts: MAPI sensitivity and our PegaId stamp, requested on the first call of a
-# round. Graph encodes the whole query (with $expand) in the delta token, so every later page of
-# the round — and of later rounds — carries them; an item without a property simply lacks it in
-# the list (graph.md: an expanded, filtered extended property is absent where not set).
+# Messages: MAPI sensitivity and our PegaId stamp, requested on the first call of a round. Graph
+# encodes the whole query (with $expand) in the delta token, so every later page of the round — and
+# of later rounds — carries them; an item without a property simply lacks it in the list (graph.md:
+# an expanded, filtered extended property is absent where not set). Contacts get them per item
+# (GET with $expand, documented), because contact: delta documents no $expand.
 EXTENDED_EXPAND = (f"singleValueExtendedProperties($filter=id eq '{SENSITIVITY_PROP_ID}' "
                    f"or id eq '{PEGA_ID_PROPERTY}')")
 SENSITIVITY_EXPAND = EXTENDED_EXPAND  # the name the benches use
@@ -87,10 +92,22 @@ class Window:
     end: dt.datetime
 
 
-def calendar_window(now: dt.datetime, *, past_days: int, future_days: int) -> Window:
-    """The rolling window, aligned to whole UTC days so it only moves once a day."""
-    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def calendar_window(now: dt.datetime, *, past_days: int, future_days: int,
+                    offset: dt.timedelta = dt.timedelta(0)) -> Window:
+    """The rolling window, aligned to whole days so it only moves once a day — at 00:00 UTC plus
+    `offset` (see :func:`stagger`), so that a tenant's mailboxes do not all start a fresh calendar
+    round at the same moment."""
+    shifted = now.astimezone(dt.UTC) - offset
+    day = shifted.replace(hour=0, minute=0, second=0, microsecond=0) + offset
     return Window(day - dt.timedelta(days=past_days), day + dt.timedelta(days=future_days + 1))
+
+
+def stagger(mailbox: str) -> dt.timedelta:
+    """A stable per-mailbox offset in [0, 24 h): when this mailbox's calendar window moves on
+    (a fresh round re-reads the window). Spreads the daily re-read over the day instead of a
+    thundering herd at 00:00 UTC."""
+    digest = hashlib.sha256(mailbox.lower().encode()).digest()
+    return dt.timedelta(seconds=int.from_bytes(digest[:4], "big") % 86_400)
 
 
 def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, past_days: int,
@@ -114,7 +131,9 @@ def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, p
                 {"startDateTime": iso_z(window.start), "endDateTime": iso_z(window.end)})
     path = (f"users/{u}/contactFolders/{quote(folder_id, safe='')}/contacts/delta" if folder_id
             else f"users/{u}/contacts/delta")
-    return path, {"$select": CONTACT_SELECT, "$expand": EXTENDED_EXPAND}
+    # contact: delta documents $select only (no $expand): sensitivity and our PegaId stamp are read
+    # per contact, only for the contacts that matter (ExchangeReader.items, batched)
+    return path, {"$select": CONTACT_SELECT}
 
 
 class ExchangeReader:
@@ -126,6 +145,9 @@ class ExchangeReader:
         self.page_size = page_size
         self.requests = 0
         self.by_purpose: Counter[str] = Counter()  # delta_page, get_event, pega_id_check, contact_photo
+        self._deleted_items: str | None = None
+        self._default_contacts: str | None = None
+        self._folders: dict[str, str] = {}
 
     def url_of(self, path: str, params: dict[str, str | int] | None) -> str:
         return self.gw.url(path, params)
@@ -137,6 +159,60 @@ class ExchangeReader:
                                           prefer=(f"odata.maxpagesize={self.page_size}",),
                                           what=f"{kind} delta page")
         return parse_page(raw if isinstance(raw, dict) else {}, kind, stamp_prop=PEGA_ID_PROPERTY)
+
+    def _item_path(self, kind: str, item_id: str) -> str:
+        u, i = _user(self.mailbox), quote(item_id, safe="")
+        if kind == "email":
+            return f"users/{u}/messages/{i}{encode_query({'$select': MESSAGE_SELECT, '$expand': EXTENDED_EXPAND})}"
+        if kind == "calendar":
+            return f"users/{u}/events/{i}{encode_query({'$select': EVENT_SELECT, '$expand': PEGA_ID_EXPAND})}"
+        return f"users/{u}/contacts/{i}{encode_query({'$select': CONTACT_SELECT, '$expand': EXTENDED_EXPAND})}"
+
+    async def items(self, kind: str, item_ids: list[str], *, purpose: str = "get_items"
+                    ) -> dict[str, Item | Exception]:
+        """Items as they are now, by immutable id (which survives moves between folders), in JSON
+        batches of 20: the parsed record, a Removal("deleted") for a 404, or the typed error of that
+        one item (isolated: one item's failure never fails the others)."""
+        if not item_ids:
+            return {}
+        parser = PARSERS[kind]
+        self.requests += (len(item_ids) + 19) // 20
+        self.by_purpose[purpose] += (len(item_ids) + 19) // 20
+        got = await self.gw.get_many({i: self._item_path(kind, i) for i in dict.fromkeys(item_ids)},
+                                     mailbox=self.mailbox, what=f"get {kind} items")
+        out: dict[str, Item | Exception] = {}
+        for item_id, value in got.items():
+            if isinstance(value, GraphNotFoundError):
+                out[item_id] = Removal(item_id, "deleted")
+            elif isinstance(value, Exception):
+                out[item_id] = value
+            else:
+                out[item_id] = parser(value, stamp_prop=PEGA_ID_PROPERTY) if value.get("id") else Removal(item_id)
+        return out
+
+    async def deleted_items_folder_id(self) -> str:
+        """The id of Deleted Items (a documented well-known folder name): deleting an item in Outlook
+        moves it there, and a GET by immutable id still finds it."""
+        if self._deleted_items is None:
+            self.requests += 1
+            self.by_purpose["folder_ids"] += 1
+            raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/mailFolders/deleteditems",
+                                         mailbox=self.mailbox, params={"$select": "id"}, what="get Deleted Items")
+            self._deleted_items = str((raw or {}).get("id") or "")
+        return self._deleted_items
+
+    async def default_contact_folder_id(self) -> str:
+        """The default contacts folder's id, from a contact in it (list contacts is documented for the
+        default folder); "" when it holds no contact."""
+        if self._default_contacts is None:
+            self.requests += 1
+            self.by_purpose["folder_ids"] += 1
+            page = await self.gw.get_json(f"users/{_user(self.mailbox)}/contacts", mailbox=self.mailbox,
+                                          params={"$select": "parentFolderId", "$top": 1}, what="default contacts")
+            values = (page or {}).get("value") if isinstance(page, dict) else None
+            first = values[0] if isinstance(values, list) and values and isinstance(values[0], dict) else {}
+            self._default_contacts = str(first.get("parentFolderId") or "")
+        return self._default_contacts
 
     async def event(self, event_id: str) -> EventRecord | None:
         """The event as it is now (None if deleted); used to tell a delete from "moved out of the window"."""
@@ -202,7 +278,9 @@ class ExchangeReader:
     async def contact_folder_id(self, name: str) -> str:
         """The id of the contact folder with this display name ("" if it does not exist yet — the
         Pega → Exchange side creates it on its first write). Asked only when a round starts without
-        a delta link; the delta links carry the id afterwards."""
+        a delta link; the delta links carry the id afterwards. Found ids are kept for the round."""
+        if self._folders.get(name):
+            return self._folders[name]
         self.requests += 1
         self.by_purpose["find_contact_folder"] += 1
         quoted = name.replace("'", "''")
@@ -211,7 +289,8 @@ class ExchangeReader:
                                       what="find contact folder")
         values = page.get("value") if isinstance(page, dict) else None
         first = values[0] if isinstance(values, list) and values and isinstance(values[0], dict) else {}
-        return str(first.get("id") or "")
+        self._folders[name] = str(first.get("id") or "")
+        return self._folders[name]
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
         self.requests += 1

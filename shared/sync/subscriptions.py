@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ def _parse_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(v).replace(tzinfo=dt.UTC)
 
 
+def url_hash(settings: Settings) -> str:
+    """A digest of the notification URLs Graph is given (they carry the function key: never stored)."""
+    notify, lifecycle = notification_urls(settings)
+    return hashlib.sha256(f"{notify}\n{lifecycle}".encode()).hexdigest()[:16]
+
+
 def notification_urls(settings: Settings) -> tuple[str, str]:
     base = settings.sync.notification_url_base.rstrip("/")
     if not base:
@@ -79,6 +86,7 @@ class EnsureReport:
     renewed: int = 0
     deleted: int = 0
     failed: int = 0
+    recreated: int = 0  # stale notification URL
 
 
 class SubscriptionManager:
@@ -105,7 +113,8 @@ class SubscriptionManager:
         doc = resp.json()
         record = SubscriptionRecord(subscription_id=str(doc["id"]), mailbox=mailbox.upn, kind=want.kind,
                                     resource=want.resource, client_state=client_state,
-                                    expires_at=_parse_time(str(doc["expirationDateTime"])))
+                                    expires_at=_parse_time(str(doc["expirationDateTime"])),
+                                    url_hash=url_hash(self.settings))
         log.info("subscription %s created for %s/%s", record.subscription_id, mailbox.upn, want.kind)
         return await self.services.state.subscriptions.put(record)
 
@@ -134,9 +143,21 @@ class SubscriptionManager:
         report = EnsureReport()
         wanted = desired_for(mailbox, self.settings)
         existing = await self.services.state.subscriptions.for_mailbox(mailbox.upn)
+        try:
+            current_url = url_hash(self.settings) if wanted else ""
+        except GraphError:
+            current_url = ""  # no notification URL configured: creates fail below, visibly
         by_resource: dict[str, SubscriptionRecord] = {}
+        stale_kinds: set[str] = set()
         for old in existing:
             keep = any(w.resource == old.resource for w in wanted) and old.resource not in by_resource
+            if keep and old.status == "active" and current_url and old.url_hash != current_url:
+                # the base URL or the function key changed: Graph posts to a URL that no longer answers,
+                # so notifications were lost — recreate it and catch up with a round
+                log.warning("a %s subscription points at an old notification URL; recreating it", old.kind)
+                keep = False
+                stale_kinds.add(old.kind)
+                report.recreated += 1
             if keep and old.status == "active":
                 by_resource[old.resource] = old
             else:
@@ -150,6 +171,8 @@ class SubscriptionManager:
                 if rec is None:
                     await self.create(mailbox, want)
                     report.created += 1
+                    if want.kind in stale_kinds:
+                        await enqueue_round(self.services, mailbox.upn, want.kind, reason="resync")
                 elif rec.expires_at - self.now() < renew_before:
                     try:
                         await self.renew(rec)

@@ -155,14 +155,17 @@ async def test_crash_mid_page_replays_the_round_and_never_skips_or_duplicates(in
     calls = {"n": 0}
     real = inbound_mod.Applier.apply
 
+    class WorkerKilled(BaseException):
+        """The process dies (SIGKILL): nothing of the round's own error handling runs."""
+
     async def dying(self, action, extras, **kw):
         calls["n"] += 1
         if calls["n"] == 4:
-            raise RuntimeError("worker killed")
+            raise WorkerKilled()
         return await real(self, action, extras, **kw)
 
     monkeypatch.setattr(inbound_mod.Applier, "apply", dying)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WorkerKilled):
         await inbound.run("email")
     monkeypatch.setattr(inbound_mod.Applier, "apply", real)
     partial = len(await inbound.pega_records("email"))

@@ -197,3 +197,36 @@ async def test_invalid_onboarding_requests_name_the_field(stack):
     assert status == 400 and "colour" in body["error"]
     status, _ = await admin(host, "GET", "mailboxes/nobody@b.example")
     assert status == 404
+
+
+async def test_8_a_changed_notification_url_recreates_the_subscriptions_and_health_shows_it(onboarded, graph_sim,
+                                                                                          stack):
+    """Issue #11 item 8: after a key rotation or a base-URL change, subscriptions that still point at the
+    old URL were renewed forever (push silently dead). They record a hash of their URL and are recreated."""
+    from shared.ops.health import mailbox_health
+
+    upn, before = onboarded
+    _, env = stack
+    # the service moved behind another base URL (same host, reached by name instead of by address)
+    rotated = {**env, "SYNC_NOTIFICATION_URL_BASE": env["SYNC_NOTIFICATION_URL_BASE"].replace("127.0.0.1", "localhost")}
+    settings = load_settings(rotated)
+    state = await StateStore.open(settings.storage)
+    services = Services(settings=settings, state=state, queues=QueueSender.from_settings(settings.storage))
+    gateway = GraphGateway.from_settings(settings.graph)
+    try:
+        health = await mailbox_health(services, upn)
+        flags = [s["notification_url_current"] for k in health["kinds"] for s in k["subscriptions"]]
+        assert flags == [False] * 4, "health shows the subscriptions point at an old URL"
+        report = await SubscriptionManager(services, gateway).ensure(await state.mailboxes.get(upn))
+        assert (report.recreated, report.created, report.renewed) == (4, 4, 0)
+        now = await sim_subs(graph_sim, upn)
+        assert len(now) == 4 and all(s["notificationUrl"].startswith("http://localhost:") for s in now)
+        assert not {s["id"] for s in before} & {s["id"] for s in now}, "the stale ones are gone from Graph"
+        health = await mailbox_health(services, upn)
+        assert all(s["notification_url_current"] for k in health["kinds"] for s in k["subscriptions"])
+        assert {r["kind"] for r in await rounds(env["AzureWebJobsStorage"], upn) if r["reason"] == "resync"} == \
+            {"email", "calendar", "contacts"}, "a round catches up with what the dead URL missed"
+        assert (await SubscriptionManager(services, gateway).ensure(await state.mailboxes.get(upn))).recreated == 0
+    finally:
+        await gateway.close()
+        await services.close()

@@ -159,12 +159,16 @@ async def test_same_key_same_body_replays_the_first_operation_and_writes_once(ap
     assert len(contacts) == 1
 
 
-async def test_a_write_pega_refuses_to_take_the_id_for_fails_with_the_exchange_id(api, rep):
-    """The Pega record does not exist: Exchange got the contact, the operation says so and fails."""
+async def test_a_write_pega_refuses_to_take_the_id_for_succeeds_and_is_listed(api, rep, state):
+    """The Pega record does not exist: Exchange got the contact. The operation is NOT failed (that would
+    invite Pega to send it again); it succeeds with reportedToPega false and the reason, and the refusal is
+    listed in the mailbox's failures until an operator retries or dismisses it (issue #11, section 3)."""
     op = await api.wait(await api.submit("POST", "pega/v1/contacts", contact_body(rep)))
-    assert op["status"] == "failed"
-    assert op["exchangeId"] and op["error"]["code"] == "pega_error"
-    assert "refused the id report" in op["error"]["message"]
+    assert op["status"] == "succeeded" and op["error"] is None
+    assert op["exchangeId"] and op["reportedToPega"] is False
+    assert op["pegaReport"]["code"] == "pega_refused" and "refused the Exchange id" in op["pegaReport"]["message"]
+    listed = await state.failures.for_mailbox(rep.upn)
+    assert [(f.stage, f.pega_id, f.exchange_id) for f in listed] == [("pega_report", op["pegaId"], op["exchangeId"])]
 
 
 async def test_same_key_different_body_is_409(api, rep):

@@ -1,0 +1,179 @@
+"""Short leases with heartbeats: "one worker at a time" that recovers in seconds after a crash.
+
+A delta round (per mailbox and kind) and an outbound operation each run under a lease row. The
+holder renews it every `heartbeat` seconds while it works, so the lease can be short (default 30
+s) and still never expire under a live worker however long the work takes (40 delta pages, a
+large upload): the lease lives exactly as long as its holder. A holder that dies (SIGKILL, a lost
+instance) stops renewing; within `duration` the lease is free again, and
+:func:`abandoned` lets a timer find such rows and re-enqueue their work at once instead of
+waiting for the queue's visibility timeout (10 minutes on the Functions host).
+
+Before every step that writes (applying a page), the holder calls :meth:`Lease.check`: a lease
+that was lost (a renewal failed, someone took over) stops the work before it writes anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import TransientError
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError, NotFoundError, StorageError
+from shared.storage.keys import decode_key, encode_key
+from shared.storage.tables import Table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DURATION = dt.timedelta(seconds=30)
+
+
+class LeaseBusyError(TransientError):
+    """Another worker holds the lease (or just took it over)."""
+
+
+class LeaseLostError(LeaseBusyError):
+    """This worker's lease expired or was taken over: stop before writing anything more."""
+
+
+@dataclass(frozen=True)
+class AbandonedLease:
+    scope: str  # round | op
+    key: str
+    data: dict[str, Any]
+    etag: str
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Lease:
+    """One lease row: PartitionKey = scope ("round", "op"), RowKey = the key it protects."""
+
+    def __init__(self, table: Table, scope: str, key: str, *, duration: dt.timedelta = DEFAULT_DURATION,
+                 data: dict[str, Any] | None = None) -> None:
+        self._t = table
+        self.scope = scope
+        self.key = key
+        self.pk = scope
+        self.rk = encode_key(key)
+        self.duration = duration
+        self.data = dict(data or {})
+        self.owner = uuid.uuid4().hex
+        self._etag: str | None = None
+        self._lost: BaseException | None = None
+
+    @property
+    def heartbeat(self) -> float:
+        return max(0.2, self.duration.total_seconds() / 3)
+
+    def _row(self, now: dt.datetime) -> dict[str, Any]:
+        return {"PartitionKey": self.pk, "RowKey": self.rk, "owner": self.owner, "expires": now + self.duration,
+                **{f"d_{k}": v for k, v in self.data.items()}}
+
+    async def acquire(self, *, now: dt.datetime | None = None) -> None:
+        """Take the lease, or take over one whose holder stopped renewing; LeaseBusyError otherwise
+        (with a Retry-After of the time left, so the queue defers instead of burning retries)."""
+        now = now or _now()
+        for _ in range(3):
+            try:
+                self._etag = await self._t.insert(self._row(now))
+                return
+            except AlreadyExistsError:
+                pass
+            current = await self._t.get(self.pk, self.rk)
+            if current is None:
+                continue
+            expires = current.get("expires")
+            if isinstance(expires, dt.datetime) and expires > now:
+                wait = max(1.0, (expires - now).total_seconds())
+                raise LeaseBusyError(f"a {self.scope} of this key is already running", retry_after=min(wait, 60.0))
+            try:
+                self._etag = await self._t.replace(self._row(now), etag=str(current["_etag"]))
+                log.info("took over an abandoned %s lease", self.scope)
+                return
+            except (ConcurrencyError, NotFoundError) as exc:
+                raise LeaseBusyError(f"a {self.scope} of this key just started elsewhere", retry_after=2.0) from exc
+        raise LeaseBusyError(f"the {self.scope} lease keeps changing", retry_after=2.0)
+
+    async def renew(self, *, now: dt.datetime | None = None) -> None:
+        if self._etag is None:
+            return
+        try:
+            self._etag = await self._t.replace(self._row(now or _now()), etag=self._etag)
+        except (ConcurrencyError, NotFoundError) as exc:
+            self._lost = exc
+            raise LeaseLostError(f"the {self.scope} lost its lease (taken over elsewhere)", retry_after=2.0) from exc
+
+    def check(self) -> None:
+        """Raise LeaseLostError if a heartbeat found the lease gone: write nothing more."""
+        if self._lost is not None:
+            raise LeaseLostError(f"the {self.scope} lost its lease", retry_after=2.0) from self._lost
+
+    async def release(self) -> None:
+        if self._etag is None or self._lost is not None:
+            return
+        try:
+            await self._t.delete(self.pk, self.rk, etag=self._etag)
+        except (ConcurrencyError, StorageError):
+            pass  # taken over, or storage trouble: the row expires on its own
+        self._etag = None
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self.renew()
+            except LeaseLostError:
+                log.warning("%s lease lost; the work stops before its next write", self.scope)
+                return
+            except Exception as exc:  # storage hiccup: try again at the next beat, the lease still runs
+                log.info("%s lease renewal failed: %s", self.scope, type(exc).__name__)
+
+    @contextlib.asynccontextmanager
+    async def beating(self) -> AsyncIterator[Lease]:
+        """Renew the (acquired) lease in the background while the body runs."""
+        beat = asyncio.create_task(self._beat())
+        try:
+            yield self
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await beat
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[Lease]:
+        """Acquire, renew in the background while the body runs, release at the end."""
+        await self.acquire()
+        try:
+            async with self.beating():
+                yield self
+        finally:
+            await self.release()
+
+
+async def abandoned(table: Table, *, now: dt.datetime | None = None) -> list[AbandonedLease]:
+    """Leases whose holder stopped renewing. The table holds only live leases (released rows are
+    deleted), so this query stays as small as the work in flight."""
+    now = now or _now()
+    out: list[AbandonedLease] = []
+    async for e in table.query("expires lt @now", parameters={"now": now}):
+        data = {k[2:]: v for k, v in e.items() if k.startswith("d_")}
+        out.append(AbandonedLease(scope=str(e["PartitionKey"]), key=decode_key(str(e["RowKey"])), data=data,
+                                  etag=str(e["_etag"])))
+    return out
+
+
+async def forget(table: Table, lease: AbandonedLease) -> bool:
+    """Delete an abandoned lease row (only if nobody renewed or took it meanwhile)."""
+    try:
+        await table.delete(lease.scope, encode_key(lease.key), etag=lease.etag)
+        return True
+    except ConcurrencyError:
+        return False

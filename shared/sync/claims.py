@@ -1,0 +1,176 @@
+"""Cross-mailbox claims: one Pega record for one real-world thing, whichever rep's mailbox sees it first.
+
+The same mail reaches two onboarded reps (To/Cc, a distribution list, a Bcc); the same external
+meeting invites two reps; two reps keep the same customer in their contacts. Each mailbox runs its
+own rounds, concurrently, so "look in Pega, then create" lets both create. A claim is an
+insert-if-absent row keyed by what identifies the thing across mailboxes — the internetMessageId,
+the meeting occurrence's iCalUId, the contact's e-mail address — taken BEFORE the Pega create:
+
+- the first round inserts the claim (`creating`, owner = its mailbox and item), creates the record
+  and completes the claim with the Pega id;
+- a later round finds the completed claim and links its own item to that record (adopts it);
+- a round that finds a claim still `creating` by someone else waits (a TransientError: the item is
+  retried shortly) — unless the claim is stale (its owner died mid-create), then it takes the claim
+  over and first looks the previous owner's item up in Pega (the create may have happened).
+
+Holders: the mailboxes whose items are linked to the record. A meeting copy removed by one
+attendee, or a contact one rep stops syncing, must not cancel/close the record the others still
+hold; the last holder's removal does.
+
+Keys are hashed (an address is personal data, and keys are length-limited); the partition is a
+hash bucket so claims spread across partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+
+from shared.errors import TransientError
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError
+from shared.storage.tables import Entity, Table
+
+log = logging.getLogger(__name__)
+
+CREATING = "creating"
+DONE = "done"
+STALE_AFTER = dt.timedelta(minutes=2)
+
+
+class ClaimBusyError(TransientError):
+    """Another mailbox is creating this record right now; retry the item shortly."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    namespace: str  # email | event | contact
+    digest: str
+    pega_id: str = ""
+    state: str = CREATING
+    owner: str = ""  # "<mailbox>|<exchange id>" of the creator
+    holders: tuple[str, ...] = ()
+    mine: bool = False  # True: the caller holds the create
+    previous_owner: str = ""  # set when a stale claim was taken over
+    etag: str | None = None
+    updated_at: dt.datetime | None = None
+
+    @property
+    def pk(self) -> str:
+        return f"{self.namespace}-{self.digest[:2]}"
+
+    def entity(self) -> Entity:
+        return {"PartitionKey": self.pk, "RowKey": self.digest, "namespace": self.namespace,
+                "pega_id": self.pega_id, "state": self.state, "owner": self.owner,
+                "holders": json.dumps(sorted(set(self.holders))), "updated_at": dt.datetime.now(dt.UTC)}
+
+
+def digest_of(namespace: str, key: str) -> str:
+    return hashlib.sha256(f"{namespace}\x00{key}".encode()).hexdigest()[:40]
+
+
+@dataclass
+class ClaimStore:
+    table: Table
+    stale_after: dt.timedelta = field(default=STALE_AFTER)
+
+    def _from(self, e: Entity, namespace: str) -> Claim:
+        return Claim(namespace=namespace, digest=str(e["RowKey"]), pega_id=str(e.get("pega_id") or ""),
+                     state=str(e.get("state") or CREATING), owner=str(e.get("owner") or ""),
+                     holders=tuple(json.loads(e.get("holders") or "[]")), etag=e.get("_etag"),
+                     updated_at=e.get("updated_at"))
+
+    async def get(self, namespace: str, key: str) -> Claim | None:
+        c = Claim(namespace, digest_of(namespace, key))
+        e = await self.table.get(c.pk, c.digest)
+        return self._from(e, namespace) if e else None
+
+    async def claim(self, namespace: str, key: str, *, mailbox: str, item_id: str,
+                    now: dt.datetime | None = None) -> Claim:
+        """Claim the create of `key` for this mailbox's item, or learn who has it (see module doc)."""
+        now = now or dt.datetime.now(dt.UTC)
+        owner = f"{mailbox.lower()}|{item_id}"
+        fresh = Claim(namespace, digest_of(namespace, key), owner=owner, holders=(mailbox.lower(),), mine=True)
+        for _ in range(4):
+            try:
+                return replace(fresh, etag=await self.table.insert(fresh.entity()))
+            except AlreadyExistsError:
+                pass
+            e = await self.table.get(fresh.pk, fresh.digest)
+            if e is None:
+                continue
+            current = self._from(e, namespace)
+            if current.state == DONE and current.pega_id:
+                return current
+            if current.owner == owner:
+                return replace(current, mine=True)  # our own create, replayed after a crash or a retry
+            age = now - (current.updated_at or now)
+            if age < self.stale_after:
+                raise ClaimBusyError("another mailbox is creating this record", retry_after=5.0)
+            taken = Claim(namespace, current.digest, owner=owner, holders=(*current.holders, mailbox.lower()),
+                          mine=True, previous_owner=current.owner)
+            try:
+                etag = await self.table.replace(taken.entity(), etag=str(current.etag))
+            except ConcurrencyError:
+                continue
+            log.info("took over a stale %s claim", namespace)
+            return replace(taken, etag=etag)
+        raise ClaimBusyError("the claim keeps changing", retry_after=2.0)
+
+    async def complete(self, claim: Claim, pega_id: str) -> None:
+        """The Pega record exists: later rounds of other mailboxes adopt it."""
+        done = Claim(claim.namespace, claim.digest, pega_id=pega_id, state=DONE, owner=claim.owner,
+                     holders=claim.holders)
+        for _ in range(4):
+            try:
+                if claim.etag:
+                    await self.table.replace(done.entity(), etag=claim.etag)
+                else:
+                    await self.table.upsert(done.entity())
+                return
+            except ConcurrencyError:
+                current = await self.get_by_digest(claim.namespace, claim.digest)
+                if current is None:
+                    claim = Claim(claim.namespace, claim.digest)
+                    continue
+                done = Claim(claim.namespace, claim.digest, pega_id=pega_id, state=DONE, owner=claim.owner,
+                             holders=tuple({*current.holders, *done.holders}))
+                claim = current
+        raise ClaimBusyError("could not complete the claim", retry_after=2.0)
+
+    async def get_by_digest(self, namespace: str, digest: str) -> Claim | None:
+        c = Claim(namespace, digest)
+        e = await self.table.get(c.pk, c.digest)
+        return self._from(e, namespace) if e else None
+
+    async def add_holder(self, claim: Claim, mailbox: str) -> None:
+        await self._change_holders(claim.namespace, claim.digest, add=mailbox.lower())
+
+    async def release(self, namespace: str, digest: str, mailbox: str) -> int:
+        """This mailbox no longer holds the record; returns how many holders remain (0 if no claim:
+        a record that was never shared is the caller's alone)."""
+        return await self._change_holders(namespace, digest, remove=mailbox.lower())
+
+    async def _change_holders(self, namespace: str, digest: str, *, add: str = "", remove: str = "") -> int:
+        for _ in range(8):
+            current = await self.get_by_digest(namespace, digest)
+            if current is None:
+                return 0
+            holders = set(current.holders)
+            if add:
+                holders.add(add)
+            if remove:
+                holders.discard(remove)
+            if holders == set(current.holders):
+                return len(holders)
+            new = Claim(namespace, digest, pega_id=current.pega_id, state=current.state, owner=current.owner,
+                        holders=tuple(holders))
+            try:
+                await self.table.replace(new.entity(), etag=str(current.etag))
+                return len(holders)
+            except ConcurrencyError:
+                continue
+        raise ClaimBusyError("the claim's holders keep changing", retry_after=2.0)
+

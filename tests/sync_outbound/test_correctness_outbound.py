@@ -1,0 +1,173 @@
+"""Regression tests of issue #11 (Pega → Exchange): each failed before the fix.
+
+Through the host's HTTP layer and queue worker (the outbound host), against the Graph and Pega
+simulators and Azurite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from shared.errors import TransientError
+from shared.outbound.context import worker_context
+from shared.outbound.worker import op_lease, run_operation
+from shared.storage.links import Link
+from shared.storage.operations import Operation
+from tests.sync_outbound.test_appointments import create_body, events_of, pega_appointment
+from tests.sync_outbound.test_emails import folder_messages, message, pega_email
+
+
+@pytest.fixture
+async def fault(graph_sim):
+    added: list[str] = []
+
+    async def add(**rule):
+        r = await graph_sim.control.add_fault(**rule)
+        added.append(r["id"])
+        return r
+
+    yield add
+    for rule_id in added:
+        await graph_sim.control.call("DELETE", f"faults/{rule_id}")
+
+
+async def test_3_a_reply_whose_draft_update_failed_is_retried_with_the_reps_text(
+        api, rep, graph_sim, pega_records, graph_http, state, fault):
+    original = await graph_sim.control.inbound_mail(rep.upn, subject="Quarterly pricing",
+                                                    body="Can you send the figures?", to=[rep.upn])
+    original_pega = await pega_email(pega_records, "Quarterly pricing")
+    await state.links.create(Link(mailbox=rep.upn, kind="email", graph_id=original["immutableId"],
+                                  pega_id=original_pega))
+    # the PATCH that puts the rep's text into the reply draft fails once (a 503 after createReply)
+    await fault(path=f"users/{rep.upn}/messages/[^/]+$", method="PATCH", status=503, count=1)
+    reply_pega = await pega_email(pega_records, "RE: Quarterly pricing")
+    op = await api.run("POST", f"pega/v1/emails/{quote(original_pega, safe='')}/reply",
+                       {"pegaId": reply_pega, "operator": rep.operator, "changedAt": "2026-11-20T10:05:00Z",
+                        "body": {"contentType": "text", "content": "Here are the figures, Alex"}}, within=60)
+    assert op["attempts"] == 2, op
+    sent = await message(graph_http, rep.upn, op["exchangeId"])
+    content = sent["body"]["content"]
+    assert content.count("Here are the figures, Alex") == 1, "the rep's text, exactly once"
+    assert content.index("Here are the figures") < content.index("Can you send the figures?")
+    assert [m["id"] for m in await folder_messages(graph_http, rep.upn, "sentitems")] == [op["exchangeId"]]
+
+
+async def test_b_a_retried_create_never_brings_back_an_appointment_cancelled_meanwhile(
+        api, rep, pega_records, graph_http, state, azurite_conn):
+    pega_id = await pega_appointment(pega_records)
+    create = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id))
+    await api.run("POST", f"pega/v1/appointments/{quote(pega_id, safe='')}/cancel",
+                  {"operator": rep.operator, "comment": "No longer needed", "changedAt": "2026-11-20T11:00:00Z"})
+    # the create's message comes again (its id report had failed transiently, say): it runs once more
+    op = await state.operations.get(create["operationId"])
+    await state.operations.put(dataclasses.replace(op, status="accepted"))
+    from shared.config import load_settings
+    from shared.queues.envelope import Envelope
+    from shared.queues.names import OUTBOUND_OPS
+    from shared.queues.sender import QueueSender
+
+    sender = QueueSender.from_settings(load_settings({"AzureWebJobsStorage": azurite_conn}).storage)
+    try:
+        await sender.send(OUTBOUND_OPS, Envelope(type="outbound.operation",
+                                                 body={"operation_id": create["operationId"]}))
+    finally:
+        await sender.close()
+    again = await api.wait(create["operationId"])
+    assert again["status"] == "succeeded"
+    live = [e for e in await events_of(graph_http, rep.upn) if not e.get("isCancelled")]
+    assert live == [], "no live meeting (and no invitation) for a cancelled appointment"
+
+
+async def test_c_a_transient_failure_of_the_id_report_retries_only_the_report(
+        api, rep, pega_records, pega_control, graph_http):
+    pega_id = await pega_appointment(pega_records)
+    await pega_control.add_fault(method="PATCH", path_contains=pega_id, status=503, times=1)
+    op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id), within=60)
+    assert op["attempts"] == 2 and op["reportedToPega"] is True, op
+    assert len(await events_of(graph_http, rep.upn)) == 1, "the event is made once"
+    case = await pega_records.client.get_case(pega_id)
+    assert case.content[pega_records.m.appointment.external_id] == op["exchangeId"]
+
+
+async def test_c_a_pega_refusal_of_the_id_report_never_fails_a_done_write(api, rep, pega_records, pega_control,
+                                                                          graph_http, state, azurite_conn):
+    pega_id = await pega_appointment(pega_records)
+    await pega_control.add_fault(method="PATCH", path_contains=pega_id, status=422, times=1)
+    op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id))
+    assert op["status"] == "succeeded" and op["reportedToPega"] is False, op
+    [failure] = [f for f in await state.failures.for_mailbox(rep.upn) if f.pega_id == pega_id]
+    assert failure.stage == "pega_report" and failure.exchange_id == op["exchangeId"]
+    # an operator retries the report once Pega is fixed: only the report runs, and the failure is gone
+    from shared.config import load_settings
+    from shared.ops import failures as ops_failures
+    from shared.queues.sender import QueueSender
+    from shared.runtime import Services
+
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn})
+    svc = Services(settings=settings, state=state, queues=QueueSender.from_settings(settings.storage))
+    try:
+        await ops_failures.retry(svc, rep.upn, failure.key)
+    finally:
+        await svc.queues.close()
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + 30
+    while [f for f in await state.failures.for_mailbox(rep.upn) if f.pega_id == pega_id]:
+        assert time.monotonic() < deadline, "the report retry did not resolve the failure"
+        await asyncio.sleep(0.2)
+    case = await pega_records.client.get_case(pega_id)
+    assert case.content[pega_records.m.appointment.external_id] == op["exchangeId"]
+    assert len(await events_of(graph_http, rep.upn)) == 1
+
+
+async def test_d_a_failed_operation_is_listed_in_the_mailbox_health_until_dismissed(
+        api, rep, pega_records, state, fault):
+    await fault(path=f"users/{rep.upn}/events$", method="POST", status=403, code="ErrorAccessDenied", count=1)
+    pega_id = await pega_appointment(pega_records)
+    op = await api.wait(await api.submit("POST", "pega/v1/appointments", create_body(rep, pega_id)))
+    assert op["status"] == "failed"
+    status, _, listed = await api.call("GET", f"admin/mailboxes/{rep.upn}/failures", token=None,
+                                       key=api.host.master_key, idem=None)
+    assert status == 200, listed
+    [row] = [f for f in listed["failures"] if f["item_id"] == op["operationId"]]
+    assert row["stage"] == "operation" and row["status"] == "failed" and "403" in row["cause"]
+    status, _, _ = await api.call("POST", f"admin/mailboxes/{rep.upn}/failures/dismiss", {"key": row["key"]},
+                                  token=None, key=api.host.master_key, idem=None)
+    assert status == 200
+    assert not [f for f in await state.failures.for_mailbox(rep.upn) if f.item_id == op["operationId"]]
+
+
+async def test_14_a_duplicate_message_never_runs_an_operation_whose_worker_is_alive(
+        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+    """The run lease is renewed while the worker runs (however long: a large upload), so a duplicate
+    message is deferred — before the fix a run older than 300 s was taken over and sent twice."""
+    pega_id = await pega_appointment(pega_records)
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="running", attempts=1,
+                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
+    await state.operations.put(op)
+    from shared.config import load_settings
+    from tests.sync_outbound.conftest import host_settings
+
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
+                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
+    ctx = worker_context(settings, state)
+    holder = await op_lease(ctx, op.operation_id)
+    await holder.acquire()  # the first run is alive and renewing (its updated_at may be ancient)
+    try:
+        with pytest.raises(TransientError):
+            await run_operation(ctx, op.operation_id)
+        assert await events_of(graph_http, rep.upn) == [], "the duplicate did not run"
+        assert (await state.operations.get(op.operation_id)).attempts == 1
+    finally:
+        await holder.release()
+    # once the first worker is gone (its lease expired, nothing renews it), a run may take over
+    later = await op_lease(ctx, op.operation_id)
+    await later.acquire(now=dt.datetime.now(dt.UTC))
+    await later.release()
