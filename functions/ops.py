@@ -87,8 +87,11 @@ def _body(req: func.HttpRequest) -> dict[str, Any]:
 
 
 def _flag(value: str | None, name: str) -> bool:
-    flag = (value or "").lower()
-    if flag not in ("", "0", "1", "true", "false", "yes", "no"):
+    """A yes/no query parameter: absent is no; given, it must say which."""
+    if value is None:
+        return False
+    flag = value.lower()
+    if flag not in ("0", "1", "true", "false", "yes", "no"):
         raise InvalidMessageError(f"{name}: must be 1/0, true/false or yes/no")
     return flag in ("1", "true", "yes")
 

@@ -3,8 +3,8 @@
 The host trusts the Graph simulator as its Entra ID (bearer tokens for the Pega API), knows its
 Graph tenant (GRAPH_TENANT_ID, for the notification tenant check) and reaches the Graph and Pega
 simulators. Only the HTTP triggers run: the rounds intake enqueues stay in the queue, so tests
-can see exactly what was accepted. It has an Azurite of its own: the fuzz test onboards
-mailboxes with generated names, which no other suite should ever see.
+can see exactly what was accepted. Each host has an Azurite of its own: the fuzz test onboards
+mailboxes with generated names and piles up their rounds, which no other test should ever see.
 """
 
 from __future__ import annotations
@@ -67,6 +67,22 @@ def secure_host(security_conn: str, graph_sim: Any, pega_sim: Any, tmp_path_fact
         yield h
     finally:
         h.stop()
+
+
+@pytest.fixture(scope="session")
+def fuzz_host(graph_sim: Any, pega_sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppHost]:
+    """Another host on another Azurite: the mailboxes and rounds the fuzz creates stay out of the
+    queues the hostile-input tests read."""
+    storage = start_azurite()
+    try:
+        h = start_app_host(azurite_connection_string(storage), settings=host_settings(graph_sim, pega_sim),
+                           host_json=fast_host_json(tmp_path_factory.mktemp("fuzz-host")), disable=WORKERS_OFF)
+        try:
+            yield h
+        finally:
+            h.stop()
+    finally:
+        storage.stop()
 
 
 @pytest.fixture

@@ -68,14 +68,14 @@ def fuzz(operation: Any, base_url: str, headers: dict[str, str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("operation", _operations(CONTRACT), ids=lambda op: op.label)
-def test_the_pega_contract_never_answers_5xx_and_only_as_documented(operation: Any, secure_host: AppHost,
+def test_the_pega_contract_never_answers_5xx_and_only_as_documented(operation: Any, fuzz_host: AppHost,
                                                                     pega_token: str) -> None:
-    fuzz(operation, secure_host.url, {"Authorization": f"Bearer {pega_token}",
-                                      "x-functions-key": secure_host.function_key})
+    fuzz(operation, fuzz_host.url, {"Authorization": f"Bearer {pega_token}",
+                                      "x-functions-key": fuzz_host.function_key})
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("operation", _operations(INTERNAL_API), ids=lambda op: op.label)
 def test_graph_intake_and_the_admin_api_never_answer_5xx_and_only_as_documented(operation: Any,
-                                                                                secure_host: AppHost) -> None:
-    fuzz(operation, secure_host.url, {"x-functions-key": secure_host.master_key})
+                                                                                fuzz_host: AppHost) -> None:
+    fuzz(operation, fuzz_host.url, {"x-functions-key": fuzz_host.master_key})
