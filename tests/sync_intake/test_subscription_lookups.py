@@ -85,3 +85,26 @@ async def test_a_thousand_unknown_ids_cost_batched_queries_and_known_ones_are_ca
     again = await accept_change_notifications(svc, [mine])
     assert again.ignored == {"client_state_mismatch": 1}
     assert counting.queries == 0, "a known subscription is served from the cache"
+
+
+async def test_lookups_stop_at_their_time_limit_and_the_rest_is_counted_not_checked(world, monkeypatch):
+    """However slow storage is, the answer leaves within the budget: no new batch after the limit
+    (0 here), unchecked items counted; a subscription already known still counts at once."""
+    import shared.sync.notifications as intake
+
+    svc, counting = world
+    known = await svc.state.subscriptions.put(record(str(uuid.uuid4())))
+    ok = ChangeNotification(subscription_id=known.subscription_id, client_state=known.client_state,
+                            change_type="created", resource="r", resource_id="i", etag="e", tenant_id="t1")
+    wrong = ChangeNotification(subscription_id=known.subscription_id, client_state="wrong", change_type="created",
+                               resource="r", resource_id="i", etag="e", tenant_id="t1")
+    await accept_change_notifications(svc, [wrong])  # now cached
+    monkeypatch.setattr(intake, "LOOKUP_SECONDS", 0.0)
+    counting.queries = 0
+    unknown = [ChangeNotification(subscription_id=str(uuid.uuid4()), client_state="x", change_type="created",
+                                  resource="r", resource_id="i", etag="e", tenant_id="t1") for _ in range(300)]
+    counted = intake.IntakeResult()
+    verified = await intake._verified(svc, [ok, *unknown], counted)
+    assert [rec.subscription_id for _, rec in verified] == [known.subscription_id]
+    assert counted.ignored == {"not_checked": 300}
+    assert counting.queries == 0
