@@ -27,14 +27,27 @@ LATEST = dt.datetime(4500, 12, 31, 23, 59, 59, 999999)
 _RANGE = "between 1601-01-01 and 4500-12-31 (the dates Exchange can store)"
 
 
+_PROBE = "Pes/No Such Zone"
+
+
 def resolve_zone(name: str) -> dt.tzinfo | None:
-    """The zone `name` names (Windows or IANA), or None when the time-zone table does not know it."""
+    """The zone `name` names (Windows or IANA), or None when the time-zone table does not know it.
+
+    A strict table raises for an unknown name. A table that falls back to UTC instead (a name it
+    does not know becomes UTC) is recognised by asking it for a zone that cannot exist; then UTC
+    is accepted only for a name the table itself maps to UTC."""
     try:
-        if not timezones.is_known_zone(name):
-            return None
-        return timezones.zone(name)
-    except Exception:  # a name zoneinfo cannot even open (a directory, too long) is unknown too
+        tz = timezones.zone(name)
+    except Exception:  # unknown, or a name zoneinfo cannot even open (a directory such as "America")
         return None
+    if tz is not timezones.UTC:
+        return tz
+    try:
+        falls_back = timezones.zone(_PROBE) is timezones.UTC
+    except Exception:
+        return tz  # a strict table: UTC was meant
+    windows = getattr(timezones, "WINDOWS_TO_IANA", {})
+    return tz if not falls_back or name == "UTC" or windows.get(name) == "UTC" else None
 
 
 def _in_range(value: dt.datetime) -> bool:

@@ -60,19 +60,6 @@ def zone(name: str | None) -> dt.tzinfo:
         return UTC
 
 
-def is_known_zone(name: str) -> bool:
-    """Whether :func:`zone` resolves `name` itself rather than falling back to UTC (intake
-    refuses unknown zones with a 400 instead of letting them become UTC)."""
-    iana = WINDOWS_TO_IANA.get(name, name)
-    if iana == "UTC":
-        return True
-    try:
-        ZoneInfo(iana)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as "America"
-        return False
-    return True
-
-
 def parse_iso_utc(value: Any) -> dt.datetime | None:
     """An ISO timestamp (with Z, an offset or none = UTC) as aware UTC; None if absent or invalid."""
     if not value or not isinstance(value, str):
