@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -67,6 +68,14 @@ class SubscriptionRecord:
         )
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Records found by id, and the ids a deadline left unread."""
+
+    found: dict[str, SubscriptionRecord]
+    unchecked: frozenset[str] = frozenset()
+
+
 class SubscriptionRepository:
     def __init__(self, table: Table) -> None:
         self._t = table
@@ -76,27 +85,36 @@ class SubscriptionRepository:
         return SubscriptionRecord.from_entity(e) if e else None
 
     async def get_many(self, subscription_ids: Iterable[str]) -> dict[str, SubscriptionRecord]:
-        """The stored records among `subscription_ids` (absent ids are left out), read with one
-        filtered query per :data:`IDS_PER_QUERY` ids, :data:`QUERIES_AT_ONCE` at a time."""
+        """The stored records among `subscription_ids` (absent ids are left out)."""
+        return (await self.lookup(subscription_ids)).found
+
+    async def lookup(self, subscription_ids: Iterable[str], *, deadline: float | None = None) -> Lookup:
+        """Read `subscription_ids` with one filtered query per :data:`IDS_PER_QUERY` ids,
+        :data:`QUERIES_AT_ONCE` at a time, in the order given. With a `deadline` (time.monotonic()),
+        no query starts after it: its ids come back as `unchecked`."""
         keys: dict[str, str] = {}
-        for sid in set(subscription_ids):
+        for sid in dict.fromkeys(subscription_ids):
             try:
                 keys[sid] = encode_key(sid)
             except ValueError:  # empty or longer than a key may be: cannot be stored, so absent
                 continue
-        ids = sorted(keys)
+        ids = list(keys)
         gate = asyncio.Semaphore(QUERIES_AT_ONCE)
+        unchecked: set[str] = set()
         # (the SDK substitutes @names in space-separated words: keep the parentheses apart)
 
         async def one(chunk: list[str]) -> list[SubscriptionRecord]:
             params = {"pk": PK, **{f"r{i}": keys[sid] for i, sid in enumerate(chunk)}}
             rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
             async with gate:
+                if deadline is not None and time.monotonic() > deadline:
+                    unchecked.update(chunk)
+                    return []
                 return [SubscriptionRecord.from_entity(e)
                         async for e in self._t.query(f"PartitionKey eq @pk and ( {rows} )", parameters=params)]
 
         found = await asyncio.gather(*(one(ids[i:i + IDS_PER_QUERY]) for i in range(0, len(ids), IDS_PER_QUERY)))
-        return {rec.subscription_id: rec for batch in found for rec in batch}
+        return Lookup({rec.subscription_id: rec for batch in found for rec in batch}, frozenset(unchecked))
 
     async def put(self, record: SubscriptionRecord) -> SubscriptionRecord:
         if record.etag:

@@ -37,7 +37,7 @@ from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.runtime import Services
 from shared.storage.health import record_success
-from shared.storage.subscriptions import IDS_PER_QUERY, QUERIES_AT_ONCE, SubscriptionRecord, SubscriptionRepository
+from shared.storage.subscriptions import SubscriptionRecord, SubscriptionRepository
 from shared.sync.rounds import enqueue_round
 
 log = logging.getLogger(__name__)
@@ -201,9 +201,9 @@ def known_subscriptions(repo: SubscriptionRepository) -> KnownSubscriptions:
 
 
 async def _lookup(services: Services, ids: list[str]) -> tuple[dict[str, SubscriptionRecord], set[str]]:
-    """The records of `ids` (cache first, then batched reads in waves, in the order given) and the
-    ids left unchecked because the lookup time ran out — so a POST is answered in time whatever
-    it holds and however loaded storage is."""
+    """The records of `ids` (cache first, then batched reads in the order given) and the ids left
+    unchecked because the lookup time ran out — so a POST is answered in time whatever it holds
+    and however loaded storage is."""
     repo = services.state.subscriptions
     cache = known_subscriptions(repo)
     started = now = time.monotonic()
@@ -215,14 +215,13 @@ async def _lookup(services: Services, ids: list[str]) -> tuple[dict[str, Subscri
             out[sid] = hit
         else:
             missing.append(sid)
-    wave = IDS_PER_QUERY * QUERIES_AT_ONCE
-    for i in range(0, len(missing), wave):
-        if time.monotonic() - started > LOOKUP_SECONDS:
-            return out, set(missing[i:])
-        for sid, rec in (await repo.get_many(missing[i:i + wave])).items():
-            cache.put(rec, now=now)
-            out[sid] = rec
-    return out, set()
+    if not missing:
+        return out, set()
+    found = await repo.lookup(missing, deadline=started + LOOKUP_SECONDS)
+    for sid, rec in found.found.items():
+        cache.put(rec, now=now)
+        out[sid] = rec
+    return out, set(found.unchecked)
 
 
 async def _count_ignored(services: Services, ignored: Counter[str]) -> None:

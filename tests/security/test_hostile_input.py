@@ -122,13 +122,16 @@ async def test_a_thousand_unknown_subscription_ids_are_answered_202_and_genuine_
                for i in range(1000)]
     r = await send(secure_host, "POST", "graph/notifications", body=json.dumps({"value": unknown}).encode())
     assert r.status == 202, r.text
-    assert r.json()["ignored"] == {"unknown_subscription": 1000}
+    # all read (or, on a machine so loaded that the lookup time ran out, the rest counted unchecked)
+    ignored = r.json()["ignored"]
+    assert set(ignored) <= {"unknown_subscription", "not_checked"} and sum(ignored.values()) == 1000
     # one genuine item among 999 unknown ones is still processed; items past the cap are counted
     mixed = [notification(subscription, tenant=tenant), *unknown[:MAX_NOTIFICATIONS_PER_POST - 1], unknown[-1]]
     r = await send(secure_host, "POST", "graph/notifications", body=json.dumps({"value": mixed}).encode())
     assert r.status == 202, r.text
-    assert r.json() == {"accepted": 1, "enqueued": 1, "coalesced": 0,
-                        "ignored": {"unknown_subscription": MAX_NOTIFICATIONS_PER_POST - 1, "over_limit": 1}}
+    body = r.json()
+    assert (body["accepted"], body["enqueued"], body["ignored"]["over_limit"]) == (1, 1, 1)
+    assert body["ignored"].get("unknown_subscription", 0) + body["ignored"].get("not_checked", 0) == 999
     assert len(await queued_rounds(security_conn, subscription.mailbox)) == 1
 
 
