@@ -5,8 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http_util import json_response, problem
-from shared.admin.mailboxes import describe, offboard, onboard, parse_request, validate_upn
-from shared.errors import InvalidMessageError
+from shared.admin.mailboxes import describe, offboard, onboard, parse_request, validate_key
+from shared.errors import InvalidMessageError, TransientError
 from shared.runtime import services
 
 bp = func.Blueprint()
@@ -17,15 +17,17 @@ bp = func.Blueprint()
 async def admin_mailbox(req: func.HttpRequest) -> func.HttpResponse:
     upn = req.route_params.get("upn", "")
     try:
-        validate_upn(upn)
+        validate_key(upn)
         svc = await services()
         if req.method == "PUT":
             mailbox, created = await onboard(svc, upn, parse_request(req.get_body()))
-            return json_response(await describe(svc, mailbox.upn), status=201 if created else 200)
+            return json_response(await describe(svc, mailbox.key), status=201 if created else 200)
         if req.method == "DELETE":
             return func.HttpResponse(status_code=204 if await offboard(svc, upn) else 404)
     except InvalidMessageError as exc:
         return problem(400, str(exc))
+    except TransientError as exc:
+        return problem(503, f"try again later: {type(exc).__name__}")
     found = await describe(svc, upn)
     return json_response(found) if found else problem(404, "mailbox is not onboarded")
 
@@ -34,5 +36,5 @@ async def admin_mailbox(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/mailboxes", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def admin_mailboxes(req: func.HttpRequest) -> func.HttpResponse:
     svc = await services()
-    out = [await describe(svc, m.upn) for m in await svc.state.mailboxes.list(active_only=False)]
+    out = [await describe(svc, m.key) for m in await svc.state.mailboxes.list(active_only=False)]
     return json_response({"mailboxes": out})

@@ -12,7 +12,7 @@ import json
 import azure.functions as func
 
 from functions.http_util import json_response, problem
-from shared.admin.mailboxes import validate_upn
+from shared.admin.mailboxes import validate_key
 from shared.errors import InvalidMessageError
 from shared.ops import failures
 from shared.runtime import services
@@ -35,10 +35,10 @@ def _key(req: func.HttpRequest) -> str:
 @bp.route(route="admin/mailboxes/{upn}/failures", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 async def admin_mailbox_failures(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        upn = validate_upn(req.route_params.get("upn", ""))
+        upn = validate_key(req.route_params.get("upn", ""))
+        rows = await failures.list_failures(await services(), upn)
     except InvalidMessageError as exc:
         return problem(400, str(exc))
-    rows = await failures.list_failures(await services(), upn)
     return json_response({"count": len(rows), "failures": rows})
 
 
@@ -49,7 +49,7 @@ async def admin_mailbox_failure_action(req: func.HttpRequest) -> func.HttpRespon
     if action not in ("retry", "dismiss"):
         return problem(404, "action: expected retry or dismiss")
     try:
-        upn = validate_upn(req.route_params.get("upn", ""))
+        upn = validate_key(req.route_params.get("upn", ""))
         svc = await services()
         result = await (failures.retry if action == "retry" else failures.dismiss)(svc, upn, _key(req))
     except InvalidMessageError as exc:

@@ -21,7 +21,7 @@ from typing import Any
 import azure.functions as func
 
 from functions.http_util import json_response, problem
-from shared.admin.mailboxes import validate_upn
+from shared.admin.mailboxes import validate_key
 from shared.contract import json_body
 from shared.contract.errors import ContractViolation
 from shared.errors import InvalidMessageError, PermanentError, TransientError
@@ -107,7 +107,7 @@ async def admin_health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/mailboxes/{upn}/health", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
 @_answering
 async def admin_mailbox_health(req: func.HttpRequest) -> func.HttpResponse:
-    upn = validate_upn(req.route_params.get("upn", ""))
+    upn = validate_key(req.route_params.get("upn", ""))
     found = await health.mailbox_health(await _svc(), upn)
     return json_response(found) if found else problem(404, "mailbox is not onboarded")
 

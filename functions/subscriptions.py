@@ -26,7 +26,7 @@ async def _ensure(env: Envelope) -> None:
     if mailbox is None:
         raise PermanentError("subscriptions.ensure: mailbox is not onboarded")
     if not mailbox.active:
-        await mgr.remove_all(mailbox.upn)
+        await mgr.remove_all(mailbox.key)
         return
     await mgr.ensure(mailbox)
 
@@ -60,4 +60,4 @@ async def subscription_manager(timer: func.TimerRequest) -> None:
     svc = await services()
     for mailbox in await svc.state.mailboxes.list():
         await svc.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure",
-                                                                body={"mailbox": mailbox.upn}))
+                                                                body={"mailbox": mailbox.key}))

@@ -332,6 +332,7 @@ var appSettings = {
   SYNC_CONTACT_CATEGORY: 'PegaSASync'
   SYNC_CONTACT_FOLDER: ''
   SYNC_CONTACT_CLOSE_ACTION: 'clear_category'
+  SYNC_MAIL_FOLDERS: 'inbox_tree'
   SYNC_CONFLICT_POLICY: 'newer'
   SYNC_DELETE_SAFETY_SHARE: '0.5'
   SYNC_NOTIFICATION_URL_BASE: effectiveNotificationUrlBase

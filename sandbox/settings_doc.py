@@ -73,6 +73,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "SYNC_CONTACT_CATEGORY": ("PegaSASync", "Outlook category that marks contacts to sync (as in Pega)."),
     "SYNC_CONTACT_FOLDER": ("", "Contact folder for contacts created from Pega (empty: the default folder)."),
     "SYNC_CONTACT_CLOSE_ACTION": ("clear_category", "A contact closed in Pega: `clear_category` or `delete` in Outlook."),
+    "SYNC_MAIL_FOLDERS": ("inbox_tree", "Mail folders that sync: `inbox_tree` (Inbox, every folder under it — where server rules file mail — and Sent Items), `all` (every folder but Deleted Items, Junk, Drafts, Outbox) or `inbox` (Inbox and Sent Items)."),
     "SYNC_CONFLICT_POLICY": ("newer", "True conflicts on one field: `newer` edit wins, or `pega` / `exchange` always."),
     "SYNC_DELETE_SAFETY_SHARE": ("0.5", "A round that would close/cancel more than this share of linked items is held."),
     "SYNC_NOTIFICATION_URL_BASE": ("https://<app>.azurewebsites.net/api", "Public base URL Graph posts notifications to."),

@@ -203,6 +203,9 @@ class SyncDefaults(BaseSettings):
     # closing a contact in Pega does in Outlook: "clear_category" (keep the contact) or "delete".
     contact_folder: str = ""
     contact_close_action: Literal["clear_category", "delete"] = "clear_category"
+    # Which mail folders sync (shared/sync/folders.py): Inbox with every folder under it (mail filed there by
+    # server rules) and Sent Items; or every mail folder but Deleted Items/Junk/Drafts/Outbox; or Inbox and Sent.
+    mail_folders: Literal["inbox_tree", "all", "inbox"] = "inbox_tree"
     conflict_policy: ConflictPolicy = ConflictPolicy.NEWER
     delete_safety_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     notification_url_base: str = ""

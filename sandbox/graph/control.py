@@ -80,6 +80,21 @@ async def add_user(request: web.Request) -> web.Response:
     return web.json_response(user.to_graph(), status=201)
 
 
+async def rename_user(request: web.Request) -> web.Response:
+    """An admin renames a user in Entra (a new userPrincipalName; the object id stays): `{userPrincipalName}`."""
+    sim = _sim(request)
+    user = sim.store.user(request.match_info["user"])
+    body = await _json(request)
+    upn = str(body.get("userPrincipalName") or "").lower()
+    if "@" not in upn:
+        raise GraphError(400, "BadRequest", "userPrincipalName is required.")
+    if sim.store.find_user(upn) not in (None, user):
+        raise GraphError(400, "Request_BadRequest", "Another object with the same value for property "
+                                                    f"userPrincipalName already exists: {upn}")
+    user.upn = upn
+    return web.json_response(user.to_graph())
+
+
 async def add_client(request: web.Request) -> web.Response:
     body = snake(await _json(request))
     cid = body.get("client_id")
@@ -363,6 +378,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sim/users/{user}/inbound-mail", r(inbound_mail)),
         web.post("/_sim/users/{user}/items/{id}/touch", r(touch)),
         web.post("/_sim/users/{user}/items/{id}/move", r(user_move)),
+        web.patch("/_sim/users/{user}", r(rename_user)),
         web.get("/_sim/access-policy", r(access_policy)),
         web.post("/_sim/access-policy", r(access_policy)),
         web.get("/_sim/clock", r(clock)),

@@ -53,6 +53,16 @@ def validate_upn(upn: str) -> str:
     return upn.lower()
 
 
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def validate_key(value: str) -> str:
+    """A mailbox named by its UPN or by its Entra object id (both find it)."""
+    if OBJECT_ID.fullmatch(value or ""):
+        return value.lower()
+    return validate_upn(value)
+
+
 def backfill_plan(mailbox: Mailbox) -> dict[str, str]:
     """Backfill progress keys, as the delta rounds report them (email per folder)."""
     from shared.sync.source import EMAIL_FOLDERS
@@ -66,34 +76,60 @@ def backfill_plan(mailbox: Mailbox) -> dict[str, str]:
     return plan
 
 
+async def resolve_user_id(services: Services, upn: str) -> str:
+    """The mailbox's Entra object id (what its state is keyed by), or "" when Graph is not configured.
+    An unknown user is a 400 naming the field; Graph trouble propagates (the caller answers 503)."""
+    if not services.settings.graph.configured:
+        return ""
+    from shared.graph.errors import GraphNotFoundError
+    from shared.graph.factory import graph_gateway
+
+    try:
+        raw = await graph_gateway(services.settings.graph).get_json(
+            f"users/{upn}", mailbox=upn, params={"$select": "id,userPrincipalName"}, what="resolve user")
+    except GraphNotFoundError:
+        raise InvalidMessageError("upn: no such user in the tenant") from None
+    return str((raw or {}).get("id") or "").lower()
+
+
 async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Mailbox, bool]:
-    """Create or update; returns (mailbox, created)."""
+    """Create or update; returns (mailbox, created). The mailbox is found by its object id first, so
+    onboarding a renamed user (a new UPN) updates the same mailbox and keeps its links and cursors."""
     upn = validate_upn(upn)
-    existing = await services.state.mailboxes.get(upn)
-    base = existing or Mailbox.with_defaults(upn, req.pega_operator, services.settings.sync)
+    user_id = await resolve_user_id(services, upn)
+    existing = (await services.state.mailboxes.get(user_id) if user_id else None) or \
+        await services.state.mailboxes.get(upn)
+    if existing is not None and existing.upn != upn:
+        await services.state.mailboxes.forget_upn(existing.upn)  # renamed in Entra
+        existing = dataclasses.replace(existing, upn=upn)
+    if existing is not None and user_id and not existing.user_id:
+        existing = dataclasses.replace(existing, user_id=user_id)  # a legacy row keeps its key (its state)
+    base = existing or Mailbox.with_defaults(upn, req.pega_operator, services.settings.sync, user_id=user_id)
     changes: dict[str, Any] = {k: v for k, v in req.model_dump().items() if v is not None}
     mailbox = dataclasses.replace(base, **changes, status="active",
                                   onboarded_at=base.onboarded_at or dt.datetime.now(dt.UTC))
     if existing is None or not existing.active:
         mailbox = dataclasses.replace(mailbox, backfill=backfill_plan(mailbox))
     saved = await services.state.mailboxes.put(mailbox)
-    await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure", body={"mailbox": upn}))
+    await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure",
+                                                                 body={"mailbox": saved.key}))
     newly = existing is None or not existing.active
     for kind in KINDS:
         turned_on = saved.enabled(kind) and (newly or not existing.enabled(kind))  # type: ignore[union-attr]
         if turned_on:
-            await enqueue_round(services, upn, kind, reason="onboard", coalesce=False)
+            await enqueue_round(services, saved.key, kind, reason="onboard", coalesce=False)
     return saved, existing is None
 
 
 async def describe(services: Services, upn: str) -> dict[str, Any] | None:
-    mailbox = await services.state.mailboxes.get(validate_upn(upn))
+    mailbox = await services.state.mailboxes.get(validate_key(upn))
     if mailbox is None:
         return None
-    health = await services.state.health.for_mailbox(mailbox.upn)
-    subs = await services.state.subscriptions.for_mailbox(mailbox.upn)
+    health = await services.state.health.for_mailbox(mailbox.key)
+    subs = await services.state.subscriptions.for_mailbox(mailbox.key)
     return {
         "upn": mailbox.upn,
+        "id": mailbox.key,
         "pega_operator": mailbox.pega_operator,
         "status": mailbox.status,
         "settings": {"email_enabled": mailbox.email_enabled, "calendar_enabled": mailbox.calendar_enabled,
@@ -111,12 +147,12 @@ async def describe(services: Services, upn: str) -> dict[str, Any] | None:
 
 
 async def offboard(services: Services, upn: str) -> bool:
-    mailbox = await services.state.mailboxes.get(validate_upn(upn))
+    mailbox = await services.state.mailboxes.get(validate_key(upn))
     if mailbox is None:
         return False
     await services.state.mailboxes.put(dataclasses.replace(mailbox, status="offboarded"))
     await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.remove",
-                                                                 body={"mailbox": mailbox.upn}))
+                                                                 body={"mailbox": mailbox.key}))
     return True
 
 

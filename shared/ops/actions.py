@@ -12,7 +12,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from shared.admin.mailboxes import validate_upn
+from shared.admin.mailboxes import validate_key as validate_upn
 from shared.errors import InvalidMessageError
 from shared.runtime import Services
 from shared.storage.mailboxes import KINDS
@@ -101,5 +101,5 @@ async def resync(services: Services, upn: str, kind: str) -> dict[str, Any]:
     if not mailbox.enabled(kind):
         raise InvalidMessageError(f"kind: {kind} sync is disabled for this mailbox")
     requested = dt.datetime.now(dt.UTC)
-    await enqueue_round(services, upn, kind, reason="resync", full_resync=True, coalesce=False)
+    await enqueue_round(services, mailbox.key, kind, reason="resync", full_resync=True, coalesce=False)
     return {"mailbox": upn, "kind": kind, "requested_at": requested.isoformat(), "full_resync": True}

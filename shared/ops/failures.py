@@ -30,8 +30,15 @@ def view(f: Failure) -> dict[str, Any]:
             "last_failed_at": f.last_failed_at.isoformat() if f.last_failed_at else None}
 
 
+async def _key(services: Services, upn: str) -> str:
+    mailbox = await services.state.mailboxes.get(upn)
+    if mailbox is None:
+        raise InvalidMessageError("upn: mailbox is not onboarded")
+    return mailbox.key
+
+
 async def list_failures(services: Services, upn: str) -> list[dict[str, Any]]:
-    rows = await services.state.failures.for_mailbox(upn)
+    rows = await services.state.failures.for_mailbox(await _key(services, upn))
     return [view(f) for f in sorted(rows, key=lambda f: (f.kind, f.last_failed_at or f.first_failed_at or 0))]
 
 
@@ -39,7 +46,7 @@ async def _find(services: Services, upn: str, key: str) -> Failure:
     parts = key.split("|", 2)
     if len(parts) != 3 or not all(parts):
         raise InvalidMessageError("key: expected '<direction>|<kind>|<id>' as listed in the mailbox's failures")
-    found = await services.state.failures.get(upn, parts[0], parts[1], parts[2])
+    found = await services.state.failures.get(await _key(services, upn), parts[0], parts[1], parts[2])
     if found is None:
         raise InvalidMessageError("key: no such failure for this mailbox (resolved already?)")
     return found
@@ -53,7 +60,7 @@ async def retry(services: Services, upn: str, key: str) -> dict[str, Any]:
     if f.stage == OPERATION:
         op = await services.state.operations.get(f.item_id)
         if op is None:
-            await services.state.failures.resolve(upn, f.direction, f.kind, f.item_id)
+            await services.state.failures.resolve(f.mailbox, f.direction, f.kind, f.item_id)
             raise InvalidMessageError("key: the operation no longer exists")
         if op.status == "failed":
             await services.state.operations.put(dataclasses.replace(op, status="accepted", attempts=0))
@@ -71,5 +78,5 @@ async def retry(services: Services, upn: str, key: str) -> dict[str, Any]:
 
 async def dismiss(services: Services, upn: str, key: str) -> dict[str, Any]:
     f = await _find(services, upn, key)
-    await services.state.failures.resolve(upn, f.direction, f.kind, f.item_id)
+    await services.state.failures.resolve(f.mailbox, f.direction, f.kind, f.item_id)
     return {"key": key, "dismissed": True}

@@ -94,7 +94,7 @@ def _kind_row(kind: str, *, mailbox: Mailbox, h: Health | None, now: dt.datetime
               subs: list[SubscriptionRecord], letters: int, pending_since: dt.datetime | None,
               failures: int = 0, url_now: str = "") -> dict[str, Any]:
     enabled = mailbox.active and (kind not in KINDS or mailbox.enabled(kind))
-    h = h or Health(mailbox=mailbox.upn, kind=kind)
+    h = h or Health(mailbox=mailbox.key, kind=kind)
     mine = [c for c in cursors if c.kind == kind]
     row: dict[str, Any] = {
         "kind": kind,
@@ -139,24 +139,25 @@ async def mailbox_health(services: Services, upn: str, *, now: dt.datetime | Non
     mailbox = await services.state.mailboxes.get(upn)
     if mailbox is None:
         return None
-    health = {h.kind: h for h in await services.state.health.for_mailbox(mailbox.upn)}
-    cursors = await services.state.cursors.list(mailbox.upn)
-    subs = ([r for r in all_subs if r.mailbox == mailbox.upn] if all_subs is not None
-            else await services.state.subscriptions.for_mailbox(mailbox.upn))
+    health = {h.kind: h for h in await services.state.health.for_mailbox(mailbox.key)}
+    cursors = await services.state.cursors.list(mailbox.key)
+    subs = ([r for r in all_subs if r.mailbox == mailbox.key] if all_subs is not None
+            else await services.state.subscriptions.for_mailbox(mailbox.key))
     if letters is None:
         letters = (await ops_dl.counts(services))["per_mailbox_kind"]
     kinds = list(KINDS) + sorted(k for k in health if k not in KINDS)
-    failures = await services.state.failures.for_mailbox(mailbox.upn)
+    failures = await services.state.failures.for_mailbox(mailbox.key)
     url_now = _current_url_hash(services)
     rows = []
     for kind in kinds:
-        pending = await _pending_round(services, mailbox.upn, kind) if kind in KINDS else None
-        n_letters = letters.get(f"{mailbox.upn}|{kind}", 0)
+        pending = await _pending_round(services, mailbox.key, kind) if kind in KINDS else None
+        n_letters = letters.get(f"{mailbox.key}|{kind}", 0)
         rows.append(_kind_row(kind, mailbox=mailbox, h=health.get(kind), now=now, cursors=cursors, subs=subs,
                               letters=n_letters, pending_since=pending,
                               failures=sum(1 for f in failures if f.kind == kind), url_now=url_now))
     return {
         "upn": mailbox.upn,
+        "id": mailbox.key,
         "pega_operator": mailbox.pega_operator,
         "status": mailbox.status,
         "onboarded_at": _iso(mailbox.onboarded_at),
@@ -181,7 +182,7 @@ async def tenant_health(services: Services, *, now: dt.datetime | None = None) -
     totals: dict[str, dict[str, int]] = {}
     expiring = failed_subs = active_subs = 0
     for m in sorted(mailboxes, key=lambda m: m.upn):
-        detail = await mailbox_health(services, m.upn, now=now, letters=dl["per_mailbox_kind"], depths=depths,
+        detail = await mailbox_health(services, m.key, now=now, letters=dl["per_mailbox_kind"], depths=depths,
                                       all_subs=all_subs)
         if detail is None:
             continue

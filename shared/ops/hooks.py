@@ -38,8 +38,8 @@ def delta_handlers(services: ServicesRef, *, context: Any = None, clock: Clock |
         from shared.sync.inbound import run_delta_round
 
         mailbox, kind = env.body.get("mailbox"), env.body.get("kind")
-        if not isinstance(mailbox, str) or "@" not in mailbox or kind not in KINDS:
-            raise PermanentError("delta.sync needs body.mailbox (a UPN) and body.kind (email|calendar|contacts)")
+        if not isinstance(mailbox, str) or not mailbox or kind not in KINDS:
+            raise PermanentError("delta.sync needs body.mailbox (its key) and body.kind (email|calendar|contacts)")
         svc = await _get(services)
         report = await run_delta_round(svc, mailbox=mailbox, kind=str(kind),
                                        reason=str(env.body.get("reason", "poll")),

@@ -134,7 +134,8 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
         if not before.incident_open:
             log.warning("incident opened for %s/%s: failing since %s", mailbox, kind, before.failing_since,
                         extra=telemetry.log_extra(mailbox=mailbox, kind=kind, event="incident_opened"))
-        notice = Notice(FAILURE, mailbox, kind, before.failing_since, sanitize_error(before.last_error),
+        notice = Notice(FAILURE, await _address(services, mailbox), kind, before.failing_since,
+                        sanitize_error(before.last_error),
                         services.settings.sync.notification_frequency_minutes, now,
                         last_failure_at=before.last_failure_at)
         try:
@@ -170,7 +171,7 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
                  extra=telemetry.log_extra(mailbox=mailbox, kind=kind, event="incident_closed"))
         if before.incident_notified_at is None:  # the failure notice never went out: no recovery notice either
             return Evaluation(mailbox, kind, "closed", False)
-        notice = Notice(RECOVERY, mailbox, kind, None, sanitize_error(before.last_error),
+        notice = Notice(RECOVERY, await _address(services, mailbox), kind, None, sanitize_error(before.last_error),
                         services.settings.sync.notification_frequency_minutes, now,
                         recovered_at=before.last_success_at or now, last_failure_at=before.last_failure_at)
         try:
@@ -189,16 +190,16 @@ async def evaluate_all(services: Services, *, now: dt.datetime | None = None,
     freq = frequency(services)
     out: list[Evaluation] = []
     for mailbox in await services.state.mailboxes.list(active_only=False):
-        for h in await services.state.health.for_mailbox(mailbox.upn):
-            telemetry.set_incident_open(mailbox.upn, h.kind, h.incident_open)
+        for h in await services.state.health.for_mailbox(mailbox.key):
+            telemetry.set_incident_open(mailbox.key, h.kind, h.incident_open)
             needs = (past_frequency(h, now, freq) and (not h.incident_open or h.incident_notified_at is None)) or (
                 h.incident_open and not is_failing(h))
             if not needs:
                 continue
             try:
-                ev = await evaluate(services, mailbox.upn, h.kind, now=now, notifier=notifier, health=h)
+                ev = await evaluate(services, mailbox.key, h.kind, now=now, notifier=notifier, health=h)
             except Exception as exc:  # one mailbox must not stop the others
-                log.warning("incident evaluation for %s/%s failed: %s", mailbox.upn, h.kind, type(exc).__name__)
+                log.warning("incident evaluation for a %s failed: %s", h.kind, type(exc).__name__)
                 continue
             if ev.action != "none":
                 out.append(ev)
@@ -236,6 +237,15 @@ def outbound_target(services: Services | Callable[[], Awaitable[Services]]) -> T
         return op.mailbox.lower(), health_kind(op.kind, telemetry.OUTBOUND)
 
     return target
+
+
+async def _address(services: Services, mailbox: str) -> str:
+    """The rep's address for a notice: state is keyed by the mailbox's object id, mail goes to its UPN."""
+    try:
+        found = await services.state.mailboxes.get(mailbox)
+    except Exception:
+        found = None
+    return found.upn if found is not None else mailbox
 
 
 def guard(handler: Handler, *, services: Services | Callable[[], Awaitable[Services]],

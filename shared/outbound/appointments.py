@@ -104,7 +104,11 @@ def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...]) -> dict[str,
 async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
-    if link is None or link.state != "active":
+    if link is not None and link.state != "active":
+        # cancelled meanwhile (in Pega or in Outlook): nothing is left to change, and the change did not
+        # fail — reporting it failed would invite Pega to send it again
+        return {"exchangeId": link.graph_id, "skipped": "the appointment was cancelled"}
+    if link is None:
         require_link_or_wait(req, "appointment", link)
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 META_PEGA_CHANGED_AT = "_pega_changed_at"
 # An update/cancel/reply whose item is not linked yet (its create still queued) is retried this often.
-MAX_LINK_WAITS = 6
+MAX_LINK_WAITS = 9
 
 
 @dataclass(frozen=True)
@@ -176,5 +176,8 @@ def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = No
     if link is not None and link.state != "active":
         raise PermanentError(f"{what} {req.pega_id!r} was already cancelled or closed in Exchange")
     if req.op.attempts < MAX_LINK_WAITS:
-        raise NotLinkedYet(f"{what} {req.pega_id!r} is not linked to an Exchange item yet", retry_after=3.0)
+        # its create may still be queued, retried or recovering from a crash: wait longer each time
+        # (3 s, 6 s, ... ≤ 60 s: about 5 minutes in all) before giving up
+        raise NotLinkedYet(f"{what} {req.pega_id!r} is not linked to an Exchange item yet",
+                           retry_after=min(60.0, 3.0 * 2 ** max(0, req.op.attempts - 1)))
     raise PermanentError(f"{what} {req.pega_id!r} has no linked Exchange item")

@@ -135,7 +135,10 @@ async def _linked(ctx: WorkerContext, req: OutboundRequest) -> Link | None:
 async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
-    if link is None or link.state != "active":
+    if link is not None and link.state != "active":
+        # closed meanwhile (in Pega, or its category removed in Outlook): nothing to change, nothing failed
+        return {"exchangeId": link.graph_id, "skipped": "the contact was closed"}
+    if link is None:
         require_link_or_wait(req, "contact", link)
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}

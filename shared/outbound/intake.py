@@ -261,7 +261,7 @@ async def _record(ctx: IntakeContext, kind: OpKind, key: str, doc: dict[str, Any
     if not fits_inline(doc):
         stored = await ctx.payloads.put(op_id, doc)
     op = Operation(
-        operation_id=op_id, mailbox=mailbox.upn, kind=kind.kind, action=kind.action, idempotency_key=key,
+        operation_id=op_id, mailbox=mailbox.key, kind=kind.kind, action=kind.action, idempotency_key=key,
         request_hash=rhash, status="accepted",
         payload={"operation": kind.operation_id, "pegaId": pega_id, "params": params,
                  "changedAt": doc.get("changedAt"), "body": stored},
@@ -269,7 +269,7 @@ async def _record(ctx: IntakeContext, kind: OpKind, key: str, doc: dict[str, Any
     )
     op = await ops.put(op)
     await _enqueue(ctx, op_id)
-    log.info("accepted %s for %s as operation %s", kind.operation_id, mailbox_id(mailbox.upn), op_id)
+    log.info("accepted %s as operation %s", kind.operation_id, op_id)
     return ApiResponse(202, accepted_body(op, base_url, replay=not created),
                        {"Location": status_url(base_url, op_id)})
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.pega.client import ConflictResolver, PegaClient
 from shared.pega.convert import from_content, to_content
-from shared.pega.errors import PegaNotFoundError
+from shared.pega.errors import PegaConflictError, PegaNotFoundError
 from shared.pega.mapping import PegaMapping
 from shared.pega.models import (
     AppointmentData,
@@ -134,8 +134,10 @@ class PegaRecords:
     async def _upsert_case(
         self, kind: RecordKind, case_type: str, external_id: str, content: dict[str, Any],
         known_id: str | None, ext_prop: str, on_conflict: ConflictResolver | None,
+        expected_etag: str | None = None,
     ) -> UpsertResult:
         existing = await self._existing_case(kind, external_id, known_id)
+        _check_unchanged(existing, expected_etag)
         if existing is None:
             created = await self.client.create_case(case_type, {**content, ext_prop: external_id})
             return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
@@ -151,12 +153,15 @@ class PegaRecords:
     async def upsert_appointment(
         self, external_id: str, data: AppointmentData, *, known_id: str | None = None,
         on_conflict: ConflictResolver | None = None, extra: Mapping[str, Any] | None = None,
+        expected_etag: str | None = None,
     ) -> UpsertResult:
         """Create or update the appointment case linked to `external_id` (never a second one).
-        `extra`: more Pega properties written in the same create/update (e.g. insights fields)."""
+        `extra`: more Pega properties written in the same create/update (e.g. insights fields).
+        `expected_etag`: the eTag of the record the caller merged against; a record that changed since
+        raises PegaConflictError (transient) instead of overwriting the newer change."""
         content = {**to_content(data, self.m.appointment, attendee_fields=self.m.attendee), **(extra or {})}
         return await self._upsert_case(RecordKind.APPOINTMENT, self.m.case_types.appointment, external_id, content,
-                                       known_id, self.m.appointment.external_id, on_conflict)
+                                       known_id, self.m.appointment.external_id, on_conflict, expected_etag)
 
     async def cancel_appointment(self, case_id: str, *, reason: str | None = None) -> PegaCase:
         """Cancel (never delete) an appointment case; a case already resolved is left as it is."""
@@ -175,12 +180,13 @@ class PegaRecords:
     async def upsert_email(
         self, external_id: str, data: EmailData, *, known_id: str | None = None,
         on_conflict: ConflictResolver | None = None, extra: Mapping[str, Any] | None = None,
+        expected_etag: str | None = None,
     ) -> UpsertResult:
         """Create or update the email interaction case linked to `external_id`.
         `extra`: more Pega properties written in the same create/update (e.g. insights fields)."""
         content = {**to_content(data, self.m.email), **(extra or {})}
         return await self._upsert_case(RecordKind.EMAIL, self.m.case_types.email, external_id, content,
-                                       known_id, self.m.email.external_id, on_conflict)
+                                       known_id, self.m.email.external_id, on_conflict, expected_etag)
 
     async def get_email(self, case_id: str) -> tuple[PegaCase, EmailData]:
         case = await self.client.get_case(case_id)
@@ -198,7 +204,7 @@ class PegaRecords:
 
     async def upsert_contact(
         self, external_id: str, data: ContactData, *, known_id: str | None = None,
-        on_conflict: ConflictResolver | None = None,
+        on_conflict: ConflictResolver | None = None, expected_etag: str | None = None,
     ) -> UpsertResult:
         """Create or update the SA contact linked to `external_id`; a closed contact is reopened."""
         content = to_content(data, self.m.contact)
@@ -213,6 +219,7 @@ class PegaRecords:
             ref = await self.find_by_external_id(RecordKind.CONTACT, external_id)  # any status, closed too
             if ref and ref.id:
                 existing = await self.client.sa_get(path, ref.id)
+        _check_unchanged(existing, expected_etag)
         if existing is None:
             created = await self.client.sa_create(
                 path, {**content, self.m.contact.external_id: external_id,
@@ -238,3 +245,10 @@ class PegaRecords:
     async def get_contact(self, contact_id: str) -> tuple[SaRecord, ContactData]:
         rec = await self.client.sa_get(self.m.sa.contact_path, contact_id)
         return rec, from_content(ContactData, rec.content, self.m.contact)
+
+
+def _check_unchanged(existing: PegaCase | SaRecord | None, expected_etag: str | None) -> None:
+    """The caller merged against the record as it was at `expected_etag`: if it changed since (a rep's
+    edit in between), writing now would overwrite that newer change — retry with fresh state instead."""
+    if expected_etag and existing is not None and existing.etag and existing.etag != expected_etag:
+        raise PegaConflictError("the Pega record changed after it was read for the merge", status=412)

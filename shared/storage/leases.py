@@ -19,12 +19,12 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import TransientError
-from shared.storage.errors import AlreadyExistsError, ConcurrencyError, NotFoundError, StorageError
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError, NotFoundError
 from shared.storage.keys import decode_key, encode_key
 from shared.storage.tables import Table
 
@@ -47,17 +47,25 @@ class AbandonedLease:
     key: str
     data: dict[str, Any]
     etag: str
+    rerun: str = ""  # a rerun the dead holder was asked for ("normal" | "full")
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _stronger(a: str, b: str) -> str:
+    """Of two rerun requests the stronger one: a full resync beats a normal round beats none."""
+    order = {"": 0, "normal": 1, "full": 2}
+    return a if order.get(a, 0) >= order.get(b, 0) else b
+
+
 class Lease:
     """One lease row: PartitionKey = scope ("round", "op"), RowKey = the key it protects."""
 
     def __init__(self, table: Table, scope: str, key: str, *, duration: dt.timedelta = DEFAULT_DURATION,
-                 data: dict[str, Any] | None = None) -> None:
+                 data: dict[str, Any] | None = None,
+                 on_rerun: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._t = table
         self.scope = scope
         self.key = key
@@ -66,6 +74,8 @@ class Lease:
         self.duration = duration
         self.data = dict(data or {})
         self.owner = uuid.uuid4().hex
+        self.on_rerun = on_rerun
+        self.rerun = ""  # "" | "normal" | "full": asked (by callers that found it busy) to run once more
         self._etag: str | None = None
         self._lost: BaseException | None = None
 
@@ -75,7 +85,10 @@ class Lease:
 
     def _row(self, now: dt.datetime) -> dict[str, Any]:
         return {"PartitionKey": self.pk, "RowKey": self.rk, "owner": self.owner, "expires": now + self.duration,
-                **{f"d_{k}": v for k, v in self.data.items()}}
+                "rerun": self.rerun, **{f"d_{k}": v for k, v in self.data.items()}}
+
+    def _note_rerun(self, row: dict[str, Any]) -> None:
+        self.rerun = _stronger(self.rerun, str(row.get("rerun") or ""))
 
     async def acquire(self, *, now: dt.datetime | None = None) -> None:
         """Take the lease, or take over one whose holder stopped renewing; LeaseBusyError otherwise
@@ -102,14 +115,46 @@ class Lease:
                 raise LeaseBusyError(f"a {self.scope} of this key just started elsewhere", retry_after=2.0) from exc
         raise LeaseBusyError(f"the {self.scope} lease keeps changing", retry_after=2.0)
 
+    async def acquire_or_hand_over(self, *, full: bool = False, now: dt.datetime | None = None) -> bool:
+        """Take the lease (True) — or, when a live holder has it, ask the holder to run once more when it
+        is done (False): the caller's work is then in the holder's hands and nothing waits in the queue.
+        (A delta round requested while another round of the mailbox runs; `full`: a full resync.)"""
+        want = "full" if full else "normal"
+        for _ in range(6):
+            try:
+                await self.acquire(now=now)
+                return True
+            except LeaseBusyError:
+                pass
+            current = await self._t.get(self.pk, self.rk)
+            if current is None:
+                continue  # released meanwhile: take it
+            if _stronger(str(current.get("rerun") or ""), want) == str(current.get("rerun") or ""):
+                return False  # the holder was already asked (for as much)
+            try:
+                await self._t.merge({"PartitionKey": self.pk, "RowKey": self.rk, "rerun": want},
+                                    etag=str(current["_etag"]))
+                return False
+            except (ConcurrencyError, NotFoundError):
+                continue  # renewed or released meanwhile: look again
+        raise LeaseBusyError(f"the {self.scope} lease keeps changing", retry_after=2.0)
+
     async def renew(self, *, now: dt.datetime | None = None) -> None:
         if self._etag is None:
             return
-        try:
-            self._etag = await self._t.replace(self._row(now or _now()), etag=self._etag)
-        except (ConcurrencyError, NotFoundError) as exc:
-            self._lost = exc
-            raise LeaseLostError(f"the {self.scope} lost its lease (taken over elsewhere)", retry_after=2.0) from exc
+        for _ in range(4):
+            try:
+                self._etag = await self._t.replace(self._row(now or _now()), etag=self._etag)
+                return
+            except (ConcurrencyError, NotFoundError) as exc:
+                current = await self._t.get(self.pk, self.rk)
+                if current is None or current.get("owner") != self.owner:
+                    self._lost = exc
+                    raise LeaseLostError(f"the {self.scope} lost its lease (taken over elsewhere)",
+                                         retry_after=2.0) from exc
+                self._note_rerun(current)  # someone asked for a rerun: keep it, and the lease
+                self._etag = str(current["_etag"])
+        raise LeaseBusyError(f"the {self.scope} lease keeps changing", retry_after=2.0)
 
     def check(self) -> None:
         """Raise LeaseLostError if a heartbeat found the lease gone: write nothing more."""
@@ -117,13 +162,34 @@ class Lease:
             raise LeaseLostError(f"the {self.scope} lost its lease", retry_after=2.0) from self._lost
 
     async def release(self) -> None:
+        """Let go. A rerun someone asked for is enqueued first (`on_rerun`); if that fails the row is
+        kept, so it expires and the recovery timer enqueues the work instead — never lost."""
         if self._etag is None or self._lost is not None:
             return
         try:
-            await self._t.delete(self.pk, self.rk, etag=self._etag)
-        except (ConcurrencyError, StorageError):
-            pass  # taken over, or storage trouble: the row expires on its own
-        self._etag = None
+            current = await self._t.get(self.pk, self.rk)
+            if current is None or current.get("owner") != self.owner:
+                return
+            self._note_rerun(current)
+            self._etag = str(current["_etag"])
+            if self.rerun and self.on_rerun is not None:
+                await self.on_rerun(self.rerun)
+                self.rerun = ""
+            for _ in range(4):
+                try:
+                    await self._t.delete(self.pk, self.rk, etag=self._etag)
+                    return
+                except ConcurrencyError:
+                    current = await self._t.get(self.pk, self.rk)
+                    if current is None or current.get("owner") != self.owner:
+                        return
+                    self._etag = str(current["_etag"])
+                    if current.get("rerun") and self.on_rerun is not None:  # asked again just now
+                        await self.on_rerun(str(current["rerun"]))
+        except Exception as exc:  # storage or queue trouble: the row expires and recovery takes over
+            log.info("%s lease release left to expiry: %s", self.scope, type(exc).__name__)
+        finally:
+            self._etag = None
 
     async def _beat(self) -> None:
         while True:
@@ -166,7 +232,7 @@ async def abandoned(table: Table, *, now: dt.datetime | None = None) -> list[Aba
     async for e in table.query("expires lt @now", parameters={"now": now}):
         data = {k[2:]: v for k, v in e.items() if k.startswith("d_")}
         out.append(AbandonedLease(scope=str(e["PartitionKey"]), key=decode_key(str(e["RowKey"])), data=data,
-                                  etag=str(e["_etag"])))
+                                  etag=str(e["_etag"]), rerun=str(e.get("rerun") or "")))
     return out
 
 

@@ -1,4 +1,11 @@
-"""Onboarded mailboxes: the rep's mailbox ↔ Pega operator, and per-object settings."""
+"""Onboarded mailboxes: the rep's mailbox ↔ Pega operator, and per-object settings.
+
+Every state row of a mailbox (links, cursors, health, failures, leases, queue messages) is keyed by
+`Mailbox.key`: the mailbox's Entra object id, which never changes. The user principal name is data —
+it can be renamed in Entra without breaking anything, and re-onboarding under the new name finds the
+same mailbox (and its links) by id. Rows onboarded before object ids were recorded keep their UPN as
+their key (`state_key`), so their state stays where it is. An index row per UPN finds the key.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from shared.storage.keys import decode_key, encode_key
 from shared.storage.tables import Entity, Table
 
 PK = "mailbox"
+UPN_INDEX_PK = "mailbox-upn"  # upn -> key
 KINDS = ("email", "calendar", "contacts")
 
 
@@ -27,11 +35,20 @@ class Mailbox:
     status: str = "active"
     onboarded_at: dt.datetime | None = None
     backfill: dict[str, str] = field(default_factory=dict)
+    user_id: str = ""  # Entra object id (immutable), resolved at onboarding
+    state_key: str = ""  # the key of every state row: the object id ("" on legacy rows: the UPN)
     etag: str | None = None
 
+    @property
+    def key(self) -> str:
+        """What state rows, queue messages and Graph paths name this mailbox by (stable across renames)."""
+        return self.state_key or self.upn.lower()
+
     @classmethod
-    def with_defaults(cls, upn: str, pega_operator: str, defaults: SyncDefaults) -> Mailbox:
+    def with_defaults(cls, upn: str, pega_operator: str, defaults: SyncDefaults, *, user_id: str = "") -> Mailbox:
         return cls(
+            user_id=user_id.lower(),
+            state_key=user_id.lower(),
             upn=upn.lower(),
             pega_operator=pega_operator,
             email_enabled=defaults.email_enabled,
@@ -53,8 +70,10 @@ class Mailbox:
     def to_entity(self) -> Entity:
         return {
             "PartitionKey": PK,
-            "RowKey": encode_key(self.upn.lower()),
+            "RowKey": encode_key(self.key),
             "upn": self.upn.lower(),
+            "user_id": self.user_id,
+            "state_key": self.state_key,
             "pega_operator": self.pega_operator,
             "email_enabled": self.email_enabled,
             "calendar_enabled": self.calendar_enabled,
@@ -81,6 +100,8 @@ class Mailbox:
             status=str(e.get("status", "active")),
             onboarded_at=e.get("onboarded_at"),
             backfill=json.loads(e.get("backfill") or "{}"),
+            user_id=str(e.get("user_id") or ""),
+            state_key=str(e.get("state_key") or ""),
             etag=e.get("_etag"),
         )
 
@@ -89,20 +110,34 @@ class MailboxRepository:
     def __init__(self, table: Table) -> None:
         self._t = table
 
-    async def get(self, upn: str) -> Mailbox | None:
-        e = await self._t.get(PK, encode_key(upn.lower()))
+    async def get(self, key_or_upn: str) -> Mailbox | None:
+        """By key (object id) or by UPN (through the UPN index)."""
+        ident = key_or_upn.lower()
+        e = await self._t.get(PK, encode_key(ident))
+        if e is None and "@" in ident:
+            idx = await self._t.get(UPN_INDEX_PK, encode_key(ident))
+            if idx is not None and idx.get("key") and str(idx["key"]) != ident:
+                e = await self._t.get(PK, encode_key(str(idx["key"])))
         return Mailbox.from_entity(e) if e else None
 
     async def put(self, mailbox: Mailbox) -> Mailbox:
-        """Create or replace. With an etag on `mailbox`, only if unchanged since read."""
+        """Create or replace. With an etag on `mailbox`, only if unchanged since read. Keeps the UPN
+        index pointing at the mailbox's key."""
         if mailbox.etag:
             etag = await self._t.replace(mailbox.to_entity(), etag=mailbox.etag)
         else:
             etag = await self._t.upsert(mailbox.to_entity())
+        if mailbox.state_key:
+            await self._t.upsert({"PartitionKey": UPN_INDEX_PK, "RowKey": encode_key(mailbox.upn.lower()),
+                                  "key": mailbox.key})
         return replace(mailbox, etag=etag)
 
-    async def delete(self, upn: str) -> None:
-        await self._t.delete(PK, encode_key(upn.lower()))
+    async def forget_upn(self, upn: str) -> None:
+        """A renamed mailbox's old UPN no longer finds it."""
+        await self._t.delete(UPN_INDEX_PK, encode_key(upn.lower()))
+
+    async def delete(self, key: str) -> None:
+        await self._t.delete(PK, encode_key(key.lower()))
 
     async def list(self, *, active_only: bool = True) -> list[Mailbox]:
         out = [Mailbox.from_entity(e) async for e in self._t.partition(PK)]

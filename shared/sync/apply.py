@@ -219,14 +219,15 @@ class Applier:
         return UpsertResult(case.id, UpsertAction.CREATED, case.etag)
 
     async def _upsert(self, item_id: str, data: Any, *, known_id: str | None,
-                      extra: dict[str, Any] | None = None) -> UpsertResult:
+                      extra: dict[str, Any] | None = None, expected_etag: str | None = None) -> UpsertResult:
         r = self.records
         # insights fields ride in the same create as the record, never a second write
         if self.kind == "calendar":
-            return await r.upsert_appointment(item_id, data, known_id=known_id, extra=extra)
+            return await r.upsert_appointment(item_id, data, known_id=known_id, extra=extra,
+                                              expected_etag=expected_etag)
         if self.kind == "contacts":
-            return await r.upsert_contact(item_id, data, known_id=known_id)
-        return await r.upsert_email(item_id, data, known_id=known_id, extra=extra)
+            return await r.upsert_contact(item_id, data, known_id=known_id, expected_etag=expected_etag)
+        return await r.upsert_email(item_id, data, known_id=known_id, extra=extra, expected_etag=expected_etag)
 
     async def _save_link(self, link: Link, *, existing: Link | None) -> None:
         if existing is not None and existing.etag:
@@ -305,7 +306,10 @@ class Applier:
             pega_id, etag = action.link.pega_id, action.link.pega_etag
             if action.fields:
                 data = to_pega_data(self.kind, action.fields, photo=extras.photo)
-                result = await self._upsert(action.item_id, data, known_id=action.link.pega_id)
+                # merged against Pega at action.pega_etag: a rep's edit since then is not overwritten
+                # (PegaConflictError, transient: the item is retried and merged again with fresh state)
+                result = await self._upsert(action.item_id, data, known_id=action.link.pega_id,
+                                            expected_etag=action.pega_etag or None)
                 pega_id, etag = result.id, result.etag or etag
                 outcome = "updated" if result.action in (UpsertAction.UPDATED, UpsertAction.CREATED) else "unchanged"
             from shared.sync.mapping import content_hash, fields_of

@@ -158,7 +158,7 @@ class PageGatherer:
 
     async def _linked_events(self) -> list[Link]:
         if self._event_links is None:
-            self._event_links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND["calendar"])
+            self._event_links = await self.s.state.links.list(self.mb.key, kind=LINK_KIND["calendar"])
         return self._event_links
 
     async def _complete_events(self, items: list[Item], failed: dict[str, FailedItem]) -> list[Item]:
@@ -288,14 +288,14 @@ class PageGatherer:
             if self.kind == "calendar":
                 case, appt = await r.get_appointment(link.pega_id)
                 return PegaState(case.id, mapped_from_pega("calendar", appt),
-                                 parse_datetime(case.last_update_time), case.status)
+                                 parse_datetime(case.last_update_time), case.status, case.etag or "")
             if self.kind == "email":
                 case, email = await r.get_email(link.pega_id)
                 return PegaState(case.id, mapped_from_pega("email", email),
-                                 parse_datetime(case.last_update_time), case.status)
+                                 parse_datetime(case.last_update_time), case.status, case.etag or "")
             rec, contact = await r.get_contact(link.pega_id)
             return PegaState(rec.id, mapped_from_pega("contacts", contact),
-                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status)
+                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status, rec.etag or "")
         except PegaNotFoundError:
             return None
 
@@ -342,7 +342,7 @@ class PageGatherer:
             items = await self._complete_events(items, failed)
         series_ids = [it.series_master_id for it in items
                       if isinstance(it, EventRecord) and it.is_instance and it.series_master_id]
-        links: dict[str, Link | None] = await by_graph_ids(self.s.state.links, self.mb.upn,
+        links: dict[str, Link | None] = await by_graph_ids(self.s.state.links, self.mb.key,
                                                            [it.id for it in items] + series_ids)
         if not verified:
             items = await self._verify_removals(items, links, policy, failed)
@@ -501,7 +501,7 @@ class PageGatherer:
             if pega_id is None or action.item_id not in ids:
                 out.append((action, extras, it))
                 continue
-            orphan = Link(mailbox=self.mb.upn.lower(), kind=link_kind, graph_id=action.item_id, pega_id=pega_id,
+            orphan = Link(mailbox=self.mb.key, kind=link_kind, graph_id=action.item_id, pega_id=pega_id,
                           state="active")
             reason = f"orphan_{action.reason}"
             closing: Action = (Cancel(action.item_id, orphan, reason) if self.kind == "calendar"

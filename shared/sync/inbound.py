@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import TransientError
-from shared.graph.errors import GraphThrottledError, SyncStateNotFoundError
+from shared.graph.errors import GraphNotFoundError, GraphThrottledError, SyncStateNotFoundError
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.queues.worker import describe as describe_error
@@ -46,6 +46,8 @@ from shared.storage.mailboxes import Mailbox
 from shared.sync import item_retry
 from shared.sync.apply import Applied, Applier, ItemExtras
 from shared.sync.context import SyncContext, sync_context
+from shared.sync.folders import INBOX, SENT, mail_folders
+from shared.sync.folders import forget as forget_folders
 from shared.sync.gather import ITEM_CONCURRENCY, FailedItem, PageGatherer, PagePlan, bounded
 from shared.sync.lease import round_lease
 from shared.sync.mapping import LINK_KIND
@@ -151,24 +153,31 @@ class _Round:
         self.dry = dry
         self.allow_mass_delete = allow_mass_delete
         self.lease = lease
-        self.reader = ExchangeReader(ctx.gateway, mb.upn, page_size=mb.batch_size)
-        self.applier = Applier(ctx.records, services.state.links, mailbox=mb.upn, kind=kind,
+        self.reader = ExchangeReader(ctx.gateway, mb.key, page_size=mb.batch_size)
+        self.applier = Applier(ctx.records, services.state.links, mailbox=mb.key, kind=kind,
                                operator=mb.pega_operator or None, claims=services.state.claims)
         self.gather = PageGatherer(services, ctx, mb, kind, self.reader, self.applier, now=now, dry=dry)
         self._linked_active: int | None = None
         self.deleting_so_far = 0
         self.window = calendar_window(now, past_days=mb.past_days, future_days=services.settings.sync.future_days,
-                                      offset=stagger(mb.upn))
+                                      offset=stagger(mb.key))
         self.planned: list[PlannedItem] = []
 
     def policy(self, folder: str, window: Window | None) -> Any:
         return self.gather.policy(folder, window)
 
+    async def folders(self) -> tuple[str, ...]:
+        """The folders (cursor keys) this round reads (shared.sync.folders for mail)."""
+        if self.kind != "email":
+            return folders_for(self.kind, contact_folder=self.s.settings.sync.contact_folder)
+        return await mail_folders(self.mb.key, self.s.settings.sync.mail_folders, children=self.reader.child_folders,
+                                  top_level=self.reader.top_level_folders, resolve=self.reader.well_known_folder_id)
+
     # ------------------------------------------------------------ applying a page
 
     async def _linked_active_count(self) -> int:
         if self._linked_active is None:
-            links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND[self.kind])
+            links = await self.s.state.links.list(self.mb.key, kind=LINK_KIND[self.kind])
             self._linked_active = sum(1 for lk in links if lk.state == "active")
         return self._linked_active
 
@@ -242,7 +251,7 @@ class _Round:
             log.warning("item %s of a %s round failed (%s); parked for its own retry", f.item_id[-12:],
                         self.kind, type(f.error).__name__)
             if not self.dry:
-                await item_retry.park(self.s, mailbox=self.mb.upn, kind=self.kind, folder=folder,
+                await item_retry.park(self.s, mailbox=self.mb.key, kind=self.kind, folder=folder,
                                       item_id=f.item_id, stage=f.stage, error=f.error)
 
     # ------------------------------------------------------------ one folder
@@ -258,7 +267,7 @@ class _Round:
             folder_id = await self.reader.contact_folder_id(self.s.settings.sync.contact_folder)
             if not folder_id:
                 return ""
-        path, params = initial_request(self.kind, folder, self.mb.upn, now=self.now, past_days=self.mb.past_days,
+        path, params = initial_request(self.kind, folder, self.mb.key, now=self.now, past_days=self.mb.past_days,
                                        window=window, folder_id=folder_id, unfiltered=unfiltered)
         return self.reader.url_of(path, params)
 
@@ -266,12 +275,12 @@ class _Round:
         if self.kind == "email":
             return None  # removed mail keeps its Pega case: nothing to reconcile
         ts = self.s.state.tables
-        return SeenSet(ts.table(ts.names.cursors), self.mb.upn, self.kind, folder)
+        return SeenSet(ts.table(ts.names.cursors), self.mb.key, self.kind, folder)
 
     async def run_folder(self, folder: str, *, full_resync: bool, budget: int) -> tuple[int, bool]:
         """Pages until the deltaLink (True) or the budget is used up (False)."""
         cursors = self.s.state.cursors
-        cursor = await cursors.get(self.mb.upn, self.kind, folder) or Cursor(self.mb.upn.lower(), self.kind, folder)
+        cursor = await cursors.get(self.mb.key, self.kind, folder) or Cursor(self.mb.key, self.kind, folder)
         window: Window | None = None
         if self.kind == "calendar":
             window = self.window
@@ -312,6 +321,16 @@ class _Round:
             cursor = await self._save(replace(cursor, next_link=INFLIGHT + url))
             try:
                 page = await self.reader.page(url, self.kind)
+            except GraphNotFoundError:
+                if self.kind != "email" or folder in (INBOX, SENT):
+                    raise
+                # a mail folder under the Inbox was deleted (or moved out of the synced tree): stop reading it
+                log.info("a synced mail folder no longer exists; its cursor is dropped")
+                await self.s.state.cursors.delete(cursor)
+                forget_folders(self.mb.key)
+                if seen is not None and fresh:
+                    await seen.clear()
+                return pages, True
             except SyncStateNotFoundError:
                 if resynced:
                     raise
@@ -383,7 +402,7 @@ class _Round:
             log.warning("a fresh %s round saw too many items to reconcile; skipped", self.kind)
             self.report.reconcile_capped = True
             return
-        links = await self.s.state.links.list(self.mb.upn, kind=LINK_KIND[self.kind])
+        links = await self.s.state.links.list(self.mb.key, kind=LINK_KIND[self.kind])
         folder_id = ""
         if self.kind == "contacts" and self.s.settings.sync.contact_folder:
             folder_id = await self.reader.contact_folder_id(self.s.settings.sync.contact_folder)
@@ -432,7 +451,7 @@ class _Round:
     async def _backfill_progress(self, folder: str, state: str) -> None:
         key = self.kind if self.kind != "email" else f"email:{folder}"
         for _ in range(3):
-            mb = await self.s.state.mailboxes.get(self.mb.upn)
+            mb = await self.s.state.mailboxes.get(self.mb.key)
             if mb is None or mb.backfill.get(key) == state:
                 return
             try:
@@ -444,7 +463,7 @@ class _Round:
     # ------------------------------------------------------------ dry run
 
     async def dry_folder(self, folder: str, *, max_pages: int) -> None:
-        cursor = await self.s.state.cursors.get(self.mb.upn, self.kind, folder)
+        cursor = await self.s.state.cursors.get(self.mb.key, self.kind, folder)
         window: Window | None = self.window if self.kind == "calendar" else None
         url = ""
         if cursor is not None and cursor.delta_link:
@@ -498,17 +517,25 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
         report.skipped_round = why
         log.info("a %s delta round was skipped: %s", kind, why)
         return report
-    await services.state.coalescer.begin_round(mb.upn, kind)
+    await services.state.coalescer.begin_round(mb.key, kind)
     ctx = context or await sync_context(services)
-    lease = await round_lease(services.state.tables, mb.upn, kind, seconds=services.settings.sync.lease_seconds)
-    await lease.acquire()  # busy: LeaseBusyError (transient, with Retry-After) defers this message
+    async def rerun(how: str) -> None:
+        await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
+            "mailbox": mb.key, "kind": kind, "reason": "rerun", "full_resync": how == "full"}))
+
+    lease = await round_lease(services.state.tables, mb.key, kind, seconds=services.settings.sync.lease_seconds,
+                              on_rerun=rerun)
+    if not await lease.acquire_or_hand_over(full=full_resync):
+        report.skipped_round = "handed_over"  # the running round reads again when it is done
+        log.info("a %s round was running; it will run once more", kind)
+        return report
     rnd = _Round(services, ctx, mb, kind, report, now=now or dt.datetime.now(dt.UTC),
                  allow_mass_delete=allow_mass_delete, lease=lease)
     budget = max_pages or DEFAULT_MAX_PAGES
     try:
         async with lease.beating():
             done_all = True
-            for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
+            for folder in await rnd.folders():
                 used, done = await rnd.run_folder(folder, full_resync=full_resync, budget=budget)
                 budget -= used
                 if not done:
@@ -519,12 +546,12 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
             report.continued = True
             if enqueue_continuation:
                 await services.queues.send(names.DELTA_WORK, Envelope(type="delta.sync", body={
-                    "mailbox": mb.upn, "kind": kind, "reason": reason, "full_resync": False, "continuation": True}))
+                    "mailbox": mb.key, "kind": kind, "reason": reason, "full_resync": False, "continuation": True}))
     except DeleteSafetyHold as hold:
         report.held, report.held_detail = True, str(hold)
         log.warning("a %s round was held: %s", kind, hold)
-        await _reset_inflight(services, mb.upn, kind)
-        await services.state.health.update(mb.upn, kind, record_failure(f"delete safety hold: {hold}"))
+        await _reset_inflight(services, mb.key, kind)
+        await services.state.health.update(mb.key, kind, record_failure(f"delete safety hold: {hold}"))
         report.graph_requests = rnd.reader.requests
         report.seconds = time.perf_counter() - started
         return report
@@ -532,7 +559,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
         report.graph_requests = rnd.reader.requests
         if not isinstance(exc, LeaseLostError):
             try:
-                await services.state.health.update(mb.upn, kind, record_failure(
+                await services.state.health.update(mb.key, kind, record_failure(
                     describe_error(exc), throttled=isinstance(exc, GraphThrottledError),
                     transient=isinstance(exc, TransientError)))
             except Exception:
@@ -545,7 +572,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
     skipped = dict(report.skipped)
     if report.conflicts:
         skipped["conflict"] = len(report.conflicts)
-    await services.state.health.update(mb.upn, kind, record_success(synced=report.synced, skipped=skipped,
+    await services.state.health.update(mb.key, kind, record_success(synced=report.synced, skipped=skipped,
                                                                     failed=len(report.failed)))
     report.seconds = time.perf_counter() - started
     log.info("delta round %s (%s): %s pages, %s items, %s", kind, reason, report.pages, report.items,
@@ -561,8 +588,8 @@ async def run_item(services: Services, *, mailbox: str, kind: str, folder: str, 
     if mb is None:
         return why
     ctx = context or await sync_context(services)
-    lease = await round_lease(services.state.tables, mb.upn, kind, seconds=services.settings.sync.lease_seconds)
-    report = RoundReport(mailbox=mb.upn, kind=kind, reason="item_retry")
+    lease = await round_lease(services.state.tables, mb.key, kind, seconds=services.settings.sync.lease_seconds)
+    report = RoundReport(mailbox=mb.key, kind=kind, reason="item_retry")
     async with lease.held():
         rnd = _Round(services, ctx, mb, kind, report, now=dt.datetime.now(dt.UTC), lease=lease)
         got = (await rnd.reader.items(kind, [item_id], purpose="item_retry")).get(item_id)
@@ -570,7 +597,7 @@ async def run_item(services: Services, *, mailbox: str, kind: str, folder: str, 
             raise got or TransientError("no answer for the item")
         window: Window | None = None
         if kind == "calendar":
-            cursor = await services.state.cursors.get(mb.upn, kind, folder)
+            cursor = await services.state.cursors.get(mb.key, kind, folder)
             window = (Window(cursor.window_start, cursor.window_end)
                       if cursor is not None and cursor.window_start and cursor.window_end else rnd.window)
         policy = rnd.policy(folder, window)
@@ -586,9 +613,8 @@ async def run_item(services: Services, *, mailbox: str, kind: str, folder: str, 
 
 async def _reset_inflight(services: Services, mailbox: str, kind: str) -> None:
     """After a hold, the next round re-reads from the last completed delta link (a held page was read)."""
-    for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
-        cursor = await services.state.cursors.get(mailbox, kind, folder)
-        if cursor is not None and cursor.next_link:
+    for cursor in await services.state.cursors.list(mailbox):
+        if cursor.kind == kind and cursor.next_link:
             await services.state.cursors.save(replace(cursor, next_link=""))
 
 
@@ -600,8 +626,8 @@ async def dry_run(services: Services, *, mailbox: str, kind: str, max_pages: int
     if mb is None:
         return [PlannedItem("", "skip", why)]
     ctx = context or await sync_context(services)
-    rnd = _Round(services, ctx, mb, kind, RoundReport(mailbox=mb.upn, kind=kind, reason="dry_run"),
+    rnd = _Round(services, ctx, mb, kind, RoundReport(mailbox=mb.key, kind=kind, reason="dry_run"),
                  now=dt.datetime.now(dt.UTC), dry=True)
-    for folder in folders_for(kind, contact_folder=services.settings.sync.contact_folder):
+    for folder in await rnd.folders():
         await rnd.dry_folder(folder, max_pages=max_pages)
     return rnd.planned

@@ -71,6 +71,7 @@ class PegaState:
     mapped: Mapped
     updated_at: dt.datetime | None = None
     status: str = ""
+    etag: str = ""  # the version merged against: the write is refused if Pega changed since
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Update:
     snapshot: dict[str, Any]
     conflicts: tuple[Conflict, ...] = ()
     reason: str = "changed"
+    pega_etag: str = ""  # the Pega version the merge saw (PegaState.etag); "" = not read
 
 
 @dataclass(frozen=True)
@@ -320,7 +322,7 @@ def plan(item: Item, link: Link | None, policy: Policy, *, pega: PegaState | Non
         # Pega holds newer values for some fields: the Pega → Exchange side owns pushing them
         new_meta[META_BY] = BY_EXCHANGE
     return Update(item.id, link, fields_, mapped, digest, {**merged.merged, **new_meta}, merged.conflicts,
-                  reason="changed" if fields_ else "merged_no_write")
+                  reason="changed" if fields_ else "merged_no_write", pega_etag=pega.etag)
 
 
 def hold_deletions(actions: list[Action], *, linked_active: int, share: float, min_items: int = 5,

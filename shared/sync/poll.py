@@ -21,14 +21,14 @@ async def poll_due(services: Services, *, now: dt.datetime | None = None) -> int
     interval = dt.timedelta(minutes=services.settings.sync.poll_interval_minutes)
     enqueued = 0
     for mailbox in await services.state.mailboxes.list():
-        health = {h.kind: h for h in await services.state.health.for_mailbox(mailbox.upn)}
+        health = {h.kind: h for h in await services.state.health.for_mailbox(mailbox.key)}
         for kind in KINDS:
             if not mailbox.enabled(kind):
                 continue
             h = health.get(kind)
             last = h.last_success_at if h else None
             due = last is None or now - last >= interval
-            if due and await enqueue_round(services, mailbox.upn, kind, reason="poll"):
+            if due and await enqueue_round(services, mailbox.key, kind, reason="poll"):
                 enqueued += 1
     if enqueued:
         log.info("delta poll enqueued %s rounds", enqueued)

@@ -32,7 +32,7 @@ async def recover_abandoned(services: Services, *, now: dt.datetime | None = Non
             continue  # renewed or taken over meanwhile: someone is on it
         if lease.scope == "round" and lease.data.get("mailbox") and lease.data.get("kind"):
             await enqueue_round(services, str(lease.data["mailbox"]), str(lease.data["kind"]), reason="recovery",
-                                coalesce=False)
+                                coalesce=False, full_resync=lease.rerun == "full")
         elif lease.scope == "op" and lease.data.get("operation_id"):
             await services.queues.send(names.OUTBOUND_OPS, Envelope(type="outbound.operation", body={
                 "operation_id": str(lease.data["operation_id"])}))

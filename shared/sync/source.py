@@ -123,7 +123,7 @@ def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, p
         params: dict[str, str | int] = {"$select": MESSAGE_SELECT, "$expand": EXTENDED_EXPAND}
         if not unfiltered:
             params["$filter"] = f"receivedDateTime ge {iso_z(now - dt.timedelta(days=past_days))}"
-        return f"users/{u}/mailFolders/{folder}/messages/delta", params
+        return f"users/{u}/mailFolders/{quote(folder, safe='')}/messages/delta", params
     if kind == "calendar":
         if window is None:
             raise ValueError("a calendar round needs its window")
@@ -145,9 +145,9 @@ class ExchangeReader:
         self.page_size = page_size
         self.requests = 0
         self.by_purpose: Counter[str] = Counter()  # delta_page, get_event, pega_id_check, contact_photo
-        self._deleted_items: str | None = None
         self._default_contacts: str | None = None
         self._folders: dict[str, str] = {}
+        self._well_known: dict[str, str] = {}
 
     def url_of(self, path: str, params: dict[str, str | int] | None) -> str:
         return self.gw.url(path, params)
@@ -193,13 +193,7 @@ class ExchangeReader:
     async def deleted_items_folder_id(self) -> str:
         """The id of Deleted Items (a documented well-known folder name): deleting an item in Outlook
         moves it there, and a GET by immutable id still finds it."""
-        if self._deleted_items is None:
-            self.requests += 1
-            self.by_purpose["folder_ids"] += 1
-            raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/mailFolders/deleteditems",
-                                         mailbox=self.mailbox, params={"$select": "id"}, what="get Deleted Items")
-            self._deleted_items = str((raw or {}).get("id") or "")
-        return self._deleted_items
+        return await self.well_known_folder_id("deleteditems")
 
     async def default_contact_folder_id(self) -> str:
         """The default contacts folder's id, from a contact in it (list contacts is documented for the
@@ -274,6 +268,42 @@ class ExchangeReader:
                 out.append(AttachmentInput(name=str(a.get("name") or ""), content=resp.body,
                                            content_type=str(a.get("contentType") or "application/octet-stream")))
         return tuple(out)
+
+    async def child_folders(self, folder: str) -> list[dict[str, Any]]:
+        """The mail folders directly under `folder` (an id or a well-known name), every page of them."""
+        out: list[dict[str, Any]] = []
+        url = self.gw.url(f"users/{_user(self.mailbox)}/mailFolders/{quote(folder, safe='')}/childFolders",
+                          {"$select": "id,childFolderCount", "$top": 100})
+        while url:
+            self.requests += 1
+            self.by_purpose["mail_folders"] += 1
+            page = await self.gw.get_json(url, mailbox=self.mailbox, what="list child mail folders")
+            values = page.get("value") if isinstance(page, dict) else None
+            out += [v for v in values or [] if isinstance(v, dict)]
+            url = str(page.get("@odata.nextLink") or "") if isinstance(page, dict) else ""
+        return out
+
+    async def top_level_folders(self) -> list[dict[str, Any]]:
+        self.requests += 1
+        self.by_purpose["mail_folders"] += 1
+        page = await self.gw.get_json(f"users/{_user(self.mailbox)}/mailFolders", mailbox=self.mailbox,
+                                      params={"$select": "id,childFolderCount", "$top": 250},
+                                      what="list mail folders")
+        values = page.get("value") if isinstance(page, dict) else None
+        return [v for v in values or [] if isinstance(v, dict)]
+
+    async def well_known_folder_id(self, name: str) -> str:
+        """The id of a mail folder by its documented well-known name ("" if the mailbox has none)."""
+        if name not in self._well_known:
+            self.requests += 1
+            self.by_purpose["mail_folders"] += 1
+            try:
+                raw = await self.gw.get_json(f"users/{_user(self.mailbox)}/mailFolders/{name}", mailbox=self.mailbox,
+                                             params={"$select": "id"}, what="get well-known mail folder")
+                self._well_known[name] = str((raw or {}).get("id") or "")
+            except GraphNotFoundError:
+                self._well_known[name] = ""
+        return self._well_known[name]
 
     async def contact_folder_id(self, name: str) -> str:
         """The id of the contact folder with this display name ("" if it does not exist yet — the

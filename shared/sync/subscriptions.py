@@ -37,19 +37,26 @@ class DesiredSubscription:
     resource: str
 
 
-def desired_for(mailbox: Mailbox, settings: Settings) -> list[DesiredSubscription]:
-    """Which resources to watch: the folders and collections the sync reads."""
+def desired_for(mailbox: Mailbox, settings: Settings, *, contact_folder_id: str = "") -> list[DesiredSubscription]:
+    """Which resources to watch: every folder and collection the sync reads. Mail: the whole mailbox's
+    messages unless only Inbox and Sent Items sync (SYNC_MAIL_FOLDERS) — mail that server rules file
+    into other folders must notify too. Contacts: the default folder and the dedicated one."""
     if not settings.sync.push_enabled or not mailbox.active:
         return []
-    upn = mailbox.upn
+    upn = mailbox.key  # Graph accepts the object id wherever it accepts the UPN
     out: list[DesiredSubscription] = []
     if mailbox.email_enabled:
-        out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
-                DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+        if settings.sync.mail_folders == "inbox":
+            out += [DesiredSubscription("email", f"/users/{upn}/mailFolders('inbox')/messages"),
+                    DesiredSubscription("email", f"/users/{upn}/mailFolders('sentitems')/messages")]
+        else:
+            out.append(DesiredSubscription("email", f"/users/{upn}/messages"))
     if mailbox.calendar_enabled:
         out.append(DesiredSubscription("calendar", f"/users/{upn}/events"))
     if mailbox.contacts_enabled:
         out.append(DesiredSubscription("contacts", f"/users/{upn}/contacts"))
+        if contact_folder_id:
+            out.append(DesiredSubscription("contacts", f"/users/{upn}/contactFolders('{contact_folder_id}')/contacts"))
     return out
 
 
@@ -105,17 +112,17 @@ class SubscriptionManager:
     async def create(self, mailbox: Mailbox, want: DesiredSubscription) -> SubscriptionRecord:
         notify, lifecycle = notification_urls(self.settings)
         client_state = secrets.token_urlsafe(32)[:128]
-        resp = await self.gateway.request("POST", "subscriptions", mailbox=mailbox.upn, what="create subscription",
+        resp = await self.gateway.request("POST", "subscriptions", mailbox=mailbox.key, what="create subscription",
                                           body={"changeType": "created,updated,deleted", "notificationUrl": notify,
                                                 "lifecycleNotificationUrl": lifecycle, "resource": want.resource,
                                                 "expirationDateTime": _graph_time(self._expiry()),
                                                 "clientState": client_state, "latestSupportedTlsVersion": "v1_2"})
         doc = resp.json()
-        record = SubscriptionRecord(subscription_id=str(doc["id"]), mailbox=mailbox.upn, kind=want.kind,
+        record = SubscriptionRecord(subscription_id=str(doc["id"]), mailbox=mailbox.key, kind=want.kind,
                                     resource=want.resource, client_state=client_state,
                                     expires_at=_parse_time(str(doc["expirationDateTime"])),
                                     url_hash=url_hash(self.settings))
-        log.info("subscription %s created for %s/%s", record.subscription_id, mailbox.upn, want.kind)
+        log.info("subscription %s created for a %s", record.subscription_id, want.kind)
         return await self.services.state.subscriptions.put(record)
 
     async def renew(self, record: SubscriptionRecord) -> SubscriptionRecord:
@@ -141,8 +148,8 @@ class SubscriptionManager:
     async def ensure(self, mailbox: Mailbox) -> EnsureReport:
         """Converge the mailbox's subscriptions to what it should have. Safe to run any time."""
         report = EnsureReport()
-        wanted = desired_for(mailbox, self.settings)
-        existing = await self.services.state.subscriptions.for_mailbox(mailbox.upn)
+        wanted = desired_for(mailbox, self.settings, contact_folder_id=await self._contact_folder_id(mailbox))
+        existing = await self.services.state.subscriptions.for_mailbox(mailbox.key)
         try:
             current_url = url_hash(self.settings) if wanted else ""
         except GraphError:
@@ -172,7 +179,7 @@ class SubscriptionManager:
                     await self.create(mailbox, want)
                     report.created += 1
                     if want.kind in stale_kinds:
-                        await enqueue_round(self.services, mailbox.upn, want.kind, reason="resync")
+                        await enqueue_round(self.services, mailbox.key, want.kind, reason="resync")
                 elif rec.expires_at - self.now() < renew_before:
                     try:
                         await self.renew(rec)
@@ -180,18 +187,31 @@ class SubscriptionManager:
                     except GraphNotFoundError:  # removed on Graph's side: recreate and catch up
                         await self.services.state.subscriptions.delete(rec.subscription_id)
                         await self.create(mailbox, want)
-                        await enqueue_round(self.services, mailbox.upn, want.kind, reason="resync")
+                        await enqueue_round(self.services, mailbox.key, want.kind, reason="resync")
                         report.created += 1
             except GraphError as exc:
                 report.failed += 1
-                log.warning("subscription for %s/%s failed: %s", mailbox.upn, want.kind, exc)
+                log.warning("a %s subscription failed: %s", want.kind, type(exc).__name__)
                 # Keep the failure visible in the mailbox's health; the next ensure retries it.
                 failed = rec or SubscriptionRecord(
-                    subscription_id=f"failed:{mailbox.upn}:{want.resource}", mailbox=mailbox.upn, kind=want.kind,
+                    subscription_id=f"failed:{mailbox.key}:{want.resource}", mailbox=mailbox.key, kind=want.kind,
                     resource=want.resource, client_state="", expires_at=self.now())
                 await self.services.state.subscriptions.put(
                     dataclasses.replace(failed, status="failed", last_error=str(exc)[:500], etag=None))
         return report
+
+    async def _contact_folder_id(self, mailbox: Mailbox) -> str:
+        """The dedicated contact folder's id, if one is configured and exists yet (the Pega → Exchange
+        side creates it on its first write; the next ensure then subscribes to it)."""
+        name = self.settings.sync.contact_folder
+        if not name or not mailbox.active or not mailbox.contacts_enabled or not self.settings.sync.push_enabled:
+            return ""
+        from shared.sync.source import ExchangeReader
+
+        try:
+            return await ExchangeReader(self.gateway, mailbox.key, page_size=1).contact_folder_id(name)
+        except GraphError:
+            return ""
 
     async def remove_all(self, mailbox_upn: str) -> int:
         records = await self.services.state.subscriptions.for_mailbox(mailbox_upn)

@@ -93,7 +93,7 @@ def demo_ready(sandbox):
                                headers={"x-functions-key": sandbox.settings["LOCAL_HOST_MASTER_KEY"]})
             d = r.json()
         active = [s for s in d["subscriptions"] if s["status"] == "active"]
-        return len(active) == 4 and all(v == "done" for v in d["backfill"].values())
+        return len(active) == 3 and all(v == "done" for v in d["backfill"].values())
 
     asyncio.run(until(ready, "demo mailbox onboarded", timeout=60))
 

@@ -457,3 +457,102 @@ async def test_an_event_whose_create_was_lost_and_then_cancelled_is_cancelled_in
     assert report.outcomes["cancelled"] == 1, report.as_dict()
     [rec] = await by_exchange_id(inbound, "appointment", ev["id"])
     assert rec["content"]["pyStatusWork"] == "Resolved-Cancelled", "no orphan Open appointment"
+
+
+# ------------------------------------------------------------------ 18. folders server rules file mail into
+
+
+async def test_18_mail_filed_by_a_server_rule_into_a_folder_under_the_inbox_syncs(inbound) -> None:
+    await inbound.onboard()
+    assert (await inbound.run("email")).completed
+    parent = await inbound.user_call("POST", "mailFolders/inbox/childFolders", json={"displayName": "Customers"})
+    child = await inbound.user_call("POST", f"mailFolders/{parent['id']}/childFolders", json={"displayName": "Fabrikam"})
+    from shared.sync import folders
+
+    folders.forget(inbound.upn)  # discovered folders are kept a few minutes per instance; a new test mailbox
+    filed = await inbound.graph.control.inbound_mail(inbound.upn, subject="Filed by a rule", body="x",
+                                                     folder=child["id"], **{"from": DANA})
+    report = await inbound.run("email")
+    assert report.outcomes["created"] == 1, report.as_dict()
+    [case] = await by_exchange_id(inbound, "email", filed["immutableId"])
+    assert case["content"]["Subject"] == "Filed by a rule"
+    # the folder is deleted in Outlook (its delta answers 404): its cursor is dropped, the round goes on
+    rule = await inbound.graph.control.add_fault(path=f"mailFolders/{child['id']}/messages/delta", status=404,
+                                                 code="ErrorItemNotFound", count=1)
+    try:
+        assert (await inbound.run("email")).completed
+    finally:
+        await inbound.graph.control.call("DELETE", f"faults/{rule['id']}")
+    keys = {c.folder for c in await inbound.services.state.cursors.list(inbound.upn) if c.kind == "email"}
+    assert child["id"] not in keys and parent["id"] in keys
+
+
+# ------------------------------------------------------------------ both sides edit the same item (chaos seed 5)
+
+
+async def test_a_rep_edit_in_pega_during_a_round_is_never_overwritten_by_a_stale_merge(inbound, monkeypatch) -> None:
+    """Chaos seed 5 ended with the two sides swapped (Outlook had Pega's subject, Pega had Outlook's): the
+    round merged against Pega as it was BEFORE a rep's edit and then wrote over that edit. The write now
+    carries the version it merged against; a change in between makes the item retry with fresh state."""
+    await inbound.onboard()
+    now = await sim_now(inbound)
+    ev = await inbound.user_call("POST", "events", json=event_body("Planning", now + dt.timedelta(days=2)))
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    [case] = await by_exchange_id(inbound, "appointment", ev["id"])
+    await inbound.user_call("PATCH", f"events/{ev['id']}", json={"subject": "Planning (Outlook)"})
+    real = inbound_mod.PageGatherer.pega_state
+    edited: list[str] = []
+
+    async def read_then_rep_edits(self, link):
+        state = await real(self, link)
+        if not edited:  # the rep saves the appointment in Pega right after the round read it
+            m = self.ctx.records.m
+            fresh = await self.ctx.records.client.get_case(case["id"])
+            await self.ctx.records.client.case_action(case["id"], m.actions.update,
+                                                      {m.appointment.subject: "Planning (Pega)"}, etag=fresh.etag)
+            edited.append(case["id"])
+        return state
+
+    monkeypatch.setattr(inbound_mod.PageGatherer, "pega_state", read_then_rep_edits)
+    report = await inbound.run("calendar")
+    assert list(report.failed) == [ev["id"]] and report.outcomes["updated"] == 0, report.as_dict()
+    [after] = await by_exchange_id(inbound, "appointment", ev["id"])
+    assert after["content"]["Subject"] == "Planning (Pega)", "the rep's edit was not overwritten"
+    monkeypatch.setattr(inbound_mod.PageGatherer, "pega_state", real)
+    await retry_parked(inbound, "calendar")  # merged again: both edits seen, the conflict policy decides once
+    [final] = await by_exchange_id(inbound, "appointment", ev["id"])
+    assert final["content"]["Subject"] == "Planning (Pega)", "the newer edit (Pega's) wins"
+
+
+# ------------------------------------------------------------------ 13. keyed by the Entra object id
+
+
+async def test_13_a_renamed_user_keeps_syncing_and_re_onboarding_keeps_the_links(inbound) -> None:
+    from shared.admin.mailboxes import MailboxRequest, onboard
+
+    svc = inbound.services
+    mailbox, created = await onboard(svc, inbound.upn, MailboxRequest(pega_operator="alex"))
+    user = next(u for u in (await inbound.graph.control.call("GET", "users"))["value"]
+                if u["userPrincipalName"] == inbound.upn)
+    assert created and mailbox.key == user["id"].lower(), "state is keyed by the object id"
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="before", body="x", **{"from": DANA})
+    assert (await run_round(svc, inbound, mailbox.key, "email")).outcomes["created"] == 1
+    assert len(await svc.state.links.list(mailbox.key, kind="email")) == 1
+
+    renamed = "renamed-" + inbound.upn
+    await inbound.graph.control.call("PATCH", f"users/{user['id']}", {"userPrincipalName": renamed})
+    await inbound.graph.control.inbound_mail(renamed, subject="after", body="x", **{"from": DANA})
+    # the rename breaks nothing: Graph is addressed by the object id
+    assert (await run_round(svc, inbound, mailbox.key, "email")).outcomes["created"] == 1
+    again, created = await onboard(svc, renamed, MailboxRequest(pega_operator="alex"))
+    assert not created and again.key == mailbox.key and again.upn == renamed
+    assert len(await svc.state.links.list(mailbox.key, kind="email")) == 2, "no orphaned links"
+    assert await svc.state.mailboxes.get(renamed) is not None
+    assert await svc.state.mailboxes.get(inbound.upn) is None, "the old name no longer finds it"
+    assert len([m for m in await svc.state.mailboxes.list() if m.key == mailbox.key]) == 1
+
+
+async def run_round(svc, inbound, key: str, kind: str):
+    from shared.sync.inbound import run_delta_round
+
+    return await run_delta_round(svc, mailbox=key, kind=kind, reason="test", context=inbound.ctx)

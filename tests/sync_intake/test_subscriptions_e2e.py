@@ -85,23 +85,23 @@ async def onboarded(stack, graph_sim, azurite_conn):
     upn = (await graph_sim.control.new_user())["userPrincipalName"].lower()
     status, _ = await admin(host, "PUT", f"mailboxes/{upn}", {"pega_operator": "alex"})
     assert status == 201
-    subs = await eventually(lambda: _four(graph_sim, upn))
-    assert subs, "onboarding did not create the four subscriptions"
+    subs = await eventually(lambda: _three(graph_sim, upn))
+    assert subs, "onboarding did not create the three subscriptions"
     return upn, subs
 
 
-async def _four(graph_sim, upn):
+async def _three(graph_sim, upn):
     subs = await sim_subs(graph_sim, upn)
-    return subs if len(subs) == 4 else None
+    return subs if len(subs) == 3 else None
 
 
 async def test_onboarding_creates_subscriptions_as_graph_wants_them(onboarded, stack):
     host, _ = stack
     upn, subs = onboarded
     resources = sorted(s["resource"] for s in subs)
-    assert resources == sorted([f"/users/{upn}/contacts", f"/users/{upn}/events",
-                                f"/users/{upn}/mailFolders('inbox')/messages",
-                                f"/users/{upn}/mailFolders('sentitems')/messages"])
+    # mail: the whole mailbox's messages (SYNC_MAIL_FOLDERS=inbox_tree), so mail that server rules file into
+    # folders under the Inbox notifies too (issue #11 item 18)
+    assert resources == sorted([f"/users/{upn}/contacts", f"/users/{upn}/events", f"/users/{upn}/messages"])
     for s in subs:
         assert s["immutableIds"] is True
         assert s["notificationUrl"] == f"{host.url}/graph/notifications?code={host.function_key}"
@@ -163,9 +163,9 @@ async def test_renewal_extends_and_a_vanished_subscription_is_recreated(onboarde
         gone = next(r for r in records if r.resource.endswith("/contacts"))
         await graph_sim.control.call("DELETE", f"subscriptions/{gone.subscription_id}", notify="false")
         report = await SubscriptionManager(services, gateway).ensure(mailbox)
-        assert (report.renewed, report.created, report.failed) == (3, 1, 0)
+        assert (report.renewed, report.created, report.failed) == (2, 1, 0)
         after = await state.subscriptions.for_mailbox(upn)
-        assert len(after) == 4
+        assert len(after) == 3
         assert all(r.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=6) for r in after)
         assert gone.subscription_id not in {r.subscription_id for r in after}
     finally:
@@ -216,11 +216,11 @@ async def test_8_a_changed_notification_url_recreates_the_subscriptions_and_heal
     try:
         health = await mailbox_health(services, upn)
         flags = [s["notification_url_current"] for k in health["kinds"] for s in k["subscriptions"]]
-        assert flags == [False] * 4, "health shows the subscriptions point at an old URL"
+        assert flags == [False] * 3, "health shows the subscriptions point at an old URL"
         report = await SubscriptionManager(services, gateway).ensure(await state.mailboxes.get(upn))
-        assert (report.recreated, report.created, report.renewed) == (4, 4, 0)
+        assert (report.recreated, report.created, report.renewed) == (3, 3, 0)
         now = await sim_subs(graph_sim, upn)
-        assert len(now) == 4 and all(s["notificationUrl"].startswith("http://localhost:") for s in now)
+        assert len(now) == 3 and all(s["notificationUrl"].startswith("http://localhost:") for s in now)
         assert not {s["id"] for s in before} & {s["id"] for s in now}, "the stale ones are gone from Graph"
         health = await mailbox_health(services, upn)
         assert all(s["notification_url_current"] for k in health["kinds"] for s in k["subscriptions"])
@@ -230,3 +230,16 @@ async def test_8_a_changed_notification_url_recreates_the_subscriptions_and_heal
     finally:
         await gateway.close()
         await services.close()
+
+
+async def test_18_mail_a_server_rule_files_into_a_subfolder_notifies_too(onboarded, graph_sim, azurite_conn):
+    upn, _ = onboarded
+    await drain(azurite_conn, upn)
+    async with await graph_sim.http() as http:
+        r = await http.post(f"/users/{upn}/mailFolders/inbox/childFolders", json={"displayName": "Fabrikam"})
+        assert r.status_code == 201, r.text
+        folder = r.json()["id"]
+    await graph_sim.control.inbound_mail(upn, **{"from": "dana@fabrikam.example", "subject": "filed by a rule",
+                                                 "body": "hi", "folder": folder})
+    got = await eventually(lambda: rounds(azurite_conn, upn))
+    assert {"mailbox": upn, "kind": "email", "reason": "notification", "full_resync": False} in got
