@@ -13,20 +13,17 @@ Timer `ops_incidents` every minute: open / re-notify / close incidents (shared.o
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import azure.functions as func
 
-from functions.http_util import json_response, problem
+from functions.http_util import answering, json_response, problem
 from shared.admin.mailboxes import validate_key
 from shared.contract import json_body
 from shared.contract.errors import ContractViolation
-from shared.errors import InvalidMessageError, PermanentError, TransientError
+from shared.errors import InvalidMessageError
 from shared.ops import actions, deadletters, health, incidents, telemetry
-from shared.ops.privacy import sanitize_error
 from shared.runtime import Services, services
 
 bp = func.Blueprint()
@@ -40,35 +37,14 @@ async def _svc() -> Services:
     return svc
 
 
-def _answering(handler: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
-               ) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
-    """One place that turns the typed errors of shared/ into answers: the caller's mistake is a
-    400, something Exchange or Pega will not do a 404/409, a dependency that is down a 503."""
-
-    @functools.wraps(handler)
-    async def answer(req: func.HttpRequest) -> func.HttpResponse:
-        try:
-            return await handler(req)
-        except InvalidMessageError as exc:
-            return problem(400, str(exc))
-        except PermanentError as exc:
-            status = 404 if getattr(exc, "status", None) == 404 else 409
-            return problem(status, f"refused by a service: {sanitize_error(str(exc))}")
-        except TransientError as exc:
-            log.warning("admin %s: %s", req.url.split("?", 1)[0].rsplit("/api/", 1)[-1], type(exc).__name__)
-            return problem(503, f"a service is unavailable: {type(exc).__name__}", headers={"Retry-After": "5"})
-
-    return answer
-
-
-def _text(value: Any, name: str, *, required: bool = False) -> str | None:
+def _text(value: Any, name: str, *, required: bool = False, empty_is_absent: bool = False) -> str | None:
     """A route, query or body value that names something: a string of valid text, 1-256
     characters without control characters (a table key could not hold more, nor should it)."""
-    if value is None or value == "":
+    if value is None or (value == "" and empty_is_absent):
         if required:
             raise InvalidMessageError(f"{name}: required")
         return None
-    if (not isinstance(value, str) or len(value) > _MAX_NAME or not json_body.is_text(value)
+    if (not isinstance(value, str) or not 1 <= len(value) <= _MAX_NAME or not json_body.is_text(value)
             or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)):
         raise InvalidMessageError(f"{name}: must be text of 1-{_MAX_NAME} characters without control characters")
     return value
@@ -98,14 +74,14 @@ def _flag(value: str | None, name: str) -> bool:
 
 @bp.function_name("admin_health")
 @bp.route(route="admin/health", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(await health.tenant_health(await _svc()))
 
 
 @bp.function_name("admin_mailbox_health")
 @bp.route(route="admin/mailboxes/{upn}/health", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_mailbox_health(req: func.HttpRequest) -> func.HttpResponse:
     upn = validate_key(req.route_params.get("upn", ""))
     found = await health.mailbox_health(await _svc(), upn)
@@ -114,7 +90,7 @@ async def admin_mailbox_health(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("admin_mailbox_dryrun")
 @bp.route(route="admin/mailboxes/{upn}/dryrun", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_mailbox_dryrun(req: func.HttpRequest) -> func.HttpResponse:
     result = await actions.dry_run(await _svc(), req.route_params.get("upn", ""), req.params.get("kind", ""),
                                    max_pages=actions.parse_max_pages(req.params.get("max_pages")))
@@ -123,7 +99,7 @@ async def admin_mailbox_dryrun(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("admin_mailbox_resync")
 @bp.route(route="admin/mailboxes/{upn}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_mailbox_resync(req: func.HttpRequest) -> func.HttpResponse:
     kind = _text(_body(req).get("kind"), "kind", required=True) or ""
     result = await actions.resync(await _svc(), req.route_params.get("upn", ""), kind)
@@ -132,18 +108,19 @@ async def admin_mailbox_resync(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("admin_deadletters")
 @bp.route(route="admin/deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_deadletters(req: func.HttpRequest) -> func.HttpResponse:
     include_replayed = _flag(req.params.get("include_replayed"), "include_replayed")
-    letters = await deadletters.list_letters(await _svc(), queue=_text(req.params.get("queue"), "queue"),
-                                             mailbox=_text(req.params.get("mailbox"), "mailbox"),
+    letters = await deadletters.list_letters(await _svc(),
+                                             queue=_text(req.params.get("queue"), "queue", empty_is_absent=True),
+                                             mailbox=_text(req.params.get("mailbox"), "mailbox", empty_is_absent=True),
                                              include_replayed=include_replayed)
     return json_response({"count": len(letters), "deadletters": [v.as_dict() for v in letters]})
 
 
 @bp.function_name("admin_deadletter")
 @bp.route(route="admin/deadletters/{queue}/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_deadletter(req: func.HttpRequest) -> func.HttpResponse:
     queue = _text(req.route_params.get("queue"), "queue", required=True) or ""
     message_id = _text(req.route_params.get("id"), "id", required=True) or ""
@@ -153,7 +130,7 @@ async def admin_deadletter(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("admin_deadletters_replay")
 @bp.route(route="admin/deadletters/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-@_answering
+@answering
 async def admin_deadletters_replay(req: func.HttpRequest) -> func.HttpResponse:
     body = _body(req)
     report = await deadletters.replay(await _svc(), queue=_text(body.get("queue"), "queue"),

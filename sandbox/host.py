@@ -495,7 +495,10 @@ async def serve(cfg: HostConfig, *, ready: Callable[[str], Awaitable[None] | Non
             loop.add_signal_handler(sig, stop.set)
 
     front = HttpFront(functions, cfg.keys, route_prefix)
-    runner = web.AppRunner(front.app(), access_log=None)
+    # request line and header limits above aiohttp's 8 KiB, so a long URL reaches the function (and
+    # its JSON answer) instead of aiohttp's text 400
+    runner = web.AppRunner(front.app(), access_log=None,
+                           handler_args={"max_line_size": 65536, "max_field_size": 65536})
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()

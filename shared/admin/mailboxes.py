@@ -22,7 +22,7 @@ from shared.runtime import Services
 from shared.storage.mailboxes import KINDS, Mailbox
 from shared.sync.rounds import enqueue_round
 
-UPN = re.compile(r"^[^@\s/\\#?]+@[^@\s/\\#?]+\.[^@\s/\\#?]+$")
+UPN = re.compile(r"^[^@\s/\\#?\x00-\x1f\x7f]+@[^@\s/\\#?\x00-\x1f\x7f]+\.[^@\s/\\#?\x00-\x1f\x7f]+$")  # no control characters
 
 
 class MailboxRequest(BaseModel):
