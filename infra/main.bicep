@@ -346,6 +346,7 @@ var appSettings = {
   INSIGHTS_ENABLED: 'true'
   INSIGHTS_RULES_FILE: ''
   INSIGHTS_LANGUAGE: 'en'
+  INSIGHTS_ANALYZER: 'model'
   INSIGHTS_AZURE_LANGUAGE_ENDPOINT: insightsLanguageEndpoint
   INSIGHTS_AZURE_LANGUAGE_KEY: ''
   INSIGHTS_AZURE_LANGUAGE_USE_MANAGED_IDENTITY: empty(insightsLanguageEndpoint) ? 'false' : 'true'

@@ -238,6 +238,9 @@ class InsightsSettings(BaseSettings):
     enabled: bool = True
     rules_file: str | None = None
     language: str = "en"
+    # local analyzer when Azure AI Language is not configured: the packaged sentence model + trained head,
+    # or stock-lexicon VADER (smaller, faster, less accurate)
+    analyzer: Literal["model", "vader"] = "model"
     # Azure AI Language: set the endpoint to switch from the local analyzer; key, or managed identity
     azure_language_endpoint: str = ""
     azure_language_key: str | None = None

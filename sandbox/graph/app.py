@@ -44,6 +44,8 @@ SCOPE_ROLES: dict[str, tuple[str, ...]] = {
     "calendar.write": ("Calendars.ReadWrite",),
     "contacts": ("Contacts.ReadWrite", "Contacts.Read"),
     "contacts.write": ("Contacts.ReadWrite",),
+    "mailboxsettings": ("MailboxSettings.ReadWrite", "MailboxSettings.Read"),
+    "mailboxsettings.write": ("MailboxSettings.ReadWrite",),
 }
 
 

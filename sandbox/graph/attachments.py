@@ -17,7 +17,7 @@ from aiohttp import web
 from sandbox.graph.clock import iso, iso7
 from sandbox.graph.errors import GraphError, error_response, not_found
 from sandbox.graph.model import Attachment, Item, UploadSession, new_immutable_id
-from sandbox.graph.odata import context_url, graph_json, read_action, read_json
+from sandbox.graph.odata import apply_select, context_url, graph_json, parse_select, read_action, read_json
 from sandbox.graph.router import Router
 
 INLINE_LIMIT = 3 * 1024 * 1024
@@ -75,10 +75,18 @@ def _item(request: web.Request, p: dict[str, str]) -> tuple[Any, Any, Item]:
     return sim, user, sim.store.item(user, p["id"], "message")
 
 
+def _selected(request: web.Request, a: Attachment) -> dict[str, Any]:
+    """$select is honoured: contentBytes only when selected (or without $select), as
+    outlook-large-attachments.md recommends for reading metadata of large files."""
+    sel = parse_select(request)
+    with_content = sel is None or "contentbytes" in {x.lower() for x in sel}
+    return apply_select(render_attachment(a, with_content=with_content), sel)
+
+
 async def list_attachments(request: web.Request, p: dict[str, str]) -> web.Response:
     _, _, item = _item(request, p)
     return graph_json(request, {"@odata.context": context_url(request, "attachments"),
-                                "value": [render_attachment(a, with_content=True) for a in item.attachments]})
+                                "value": [_selected(request, a) for a in item.attachments]})
 
 
 async def add_attachment(request: web.Request, p: dict[str, str]) -> web.Response:
@@ -94,7 +102,7 @@ async def get_attachment(request: web.Request, p: dict[str, str]) -> web.Respons
     _, _, item = _item(request, p)
     att = _find(item, p["att"])
     return graph_json(request, {"@odata.context": context_url(request, "attachments/$entity"),
-                                **render_attachment(att, with_content=True)})
+                                **_selected(request, att)})
 
 
 async def attachment_value(request: web.Request, p: dict[str, str]) -> web.Response:
@@ -117,6 +125,10 @@ async def create_upload_session(request: web.Request, p: dict[str, str]) -> web.
     size = int(ai.get("size") or 0)
     if ai.get("attachmentType", "file") != "file" or not ai.get("name") or size <= 0:
         raise GraphError(400, "ErrorInvalidRequest", "AttachmentItem needs attachmentType 'file', name and size.")
+    if size < INLINE_LIMIT:
+        # outlook-large-attachments.md, "Errors": a session for a file under 3 MB is refused
+        raise GraphError(400, "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+                         "Attachment size must be greater than the minimum size.")
     if size > UPLOAD_LIMIT:
         raise GraphError(400, "ErrorAttachmentSizeShouldNotBeGreaterThanMaximumSize",
                          "The attachment size exceeds the 150 MB maximum.")
@@ -158,8 +170,9 @@ async def upload_chunk(request: web.Request) -> web.Response:
         return error_response(413, "RequestBodyTooLarge", "Upload chunks must be smaller than 4 MB.", request)
     sess.received.extend(data)
     if len(sess.received) < sess.size:
+        # For Outlook attachments nextExpectedRanges is a single "{start}" (uploadsession.md), not "start-end"
         return web.json_response({"expirationDateTime": iso7(sess.expires) if sess.expires else None,
-                                  "nextExpectedRanges": [f"{len(sess.received)}-"]})
+                                  "nextExpectedRanges": [str(len(sess.received))]})
     item = sim.store.items.get(sess.item_uid)
     del sim.store.upload_sessions[sess.token]
     if item is None:
@@ -173,8 +186,16 @@ async def upload_chunk(request: web.Request) -> web.Response:
     return web.Response(status=201, headers={"Location": loc})
 
 
+async def cancel_upload(request: web.Request) -> web.Response:
+    """DELETE the upload URL: the session is cancelled (204), as outlook-large-attachments.md shows."""
+    sim = request.app["sim"]
+    if sim.store.upload_sessions.pop(request.match_info["token"], None) is None:
+        return error_response(404, "ErrorItemNotFound", "The upload session was not found or has expired.", request)
+    return web.Response(status=204)
+
+
 def upload_routes() -> list[web.RouteDef]:
-    return [web.put("/_upload/{token}", upload_chunk)]
+    return [web.put("/_upload/{token}", upload_chunk), web.delete("/_upload/{token}", cancel_upload)]
 
 
 def register(router: Router) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.graph import generated_mail as gm
 from sandbox.graph import recurrence as rec
 from sandbox.graph.clock import iso, iso7, parse_iso
 from sandbox.graph.errors import GraphError, bad_request, not_found
-from sandbox.graph.items import View, body_as, email, preview, view_of
+from sandbox.graph.items import View, body_as, email, enum_value, norm_body, preview, view_of
 from sandbox.graph.model import Exception_, Item, User, new_change_key
 from sandbox.graph.odata import (
     apply_filter_order,
@@ -73,12 +74,30 @@ def occ_id(master_id: str, original_start: datetime) -> str:
     return f"{master_id}.{occ_key(original_start)}"
 
 
+def event_utc(dtz: dict[str, str], all_day: bool) -> datetime:
+    """An event time as UTC. All-day events are stored as midnight UTC of their dates (a maintainer
+    in microsoft-graph-docs#1802 / jasonjoh/php-calendar#9: "we store it as midnight in UTC") and are
+    therefore rendered midnight-to-midnight in whatever zone a request asks for."""
+    if all_day:
+        return datetime.fromisoformat(str(dtz["dateTime"])[:10]).replace(tzinfo=UTC)
+    return to_utc(dtz)
+
+
+def is_all_day(data: dict[str, Any]) -> bool:
+    return bool(data.get("isAllDay"))
+
+
 def start_utc(item: Item) -> datetime:
-    return to_utc(item.data["start"])
+    return event_utc(item.data["start"], is_all_day(item.data))
 
 
 def end_utc(item: Item) -> datetime:
-    return to_utc(item.data["end"])
+    return event_utc(item.data["end"], is_all_day(item.data))
+
+
+def rec_zone(data: dict[str, Any]) -> Any:
+    """The zone a series is expanded in (all-day series: their dates, i.e. UTC as stored)."""
+    return UTC if is_all_day(data) else zone(data["recurrence"]["range"]["recurrenceTimeZone"])
 
 
 def instances(item: Item, until: datetime, since: datetime | None = None, *, include_cancelled: bool = False
@@ -89,7 +108,8 @@ def instances(item: Item, until: datetime, since: datetime | None = None, *, inc
         return []
     s, e = start_utc(item), end_utc(item)
     duration = e - s
-    tz = zone(r["range"]["recurrenceTimeZone"])
+    tz = rec_zone(item.data)
+    all_day = is_all_day(item.data)
     local_time = s.astimezone(tz).time().replace(tzinfo=None)
     out: list[Instance] = []
     # Exceptions can move an occurrence; look a little beyond the window for their originals.
@@ -101,8 +121,8 @@ def instances(item: Item, until: datetime, since: datetime | None = None, *, inc
             continue
         exc = item.exceptions.get(key)
         if exc is not None:
-            st = to_utc(exc.overrides["start"]) if "start" in exc.overrides else orig
-            en = to_utc(exc.overrides["end"]) if "end" in exc.overrides else orig + duration
+            st = event_utc(exc.overrides["start"], all_day) if "start" in exc.overrides else orig
+            en = event_utc(exc.overrides["end"], all_day) if "end" in exc.overrides else orig + duration
         else:
             st, en = orig, orig + duration
         if since is not None and not (st < until and en > since):
@@ -114,7 +134,9 @@ def instances(item: Item, until: datetime, since: datetime | None = None, *, inc
     return out
 
 
-def _dtz(view: View, dt: datetime) -> dict[str, str]:
+def _dtz(view: View, dt: datetime, all_day: bool = False) -> dict[str, str]:
+    if all_day:  # midnight-to-midnight whatever the zone asked for (microsoft-graph-docs#1802)
+        return {"dateTime": dt.astimezone(UTC).strftime("%Y-%m-%dT00:00:00.0000000"), "timeZone": view.tz or "UTC"}
     return render(dt, view.tz)
 
 
@@ -128,7 +150,7 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         if sparse and inst.exception is None:
             return {"@odata.type": "#microsoft.graph.event", "@odata.etag": f'W/"{change_key}"', "id": ev_id,
                     "seriesMasterId": master_id, "type": "occurrence",
-                    "start": _dtz(view, inst.start), "end": _dtz(view, inst.end)}
+                    "start": _dtz(view, inst.start, is_all_day(d)), "end": _dtz(view, inst.end, is_all_day(d))}
     else:
         ev_id = master_id
         etype = "seriesMaster" if d.get("recurrence") else "singleInstance"
@@ -148,7 +170,6 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         "originalStartTimeZone": d.get("originalStartTimeZone"),
         "originalEndTimeZone": d.get("originalEndTimeZone"),
         "iCalUId": d["iCalUId"] + (occ_key(inst.original_start) if inst is not None else ""),
-        "uid": d["iCalUId"],
         "reminderMinutesBeforeStart": src.get("reminderMinutesBeforeStart", 15),
         "isReminderOn": src.get("isReminderOn", True),
         "hasAttachments": bool(item.attachments),
@@ -172,8 +193,8 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         "hideAttendees": bool(src.get("hideAttendees", False)),
         "responseStatus": d.get("responseStatus") or {"response": "organizer", "time": NO_TIME},
         "body": body_as(src.get("body") or {"contentType": "html", "content": ""}, view),
-        "start": _dtz(view, inst.start if inst is not None else start_utc(item)),
-        "end": _dtz(view, inst.end if inst is not None else end_utc(item)),
+        "start": _dtz(view, inst.start if inst is not None else start_utc(item), is_all_day(src)),
+        "end": _dtz(view, inst.end if inst is not None else end_utc(item), is_all_day(src)),
         "location": src.get("location") or {"displayName": "", "locationType": "default",
                                              "uniqueIdType": "unknown", "address": {}, "coordinates": {}},
         "locations": src.get("locations") or [],
@@ -188,12 +209,13 @@ def render_event(item: Item, view: View, *, inst: Instance | None = None, sparse
         out["originalStart"] = iso(inst.original_start)
     if inst is None and d.get("recurrence"):
         if view.selected("cancelledOccurrences"):
-            tz = zone(d["recurrence"]["range"]["recurrenceTimeZone"])
+            tz = rec_zone(d)
             out["cancelledOccurrences"] = [
                 f"OID.{master_id}.{_key_time(k).astimezone(tz).date().isoformat()}" for k in sorted(item.cancelled)]
         if view.selected("exceptionOccurrences") or "exceptionoccurrences" in view.expand.other:
             # a navigation property: the exception events themselves
-            plain = View(immutable=view.immutable, tz=view.tz, graph_base=view.graph_base)
+            plain = View(immutable=view.immutable, tz=view.tz, graph_base=view.graph_base, body_type=view.body_type,
+                         allow_unsafe_html=view.allow_unsafe_html)
             out["exceptionOccurrences"] = [render_event(item, plain, inst=i) for i in instances(item, _FAR)
                                            if i.exception is not None]
     keep = out.get("exceptionOccurrences")
@@ -222,7 +244,7 @@ def _norm_attendees(value: Any) -> list[dict[str, Any]]:
         ea = (a or {}).get("emailAddress") or {}
         if not ea.get("address"):
             raise bad_request("Each attendee needs an emailAddress.address.")
-        out.append({"type": a.get("type") or "required",
+        out.append({"type": enum_value("attendeeType", a.get("type") or "required"),
                     "status": a.get("status") or {"response": "none", "time": NO_TIME},
                     "emailAddress": {"name": ea.get("name") or ea["address"], "address": ea["address"]}})
     if len(out) > 500:
@@ -248,20 +270,35 @@ def apply_event_fields(data: dict[str, Any], body: dict[str, Any], allowed: set[
             data[k] = _norm_time(v, k)
         elif k == "attendees":
             data[k] = _norm_attendees(v)
+        elif k in ("importance", "sensitivity", "showAs", "onlineMeetingProvider"):
+            data[k] = enum_value(k, v)
+        elif k == "body":
+            data[k] = norm_body(v)
         else:
             data[k] = v
-    if "sensitivity" in data and data["sensitivity"] not in ("normal", "personal", "private", "confidential"):
-        raise bad_request(f"Invalid sensitivity '{data['sensitivity']}'.")
+    # event.md: location and locations always correspond; updating location replaces locations
+    if "location" in body and "location" in allowed and "locations" not in body:
+        loc = body.get("location") or {}
+        data["locations"] = [loc] if (loc.get("displayName") or "") else []
+    elif "locations" in body and "locations" in allowed and "location" not in body:
+        locs = body.get("locations") or []
+        data["location"] = locs[0] if locs else {"displayName": ""}
 
 
 def _finish(data: dict[str, Any]) -> None:
-    s, e = to_utc(data["start"]), to_utc(data["end"])
-    if e < s:
+    all_day = is_all_day(data)
+    if all_day:
+        for key in ("start", "end"):
+            if not str(data[key]["dateTime"]).endswith("T00:00:00"):
+                raise GraphError(400, "ErrorPropertyValidationFailure", "All-day events must start and end at "
+                                                                         "midnight (whole days).")
+    s, e = event_utc(data["start"], all_day), event_utc(data["end"], all_day)
+    if e < s or (all_day and e <= s):
         raise GraphError(400, "ErrorInvalidRequest", "The end time must be after the start time.")
     data["originalStartTimeZone"] = data["start"]["timeZone"]
     data["originalEndTimeZone"] = data["end"]["timeZone"]
     if data.get("recurrence"):
-        start_local = s.astimezone(zone(data["start"]["timeZone"])).date()
+        start_local = s.date() if all_day else s.astimezone(zone(data["start"]["timeZone"])).date()
         data["recurrence"] = rec.normalize(data["recurrence"], data["start"]["timeZone"], start_local)
 
 
@@ -302,8 +339,9 @@ def resolve(sim: Any, user: User, ev_id: str) -> tuple[Item, Instance | None]:
                 exc = master.exceptions.get(k)
                 if exc is not None:
                     dur = end_utc(master) - start_utc(master)
-                    st = to_utc(exc.overrides["start"]) if "start" in exc.overrides else orig
-                    en = to_utc(exc.overrides["end"]) if "end" in exc.overrides else orig + dur
+                    ad = is_all_day(master.data)
+                    st = event_utc(exc.overrides["start"], ad) if "start" in exc.overrides else orig
+                    en = event_utc(exc.overrides["end"], ad) if "end" in exc.overrides else orig + dur
                     return master, Instance(master, orig, st, en, exc)
                 for inst in instances(master, orig + timedelta(seconds=1)):
                     if inst.key == k:
@@ -314,30 +352,12 @@ def resolve(sim: Any, user: User, ev_id: str) -> tuple[Item, Instance | None]:
 # ---- invitations ----------------------------------------------------------------------------
 
 
-def _meeting_message(sim: Any, organizer: User, attendee: User, ev: Item, kind: str) -> None:
-    from sandbox.graph.mail import new_message_data
-
-    subject = ev.data.get("subject", "")
-    prefix = {"meetingRequest": "", "meetingCancelled": "Canceled: "}.get(kind, "")
-    data = new_message_data(organizer, {
-        "subject": prefix + subject, "body": ev.data.get("body") or {"contentType": "html", "content": ""},
-        "toRecipients": [email(attendee.upn, attendee.display_name)],
-    }, sim.clock.now(), draft=False)
-    data.update({"@odata.type": "#microsoft.graph.eventMessage", "meetingMessageType": kind, "isRead": False,
-                 "type": "seriesMaster" if ev.data.get("recurrence") else "singleInstance",
-                 "startDateTime": render(start_utc(ev), None), "endDateTime": render(end_utc(ev), None),
-                 "isAllDay": bool(ev.data.get("isAllDay")), "isOutOfDate": False, "isDelegated": False,
-                 "location": ev.data.get("location") or {"displayName": ""}})
-    inbox = sim.store.mailboxes[attendee.id].well_known("inbox")
-    sim.store.create(attendee, "message", inbox, data)
-
-
-def _attendee_users(sim: Any, organizer: User, ev: Item) -> list[User]:
-    out = []
-    for a in ev.data.get("attendees") or []:
-        u = sim.store.find_user(a["emailAddress"]["address"])
-        if u is not None and u.id != organizer.id and u not in out:
-            out.append(u)
+def _attendee_addresses(organizer: User, data: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for a in data.get("attendees") or []:
+        addr = a["emailAddress"]["address"].lower()
+        if addr != organizer.upn and addr not in out:
+            out.append(addr)
     return out
 
 
@@ -348,34 +368,61 @@ def _copy_for(sim: Any, attendee: User, ical: str) -> Item | None:
     return None
 
 
-def propagate(sim: Any, organizer: User, ev: Item, *, invite_new: bool = True, cancelled: bool = False) -> None:
-    """Keep internal attendees' copies in step with the organizer's event; invite new attendees."""
+def _sync_copy(sim: Any, organizer: User, ev: Item, att: User, *, create: bool, cancelled: bool) -> None:
+    """Keep an internal attendee's copy in step with the organizer's event."""
+    copy = _copy_for(sim, att, ev.data["iCalUId"])
+    data = {k: v for k, v in ev.data.items() if k != "transactionId"}
+    data.update({"isOrganizer": False, "responseStatus": {"response": "notResponded", "time": NO_TIME},
+                 "isCancelled": cancelled or bool(ev.data.get("isCancelled"))})
+    exceptions = {k: Exception_(e.original_start, dict(e.overrides), new_change_key(), e.created, e.modified)
+                  for k, e in ev.exceptions.items()}
+    if copy is None:
+        if not create or cancelled:
+            return
+        cal = sim.store.default_folder(att, "calendar")
+        copy = sim.store.create(att, "event", cal, data, notify=False)
+        copy.exceptions, copy.cancelled = exceptions, set(ev.cancelled)
+        sim.store.emit_created(copy)
+        return
+    data["responseStatus"] = copy.data.get("responseStatus", data["responseStatus"])
+    copy.data, copy.exceptions, copy.cancelled = data, exceptions, set(ev.cancelled)
+    sim.store.modified(copy)
+
+
+def propagate(sim: Any, organizer: User, ev: Item, *, kind: str, inst: Instance | None = None,
+              previous: list[str] | None = None) -> None:
+    """What Exchange does when an organizer creates, changes or cancels a meeting: attendees' copies
+    follow, and every attendee gets a message (graph.md §10: Graph has no "update silently").
+
+    kind: "create" (requests), "update" (updates to existing attendees — for a series master with
+    separately changed occurrences one for the series plus one per exception, event-update.md —;
+    requests to added attendees, cancellations to removed ones), "cancel" (cancellations to all),
+    "occurrence" (an update about one occurrence), "occurrence_cancel" (a cancellation of one)."""
     if not ev.data.get("isOrganizer", True):
         return
-    for att in _attendee_users(sim, organizer, ev):
-        copy = _copy_for(sim, att, ev.data["iCalUId"])
-        data = {k: v for k, v in ev.data.items() if k != "transactionId"}
-        data.update({"isOrganizer": False, "responseStatus": {"response": "notResponded", "time": NO_TIME},
-                     "isCancelled": cancelled or bool(ev.data.get("isCancelled"))})
-        if copy is None:
-            if not invite_new or cancelled:
-                continue
-            cal = sim.store.default_folder(att, "calendar")
-            copy = sim.store.create(att, "event", cal, data, notify=False)
-            copy.exceptions = {k: Exception_(e.original_start, dict(e.overrides), new_change_key(), e.created,
-                                             e.modified) for k, e in ev.exceptions.items()}
-            copy.cancelled = set(ev.cancelled)
-            sim.store.emit_created(copy)
-            _meeting_message(sim, organizer, att, ev, "meetingRequest")
-        else:
-            data["responseStatus"] = copy.data.get("responseStatus", data["responseStatus"])
-            copy.data = data
-            copy.exceptions = {k: Exception_(e.original_start, dict(e.overrides), new_change_key(), e.created,
-                                             e.modified) for k, e in ev.exceptions.items()}
-            copy.cancelled = set(ev.cancelled)
-            sim.store.modified(copy)
-            if cancelled:
-                _meeting_message(sim, organizer, att, ev, "meetingCancelled")
+    current = _attendee_addresses(organizer, ev.data)
+    before = current if previous is None else previous
+    start = inst.start if inst is not None else start_utc(ev)
+    end = inst.end if inst is not None else end_utc(ev)
+    plan: list[tuple[str, str, int]] = []  # (address, message kind, how many)
+    if kind == "create":
+        plan = [(a, "request", 1) for a in current]
+    elif kind in ("cancel", "occurrence_cancel"):
+        plan = [(a, "cancel", 1) for a in current]
+    elif kind == "occurrence":
+        plan = [(a, "update", 1) for a in current]
+    elif kind == "update":
+        per_attendee = 1 + (len(ev.exceptions) if ev.data.get("recurrence") else 0)
+        plan = [(a, "update" if a in before else "request", per_attendee if a in before else 1) for a in current]
+        plan += [(a, "cancel", 1) for a in before if a not in current]
+    for address, message_kind, count in plan:
+        att = sim.store.find_user(address)
+        if att is not None:
+            removed = message_kind == "cancel" and kind == "update"
+            _sync_copy(sim, organizer, ev, att, create=message_kind == "request",
+                       cancelled=kind == "cancel" or removed)
+        for _ in range(count):
+            gm.meeting_message(sim, organizer, address, ev, message_kind, start=start, end=end)
 
 
 # ---- handlers -------------------------------------------------------------------------------
@@ -435,7 +482,7 @@ async def create_event(request: web.Request, p: dict[str, str]) -> web.Response:
     if tx:
         sim.store.transaction_ids[(user.id, str(tx))] = item.uid
     sim.store.emit_created(item)
-    propagate(sim, user, item)
+    propagate(sim, user, item, kind="create")
     return _entity(request, user, item, status=201)
 
 
@@ -456,6 +503,10 @@ async def update_event(request: web.Request, p: dict[str, str]) -> web.Response:
     now = sim.clock.now()
     if inst is not None:
         exc = inst.exception
+        trial = dict(exc.overrides) if exc is not None else {}
+        apply_event_fields(trial, body, EXCEPTION_WRITABLE)
+        if "start" in trial:
+            _check_crossing(item, inst, event_utc(trial["start"], is_all_day(item.data)))
         if exc is None:
             exc = Exception_(inst.original_start, {}, new_change_key(), now, now)
             item.exceptions[inst.key] = exc
@@ -464,10 +515,13 @@ async def update_event(request: web.Request, p: dict[str, str]) -> web.Response:
         exc.change_key = new_change_key()
         exc.modified = now
         sim.store.modified(item)
-        propagate(sim, user, item)
+        _, changed = resolve(sim, user, occ_id(item.rest_id, inst.original_start))
+        if EXCEPTION_WRITABLE & body.keys():
+            propagate(sim, user, item, kind="occurrence", inst=changed)
         _, inst2 = resolve(sim, user, occ_id(view_of(request).item_id(item), inst.original_start))
         return _entity(request, user, item, inst2)
     before = (item.data.get("recurrence"), item.data.get("start"))
+    previous = _attendee_addresses(user, item.data)
     data = dict(item.data)
     apply_event_fields(data, body, EVENT_WRITABLE)
     _finish(data)
@@ -477,15 +531,34 @@ async def update_event(request: web.Request, p: dict[str, str]) -> web.Response:
     item.data = data
     set_ext(item.ext, body.get("singleValueExtendedProperties"))
     sim.store.modified(item)
-    propagate(sim, user, item)
+    if EVENT_WRITABLE & body.keys():  # any event property, changed or not: Exchange mails the attendees
+        propagate(sim, user, item, kind="update", previous=previous)
     return _entity(request, user, item)
+
+
+def _check_crossing(item: Item, inst: Instance, new_start: datetime) -> None:
+    """event-update.md: an occurrence cannot be moved to or before the day of the previous occurrence,
+    nor to or after the day of the following one (400 ErrorOccurrenceCrossingBoundary)."""
+    tz = rec_zone(item.data)
+    around = instances(item, inst.original_start + timedelta(days=400), inst.original_start - timedelta(days=400))
+    around.sort(key=lambda i: i.original_start)
+    keys = [i.key for i in around]
+    if inst.key not in keys:
+        return
+    pos = keys.index(inst.key)
+    day = new_start.astimezone(tz).date()
+    prev_day = around[pos - 1].start.astimezone(tz).date() if pos > 0 else None
+    next_day = around[pos + 1].start.astimezone(tz).date() if pos + 1 < len(around) else None
+    if (prev_day is not None and day <= prev_day) or (next_day is not None and day >= next_day):
+        raise GraphError(400, "ErrorOccurrenceCrossingBoundary",
+                         "Modified occurrence is crossing or overlapping adjacent occurrence.")
 
 
 def _cancel_occurrence(sim: Any, user: User, item: Item, inst: Instance) -> None:
     item.exceptions.pop(inst.key, None)
     item.cancelled.add(inst.key)
     sim.store.modified(item)
-    propagate(sim, user, item, invite_new=False)
+    propagate(sim, user, item, kind="occurrence_cancel", inst=inst)
 
 
 async def delete_event(request: web.Request, p: dict[str, str]) -> web.Response:
@@ -496,7 +569,7 @@ async def delete_event(request: web.Request, p: dict[str, str]) -> web.Response:
         _cancel_occurrence(sim, user, item, inst)
         return web.Response(status=204)
     if item.data.get("isOrganizer", True):
-        propagate(sim, user, item, invite_new=False, cancelled=True)
+        propagate(sim, user, item, kind="cancel")
     sim.store.delete(item)
     return web.Response(status=204)
 
@@ -512,7 +585,7 @@ async def cancel_event(request: web.Request, p: dict[str, str]) -> web.Response:
     if inst is not None:
         _cancel_occurrence(sim, user, item, inst)
         return web.Response(status=202)
-    propagate(sim, user, item, invite_new=False, cancelled=True)
+    propagate(sim, user, item, kind="cancel")
     sim.store.delete(item)
     return web.Response(status=202)
 
@@ -522,7 +595,7 @@ def _respond(response: str):  # type: ignore[no-untyped-def]
         sim = _sim(request)
         user = _user(request, p)
         item, _ = resolve(sim, user, p["id"])
-        await read_action(request)
+        action = await read_action(request)
         if item.data.get("isOrganizer", True):
             raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. You can't respond to "
                                                          "a meeting you organized.")
@@ -537,6 +610,8 @@ def _respond(response: str):  # type: ignore[no-untyped-def]
                     if a["emailAddress"]["address"].lower() == user.upn:
                         a["status"] = {"response": response, "time": now}
                 sim.store.modified(master)
+        if str(action.get("sendResponse", True)).lower() != "false":  # event-accept.md: sendResponse
+            gm.meeting_response(sim, user, item.data["organizer"]["emailAddress"]["address"], item, response)
         if response == "declined":
             sim.store.delete(item)
         return web.Response(status=202)

@@ -57,8 +57,8 @@ def render_contact(item: Item, view: View) -> dict[str, Any]:
 
 
 def render_folder(f: Folder) -> dict[str, Any]:
-    return {"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id or f"{f.owner}-contactroot",
-            "wellKnownName": f.well_known}
+    # v1.0 contactFolder has id, displayName, parentFolderId (wellKnownName is beta only)
+    return {"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id or f"{f.owner}-contactroot"}
 
 
 def _clean(body: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sandbox.graph.clock import iso, parse_iso
 from sandbox.graph.errors import GraphError, error_response
+from sandbox.graph.generated_mail import MESSAGE_CLASS, automatic_reply
 from sandbox.graph.items import email
 from sandbox.graph.mail import new_internet_message_id, new_message_data
 from sandbox.graph.model import Attachment, new_conversation_id, new_immutable_id
@@ -134,6 +135,9 @@ async def inbound_mail(request: web.Request) -> web.Response:
         "importance": body.get("importance", "normal"), "categories": body.get("categories") or [],
     }, now, draft=False)
     data["isRead"] = bool(body.get("isRead", False))
+    data["isReadReceiptRequested"] = bool(body.get("isReadReceiptRequested", False))
+    if body.get("odataType"):  # e.g. "#microsoft.graph.eventMessageRequest" from an external organizer
+        data["@odata.type"] = str(body["odataType"])
     data["internetMessageId"] = body.get("internetMessageId") or new_internet_message_id("fabrikam.example")
     if body.get("receivedDateTime"):
         data["receivedDateTime"] = iso(parse_iso(body["receivedDateTime"]))
@@ -165,7 +169,10 @@ async def inbound_mail(request: web.Request) -> web.Response:
                                                last_modified=now))
         for k, v in (body.get("singleValueExtendedProperties") or {}).items():
             item.ext[k] = str(v)
+        if body.get("messageClass"):  # REPORT.IPM.Note.NDR, IPM.Note.Rules.OofTemplate.Microsoft, ...
+            item.ext[MESSAGE_CLASS] = str(body["messageClass"])
         sim.store.emit_created(item)
+        automatic_reply(sim, user, sender["address"], item)
         created.append({"id": item.rest_id, "immutableId": item.uid, "internetMessageId": one["internetMessageId"],
                         "conversationId": one["conversationId"]})
     return web.json_response(created[0] if count == 1 else {"value": created}, status=201)
@@ -366,6 +373,40 @@ async def state(request: web.Request) -> web.Response:
                               "subscriptions": [s.to_graph() for s in sim.notifier.subscriptions.values()]})
 
 
+async def meeting_messages(request: web.Request) -> web.Response:
+    """Meeting requests, updates, cancellations and responses Exchange sent, per event (iCalUId), to
+    tenant users and to external attendees alike: what a test counts to see whether a change caused an
+    update storm. DELETE clears the log (generated mail of every kind)."""
+    sim = _sim(request)
+    if request.method == "DELETE":
+        sim.store.generated.clear()
+        return web.json_response({"ok": True})
+    organizer = request.query.get("organizer", "").lower()
+    events: dict[str, dict[str, Any]] = {}
+    for e in sim.store.generated:
+        if e.kind not in ("request", "update", "cancel", "response") or (organizer and e.sender != organizer
+                                                                           and e.recipient != organizer):
+            continue
+        ev = events.setdefault(e.ical_uid, {"iCalUId": e.ical_uid, "subject": e.subject, "requests": 0,
+                                            "updates": 0, "cancellations": 0, "responses": 0, "total": 0,
+                                            "external": 0, "byRecipient": {}})
+        ev[{"request": "requests", "update": "updates", "cancel": "cancellations", "response": "responses"}[e.kind]] += 1
+        ev["total"] += 1
+        ev["external"] += int(e.external)
+        ev["byRecipient"][e.recipient] = ev["byRecipient"].get(e.recipient, 0) + 1
+    return web.json_response({"value": list(events.values())})
+
+
+async def outbound_mail(request: web.Request) -> web.Response:
+    """Every message Exchange generated itself (meeting messages, NDRs, read receipts, automatic
+    replies), in order, without bodies; ?kind= and ?recipient= narrow it."""
+    sim = _sim(request)
+    kind, rcpt = request.query.get("kind"), request.query.get("recipient", "").lower()
+    rows = [e.as_dict() for e in sim.store.generated
+            if (not kind or e.kind == kind) and (not rcpt or e.recipient == rcpt)]
+    return web.json_response({"value": rows})
+
+
 def routes() -> list[web.RouteDef]:
     r = _wrap
     return [
@@ -402,4 +443,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/_sim/notifications", r(notifications)),
         web.post("/_sim/notifications", r(notifications)),
         web.delete("/_sim/notifications", r(notifications)),
+        web.get("/_sim/meeting-messages", r(meeting_messages)),
+        web.delete("/_sim/meeting-messages", r(meeting_messages)),
+        web.get("/_sim/outbound-mail", r(outbound_mail)),
     ]

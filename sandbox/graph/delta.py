@@ -56,6 +56,7 @@ class DeltaQuery:
     received_op: str | None = None  # "ge" | "gt": message delta $filter=receivedDateTime <op> <value>
     received_since: datetime | None = None
     top: str | None = None  # carried like the rest of the query; it does not set the page size (graph.md §2)
+    newest_first: bool = False  # $orderby=receivedDateTime desc, the only order message delta takes
 
 
 @dataclass
@@ -139,6 +140,8 @@ class DeltaEngine:
             if query.received_op:
                 found = [i for i in found if _received_ok(query, i)]
             found.sort(key=lambda i: (i.modified, i.created))
+            if query.newest_first:
+                found.sort(key=_received, reverse=True)
             for i in found:
                 entries.append(Entry(i.uid, i.rest_id, i.change_key))
                 items[i.uid] = i
@@ -219,7 +222,7 @@ class DeltaEngine:
         base_view = view_of(request, allow_select=False)
         view = View(immutable=base_view.immutable, tz=base_view.tz, select=rnd.query.select,
                     expand=parse_expand(rnd.query.expand), graph_base=base_view.graph_base,
-                    body_type=base_view.body_type)
+                    body_type=base_view.body_type, allow_unsafe_html=base_view.allow_unsafe_html)
         otype = ODATA_TYPES[rnd.query.kind]
         values: list[dict[str, Any]] = []
         total = len(rnd.removed) + len(rnd.upserts)
@@ -361,9 +364,15 @@ async def message_delta(request: web.Request, p: dict[str, str]) -> web.Response
     expand = q(request, "expand")
     parse_expand(expand)  # a bad $expand fails the first call, not a later page
     op, since = _received_filter(q(request, "filter"))
+    order = q(request, "orderby")
+    if order is not None and " ".join(order.split()).lower() != "receiveddatetime desc":
+        # message-delta.md: "$orderby ... only receivedDateTime desc"
+        raise GraphError(400, "ErrorInvalidUrlQuery", "The '$orderby' parameter value is not supported for "
+                                                       "delta; only 'receivedDateTime desc' is supported.")
     query = DeltaQuery("message", user.id, folder.id, tuple(sel) if sel else None,
                        change_types=tuple(x.strip() for x in ct.split(",")) if ct else None,
-                       expand=expand or None, received_op=op, received_since=since, top=q(request, "top"))
+                       expand=expand or None, received_op=op, received_since=since, top=q(request, "top"),
+                       newest_first=order is not None)
     return await sim.delta.handle(request, query)
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from sandbox.graph.clock import iso
 from sandbox.graph.errors import GraphError, bad_request
-from sandbox.graph.items import View, body_as, email, norm_recipients, preview, view_of
+from sandbox.graph.items import View, body_as, email, enum_value, norm_body, norm_recipients, preview, view_of
 from sandbox.graph.model import Folder, Item, User, new_conversation_id
 from sandbox.graph.odata import (
     apply_filter_order,
@@ -37,7 +37,9 @@ MESSAGE_WRITABLE = {
     "importance", "isRead", "categories", "flag", "internetMessageHeaders", "isDeliveryReceiptRequested",
     "isReadReceiptRequested", "inferenceClassification", "internetMessageId", "receivedDateTime", "sentDateTime",
 }
-DRAFT_ONLY = {"toRecipients", "ccRecipients", "bccRecipients", "from", "sender", "internetMessageHeaders"}
+# message-update.md: body, subject, recipients, from/sender... are "Updatable only if isDraft = true".
+DRAFT_ONLY = {"toRecipients", "ccRecipients", "bccRecipients", "from", "sender", "internetMessageHeaders",
+              "subject", "body", "replyTo", "internetMessageId", "receivedDateTime", "sentDateTime"}
 SELECT_ONLY = {"internetMessageHeaders", "uniqueBody"}
 
 
@@ -50,7 +52,7 @@ def render_folder(store: Store, f: Folder) -> dict[str, Any]:
     children = [c for c in store.mailboxes[f.owner].folders.values() if c.parent_id == f.id]
     return {"id": f.id, "displayName": f.display_name, "parentFolderId": f.parent_id or f"{f.owner}-msgfolderroot",
             "childFolderCount": len(children), "unreadItemCount": sum(1 for i in items if not i.data.get("isRead")),
-            "totalItemCount": len(items), "sizeInBytes": 0, "isHidden": False, "wellKnownName": f.well_known}
+            "totalItemCount": len(items), "isHidden": False}  # sizeInBytes, wellKnownName: beta only
 
 
 def render_message(store: Store, item: Item, view: View) -> dict[str, Any]:
@@ -119,7 +121,15 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in data.items():
         if k in MESSAGE_WRITABLE:
-            out[k] = norm_recipients(v) if k in ("toRecipients", "ccRecipients", "bccRecipients", "replyTo") else v
+            if k in ("toRecipients", "ccRecipients", "bccRecipients", "replyTo"):
+                v = norm_recipients(v)
+            elif k in ("importance", "inferenceClassification"):
+                v = enum_value(k, v)
+            elif k == "body":
+                v = norm_body(v)
+            elif k == "flag" and isinstance(v, dict) and v.get("flagStatus") is not None:
+                v = {**v, "flagStatus": enum_value("flagStatus", v["flagStatus"])}
+            out[k] = v
     return out
 
 
@@ -252,9 +262,15 @@ async def update_message(request: web.Request, p: dict[str, str]) -> web.Respons
     if not item.data.get("isDraft") and DRAFT_ONLY & changes.keys():
         raise GraphError(400, "ErrorInvalidPropertyUpdateSentMessage",
                          "Update operation is not supported for this property on a sent message.")
+    became_read = changes.get("isRead") is True and not item.data.get("isRead")
     item.data.update(changes)
     set_ext(item.ext, body.get("singleValueExtendedProperties"))
     sim.store.modified(item)
+    if became_read and item.data.get("isReadReceiptRequested") and not item.data.get("isDraft"):
+        from sandbox.graph.generated_mail import read_receipt
+
+        item.data["isReadReceiptRequested"] = False  # one receipt per message
+        read_receipt(sim, user, item)
     return _entity(request, user, item)
 
 
@@ -368,13 +384,20 @@ async def send_mail(request: web.Request, p: dict[str, str]) -> web.Response:
 
 
 def deliver(sim: Any, sender: User, item: Item) -> list[Item]:
-    """Put a copy of a sent message into each internal recipient's Inbox."""
+    """Put a copy of a sent message into each internal recipient's Inbox; undeliverable addresses
+    give the sender a non-delivery report, recipients with automatic replies on answer."""
+    from sandbox.graph import generated_mail as gm
+
     delivered: list[Item] = []
     seen: set[str] = set()
+    failed: list[str] = []
     now = sim.clock.now()
     for field in ("toRecipients", "ccRecipients", "bccRecipients"):
         for r in item.data.get(field) or []:
             addr = r["emailAddress"]["address"].lower()
+            if gm.bounces(sim, addr):
+                failed.append(addr)
+                continue
             rcpt = sim.store.find_user(addr)
             if rcpt is None or rcpt.id in seen:
                 continue
@@ -388,6 +411,9 @@ def deliver(sim: Any, sender: User, item: Item) -> list[Item]:
             copy.attachments = list(item.attachments)
             sim.store.emit_created(copy)
             delivered.append(copy)
+            gm.automatic_reply(sim, rcpt, sender.upn, copy)
+    if failed:
+        gm.non_delivery_report(sim, sender, failed, item)
     return delivered
 
 
@@ -488,6 +514,40 @@ def _reply_handler(action: str, send: bool):  # type: ignore[no-untyped-def]
     return handler
 
 
+def _settings_body(sim: Any, user: User) -> dict[str, Any]:
+    auto = {k: v for k, v in (sim.store.auto_replies.get(user.id) or {}).items() if not k.startswith("_")}
+    return {"automaticRepliesSetting": {"status": "disabled", "externalAudience": "all",
+                                        "internalReplyMessage": "", "externalReplyMessage": "", **auto},
+            "timeZone": "UTC", "language": {"locale": "en-US", "displayName": "English (United States)"}}
+
+
+async def get_mailbox_settings(request: web.Request, p: dict[str, str]) -> web.Response:
+    sim = _sim(request)
+    return graph_json(request, {"@odata.context": context_url(request, f"users('{p['user']}')/mailboxSettings"),
+                                **_settings_body(sim, _user(request, p))})
+
+
+async def update_mailbox_settings(request: web.Request, p: dict[str, str]) -> web.Response:
+    """PATCH mailboxSettings: automaticRepliesSetting (status disabled/alwaysEnabled/scheduled,
+    internalReplyMessage, externalReplyMessage, externalAudience none/contactsOnly/all)."""
+    sim = _sim(request)
+    user = _user(request, p)
+    body = await read_json(request)
+    auto = body.get("automaticRepliesSetting")
+    if isinstance(auto, dict):
+        status = str(auto.get("status") or "disabled")
+        statuses = {"disabled": "disabled", "alwaysenabled": "alwaysEnabled", "scheduled": "scheduled"}
+        if status.lower() not in statuses:
+            raise GraphError(400, "RequestBodyRead", f"Requested value '{status}' was not found.")
+        current = {k: v for k, v in (sim.store.auto_replies.get(user.id) or {}).items() if not k.startswith("_")}
+        current.update({k: v for k, v in auto.items() if k in ("internalReplyMessage", "externalReplyMessage",
+                                                                 "externalAudience")})
+        current["status"] = statuses[status.lower()]
+        sim.store.auto_replies[user.id] = current  # a new setting answers every sender once again
+    return graph_json(request, {"@odata.context": context_url(request, f"users('{user.id}')/mailboxSettings"),
+                                **_settings_body(sim, user)})
+
+
 def register(router: Router) -> None:
     u = "users/{user}"
     router.add("GET", f"{u}/mailFolders", list_folders, "mail")
@@ -513,6 +573,8 @@ def register(router: Router) -> None:
             router.add("POST", f"{prefix}/{create}", _reply_handler(action, send=False), "mail.write")
             router.add("POST", f"{prefix}/{action}", _reply_handler(action, send=True), "mail.send")
     router.add("POST", f"{u}/sendMail", send_mail, "mail.send")
+    router.add("GET", f"{u}/mailboxSettings", get_mailbox_settings, "mailboxsettings")
+    router.add("PATCH", f"{u}/mailboxSettings", update_mailbox_settings, "mailboxsettings.write")
     from sandbox.graph import attachments, delta
 
     attachments.register(router)

@@ -24,6 +24,7 @@ class Prefer:
     timezone: str | None = None
     maxpagesize: int | None = None
     body_content_type: str | None = None
+    allow_unsafe_html: bool = False
 
     def applied(self) -> list[str]:
         out = []
@@ -33,6 +34,9 @@ class Prefer:
             out.append(f'outlook.timezone="{self.timezone}"')
         if self.maxpagesize:
             out.append(f"odata.maxpagesize={self.maxpagesize}")
+        if self.body_content_type in ("text", "html"):
+            # message-get.md: a response acknowledges either preference with Preference-Applied
+            out.append(f'outlook.body-content-type="{self.body_content_type}"')
         return out
 
 
@@ -44,6 +48,7 @@ def parse_prefer(request: web.Request) -> Prefer:
     tz = None
     page = None
     body_type = None
+    unsafe = False
     for header in request.headers.getall("Prefer", []):
         for part in header.split(","):
             m = _PREF.match(part)
@@ -62,7 +67,9 @@ def parse_prefer(request: web.Request) -> Prefer:
                     raise GraphError(400, "BadRequest", "Invalid odata.maxpagesize preference.") from exc
             elif key == "outlook.body-content-type":
                 body_type = val.lower()
-    return Prefer(immutable, tz, page, body_type)
+            elif key == "outlook.allow-unsafe-html":
+                unsafe = True
+    return Prefer(immutable, tz, page, body_type, unsafe)
 
 
 def q(request: web.Request, name: str) -> str | None:

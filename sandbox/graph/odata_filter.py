@@ -262,6 +262,8 @@ def _eval(node: Node, obj: dict[str, Any], env: dict[str, Any]) -> Any:
         return any(results) if op == "any" else all(results)
     if op == "fn":
         name, args = node[1], node[2]
+        if name == "cast":  # cast(ep/value, Edm.Int32): singlevaluelegacyextendedproperty-get.md
+            return _cast(_eval(args[0], obj, env), args[1] if len(args) > 1 else ("path", ""))
         vals = [_eval(a, obj, env) for a in args]
         if name in ("contains", "startswith", "endswith"):
             if not isinstance(vals[0], str) or not isinstance(vals[1], str):
@@ -270,6 +272,23 @@ def _eval(node: Node, obj: dict[str, Any], env: dict[str, Any]) -> Any:
             return {"contains": sub in s, "startswith": s.startswith(sub), "endswith": s.endswith(sub)}[name]
         raise GraphError(400, "BadRequest", f"Unsupported filter function '{name}'.")
     raise GraphError(400, "BadRequest", "Invalid filter clause.")
+
+
+_CASTS = {"edm.int16": int, "edm.int32": int, "edm.int64": int, "edm.double": float, "edm.single": float,
+          "edm.decimal": float, "edm.string": str, "edm.boolean": lambda v: str(v).lower() == "true"}
+
+
+def _cast(value: Any, type_node: Node) -> Any:
+    type_name = str(type_node[1]).lower() if type_node[0] in ("path", "lit") else ""
+    conv = _CASTS.get(type_name)
+    if conv is None:
+        raise GraphError(400, "BadRequest", f"Unsupported cast target '{type_node[1]}'.")
+    if value is None:
+        return None
+    try:
+        return conv(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def matches(node: Node, obj: dict[str, Any]) -> bool:

@@ -3,7 +3,10 @@
 Occurrences are computed on local dates in the recurrence time zone and then converted to UTC, so
 a weekly 09:00 Pacific meeting stays at 09:00 local across a DST change and moves in UTC.
 Supports daily, weekly, absoluteMonthly, relativeMonthly, absoluteYearly, relativeYearly with
-endDate, noEnd and numbered ranges.
+endDate, noEnd and numbered ranges. Monthly and yearly intervals count from the first occurrence
+on or after the range's startDate (Microsoft's worked example); weekly intervals count from the
+week of startDate (its firstDayOfWeek), as RFC 5545 does. tests/graph_sim/test_recurrence_props.py
+checks both against python-dateutil's rrule.
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ def normalize(rec: dict[str, Any], default_tz: str, start_date: date) -> dict[st
     """Fill in the defaults Graph returns and validate the pattern."""
     pat = dict(rec.get("pattern") or {})
     rng = dict(rec.get("range") or {})
-    ptype = pat.get("type")
-    if ptype not in PATTERNS:
-        raise GraphError(400, "ErrorInvalidRecurrence", f"Recurrence pattern type '{ptype}' is not valid.")
-    days = [d.lower() for d in pat.get("daysOfWeek") or []]
+    ptype = {p.lower(): p for p in PATTERNS}.get(str(pat.get("type") or "").lower())
+    if ptype is None:
+        raise GraphError(400, "ErrorInvalidRecurrence", f"Recurrence pattern type '{pat.get('type')}' is not valid.")
+    days = [str(d).lower() for d in pat.get("daysOfWeek") or []]
     if any(d not in DAYS for d in days):
         raise GraphError(400, "ErrorInvalidRecurrence", "Invalid daysOfWeek.")
     if ptype in ("weekly", "relativeMonthly", "relativeYearly") and not days:
@@ -39,14 +42,17 @@ def normalize(rec: dict[str, Any], default_tz: str, start_date: date) -> dict[st
     pattern = {
         "type": ptype, "interval": interval, "month": int(pat.get("month") or 0),
         "dayOfMonth": int(pat.get("dayOfMonth") or 0), "daysOfWeek": days,
-        "firstDayOfWeek": (pat.get("firstDayOfWeek") or "sunday").lower(), "index": pat.get("index") or "first",
+        "firstDayOfWeek": str(pat.get("firstDayOfWeek") or "sunday").lower(),
+        "index": str(pat.get("index") or "first").lower(),
     }
     if ptype in ("absoluteMonthly", "absoluteYearly") and not pattern["dayOfMonth"]:
         raise GraphError(400, "ErrorInvalidRecurrence", "dayOfMonth is required.")
     if ptype in ("absoluteYearly", "relativeYearly") and not pattern["month"]:
         raise GraphError(400, "ErrorInvalidRecurrence", "month is required.")
-    rtype = rng.get("type") or "noEnd"
-    if rtype not in ("endDate", "noEnd", "numbered"):
+    rtype = {r.lower(): r for r in ("endDate", "noEnd", "numbered")}.get(str(rng.get("type") or "noEnd").lower(), "")
+    if pattern["index"] not in INDEX or pattern["firstDayOfWeek"] not in DAYS:
+        raise GraphError(400, "ErrorInvalidRecurrence", "Invalid index or firstDayOfWeek.")
+    if not rtype:
         raise GraphError(400, "ErrorInvalidRecurrence", f"Recurrence range type '{rtype}' is not valid.")
     rng_out = {
         "type": rtype, "startDate": rng.get("startDate") or start_date.isoformat(),
@@ -111,23 +117,34 @@ def local_dates(rec: dict[str, Any]) -> Iterator[date]:
                         yield d
                 ws += timedelta(weeks=iv)
         elif t in ("absoluteMonthly", "relativeMonthly"):
+            def in_month(y: int, m: int) -> date | None:
+                return (_abs_in_month(y, m, pat["dayOfMonth"]) if t == "absoluteMonthly"
+                        else _nth_in_month(y, m, pat["daysOfWeek"], pat["index"]))
+
+            # The interval counts from the month of the FIRST occurrence on or after startDate, not from
+            # startDate's month: "first Thursday of every other month" from 2017-08-29 starts 2017-09-07
+            # (outlook-schedule-recurring-events.md), where RFC 5545 would start in October.
             y, m = start.year, start.month
+            while (first := in_month(y, m)) is None or first < start:
+                y, m = _add_months(y, m, 1)
             while True:
-                d2 = (_abs_in_month(y, m, pat["dayOfMonth"]) if t == "absoluteMonthly"
-                      else _nth_in_month(y, m, pat["daysOfWeek"], pat["index"]))
-                if d2 is not None and d2 >= start:
+                d2 = in_month(y, m)
+                if d2 is not None:
                     yield d2
                 y, m = _add_months(y, m, iv)
         else:
+            def in_year(y: int) -> date | None:
+                return (_abs_in_month(y, pat["month"], pat["dayOfMonth"]) if t == "absoluteYearly"
+                        else _nth_in_month(y, pat["month"], pat["daysOfWeek"], pat["index"]))
+
             y = start.year
-            while True:
-                d3 = (_abs_in_month(y, pat["month"], pat["dayOfMonth"]) if t == "absoluteYearly"
-                      else _nth_in_month(y, pat["month"], pat["daysOfWeek"], pat["index"]))
-                if d3 is not None and d3 >= start:
+            while (first := in_year(y)) is None or first < start:
+                y += 1
+            while y <= 9000:
+                d3 = in_year(y)
+                if d3 is not None:
                     yield d3
                 y += iv
-                if y > 9000:
-                    return
 
     for count, d in enumerate(gen()):
         if d > end or count >= limit or d.year > 9000:

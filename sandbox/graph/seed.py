@@ -89,7 +89,8 @@ def seed_clients() -> list[ClientApp]:
         # trusts the sandbox managed identity (kind managed_identity), issuer = this tenant (see Identity)
         ClientApp(SYNC_CLIENT_ID, "Pega Exchange Sync (sandbox)", [SYNC_CLIENT_SECRET], dict(graph),
                   federated=[FederatedCredential("function-app-identity", TENANT_ISSUER, MANAGED_IDENTITY_PRINCIPAL_ID)]),
-        ClientApp(AGENT_CLIENT_ID, "Sandbox user agent (stands in for Outlook)", [AGENT_CLIENT_SECRET], dict(graph)),
+        ClientApp(AGENT_CLIENT_ID, "Sandbox user agent (stands in for Outlook)", [AGENT_CLIENT_SECRET],
+                  {GRAPH_AUDIENCE: [*GRAPH_ROLES, "MailboxSettings.ReadWrite"]}),
         ClientApp(PEGA_CLIENT_ID, "Pega Connect-REST", [PEGA_CLIENT_SECRET], {API_AUDIENCE: ["Sync.ReadWrite"]}),
         ClientApp(NO_ROLE_CLIENT_ID, "Client without roles", [NO_ROLE_CLIENT_SECRET], {}),
     ]

@@ -29,6 +29,8 @@ from sandbox.graph.model import (
 )
 from sandbox.graph.seed import SEED_USERS
 
+MESSAGE_CLASS_ID = "String 0x001A"
+
 MAIL_WELL_KNOWN = {
     "inbox": "Inbox", "sentitems": "Sent Items", "drafts": "Drafts", "deleteditems": "Deleted Items",
     "junkemail": "Junk Email", "outbox": "Outbox", "archive": "Archive",
@@ -62,6 +64,8 @@ class Store:
         self.rest_index: dict[str, str] = {}
         self.upload_sessions: dict[str, UploadSession] = {}
         self.transaction_ids: dict[tuple[str, str], str] = {}
+        self.generated: list[Any] = []  # generated_mail.Sent: meeting messages, reports, automatic replies
+        self.auto_replies: dict[str, dict[str, Any]] = {}  # user id -> automaticRepliesSetting
         for u in SEED_USERS:
             self.add_user(u.upn, u.display_name, user_id=u.id)
 
@@ -160,6 +164,8 @@ class Store:
         now = self.clock.now()
         item = Item(uid=new_immutable_id(), kind=kind, owner=user.id, folder_id=folder.id, rest_id=new_rest_id(),
                     data=data, change_key=new_change_key(), created=now, modified=now, ext=dict(ext or {}))
+        if kind == "message":  # every message has a MAPI message class (PidTagMessageClass, 0x001A)
+            item.ext.setdefault(MESSAGE_CLASS_ID, "IPM.Note")
         self.items[item.uid] = item
         self.rest_index[item.rest_id] = item.uid
         if notify:

@@ -242,7 +242,7 @@ async def delete_sub(request: web.Request, p: dict[str, str]) -> web.Response:
 async def reauthorize(request: web.Request, p: dict[str, str]) -> web.Response:
     sub = _get(request, p["id"])
     sub.reauth_sent = False
-    return web.Response(status=200)
+    return web.Response(status=204)  # subscription-reauthorize.md: 204 No Content
 
 
 def register(router: Router) -> None:

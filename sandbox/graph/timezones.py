@@ -1,7 +1,10 @@
 """Time-zone names as Outlook uses them: Windows names (e.g. "Pacific Standard Time") or IANA.
 
-Windows names are mapped to IANA zones via the CLDR primary mapping (the common subset); tzdata
-provides the rules, so DST transitions are exact.
+Windows names resolve through the full CLDR windowsZones mapping (every Windows zone of the
+"001" territory, as shipped and kept current by the ``tzlocal`` package); tzdata provides the
+rules, so DST transitions are exact. Graph also writes ``tzone://Microsoft/Utc`` into
+``originalStartTimeZone`` for events created in UTC by some clients; it is accepted as UTC.
+An unknown name is a 400, as in Graph.
 """
 
 from __future__ import annotations
@@ -9,53 +12,30 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tzlocal.windows_tz import win_tz
+
 from sandbox.graph.clock import parse_iso
 from sandbox.graph.errors import GraphError
 
-WINDOWS_TO_IANA = {
-    "UTC": "UTC", "Coordinated Universal Time": "UTC", "tzone://Microsoft/Utc": "UTC", "GMT": "UTC",
-    "Dateline Standard Time": "Etc/GMT+12", "Hawaiian Standard Time": "Pacific/Honolulu",
-    "Alaskan Standard Time": "America/Anchorage", "Pacific Standard Time": "America/Los_Angeles",
-    "Pacific Standard Time (Mexico)": "America/Tijuana", "US Mountain Standard Time": "America/Phoenix",
-    "Mountain Standard Time": "America/Denver", "Central America Standard Time": "America/Guatemala",
-    "Central Standard Time": "America/Chicago", "Central Standard Time (Mexico)": "America/Mexico_City",
-    "Canada Central Standard Time": "America/Regina", "SA Pacific Standard Time": "America/Bogota",
-    "Eastern Standard Time": "America/New_York", "US Eastern Standard Time": "America/Indianapolis",
-    "Atlantic Standard Time": "America/Halifax", "Newfoundland Standard Time": "America/St_Johns",
-    "E. South America Standard Time": "America/Sao_Paulo", "Argentina Standard Time": "America/Buenos_Aires",
-    "Greenland Standard Time": "America/Godthab", "Azores Standard Time": "Atlantic/Azores",
-    "GMT Standard Time": "Europe/London", "Greenwich Standard Time": "Atlantic/Reykjavik",
-    "W. Europe Standard Time": "Europe/Berlin", "Central Europe Standard Time": "Europe/Budapest",
-    "Romance Standard Time": "Europe/Paris", "Central European Standard Time": "Europe/Warsaw",
-    "W. Central Africa Standard Time": "Africa/Lagos", "GTB Standard Time": "Europe/Bucharest",
-    "E. Europe Standard Time": "Europe/Chisinau", "FLE Standard Time": "Europe/Kiev",
-    "Israel Standard Time": "Asia/Jerusalem", "Egypt Standard Time": "Africa/Cairo",
-    "South Africa Standard Time": "Africa/Johannesburg", "Turkey Standard Time": "Europe/Istanbul",
-    "Russian Standard Time": "Europe/Moscow", "Arab Standard Time": "Asia/Riyadh",
-    "Arabian Standard Time": "Asia/Dubai", "Iran Standard Time": "Asia/Tehran",
-    "Pakistan Standard Time": "Asia/Karachi", "India Standard Time": "Asia/Calcutta",
-    "Nepal Standard Time": "Asia/Katmandu", "Bangladesh Standard Time": "Asia/Dhaka",
-    "SE Asia Standard Time": "Asia/Bangkok", "China Standard Time": "Asia/Shanghai",
-    "Singapore Standard Time": "Asia/Singapore", "Taipei Standard Time": "Asia/Taipei",
-    "Tokyo Standard Time": "Asia/Tokyo", "Korea Standard Time": "Asia/Seoul",
-    "AUS Central Standard Time": "Australia/Darwin", "Cen. Australia Standard Time": "Australia/Adelaide",
-    "E. Australia Standard Time": "Australia/Brisbane", "AUS Eastern Standard Time": "Australia/Sydney",
-    "Tasmania Standard Time": "Australia/Hobart", "New Zealand Standard Time": "Pacific/Auckland",
-}
+_ALIASES = {"tzone://microsoft/utc": "Etc/UTC"}
+_WINDOWS = {name.lower(): iana for name, iana in win_tz.items()}
+
+
+def windows_names() -> list[str]:
+    """Every Windows zone name the simulator accepts (the CLDR mapping)."""
+    return sorted(win_tz)
 
 
 def zone(name: str | None) -> tzinfo:
     """Resolve a Windows or IANA zone name. Unknown names are a 400, as Graph does."""
     if not name:
         return UTC
-    iana = WINDOWS_TO_IANA.get(name)
-    if iana is None:
-        for k, v in WINDOWS_TO_IANA.items():
-            if k.lower() == name.lower():
-                iana = v
-                break
+    key = name.strip().lower()
+    iana = _WINDOWS.get(key) or _ALIASES.get(key) or name.strip()
+    if iana in ("UTC", "Etc/UTC"):
+        return UTC
     try:
-        return ZoneInfo(iana or name)
+        return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise GraphError(400, "TimeZoneNotSupportedException",
                          f"A valid TimeZone value must be specified. The following TimeZone value is not "

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 from shared.insights.attachments import AttachmentExtractor, ExtractionLimits
 from shared.insights.email_text import appointment_text, email_new_text
+from shared.insights.encoder import sentence_embedder
+from shared.insights.model_analyzer import ModelAnalyzer
 from shared.insights.models import (
     AppointmentInput,
     AttachmentInput,
@@ -33,23 +35,25 @@ from shared.insights.models import (
     SuggestedAction,
 )
 from shared.insights.rules import RuleFacts, RuleSet, suggest_actions
-from shared.insights.sentiment import SentimentAnalyzer, VaderAnalyzer
+from shared.insights.sentiment import SentimentAnalyzer
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_default_analyzer: VaderAnalyzer | None = None
+_default_analyzer: ModelAnalyzer | None = None
 _default_extractor: AttachmentExtractor | None = None
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|tr|sv|vs)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _MAX_TEXT_CHARS = 50_000
 _INLINE_BODY_CHARS = 100_000
 
 
-def default_analyzer() -> VaderAnalyzer:
+def default_analyzer() -> ModelAnalyzer:
+    """The local analyzer (sentence model + trained head; VADER if the model files are missing).
+    Creating it loads nothing: the model loads on the first text it scores."""
     global _default_analyzer
     with _lock:
         if _default_analyzer is None:
-            _default_analyzer = VaderAnalyzer()
+            _default_analyzer = ModelAnalyzer()
         return _default_analyzer
 
 
@@ -78,7 +82,8 @@ async def _score(texts: Sequence[str], analyzer: SentimentAnalyzer) -> list[Sent
         note = f"{analyzer.name} failed: {type(exc).__name__}"
         return [
             SentimentResult(
-                r.label, r.scores, r.drivers, r.sentences, f"{r.analyzer} (fallback)", r.raw_label, r.error, note
+                r.label, r.scores, r.drivers, r.sentences, f"{r.analyzer} (fallback)", r.raw_label, r.error, note,
+                r.confidence,
             )
             for r in fallback
         ]
@@ -116,6 +121,7 @@ async def _analyze(
     direction: Direction | None,
     attachments: Sequence[AttachmentInput],
     context: CrmContext,
+    headers: tuple[tuple[str, str], ...] = (),
     analyzer: SentimentAnalyzer | None,
     rules: RuleSet | None,
     extractor: AttachmentExtractor | None,
@@ -139,8 +145,11 @@ async def _analyze(
         attachments=tuple((e.name, e.text) for e in readable),
         sentiment=item_sentiment,
         attachment_sentiments=tuple((e.name, att_scores[id(e)]) for e in readable),
+        headers=headers,
+        embed=await asyncio.to_thread(sentence_embedder),  # first call loads the model: off the event loop
     )
-    actions = suggest_actions(facts, rules)
+    # intent conditions run the sentence model: off the event loop like the sentiment itself
+    actions = await asyncio.to_thread(suggest_actions, facts, rules)
     return Insight(kind=kind, text=text, sentiment=item_sentiment, attachments=att_insights, actions=actions)
 
 
@@ -171,6 +180,7 @@ async def analyze_email(
         direction=email.direction,
         attachments=email.attachments,
         context=context,
+        headers=email.headers,
         analyzer=analyzer,
         rules=rules,
         extractor=extractor,
@@ -201,5 +211,5 @@ async def analyze_appointment(
 
 def suggest_follow_ups(context: CrmContext, *, rules: RuleSet | None = None) -> tuple[SuggestedAction, ...]:
     """Rules for a thread with no new item (a timer asks: has our last email gone unanswered?)."""
-    facts = RuleFacts(kind=ItemKind.FOLLOW_UP, context=context, direction=Direction.OUTBOUND)
+    facts = RuleFacts(kind=ItemKind.FOLLOW_UP, context=context, direction=Direction.OUTBOUND, embed=sentence_embedder())
     return suggest_actions(facts, rules)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import re
 import sys
 import threading
 import time
@@ -44,25 +46,81 @@ log = logging.getLogger(__name__)
 __all__ = ["AttachmentExtractor", "ExtractionLimits", "detect_kind", "extract_attachment"]
 
 _EXT_KIND = {
-    ".pdf": "pdf", ".docx": "docx", ".docm": "docx", ".eml": "eml", ".htm": "html", ".html": "html",
+    ".pdf": "pdf", ".docx": "docx", ".docm": "docx", ".dotx": "docx", ".pptx": "pptx", ".pptm": "pptx",
+    ".xlsx": "xlsx", ".xlsm": "xlsx", ".eml": "eml", ".htm": "html", ".html": "html",
     ".txt": "text", ".csv": "text", ".md": "text", ".log": "text", ".json": "text", ".xml": "text",
     ".ics": "text", ".vcf": "text", ".msg": "msg", ".rtf": "other:rtf", ".doc": "other:doc",
+    ".xls": "other:xls", ".ppt": "other:ppt", ".dat": "other:dat",
 }  # fmt: skip
 _CTYPE_KIND = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
     "message/rfc822": "eml",
     "text/html": "html",
     "application/vnd.ms-outlook": "msg",
+    "application/ms-tnef": "other:tnef",
+    "application/rtf": "other:rtf",
 }
+_SNIFF_BYTES = 4096
+_RFC822_HEADER = re.compile(
+    rb"^(?:received|return-path|from|to|subject|date|message-id|mime-version|delivered-to|x-[\w-]+|reply-to"
+    rb"|content-type|dkim-signature|arc-[\w-]+|authentication-results|sender|cc|thread-[\w-]+)\s*:",
+    re.IGNORECASE,
+)
+_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|div|p|table)\b", re.IGNORECASE | re.DOTALL)
 
 
-def detect_kind(name: str, content_type: str, head: bytes) -> str:
-    """pdf | docx | eml | html | text | msg | other:<ext>. Magic bytes win over names for PDF."""
+def sniff_kind(head: bytes, data: bytes | None = None) -> str | None:
+    """The kind the content itself declares (magic bytes, container layout), or None when it does not."""
+    h = head[:_SNIFF_BYTES]
+    if h.startswith(b"\xef\xbb\xbf"):
+        h = h[3:]
+    if b"%PDF-" in h[:1024]:  # lenient: some writers put junk before the header; readers accept it
+        return "pdf"
+    if h.startswith(b"PK\x03\x04") and data is not None:
+        import zipfile
+
+        from shared.insights.office_parsers import ooxml_kind
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                return ooxml_kind(set(zf.namelist())) or "other:zip"
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+            return None  # a damaged zip: the name decides, the parser says why it cannot read it
+    if h.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") and data is not None:
+        from shared.insights.office_parsers import ole_kind
+
+        found = ole_kind(data)
+        if found == "ole":  # not a compound file olefile can list: the name decides, the parser states why
+            return None
+        return {"msg": "msg", "ooxml-encrypted": "docx"}.get(found, "other:" + found)
+    if h.startswith(b"{\\rtf"):
+        return "other:rtf"
+    if h.startswith(b"\x78\x9f\x3e\x22"):
+        return "other:tnef"
+    if h.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
+        return "other:image"
+    stripped = h.lstrip()
+    if stripped[:15].upper().startswith(b"BEGIN:VCALENDAR") or stripped[:11].upper().startswith(b"BEGIN:VCARD"):
+        return "text"
+    if _HTML_START.match(stripped):
+        return "html"
+    first_lines = stripped.split(b"\n", 3)[:3]
+    if first_lines and sum(1 for line in first_lines if _RFC822_HEADER.match(line)) >= 2:
+        return "eml"
+    return None
+
+
+def detect_kind(name: str, content_type: str, head: bytes, data: bytes | None = None) -> str:
+    """pdf | docx | pptx | xlsx | eml | html | text | msg | other:<what>. The content decides first
+    (a .msg named .eml is a .msg), then the extension, then the declared content type."""
+    sniffed = sniff_kind(head, data)
+    if sniffed is not None:
+        return sniffed
     ext = os.path.splitext(name.lower())[1]
     ctype = (content_type or "").split(";")[0].strip().lower()
-    if head.startswith(b"%PDF-"):
-        return "pdf"
     if ext in _EXT_KIND:
         return _EXT_KIND[ext]
     if ctype in _CTYPE_KIND:
@@ -70,6 +128,18 @@ def detect_kind(name: str, content_type: str, head: bytes) -> str:
     if ctype.startswith("text/"):
         return "text"
     return "other:" + (ext.lstrip(".") or ctype or "unknown")
+
+
+_UNSUPPORTED = {
+    "rtf": "RTF documents",
+    "tnef": "Exchange TNEF (winmail.dat); Graph returns the item's attachments separately",
+    "doc": "legacy binary Word documents (.doc)",
+    "xls": "legacy binary Excel workbooks (.xls)",
+    "ppt": "legacy binary PowerPoint files (.ppt)",
+    "image": "images (no OCR)",
+    "zip": "zip archives (not opened)",
+    "ole": "this OLE compound file",
+}
 
 
 def _charset(content_type: str) -> str | None:
@@ -107,14 +177,14 @@ def extract_core(name: str, kind: str, data: bytes, content_type: str, limits: E
 
 
 def _precheck(att: AttachmentInput, limits: ExtractionLimits) -> tuple[str, ExtractedText | None]:
-    kind = detect_kind(att.name, att.content_type, att.content[:8])
-    if kind == "msg":
-        return kind, ExtractedText(
-            att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE,
-            detail="Outlook .msg (OLE compound file) is not supported; the sync can fetch the item as MIME (.eml)",
-        )  # fmt: skip
+    try:
+        kind = detect_kind(att.name, att.content_type, att.content[:_SNIFF_BYTES],
+                           att.content if len(att.content) <= limits.max_bytes else None)  # fmt: skip
+    except Exception:  # sniffing hostile bytes must not fail the item: let the name decide
+        kind = detect_kind(att.name, att.content_type, b"")
     if kind.startswith("other:"):
-        return kind, ExtractedText(att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE, detail=f"no text extractor for {kind[6:]}")
+        what = _UNSUPPORTED.get(kind[6:], kind[6:])
+        return kind, ExtractedText(att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE, detail=f"no text extractor for {what}")
     if att.is_inline and att.content_type.lower().startswith("image/"):
         return kind, ExtractedText(att.name, kind, skipped=SkipReason.UNSUPPORTED_TYPE, detail="inline image")
     if len(att.content) > limits.max_bytes:
@@ -139,7 +209,8 @@ def _worker_main(conn: multiprocessing.connection.Connection, memory_limit: int 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     # import the parsers' libraries before saying ready, so their import time is never charged to an attachment
     with contextlib.suppress(ImportError):
-        import docx  # noqa: F401
+        import lxml.etree  # noqa: F401
+        import olefile  # noqa: F401
         import pypdf  # noqa: F401
     try:
         conn.send(_READY)
@@ -177,7 +248,8 @@ def _context() -> Any:
     # Preloading the parsers there makes every (re)start after a kill a cheap fork. Only takes
     # effect if the server is not running yet; harmless for other users of forkserver.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["shared.insights.attachment_parsers", "shared.insights.attachments", "pypdf", "docx"])
+    ctx.set_forkserver_preload(["shared.insights.attachment_parsers", "shared.insights.attachments",
+                                "shared.insights.office_parsers", "pypdf", "lxml.etree", "olefile"])
     return ctx
 
 

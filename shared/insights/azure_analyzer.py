@@ -185,4 +185,5 @@ class AzureLanguageAnalyzer:
             sentences=tuple(sentences),
             analyzer=self.name,
             raw_label=raw if raw != label.value else None,
+            confidence={SentimentLabel.POSITIVE: pos, SentimentLabel.NEUTRAL: neu, SentimentLabel.NEGATIVE: neg}[label],
         )

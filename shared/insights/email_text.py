@@ -14,8 +14,13 @@ from shared.insights.html_text import html_to_text, normalise_whitespace
 from shared.insights.models import BodyType
 
 # --- quoted history -----------------------------------------------------------------------------
-# "On Mon, 3 Jun 2024 at 10:00, Dana <dana@x>wrote:" (Gmail, Apple Mail) and a few localized forms;
+# "On Mon, 3 Jun 2024 at 10:00, Dana <dana@x>wrote:" (Gmail, Apple Mail) and its forms in other languages;
 # checked on one line and on two joined lines (Gmail wraps long attribution lines).
+_WROTE = (
+    r"wrote|writes|schrieb|schreibt|a\s+écrit|escribió|escribio|escreveu|schreef|ha\s+scritto|scrisse"
+    r"|написал\(?а?\)?|написала|пише|napisał\(?a?\)?|napisała|skrev|skriver|kirjoitti|έγραψε|كتب(?:/كتبت)?"
+    r"|写道|寫道|írta|napsal\(?a?\)?|yazdı|kirjutas|rašė|rakstīja|pisze|scrie|a\s+scris"
+)
 _ATTRIBUTION = re.compile(
     r"^\s*(?:"
     r"On\b.{0,300}\bwrote\s*:"
@@ -24,34 +29,54 @@ _ATTRIBUTION = re.compile(
     r"|El\b.{0,300}\bescribió\s*:"
     r"|Op\b.{0,300}\bschreef\b.{0,100}:"
     r"|Il\b.{0,300}\bha\s+scritto\s*:"
+    r"|.{0,300}(?<!\w)(?:" + _WROTE + r")(?!\w).{0,120}:"  # any language: "<date> <name> <address> <verb>:"
+    r"|Wiadomość\s+napisana\s+przez\b.{0,300}:"
     r")\s*$",
     re.IGNORECASE,
+)
+# "2017-11-24 16:32 GMT+01:00 Baptiste <b@x.y>:", "30.09.2017, 18.30, "John" <j@x.y>:" — a date or time and an
+# address, ending in a colon, with no verb at all (some mobile clients)
+_BARE_ATTRIBUTION = re.compile(
+    r"^\s*(?=.{0,300}(?:\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b))(?=.{0,300}[\w.+-]+@[\w-]+\.[\w.-]+).{0,400}:\s*$"
 )
 _SEPARATOR = re.compile(
     r"^\s*(?:"
     r"-{2,}\s*(?:Original\s+Message|Ursprüngliche\s+Nachricht|Message\s+d'origine|Mensaje\s+original|Forwarded\s+message)\s*-{2,}"
+    r"|-{2,}\s*[^\W\d_]+(?:\s+[^\W\d_]+){0,3}\s*-{2,}"  # "-------- Oprindelig besked --------" in any language
+    r"|={3,}\s*[^\W\d_]+(?:\s+[^\W\d_]+){0,2}\s*:.{0,100}"  # "==== Message du : 12/12/2016 13:20"
     r"|Begin\s+forwarded\s+message\s*:"
     r"|-{3,}.{1,200}\bwrote\s*:?\s*-{3,}"  # Lotus Notes: "-----Sam Carter <sam@…> wrote: -----"
     r"|.{0,40}(?:reply|write)\s+above\s+this\s+line.{0,40}"  # helpdesk reply markers
     r"|_{10,}"  # Outlook's line above the From:/Sent: block
+    r"|-{10,}"  # the same rule in plain-text Outlook/Hotmail
     r")\s*$",
     re.IGNORECASE,
 )
-_HDR_FROM = re.compile(r"^\s*\*?(?:From|Von|De|Van|Da)\s*:\*?\s*\S", re.IGNORECASE)
-_HDR_OTHER = re.compile(
-    r"^\s*\*?(?:Sent|Date|To|Subject|Cc|Gesendet|Datum|An|Betreff|Envoyé|Objet|À|Enviado|Asunto|Para)\s*:\*?",
-    re.IGNORECASE,
+# Outlook / Hotmail / Outlook 2003 header block: "From:" then at least two of Sent/Date/To/Subject, in many languages
+_FROM_WORDS = (r"From|Von|De|Van|Da|Fra|Från|Od|Nadawca|От|Від|Lähettäjä|Kimden|Από|Feladó|Odesílatel|送信者|发件人|寄件者"
+               r"|差出人|Afzender|Remitente|Expéditeur")
+_OTHER_WORDS = (
+    r"Sent|Date|To|Subject|Cc|Gesendet|Datum|An|Betreff|Kopie|Envoyé|Objet|À|A|Copie\s+à|Sujet|Enviado|Asunto|Para|Assunto"
+    r"|Inviato|Oggetto|Verzonden|Aan|Onderwerp|Skickat|Till|Ämne|Sendt|Til|Emne|Dato|Wysłano|Do|Temat|Data|Adresat"
+    r"|Отправлено|Дата|Кому|Тема|Надіслано|Lähetetty|Vastaanottaja|Aihe|Gönderildi|Kime|Konu|Στάλθηκε|Προς|Θέμα"
+    r"|Elküldve|Címzett|Tárgy|Odesláno|Komu|Předmět|送信日時|宛先|件名|发送时间|收件人|主题|Verstuurd"
 )
+_HDR_FROM = re.compile(r"^\s*\**(?:" + _FROM_WORDS + r")\s*:\**\s*\S", re.IGNORECASE)
+_HDR_OTHER = re.compile(r"^\s*\**(?:" + _OTHER_WORDS + r")\s*:\**", re.IGNORECASE)
 _QUOTED_LINE = re.compile(r"^\s*>")
 
 # --- signatures ---------------------------------------------------------------------------------
 _SIG_DELIMITER = re.compile(r"^--\s*$|^—\s*$|^__\s*$")
+_DEVICE = (r"iPhone|iPad|Android|mobile|Mobil\w*|Samsung|Galaxy|BlackBerry|Mail\s+for\s+Windows|Outlook|Yahoo\s+Mail"
+           r"|Mail\s+App|iOS|smartphone|телефона|iPhone'a|الـ\s+iPhone")
 _MOBILE_FOOTER = re.compile(
-    r"^\s*(?:Sent\s+from\s+(?:my\s+)?(?:iPhone|iPad|Android|mobile|Samsung|Galaxy|BlackBerry|Mail\s+for\s+Windows|Outlook|Yahoo\s+Mail)\b.*"
+    r"^\W{0,3}(?:Sent\s+from\s+(?:my\s+)?(?:iPhone|iPad|Android|mobile|Samsung|Galaxy|BlackBerry|Mail\s+for\s+Windows|Outlook|Yahoo\s+Mail)\b.*"
     r"|Get\s+Outlook\s+for\s+(?:iOS|Android)\b.*"
-    r"|Sent\s+(?:via|with)\s+\w+.*"
-    r"|Von\s+meinem\s+iPhone\s+gesendet.*"
-    r"|Envoyé\s+de\s+mon\s+iPhone.*)$",
+    r"|Sent\s+(?:via|with|using|from)\s+.{1,60}"
+    r"|(?=.{0,60}$)(?:\S+\s+){0,5}\S*(?:iPhone|iPad|Android|BlackBerry)\S*(?:\s+\S+){0,5}"  # "Az iPhone-omról küldve"
+    # the same footer in other languages: "Gesendet von …", "Envoyé à partir de …", "Sendt fra min iPad", …
+    r"|(?:Gesendet|Von\s+meinem|Envoyé|Enviado|Inviato|Verzonden|Skickat|Sendt|Wysłane|Wysłano|Отправлено|Надіслано"
+    r"|Lähetetty|Odesláno|Gönderildi|Elküldve|Enviada|أُرسلت|Διαβιβάστηκε|Στάλθηκε)\b.{0,50}(?:" + _DEVICE + r").{0,30})$",
     re.IGNORECASE,
 )
 _SIGN_OFF = re.compile(
@@ -134,17 +159,32 @@ def _find_signature_start(lines: list[str]) -> int:
     return n
 
 
+def _attribution_line(line: str) -> bool:
+    # every attribution ends with a colon: a cheap test first keeps long bodies linear and fast
+    tail = line.rstrip()
+    return tail.endswith(":") and len(line) <= 500 and bool(_ATTRIBUTION.match(line) or _BARE_ATTRIBUTION.match(line))
+
+
 def _is_attribution(lines: list[str], i: int) -> bool:
     line = lines[i]
-    if _ATTRIBUTION.match(line):
+    if _attribution_line(line):
         return True
     if i + 1 >= len(lines) or not line.strip():
         return False
-    nxt = lines[i + 1].strip()
-    # Gmail wraps "On <date>, <name> <address>" / "wrote:"; the second half is short and not an attribution itself
-    if len(nxt) > 100 or len(line) > 300 or _ATTRIBUTION.match(nxt):
+    # Gmail and others wrap "On <date>, <name> <" / "address>" / "wrote:" over up to three lines; the
+    # continuation lines are short and not an attribution themselves
+    if len(line) > 300:
         return False
-    return bool(_ATTRIBUTION.match(line.rstrip() + " " + nxt))
+    joined = line.rstrip()
+    for nxt in (x.strip() for x in lines[i + 1 : i + 3]):
+        if nxt.startswith(">"):
+            return False
+        if not nxt or len(nxt) > 100 or (len(nxt.split()) > 3 and _attribution_line(nxt)):
+            return False
+        joined += " " + nxt
+        if _attribution_line(joined):
+            return True
+    return False
 
 
 def _unwrap_bottom_posting(lines: list[str]) -> list[str]:

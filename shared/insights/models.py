@@ -72,6 +72,21 @@ def _aware(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
+def _header_pairs(headers: Any) -> tuple[tuple[str, str], ...]:
+    if not headers:
+        return ()
+    if isinstance(headers, dict):
+        return tuple((str(k), str(v)) for k, v in headers.items())
+    out: list[tuple[str, str]] = []
+    for h in headers:
+        if isinstance(h, dict):
+            out.append((str(h.get("name", "")), str(h.get("value", ""))))
+        else:
+            name, value = h
+            out.append((str(name), str(value)))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class AttachmentInput:
     name: str
@@ -92,11 +107,15 @@ class EmailInput:
     attachments: tuple[AttachmentInput, ...] = ()
     received_at: datetime | None = None
     conversation_id: str | None = None
+    # Graph internetMessageHeaders as (name, value) pairs (a {name: value} dict or [{name, value}] is accepted):
+    # Auto-Submitted, List-Unsubscribe, Precedence … tell auto-replies and bulk mail from mail a person wrote
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         _coerce(self, "body_type", BodyType)
         _coerce(self, "direction", Direction)
         object.__setattr__(self, "attachments", tuple(self.attachments))
+        object.__setattr__(self, "headers", _header_pairs(self.headers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +223,7 @@ class SentimentResult:
     raw_label: str | None = None  # e.g. Azure's "mixed" before mapping to our three labels
     error: str | None = None  # the analyzer could not score this text (neutral result returned)
     fallback_reason: str | None = None  # the configured analyzer failed; this result is the local one
+    confidence: float | None = None  # calibrated probability of ``label`` (model and Azure analyzers; None for VADER)
 
     @staticmethod
     def empty(analyzer: str, *, error: str | None = None) -> SentimentResult:
@@ -221,6 +241,8 @@ class SentimentResult:
             "drivers": [s.to_dict() for s in self.drivers],
             "analyzer": self.analyzer,
         }
+        if self.confidence is not None:
+            d["confidence"] = round(self.confidence, 4)
         if self.raw_label:
             d["raw_label"] = self.raw_label
         if self.error:

@@ -1,8 +1,11 @@
 """Suggested actions: rules as data, evaluated by one small generic engine.
 
 A rules file (YAML or JSON; see ``default_rules.yaml`` and docs/insights.md) lists rules; each
-rule has a condition tree built from four leaf types — ``sentiment``, ``phrases``, ``context`` —
-combined with ``all``/``any``/``not``. Every leaf that holds returns Evidence (the phrase and
+rule has a condition tree built from the leaf types ``sentiment``, ``phrases``, ``intent``,
+``automated`` and ``context``, combined with ``all``/``any``/``not``. Intents are defined in the same
+file by example sentences: a sentence matches an intent when its embedding is close to an example
+and closer to the examples than to the counter-examples, so wording nobody listed still matches
+("Are you free Thursday…" ≈ "Can we schedule a meeting next week?"). Every leaf that holds returns Evidence (the phrase and
 sentence it matched, the sentiment drivers, the CRM value), so each suggestion explains itself.
 Adding a rule is an edit of the file, not of this module.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.errors import ConfigurationError
+from shared.insights.automated import AutomatedConfig, Classification, MessageClass, classify
 from shared.insights.models import (
     CrmContext,
     Direction,
@@ -81,6 +85,22 @@ class PhraseCondition(_Strict):
         return self
 
 
+class IntentCondition(_Strict):
+    """A sentence of ``scope`` expresses one of ``intents`` (defined under ``intents:`` in the same file)."""
+
+    type: Literal["intent"]
+    intents: Annotated[list[str], Field(min_length=1)]
+    scope: list[Literal["subject", "body", "attachments"]] = ["subject", "body"]
+    negation: Negation | None = Negation()
+
+
+class AutomatedCondition(_Strict):
+    """The message is machine-written (headers or text; see shared/insights/automated.py)."""
+
+    type: Literal["automated"]
+    classes: list[MessageClass] | None = None  # None = any class
+
+
 class ContextCondition(_Strict):
     type: Literal["context"]
     has_open_opportunity: bool | None = None
@@ -107,7 +127,8 @@ class NotCondition(_Strict):
 
 
 Condition = Annotated[
-    SentimentCondition | PhraseCondition | ContextCondition | AllCondition | AnyCondition | NotCondition,
+    SentimentCondition | PhraseCondition | IntentCondition | AutomatedCondition | ContextCondition | AllCondition
+    | AnyCondition | NotCondition,
     Field(discriminator="type"),
 ]
 AllCondition.model_rebuild()
@@ -124,11 +145,25 @@ class Rule(_Strict):
     due_in_hours: float | None = None
     applies_to: list[ItemKind] = [ItemKind.EMAIL]
     enabled: bool = True
+    # machine-written mail (auto-replies, bounces, newsletters, notifications): skip the rule (default),
+    # evaluate it only for such mail (the "no action" rule), or evaluate it either way
+    automated: Literal["skip", "only", "any"] = "skip"
     when: Condition
+
+
+class Intent(_Strict):
+    """An intent, defined by example sentences (any language the sentence model reads; English here)."""
+
+    examples: Annotated[list[str], Field(min_length=1)]
+    counter_examples: list[str] = []  # near-misses: closer to one of these than to any example → no match
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6  # cosine similarity to the nearest example
+    margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02  # how much closer to an example than to a counter-example
 
 
 class RuleSet(_Strict):
     version: Literal[1] = 1
+    automated: AutomatedConfig = AutomatedConfig()
+    intents: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")], Intent] = {}
     rules: list[Rule]
 
     @model_validator(mode="after")
@@ -137,6 +172,9 @@ class RuleSet(_Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate rule ids: {', '.join(dupes)}")
+        missing = sorted({i for r in self.rules for i in _intents_used(r.when)} - set(self.intents))
+        if missing:
+            raise ValueError(f"rules use undefined intents: {', '.join(missing)}")
         return self
 
     @staticmethod
@@ -145,6 +183,16 @@ class RuleSet(_Strict):
             return RuleSet.model_validate(data)
         except ValidationError as exc:
             raise ConfigurationError(f"invalid insights rules: {exc}") from exc
+
+
+def _intents_used(cond: Any) -> list[str]:
+    if isinstance(cond, IntentCondition):
+        return list(cond.intents)
+    if isinstance(cond, (AllCondition, AnyCondition)):
+        return [i for c in cond.of for i in _intents_used(c)]
+    if isinstance(cond, NotCondition):
+        return _intents_used(cond.condition)
+    return []
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
@@ -190,7 +238,19 @@ class RuleFacts:
     attachments: tuple[tuple[str, str], ...] = ()  # (name, text)
     sentiment: SentimentResult | None = None
     attachment_sentiments: tuple[tuple[str, SentimentResult], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # Graph internetMessageHeaders (name, value)
+    # sentence → unit-length embedding; None = the sentence model is unavailable (intents never match)
+    embed: Callable[[Sequence[str]], Any] | None = None
     _sentences: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def classification(self, config: AutomatedConfig) -> Classification | None:
+        """Machine-written class of an inbound email (computed once); outbound items and appointments are never."""
+        if "class" not in self._cache:
+            auto = self.kind is ItemKind.EMAIL and self.direction is Direction.INBOUND
+            self._cache["class"] = classify(self.headers, self.subject, self.body, config) if auto else None
+        result: Classification | None = self._cache["class"]
+        return result
 
     def sentences(self, scope: str) -> list[tuple[str, str]]:
         """(where, sentence) pairs of one scope, split once and cached."""
@@ -293,11 +353,12 @@ class Outcome:
 _NO = Outcome(False)
 
 
-def evaluate(cond: Condition, facts: RuleFacts) -> Outcome:
+def evaluate(cond: Condition, facts: RuleFacts, ruleset: RuleSet | None = None) -> Outcome:
+    rs = ruleset or load_rules()
     if isinstance(cond, AllCondition):
         ev: list[Evidence] = []
         for c in cond.of:
-            o = evaluate(c, facts)
+            o = evaluate(c, facts, rs)
             if not o.matched:
                 return _NO
             ev.extend(o.evidence)
@@ -306,19 +367,26 @@ def evaluate(cond: Condition, facts: RuleFacts) -> Outcome:
         ev = []
         hit = False
         for c in cond.of:
-            o = evaluate(c, facts)
+            o = evaluate(c, facts, rs)
             if o.matched:
                 hit = True
                 ev.extend(o.evidence)
         return Outcome(hit, tuple(ev)) if hit else _NO
     if isinstance(cond, NotCondition):
-        return _NO if evaluate(cond.condition, facts).matched else Outcome(True)
+        return _NO if evaluate(cond.condition, facts, rs).matched else Outcome(True)
     if isinstance(cond, SentimentCondition):
         return _eval_sentiment(cond, facts)
     if isinstance(cond, PhraseCondition):
         return _eval_phrases(cond, facts)
     if isinstance(cond, ContextCondition):
         return _eval_context(cond, facts)
+    if isinstance(cond, IntentCondition):
+        return _eval_intent(cond, facts, rs)
+    if isinstance(cond, AutomatedCondition):
+        found = facts.classification(rs.automated)
+        if found is None or (cond.classes is not None and found.kind not in cond.classes):
+            return _NO
+        return Outcome(True, (Evidence("automated", f"{found.kind.value}: {found.reason}"),))
     raise TypeError(f"unknown condition {type(cond).__name__}")  # pragma: no cover
 
 
@@ -370,6 +438,63 @@ def _eval_phrases(cond: PhraseCondition, facts: RuleFacts) -> Outcome:
                     break
     distinct = {e.phrase for e in ev}
     return Outcome(True, tuple(ev[:10])) if len(distinct) >= cond.min_matches else _NO
+
+
+def _intent_vectors(rs: RuleSet, name: str, embed: Callable[[Sequence[str]], Any]) -> tuple[Any, Any]:
+    """Example and counter-example embeddings of one intent, computed once per rule set."""
+    key = (id(rs), name)
+    got = _INTENT_CACHE.get(key)
+    if got is None or got[0] is not rs:
+        intent = rs.intents[name]
+        got = (rs, embed(intent.examples), embed(intent.counter_examples) if intent.counter_examples else None)
+        if len(_INTENT_CACHE) > 256:
+            _INTENT_CACHE.clear()
+        _INTENT_CACHE[key] = got
+    return got[1], got[2]
+
+
+_INTENT_CACHE: dict[tuple[int, str], tuple[RuleSet, Any, Any]] = {}
+
+
+def _eval_intent(cond: IntentCondition, facts: RuleFacts, rs: RuleSet) -> Outcome:
+    if facts.embed is None:
+        return _NO
+    pairs = [(where, s) for scope in cond.scope for where, s in facts.sentences(scope) if len(s.split()) >= 3]
+    if not pairs:
+        return _NO
+    try:
+        vectors = facts.embed([s for _, s in pairs])
+    except Exception:  # the sentence model failed: phrase rules still work
+        return _NO
+    ev: list[Evidence] = []
+    for name in cond.intents:
+        intent = rs.intents[name]
+        try:
+            ex, counter = _intent_vectors(rs, name, facts.embed)
+        except Exception:
+            return _NO
+        sims = vectors @ ex.T
+        anti = (vectors @ counter.T).max(axis=1) if counter is not None else None
+        for i, (where, sentence) in enumerate(pairs):
+            j = int(sims[i].argmax())
+            score = float(sims[i, j])
+            if score < intent.threshold:
+                continue
+            if anti is not None and float(anti[i]) + intent.margin > score:
+                continue
+            if cond.negation is not None and _negated_anywhere(sentence, cond.negation):
+                continue
+            ev.append(Evidence("intent", f"{where}: {name} (similar to {intent.examples[j]!r}, {score:.2f})",
+                               phrase=name, sentence=sentence))  # fmt: skip
+    return Outcome(True, tuple(ev[:10])) if ev else _NO
+
+
+_LEADING_NEGATION = re.compile(r"^\W*(?:no\s+need|there\s+is\s+no\s+need|not\s+(?:now|necessary|needed|interested))\b", re.IGNORECASE)
+
+
+def _negated_anywhere(sentence: str, neg: Negation) -> bool:
+    """A sentence opening with a refusal ("No need for another meeting", "Not interested in a demo")."""
+    return bool(_LEADING_NEGATION.match(sentence))
 
 
 def _eval_context(cond: ContextCondition, facts: RuleFacts) -> Outcome:
@@ -426,6 +551,7 @@ def _reason(rule: Rule, facts: RuleFacts) -> str:
         account_owner=ctx.account_owner or "the account owner",
         sentiment=facts.sentiment.label.value if facts.sentiment else "",
         compound=f"{facts.sentiment.scores.compound:+.2f}" if facts.sentiment else "",
+        message_class=found.kind.value.replace("_", " ") if (found := facts._cache.get("class")) else "",
     )
     try:
         return rule.reason.format_map(values)
@@ -441,10 +567,13 @@ def suggest_actions(facts: RuleFacts, rules: RuleSet | None = None) -> tuple[Sug
     ruleset = rules or load_rules()
     by_action: dict[str, SuggestedAction] = {}
     order: list[str] = []
+    automated = facts.classification(ruleset.automated) is not None
     for rule in ruleset.rules:
         if not rule.enabled or facts.kind not in rule.applies_to:
             continue
-        outcome = evaluate(rule.when, facts)
+        if (rule.automated == "skip" and automated) or (rule.automated == "only" and not automated):
+            continue
+        outcome = evaluate(rule.when, facts, ruleset)
         if not outcome.matched:
             continue
         suggestion = SuggestedAction(

@@ -37,9 +37,14 @@ def load_insights_settings(environ: Mapping[str, str]) -> InsightsSettings:
 
 
 def build_analyzer(settings: InsightsSettings) -> SentimentAnalyzer:
-    """Azure AI Language when an endpoint and a credential are configured, else local VADER."""
+    """Azure AI Language when an endpoint and a credential are configured, else the local analyzer
+    (``INSIGHTS_ANALYZER``: the sentence model, or VADER)."""
     if not settings.azure_configured:
-        return VaderAnalyzer()
+        if settings.analyzer == "vader":
+            return VaderAnalyzer()
+        from shared.insights.model_analyzer import ModelAnalyzer
+
+        return ModelAnalyzer()
     from shared.insights.azure_analyzer import AzureLanguageAnalyzer
 
     credential: object

@@ -12,6 +12,7 @@ that the merged state is on both sides and the echo of our patch is recognised.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import PermanentError
@@ -35,9 +36,10 @@ from shared.outbound.graph_payloads import (
 )
 from shared.pega.models import RecordKind
 from shared.storage.links import Link
-from shared.sync.mapping import fields_of, map_event, three_way, to_pega_data
+from shared.sync.mapping import fields_of, map_event, snap_value, three_way, to_pega_data
 from shared.sync.mapping.fields import APPOINTMENT_FIELDS
 from shared.sync.records import EventRecord, parse_event
+from shared.sync.timezones import UnknownTimeZoneError, zone
 
 log = logging.getLogger(__name__)
 LINK_KIND = "event"
@@ -94,11 +96,53 @@ async def create(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "created": created, **report}
 
 
-def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...]) -> dict[str, Any]:
+# What attendees see of a meeting: a change to any of these makes Exchange send them an update
+# (graph.md §10: Graph has no "update silently"). Reminder and free/busy are the rep's own.
+ATTENDEE_VISIBLE = ("subject", "start", "end", "time_zone", "is_all_day", "location", "body", "body_type",
+                    "attendees", "sensitivity")
+
+
+def _attendee_set(rows: Any) -> set[tuple[str, str]]:
+    """Attendees as attendees see them: address and type (display names are resolved by Exchange)."""
+    return {(str(r[0]).lower(), str(r[2] or "required").lower()) for r in rows or ()}
+
+
+def really_changed(name: str, pega: Mapping[str, Any], exchange: Mapping[str, Any]) -> bool:
+    """Whether Pega's value of a mapped field differs from what the event holds now, as a person
+    would see it (so a re-sent unchanged value, or attendees differing only in display names, is no
+    change)."""
+    if name not in pega:
+        return False
+    if name == "attendees":
+        return _attendee_set(pega[name]) != _attendee_set(exchange.get(name))
+    return bool(snap_value(pega[name]) != snap_value(exchange.get(name)))
+
+
+def _patch_from(req: OutboundRequest, to_exchange: tuple[str, ...], *, all_day: bool,
+                current: EventRecord) -> dict[str, Any]:
     keys: set[str] = set()
     for name in to_exchange:
         keys.update(k for k in APPOINTMENT_KEYS.get(name, ()) if k in req.body)
-    return event_fields({k: req.body[k] for k in keys})
+    fields = {k: req.body[k] for k in keys}
+    if all_day and ("isAllDay" in fields or fields.keys() & {"start", "end"}):
+        # whole days, both ends together (Graph refuses an all-day event that is not midnight to midnight):
+        # an end or start Pega did not send is the event's own, in its own zone
+        tz = current.original_tz or current.start_tz or "UTC"
+        for key, when, day in (("start", current.start, current.start_date), ("end", current.end, current.end_date)):
+            if key in req.body:
+                fields[key] = req.body[key]
+            elif current.is_all_day and day is not None:  # already all-day: its dates as written
+                fields[key] = {"dateTime": f"{day.isoformat()}T00:00:00", "timeZone": tz}
+            elif when is not None:
+                fields[key] = {"dateTime": _local_day(when, tz), "timeZone": tz}
+    return event_fields(fields, all_day=all_day)
+
+
+def _local_day(when: Any, tz: str) -> str:
+    try:
+        return when.astimezone(zone(tz)).strftime("%Y-%m-%dT00:00:00")
+    except UnknownTimeZoneError:
+        return when.strftime("%Y-%m-%dT00:00:00")
 
 
 async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
@@ -118,15 +162,27 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
         raise PermanentError("the linked event no longer exists in Exchange") from None
     rec = _record(raw)
     exchange = map_event(rec)
-    pega = mapped_appointment(req.body)
+    all_day = bool(req.body["isAllDay"]) if "isAllDay" in req.body else bool(rec.is_all_day)
+    pega = mapped_appointment(req.body, all_day=all_day)
     merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
                       exchange_time=rec.last_modified, pega_time=req.changed_at, fields=APPOINTMENT_FIELDS)
-    patch = _patch_from(req, merge.to_exchange)
+    # Only what really differs from the event as it is now is written: a PATCH of an organizer's
+    # meeting sends every attendee an update, so an unchanged or cosmetic value must not cause one.
+    to_exchange = tuple(name for name in merge.to_exchange if really_changed(name, pega, exchange))
+    recurrence_patch: dict[str, Any] | None = None
     if "recurrence" in req.body:
         wanted = recurrence(req.body["recurrence"], (req.body.get("start") or {}).get("timeZone")
                             or rec.original_tz or rec.start_tz)
         if not _same_recurrence(rec.recurrence, wanted):
-            patch["recurrence"] = wanted
+            recurrence_patch = {"recurrence": wanted}
+    withheld: list[str] = []
+    if _is_meeting(rec) and recurrence_patch is None and not set(to_exchange) & set(ATTENDEE_VISIBLE):
+        # A meeting with attendees whose attendee-visible fields did not change: the rep's own fields
+        # (reminder, free/busy) are not worth an update mail to every attendee, so nothing is written.
+        withheld, to_exchange = list(to_exchange), ()
+    patch = _patch_from(req, to_exchange, all_day=all_day, current=rec)
+    if recurrence_patch:
+        patch.update(recurrence_patch)
     if patch:
         raw = (await ctx.graph.request("PATCH", f"{user_path(mailbox)}/events/{link.graph_id}", mailbox=mailbox,
                                        body=patch, what="update event")).json()
@@ -138,7 +194,13 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await save_link(ctx, req, kind=LINK_KIND, graph_id=link.graph_id, change_key=rec.change_key,
                            mapped=exchange, existing=link)
     return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "patched": sorted(patch),
-            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts]}
+            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts],
+            "withheld": withheld}
+
+
+def _is_meeting(rec: EventRecord) -> bool:
+    """An event the mailbox organizes with attendees: every change to it is mailed to them."""
+    return rec.is_organizer is not False and bool(rec.attendees)
 
 
 def _same_recurrence(current: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 META_PEGA_CHANGED_AT = "_pega_changed_at"
 # An update/cancel/reply whose item is not linked yet (its create still queued) is retried this often.
-MAX_LINK_WAITS = 9
+MAX_LINK_WAITS = 6
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = No
         raise PermanentError(f"{what} {req.pega_id!r} was already cancelled or closed in Exchange")
     if req.op.attempts < MAX_LINK_WAITS:
         # its create may still be queued, retried or recovering from a crash: wait longer each time
-        # (3 s, 6 s, ... ≤ 60 s: about 5 minutes in all) before giving up
+        # (3, 6, 12, 24, 30 s: 75 s in all, beyond a crashed worker's lease and recovery) before giving up
         raise NotLinkedYet(f"{what} {req.pega_id!r} is not linked to an Exchange item yet",
-                           retry_after=min(60.0, 3.0 * 2 ** max(0, req.op.attempts - 1)))
+                           retry_after=min(30.0, 3.0 * 2 ** max(0, req.op.attempts - 1)))
     raise PermanentError(f"{what} {req.pega_id!r} has no linked Exchange item")

@@ -16,9 +16,11 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shared.errors import PermanentError
+from shared.sync.bodies import canonical_text
 from shared.sync.mapping import Mapped, photo_digest
 from shared.sync.mapping.fields import norm_text
-from shared.sync.timezones import UTC, WINDOWS_TO_IANA, iso_z, zone
+from shared.sync.timezones import UTC, UnknownTimeZoneError, iso_z, windows_name, zone
 
 # The Pega record id on every item this service writes: filterable, survives moves (graph.md §4).
 # The property set GUID is fixed forever: changing it orphans every stamped item.
@@ -27,14 +29,6 @@ _TX_NAMESPACE = uuid.UUID("0f6a2b7c-3d4e-4f50-8a1b-2c3d4e5f6a7b")
 
 INLINE_ATTACHMENT_MAX = 3 * 1024 * 1024  # above: createUploadSession (graph.md §6)
 UPLOAD_CHUNK = 320 * 1024 * 10  # 3.125 MiB: a multiple of 320 KiB and under Graph's 4 MB per PUT
-
-# Windows names Graph uses natively; IANA names are translated (first Windows name wins).
-_IANA_TO_WINDOWS: dict[str, str] = {}
-for _win, _iana in WINDOWS_TO_IANA.items():
-    _IANA_TO_WINDOWS.setdefault(_iana, _win)
-_IANA_TO_WINDOWS["UTC"] = "UTC"
-_IANA_TO_WINDOWS["Etc/UTC"] = "UTC"
-
 
 def transaction_id(operation_id: str) -> str:
     """The event `transactionId` for an operation: the same on every retry of that operation."""
@@ -51,10 +45,12 @@ def pega_id_property(pega_id: str) -> list[dict[str, str]]:
 
 
 def graph_time_zone(name: str) -> str:
-    """A zone name Graph accepts everywhere: Windows names as they are, IANA names translated."""
-    if name in WINDOWS_TO_IANA:
-        return name
-    return _IANA_TO_WINDOWS.get(name, name)
+    """A zone name Graph accepts everywhere: Windows names (canonical spelling), IANA names translated
+    through the CLDR mapping. An unknown zone is a permanent failure naming it, never UTC."""
+    try:
+        return windows_name(name)
+    except UnknownTimeZoneError as exc:
+        raise PermanentError(str(exc)) from None
 
 
 def _local_text(value: str) -> str:
@@ -72,7 +68,11 @@ def date_time_tz(value: Mapping[str, Any]) -> dict[str, str]:
 
 def utc_of(value: Mapping[str, Any]) -> dt.datetime:
     local = dt.datetime.fromisoformat(_local_text(str(value["dateTime"])))
-    return local.replace(tzinfo=zone(str(value["timeZone"]))).astimezone(UTC)
+    try:
+        tz = zone(str(value["timeZone"]))
+    except UnknownTimeZoneError as exc:
+        raise PermanentError(str(exc)) from None
+    return local.replace(tzinfo=tz).astimezone(UTC)
 
 
 def _body(value: Mapping[str, Any]) -> dict[str, str]:
@@ -110,15 +110,38 @@ def recurrence(value: Mapping[str, Any] | None, start_tz: str | None) -> dict[st
 # ---------------------------------------------------------------- events
 
 
-def event_fields(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The Graph event properties for the appointment fields present in `body` (create or update)."""
+def _day_text(value: Mapping[str, Any]) -> str:
+    return _local_text(str(value["dateTime"]))[:10]
+
+
+def all_day_span(start: Mapping[str, Any] | None, end: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """An all-day appointment's dates (local, in its own zone): the start's date, and the end's date
+    or the day after the start when the end is on the same day or missing (Graph wants whole days,
+    midnight to midnight)."""
+    first = _day_text(start) if start else None
+    last = _day_text(end) if end else None
+    if first and (last is None or last <= first):
+        last = (dt.date.fromisoformat(first) + dt.timedelta(days=1)).isoformat()
+    return first, last
+
+
+def event_fields(body: Mapping[str, Any], *, all_day: bool | None = None) -> dict[str, Any]:
+    """The Graph event properties for the appointment fields present in `body` (create or update).
+    `all_day` (default: the body's isAllDay): start/end are sent as whole days at midnight."""
     out: dict[str, Any] = {}
+    all_day = bool(body.get("isAllDay")) if all_day is None else all_day
     if "subject" in body:
         out["subject"] = body["subject"]
     if "start" in body:
         out["start"] = date_time_tz(body["start"])
     if "end" in body:
         out["end"] = date_time_tz(body["end"])
+    if all_day:
+        first, last = all_day_span(body.get("start"), body.get("end"))
+        if first and "start" in out:
+            out["start"]["dateTime"] = f"{first}T00:00:00"
+        if last and "end" in out:
+            out["end"]["dateTime"] = f"{last}T00:00:00"
     if "isAllDay" in body:
         out["isAllDay"] = bool(body["isAllDay"])
     if "location" in body:
@@ -157,9 +180,11 @@ APPOINTMENT_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def mapped_appointment(body: Mapping[str, Any]) -> Mapped:
-    """The appointment fields present in a contract body, normalized like shared.sync.mapping.map_event."""
+def mapped_appointment(body: Mapping[str, Any], *, all_day: bool | None = None) -> Mapped:
+    """The appointment fields present in a contract body, normalized like shared.sync.mapping.map_event
+    (an all-day appointment as midnight of its dates in its own zone)."""
     out: Mapped = {}
+    all_day = bool(body.get("isAllDay")) if all_day is None else all_day
     if "subject" in body:
         out["subject"] = norm_text(body["subject"])
     if "start" in body:
@@ -167,14 +192,21 @@ def mapped_appointment(body: Mapping[str, Any]) -> Mapped:
         out["time_zone"] = graph_time_zone(str(body["start"]["timeZone"]))
     if "end" in body:
         out["end"] = iso_z(utc_of(body["end"]))
+    if all_day:
+        first, last = all_day_span(body.get("start"), body.get("end"))
+        if first and "start" in body:
+            out["start"] = iso_z(utc_of({"dateTime": f"{first}T00:00:00", "timeZone": body["start"]["timeZone"]}))
+        if last and "end" in body:
+            tz = (body.get("end") or body["start"])["timeZone"]
+            out["end"] = iso_z(utc_of({"dateTime": f"{last}T00:00:00", "timeZone": tz}))
     if "isAllDay" in body:
         out["is_all_day"] = bool(body["isAllDay"])
     if "location" in body:
         out["location"] = norm_text(body["location"])
     if "body" in body:
-        content = norm_text(body["body"].get("content"))
+        content = canonical_text(str(body["body"].get("content") or ""), str(body["body"].get("contentType") or "text"))
         out["body"] = content
-        out["body_type"] = str(body["body"].get("contentType") or "text").lower() if content else ""
+        out["body_type"] = "text" if content else ""
     if "attendees" in body:
         out["attendees"] = sorted(([str(a["email"]).lower(), str(a.get("name") or ""), str(a.get("type") or "required")]
                                    for a in body["attendees"]), key=lambda r: r[0])

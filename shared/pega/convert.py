@@ -77,6 +77,8 @@ def to_content(data: Any, field_map: BaseModel, *, attendee_fields: AttendeeFiel
         prop = names.get(f.name)
         if prop is None:
             raise ValueError(f"mapping has no property for {type(data).__name__}.{f.name}")
+        if prop == "":
+            continue  # an optional field the mapping does not map (e.g. body_html)
         if isinstance(value, datetime):
             value = format_datetime(value)
         elif f.name == "attendees":

@@ -34,6 +34,7 @@ class AppointmentFields(BaseModel):
     location: str = "Location"
     body: str = "Description"
     body_type: str = "DescriptionType"
+    body_html: str = ""  # a property for the sanitized HTML body (shared.sync.bodies); "" = not written
     attendees: str = "Attendees"
     recurrence: str = "Recurrence"
     sensitivity: str = "Sensitivity"
@@ -67,6 +68,7 @@ class EmailFields(BaseModel):
     subject: str = "Subject"
     body: str = "Body"
     body_type: str = "BodyType"
+    body_html: str = ""  # a property for the sanitized HTML body (shared.sync.bodies); "" = not written
     sender: str = "FromAddress"
     sender_name: str = "FromName"
     to: str = "ToAddresses"

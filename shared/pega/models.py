@@ -104,6 +104,7 @@ class AppointmentData:
     location: str | None = None
     body: str | None = None
     body_type: str | None = None  # text | html
+    body_html: str | None = None  # sanitized HTML, written only where the mapping names a property
     attendees: list[Attendee] | None = None
     recurrence: dict[str, Any] | None = None  # Graph patternedRecurrence shape
     sensitivity: str | None = None
@@ -123,6 +124,7 @@ class EmailData:
     subject: str | None = None
     body: str | None = None
     body_type: str | None = None
+    body_html: str | None = None  # sanitized HTML, written only where the mapping names a property
     sender: str | None = None
     sender_name: str | None = None
     to: list[str] | None = None

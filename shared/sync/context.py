@@ -50,7 +50,8 @@ async def default_email_insights(msg: Any, association: Any, *, fields: Mapping[
         insight = await analyze_email(EmailInput(
             subject=msg.subject or "", body=msg.body or "", body_type=body_type, direction=Direction.INBOUND,
             sender=msg.sender.address if msg.sender else "", received_at=msg.received_at,
-            conversation_id=msg.conversation_id, attachments=tuple(attachments)), _crm_context(association))
+            conversation_id=msg.conversation_id, attachments=tuple(attachments),
+            headers=getattr(msg, "headers", ())), _crm_context(association))
         return dict(to_pega_fields(insight, fields))
     except Exception as exc:
         log.warning("insights failed for an email (%s); syncing without them", type(exc).__name__)

@@ -62,7 +62,7 @@ from shared.sync.planner import (
 )
 from shared.sync.records import ContactRecord, EventRecord, Item, MessageRecord, Removal, fill_from_master
 from shared.sync.source import ExchangeReader, Window
-from shared.sync.timezones import parse_iso_utc, zone
+from shared.sync.timezones import UnknownTimeZoneError, parse_iso_utc, zone
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ def dedupe(items: list[Item]) -> list[Item]:
 def _occurrence_date(original_start: str, master: EventRecord) -> str:
     tz_name = ((master.recurrence or {}).get("range") or {}).get("recurrenceTimeZone") or master.original_tz
     when = parse_iso_utc(original_start)
-    return when.astimezone(zone(tz_name)).date().isoformat() if when else ""
+    try:
+        return when.astimezone(zone(tz_name)).date().isoformat() if when else ""
+    except UnknownTimeZoneError:
+        return ""  # the series' zone is unknown: its occurrences are skipped with that reason
 
 
 def overlaps(ev: EventRecord, start: dt.datetime | None, end: dt.datetime | None) -> bool:

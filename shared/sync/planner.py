@@ -29,6 +29,7 @@ from typing import Any
 from shared.config import ConflictPolicy, PrivatePolicy
 from shared.storage.links import Link
 from shared.sync.mapping import (
+    BODY_HTML,
     META_BY,
     META_ORIGINAL_START,
     META_SERIES,
@@ -163,7 +164,7 @@ def describe(action: Action) -> PlannedItem:
     name = type(action).__name__.lower()
     fields_: tuple[str, ...] = ()
     if isinstance(action, Update):
-        fields_ = tuple(action.fields)
+        fields_ = tuple(f for f in action.fields if not f.startswith("_"))
     return PlannedItem(action.item_id, name, action.reason, fields_)
 
 
@@ -197,6 +198,8 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
     if isinstance(item, MessageRecord):
         if item.is_draft:
             return Skip(item.id, "draft")
+        if item.not_mail:  # meeting message, NDR, read receipt, auto-reply: not correspondence
+            return Skip(item.id, item.not_mail)
         if item.is_private and policy.private_policy is PrivatePolicy.SKIP and not _active(link):
             return Skip(item.id, "private")  # (a linked mail made private later is masked in Pega: mapped_of)
         if (link is None and policy.window_start is not None and item.received_at is not None
@@ -206,6 +209,8 @@ def prefilter(item: Item, link: Link | None, policy: Policy) -> Action | None:
     if isinstance(item, EventRecord):
         if item.is_master:
             return NoOp(item.id, "series_master")
+        if item.problem:  # e.g. an unknown time zone: never guessed (UTC would be the wrong hour)
+            return Skip(item.id, item.problem)
         if item.is_cancelled:
             if link is not None and link.state == "active":
                 return Cancel(item.id, link, "cancelled")
@@ -315,8 +320,10 @@ def plan(item: Item, link: Link | None, policy: Policy, *, pega: PegaState | Non
         return Update(item.id, link, dict(mapped), mapped, digest, snapshot(mapped, meta=meta), reason="changed")
     merged = three_way(base, mapped, pega.mapped, policy=policy.conflict_policy,
                        exchange_time=getattr(item, "last_modified", None), pega_time=pega.updated_at,
-                       fields=tuple(k for k in mapped))
+                       fields=tuple(k for k in mapped if not k.startswith("_")))
     fields_ = {name: mapped[name] for name in merged.to_pega}
+    if "body" in fields_ and BODY_HTML in mapped:
+        fields_[BODY_HTML] = mapped[BODY_HTML]  # the sanitized HTML follows the body it renders
     new_meta = {**meta_of(link.snapshot), **meta}
     if merged.to_exchange:
         # Pega holds newer values for some fields: the Pega → Exchange side owns pushing them

@@ -13,10 +13,58 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.sync.timezones import parse_datetime_tz, parse_iso_utc
+from shared.sync.bodies import sanitized
+from shared.sync.timezones import UnknownTimeZoneError, parse_datetime_tz, parse_iso_utc
 
 # MAPI PidTagSensitivity (0x0036): 0 normal, 1 personal, 2 private, 3 confidential.
 SENSITIVITY_PROP_ID = "Integer 0x0036"
+# MAPI PidTagMessageClass (0x001A): "IPM.Note" for mail from people; meeting messages, reports and
+# automatic replies have their own classes (graph.md §10). Read as a single-value extended property.
+MESSAGE_CLASS_PROP_ID = "String 0x001A"
+
+# What a message in a mail folder is, when it is not correspondence from a person; the value is the
+# planner's Skip reason (counted per reason in the round report and health).
+MEETING_MESSAGE = "meeting_message"
+NON_DELIVERY_REPORT = "non_delivery_report"
+DELIVERY_REPORT = "delivery_report"
+READ_RECEIPT = "read_receipt"
+AUTO_REPLY = "auto_reply"
+_EVENT_MESSAGE_TYPES = ("#microsoft.graph.eventmessage", "#microsoft.graph.eventmessagerequest",
+                        "#microsoft.graph.eventmessageresponse")
+
+
+def classify_message(odata_type: str, message_class: str, headers: dict[str, str]) -> str:
+    """"" for mail from a person; else why it is not an email case (see the constants above).
+
+    Sources, strongest first: the `@odata.type` (eventMessage and its subtypes live in message
+    collections), the MAPI message class (IPM.Schedule.Meeting.*, REPORT.IPM.Note.NDR / .DR / .IPNRN
+    / .IPNNRN, IPM.Note.Rules.OofTemplate.*, IPM.Note.Rules.ReplyTemplate.*), then headers (RFC 3834
+    Auto-Submitted, a multipart/report Content-Type, X-Auto-Response-Suppress is *not* used: senders
+    set it on ordinary mail)."""
+    if odata_type.lower() in _EVENT_MESSAGE_TYPES:
+        return MEETING_MESSAGE
+    mc = message_class.lower()
+    if mc.startswith("ipm.schedule.meeting."):
+        return MEETING_MESSAGE
+    if mc.startswith("report."):
+        if mc.endswith(".ndr"):
+            return NON_DELIVERY_REPORT
+        if mc.endswith(".ipnrn") or mc.endswith(".ipnnrn"):
+            return READ_RECEIPT
+        return DELIVERY_REPORT
+    if mc.startswith("ipm.note.rules.ooftemplate") or mc.startswith("ipm.note.rules.replytemplate"):
+        return AUTO_REPLY
+    auto = headers.get("auto-submitted", "").strip().lower()
+    if auto.startswith("auto-replied"):
+        return AUTO_REPLY
+    ctype = headers.get("content-type", "").lower()
+    if "multipart/report" in ctype:
+        if "disposition-notification" in ctype:
+            return READ_RECEIPT
+        return NON_DELIVERY_REPORT if "delivery-status" in ctype else DELIVERY_REPORT
+    if auto.startswith("auto-generated"):
+        return AUTO_REPLY
+    return ""
 MAPI_PRIVATE = 2
 MAPI_CONFIDENTIAL = 3
 
@@ -59,6 +107,13 @@ class MessageRecord:
     parent_folder_id: str | None = None
     has_attachments: bool = False
     pega_stamp: str = ""  # our PegaId extended property: written to Exchange from this Pega record
+    # internetMessageHeaders (name, value): insights tell auto-replies and bulk mail by them; never logged
+    headers: tuple[tuple[str, str], ...] = ()
+    body_text: str = ""  # the body as Pega receives it (shared.sync.bodies.canonical_text)
+    body_html: str = ""  # the sanitized HTML body ("" for a text body), for a mapping that asks for it
+    odata_type: str = "#microsoft.graph.message"
+    message_class: str = ""  # MAPI PidTagMessageClass where read ("" otherwise)
+    not_mail: str = ""  # why this is not correspondence from a person ("" = it is), see classify_message
 
     @property
     def is_private(self) -> bool:
@@ -103,6 +158,14 @@ class EventRecord:
     last_modified: dt.datetime | None = None
     sparse: bool = False  # an occurrence carrying only id/type/seriesMasterId/start/end
     pega_stamp: str = ""  # our PegaId extended property (only where read: calendarView/delta has no $expand)
+    body_text: str = ""  # the body as Pega receives it (shared.sync.bodies.canonical_text)
+    body_html: str = ""  # the sanitized HTML body ("" for a text body), for a mapping that asks for it
+    # The dates of start/end as written on the wire (read, never converted). For an all-day event they
+    # are the event's dates: Graph returns all-day events midnight-to-midnight in whatever zone the
+    # request asked for (graph.md §10).
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    problem: str = ""  # why the event cannot be synced as it is (e.g. "unknown_time_zone"); "" = fine
 
     @property
     def is_private(self) -> bool:
@@ -243,6 +306,12 @@ def _bool(v: Any) -> bool:
     return v is True or (isinstance(v, str) and v.lower() == "true")
 
 
+def _headers(v: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, list):
+        return ()
+    return tuple((str(h.get("name") or ""), str(h.get("value") or "")) for h in v if isinstance(h, dict) and h.get("name"))
+
+
 # ---------------------------------------------------------------- parsers
 
 
@@ -252,6 +321,10 @@ def parse_message(raw: dict[str, Any], *, stamp_prop: str = "") -> MessageRecord
         return _removal(raw, mid)
     body, body_type = _body(raw.get("body"))
     unique, _ = _body(raw.get("uniqueBody"))
+    odata_type = _str(raw.get("@odata.type")) or "#microsoft.graph.message"
+    body_html, body_text = sanitized(body, body_type)
+    message_class = extended_str(raw, MESSAGE_CLASS_PROP_ID)
+    headers = _headers(raw.get("internetMessageHeaders"))
     return MessageRecord(
         id=mid,
         change_key=change_key_of(raw),
@@ -273,9 +346,34 @@ def parse_message(raw: dict[str, Any], *, stamp_prop: str = "") -> MessageRecord
         categories=_strings(raw.get("categories")),
         sensitivity=extended_int(raw),
         parent_folder_id=_str(raw.get("parentFolderId")),
+        headers=headers,
         has_attachments=_bool(raw.get("hasAttachments")),
         pega_stamp=extended_str(raw, stamp_prop),
+        body_text=body_text,
+        body_html=body_html,
+        odata_type=odata_type,
+        message_class=message_class,
+        not_mail=classify_message(odata_type, message_class, _header_map(headers)),
     )
+
+
+def _header_map(headers: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Lower-cased header name → its first value."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        out.setdefault(name.lower(), value)
+    return out
+
+
+def _all_day_date(value: Any) -> dt.date | None:
+    """The date of an all-day start/end as written (midnight in whatever zone it was rendered in)."""
+    raw = value.get("dateTime") if isinstance(value, dict) else None
+    if not isinstance(raw, str) or len(raw) < 10:
+        return None
+    try:
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        return None
 
 
 def _attendees(values: Any) -> tuple[AttendeeRecord, ...]:
@@ -300,10 +398,15 @@ def parse_event(raw: dict[str, Any], *, stamp_prop: str = "") -> EventRecord | R
     eid = str(raw.get("id") or "")
     if "@removed" in raw:
         return _removal(raw, eid)
-    start, start_tz = parse_datetime_tz(raw.get("start"))
-    end, _ = parse_datetime_tz(raw.get("end"))
+    problem = ""
+    try:
+        start, start_tz = parse_datetime_tz(raw.get("start"))
+        end, _ = parse_datetime_tz(raw.get("end"))
+    except UnknownTimeZoneError as exc:
+        start, end, start_tz, problem = None, None, exc.name, exc.reason
     etype = str(raw.get("type") or "singleInstance")
     body, body_type = _body(raw.get("body"))
+    body_html, body_text = sanitized(body, body_type)
     sparse = etype == "occurrence" and "subject" not in raw
     reminder = raw.get("reminderMinutesBeforeStart")
     return EventRecord(
@@ -335,6 +438,11 @@ def parse_event(raw: dict[str, Any], *, stamp_prop: str = "") -> EventRecord | R
         last_modified=parse_iso_utc(raw.get("lastModifiedDateTime")),
         sparse=sparse,
         pega_stamp=extended_str(raw, stamp_prop),
+        body_text=body_text,
+        body_html=body_html,
+        start_date=_all_day_date(raw.get("start")),
+        end_date=_all_day_date(raw.get("end")),
+        problem=problem,
     )
 
 
@@ -347,7 +455,8 @@ def fill_from_master(occ: EventRecord, master: EventRecord) -> EventRecord:
         series_master_id=occ.series_master_id or master.id,
         original_start=occ.original_start or occ.start, start=occ.start, end=occ.end,
         start_tz=occ.start_tz, recurrence=None, cancelled_occurrences=(), ical_uid=master.ical_uid,
-        sparse=False, pega_stamp="",  # the stamp belongs to the series, not to each occurrence
+        start_date=occ.start_date, end_date=occ.end_date,
+        problem=occ.problem or master.problem, sparse=False, pega_stamp="",  # the stamp belongs to the series, not to each occurrence
     )
 
 

@@ -20,6 +20,7 @@ from shared.graph.errors import GraphNotFoundError
 from shared.graph.gateway import GraphGateway, encode_query
 from shared.outbound.graph_payloads import PEGA_ID_PROPERTY
 from shared.sync.records import (
+    MESSAGE_CLASS_PROP_ID,
     PARSERS,
     SENSITIVITY_PROP_ID,
     DeltaPage,
@@ -55,12 +56,16 @@ FILTERED_DELTA_CAP = 5_000
 EXTENDED_EXPAND = (f"singleValueExtendedProperties($filter=id eq '{SENSITIVITY_PROP_ID}' "
                    f"or id eq '{PEGA_ID_PROPERTY}')")
 SENSITIVITY_EXPAND = EXTENDED_EXPAND  # the name the benches use
+# Messages also carry their MAPI message class: meeting messages, reports and automatic replies are
+# told apart from mail by it (graph.md §10; shared.sync.records.classify_message).
+MESSAGE_EXPAND = (f"singleValueExtendedProperties($filter=id eq '{SENSITIVITY_PROP_ID}' "
+                  f"or id eq '{PEGA_ID_PROPERTY}' or id eq '{MESSAGE_CLASS_PROP_ID}')")
 # Events: calendarView/delta accepts no $expand; the stamp is read with a GET where it matters.
 PEGA_ID_EXPAND = f"singleValueExtendedProperties($filter=id eq '{PEGA_ID_PROPERTY}')"
 MESSAGE_SELECT = ",".join((
     "id", "subject", "body", "from", "sender", "toRecipients", "ccRecipients", "bccRecipients", "receivedDateTime",
     "sentDateTime", "conversationId", "internetMessageId", "isDraft", "importance", "hasAttachments", "categories",
-    "parentFolderId", "lastModifiedDateTime", "changeKey",
+    "parentFolderId", "lastModifiedDateTime", "changeKey", "internetMessageHeaders",
 ))
 CONTACT_SELECT = ",".join((
     "id", "givenName", "surname", "displayName", "emailAddresses", "businessPhones", "mobilePhone", "companyName",
@@ -120,7 +125,7 @@ def initial_request(kind: str, folder: str, mailbox: str, *, now: dt.datetime, p
     well-known names); the default folder is `/users/{id}/contacts/delta`."""
     u = _user(mailbox)
     if kind == "email":
-        params: dict[str, str | int] = {"$select": MESSAGE_SELECT, "$expand": EXTENDED_EXPAND}
+        params: dict[str, str | int] = {"$select": MESSAGE_SELECT, "$expand": MESSAGE_EXPAND}
         if not unfiltered:
             params["$filter"] = f"receivedDateTime ge {iso_z(now - dt.timedelta(days=past_days))}"
         return f"users/{u}/mailFolders/{quote(folder, safe='')}/messages/delta", params

@@ -3,7 +3,9 @@
 Graph returns `{"dateTime": "2025-03-03T16:00:00.0000000", "timeZone": "UTC"}` (UTC unless a
 `Prefer: outlook.timezone` is sent) and names the organizer's zone in `originalStartTimeZone`,
 usually a Windows name. Times are stored as UTC plus the original zone name, so a weekly series
-keeps its local wall-clock time across DST changes when Pega renders it.
+keeps its local wall-clock time across DST changes when Pega renders it. Windows names resolve
+through the complete CLDR windowsZones mapping that the maintained ``tzlocal`` package ships
+(graph.md §10); an unknown name is an error with a reason, never UTC.
 """
 
 from __future__ import annotations
@@ -12,52 +14,52 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tzlocal.windows_tz import tz_win, win_tz
+
 UTC = dt.UTC
 
-# CLDR primary mapping, the common subset (same set the Graph simulator understands).
-WINDOWS_TO_IANA = {
-    "UTC": "UTC", "Coordinated Universal Time": "UTC", "tzone://Microsoft/Utc": "UTC", "GMT": "UTC",
-    "Dateline Standard Time": "Etc/GMT+12", "Hawaiian Standard Time": "Pacific/Honolulu",
-    "Alaskan Standard Time": "America/Anchorage", "Pacific Standard Time": "America/Los_Angeles",
-    "Pacific Standard Time (Mexico)": "America/Tijuana", "US Mountain Standard Time": "America/Phoenix",
-    "Mountain Standard Time": "America/Denver", "Central America Standard Time": "America/Guatemala",
-    "Central Standard Time": "America/Chicago", "Central Standard Time (Mexico)": "America/Mexico_City",
-    "Canada Central Standard Time": "America/Regina", "SA Pacific Standard Time": "America/Bogota",
-    "Eastern Standard Time": "America/New_York", "US Eastern Standard Time": "America/Indianapolis",
-    "Atlantic Standard Time": "America/Halifax", "Newfoundland Standard Time": "America/St_Johns",
-    "E. South America Standard Time": "America/Sao_Paulo", "Argentina Standard Time": "America/Buenos_Aires",
-    "Greenland Standard Time": "America/Godthab", "Azores Standard Time": "Atlantic/Azores",
-    "GMT Standard Time": "Europe/London", "Greenwich Standard Time": "Atlantic/Reykjavik",
-    "W. Europe Standard Time": "Europe/Berlin", "Central Europe Standard Time": "Europe/Budapest",
-    "Romance Standard Time": "Europe/Paris", "Central European Standard Time": "Europe/Warsaw",
-    "W. Central Africa Standard Time": "Africa/Lagos", "GTB Standard Time": "Europe/Bucharest",
-    "E. Europe Standard Time": "Europe/Chisinau", "FLE Standard Time": "Europe/Kiev",
-    "Israel Standard Time": "Asia/Jerusalem", "Egypt Standard Time": "Africa/Cairo",
-    "South Africa Standard Time": "Africa/Johannesburg", "Turkey Standard Time": "Europe/Istanbul",
-    "Russian Standard Time": "Europe/Moscow", "Arab Standard Time": "Asia/Riyadh",
-    "Arabian Standard Time": "Asia/Dubai", "Iran Standard Time": "Asia/Tehran",
-    "Pakistan Standard Time": "Asia/Karachi", "India Standard Time": "Asia/Calcutta",
-    "Nepal Standard Time": "Asia/Katmandu", "Bangladesh Standard Time": "Asia/Dhaka",
-    "SE Asia Standard Time": "Asia/Bangkok", "China Standard Time": "Asia/Shanghai",
-    "Singapore Standard Time": "Asia/Singapore", "Taipei Standard Time": "Asia/Taipei",
-    "Tokyo Standard Time": "Asia/Tokyo", "Korea Standard Time": "Asia/Seoul",
-    "AUS Central Standard Time": "Australia/Darwin", "Cen. Australia Standard Time": "Australia/Adelaide",
-    "E. Australia Standard Time": "Australia/Brisbane", "AUS Eastern Standard Time": "Australia/Sydney",
-    "Tasmania Standard Time": "Australia/Hobart", "New Zealand Standard Time": "Pacific/Auckland",
-}
+# Graph writes this into originalStartTimeZone for events some clients create in UTC.
+_ALIASES = {"tzone://microsoft/utc": "Etc/UTC"}
+_WINDOWS = {name.lower(): iana for name, iana in win_tz.items()}
+_WINDOWS_CANONICAL = {name.lower(): name for name in win_tz}
+
+
+class UnknownTimeZoneError(ValueError):
+    """A zone name that is neither a Windows name of the CLDR mapping nor an IANA zone.
+
+    Never silently UTC: an appointment placed in the wrong zone is on the wrong hour (or day)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown time zone {name!r}: neither a Windows zone of the CLDR mapping nor an IANA zone")
+        self.name = name
+        self.reason = "unknown_time_zone"
 
 
 def zone(name: str | None) -> dt.tzinfo:
-    """A Windows or IANA zone; unknown names fall back to UTC (the value Graph sent is kept as text)."""
+    """A Windows (full CLDR windowsZones mapping, from tzlocal) or IANA zone; empty means UTC.
+    Raises UnknownTimeZoneError for anything else."""
     if not name:
         return UTC
-    iana = WINDOWS_TO_IANA.get(name, name)
-    if iana == "UTC":
+    key = name.strip().lower()
+    iana = _WINDOWS.get(key) or _ALIASES.get(key) or name.strip()
+    if iana in ("UTC", "Etc/UTC"):
         return UTC
     try:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+        raise UnknownTimeZoneError(name) from None
+
+
+def windows_name(name: str) -> str:
+    """The Windows name Graph uses natively for a Windows or IANA zone (CLDR primary mapping).
+    Raises UnknownTimeZoneError when the name is neither."""
+    key = name.strip().lower()
+    if key in _WINDOWS_CANONICAL:
+        return _WINDOWS_CANONICAL[key]
+    if key in _ALIASES or key in ("utc", "etc/utc"):
+        return "UTC"
+    zone(name)  # raises when unknown
+    return tz_win.get(name.strip(), name.strip())
 
 
 def parse_iso_utc(value: Any) -> dt.datetime | None:
@@ -81,7 +83,8 @@ def parse_iso_utc(value: Any) -> dt.datetime | None:
 
 
 def parse_datetime_tz(value: Any) -> tuple[dt.datetime | None, str]:
-    """Graph dateTimeTimeZone → (aware UTC datetime, the zone name as sent)."""
+    """Graph dateTimeTimeZone → (aware UTC datetime, the zone name as sent).
+    Raises UnknownTimeZoneError for a zone name outside the CLDR mapping and tzdata."""
     if not isinstance(value, dict):
         return None, ""
     raw, tz_name = value.get("dateTime"), str(value.get("timeZone") or "UTC")
@@ -99,3 +102,9 @@ def parse_datetime_tz(value: Any) -> tuple[dt.datetime | None, str]:
 def iso_z(value: dt.datetime) -> str:
     """Canonical UTC text used in snapshots and hashes (second precision, `Z`)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def all_day_instant(day: dt.date, tz_name: str | None) -> dt.datetime:
+    """Midnight of `day` in the zone `tz_name` (Windows or IANA), as aware UTC: how an all-day date is
+    written to Pega, so it shows on that day for a rep in that zone. Raises UnknownTimeZoneError."""
+    return dt.datetime.combine(day, dt.time()).replace(tzinfo=zone(tz_name)).astimezone(UTC)

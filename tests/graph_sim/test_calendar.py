@@ -177,7 +177,7 @@ async def test_invitations_cancel_and_sensitivity(graph_client, graph_sim) -> No
     assert len(their) == 1 and not their[0].is_organizer and their[0].i_cal_u_id == ev.i_cal_u_id
     assert their[0].organizer.email_address.address == org["userPrincipalName"]
     inbox = await graph_client.users.by_user_id(att["id"]).mail_folders.by_mail_folder_id("inbox").messages.get()
-    assert inbox.value[0].odata_type == "#microsoft.graph.eventMessage"
+    assert inbox.value[0].odata_type == "#microsoft.graph.eventMessageRequest"  # user-list-messages.md
     assert inbox.value[0].meeting_message_type.value == "meetingRequest"
     with pytest.raises(APIError) as err:
         await graph_client.users.by_user_id(att["id"]).events.by_event_id(their[0].id).cancel.post(

@@ -148,3 +148,36 @@ def make_nested_eml(depth: int) -> bytes:
         tail.insert(0, b"\r\n--" + b + b"--\r\n")
     head.append(b"Content-Type: text/plain\r\n\r\nhello from the bottom\r\n")
     return b"".join(head) + b"".join(tail)
+
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def ooxml_docx_with_all_parts() -> bytes:
+    """A minimal hand-built DOCX with text in every part Word uses: body, a text box (with its VML
+    fallback copy, as Word writes it), header, footer, footnote, comment, and a tracked deletion."""
+    ns = (f'xmlns:w="{_W}" xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+          'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"')  # fmt: skip
+    box = ("<w:r><mc:AlternateContent><mc:Choice Requires=\"wps\"><w:drawing><wps:txbx><w:txbxContent>"
+           "<w:p><w:r><w:t>BOXTEXT</w:t></w:r></w:p></w:txbxContent></wps:txbx></w:drawing></mc:Choice>"
+           "<mc:Fallback><w:pict><w:txbxContent><w:p><w:r><w:t>BOXTEXT</w:t></w:r></w:p></w:txbxContent>"
+           "</w:pict></mc:Fallback></mc:AlternateContent></w:r>")  # fmt: skip
+    document = (f'<?xml version="1.0" encoding="UTF-8"?><w:document {ns}><w:body>'
+                f"<w:p><w:r><w:t>BODYTEXT</w:t></w:r><w:del><w:r><w:delText>DELETEDTEXT</w:delText></w:r></w:del></w:p>"
+                f"<w:p>{box}</w:p></w:body></w:document>")  # fmt: skip
+
+    def part(root: str, text: str, child: str = "") -> str:
+        inner = f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>"
+        if child:
+            inner = f'<w:{child} w:id="1">{inner}</w:{child}>'
+        return f'<?xml version="1.0" encoding="UTF-8"?><w:{root} xmlns:w="{_W}">{inner}</w:{root}>'
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>')
+        z.writestr("word/document.xml", document)
+        z.writestr("word/header1.xml", part("hdr", "HEADERTEXT"))
+        z.writestr("word/footer1.xml", part("ftr", "FOOTERTEXT"))
+        z.writestr("word/footnotes.xml", part("footnotes", "FOOTNOTETEXT", "footnote"))
+        z.writestr("word/comments.xml", part("comments", "COMMENTTEXT", "comment"))
+    return buf.getvalue()

@@ -62,7 +62,7 @@ async def test_outlook_reply_end_to_end(extractor: AttachmentExtractor) -> None:
     assert isinstance(insight, Insight) and insight.kind is ItemKind.EMAIL
     assert "thrilled" not in insight.text and "Head of Procurement" not in insight.text
     assert insight.sentiment.label is SentimentLabel.NEGATIVE
-    assert [a.action for a in insight.actions] == ["call_back", "alert_account_owner", "propose_appointment"]
+    assert [a.action for a in insight.actions] == ["call_back", "alert_account_owner", "propose_meeting"]
     for a in insight.actions:
         assert a.reason and a.evidence
 

@@ -116,7 +116,7 @@ async def test_analyze_email_falls_back_to_local_when_azure_fails(standin: tuple
     email = EmailInput(subject="x", body="<p>We are very disappointed, the rollout is a mess.</p>", direction=Direction.INBOUND)
     async with AzureLanguageAnalyzer(endpoint, KEY, retry_total=0) as az:
         insight = await analyze_email(email, ctx, analyzer=az)
-    assert insight.sentiment.analyzer == "vader (fallback)"
+    assert insight.sentiment.analyzer == "minilm (fallback)"
     assert insight.sentiment.fallback_reason == "azure-language failed: TransientError"
     assert insight.sentiment.error is None
     assert insight.sentiment.label is SentimentLabel.NEGATIVE
@@ -138,7 +138,8 @@ async def test_analyze_email_with_azure(standin: tuple[str, StandinState]) -> No
 
 
 def test_settings_choose_local_without_endpoint() -> None:
-    assert build_analyzer(load_insights_settings({})).name == "vader"
+    assert build_analyzer(load_insights_settings({})).name == "minilm"
+    assert build_analyzer(load_insights_settings({"INSIGHTS_ANALYZER": "vader"})).name == "vader"
 
 
 def test_chunking_keeps_sentences_whole() -> None:

@@ -77,4 +77,4 @@ def test_rules_engine_is_deterministic(tokens: list[str], direction: Direction, 
     assert len({x.action for x in a}) == len(a)
     assert [x.priority for x in a] == sorted(x.priority for x in a)
     if direction is Direction.OUTBOUND:
-        assert not {x.action for x in a} & {"call_back", "alert_account_owner", "propose_appointment", "prepare_quote"}
+        assert not {x.action for x in a} & {"call_back", "alert_account_owner", "propose_meeting", "prepare_quote"}

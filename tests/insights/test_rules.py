@@ -141,8 +141,8 @@ def test_complaint_words_in_outbound_mail_do_not_alert() -> None:
 )
 def test_meeting_request_proposes_an_appointment(text: str) -> None:
     result = suggest_actions(facts(text))
-    assert "propose_appointment" in {a.action for a in result}
-    prop = next(a for a in result if a.action == "propose_appointment")
+    assert "propose_meeting" in {a.action for a in result}
+    prop = next(a for a in result if a.action == "propose_meeting")
     assert any(e.sentence for e in prop.evidence)
 
 
@@ -161,7 +161,7 @@ def test_meeting_request_proposes_an_appointment(text: str) -> None:
     ],
 )
 def test_meeting_near_misses(text: str) -> None:
-    assert "propose_appointment" not in actions(facts(text))
+    assert "propose_meeting" not in actions(facts(text))
 
 
 # --- pricing → prepare quote --------------------------------------------------------------------
@@ -232,7 +232,7 @@ def test_follow_up_near_misses() -> None:
 def test_one_suggestion_per_action_and_priority_order() -> None:
     f = facts("This is unacceptable and I want a refund. We are very disappointed. Can we schedule a call? Send a quote too.")
     result = suggest_actions(f)
-    assert [a.action for a in result] == ["call_back", "alert_account_owner", "propose_appointment", "prepare_quote"]
+    assert [a.action for a in result] == ["call_back", "alert_account_owner", "propose_meeting", "prepare_quote"]
     assert len({a.action for a in result}) == len(result)
 
 
@@ -288,9 +288,9 @@ def test_invalid_rules_fail_with_configuration_error(bad: dict) -> None:
 
 def test_default_rules_load_and_cover_the_issue() -> None:
     rs = load_rules()
-    assert {r.action for r in rs.rules} >= {"call_back", "propose_appointment", "prepare_quote", "alert_account_owner", "follow_up"}
+    assert {r.action for r in rs.rules} >= {"call_back", "propose_meeting", "prepare_quote", "alert_account_owner", "follow_up"}
 
 
 def test_rules_apply_only_to_their_item_kinds() -> None:
     f = facts("Can we schedule a call next week?", kind=ItemKind.APPOINTMENT)
-    assert "propose_appointment" not in actions(f)
+    assert "propose_meeting" not in actions(f)

@@ -60,6 +60,15 @@ class SimControl:
     async def inbound_mail(self, user: str, **message: Any) -> dict[str, Any]:
         return await self.call("POST", f"users/{user}/inbound-mail", message)
 
+    async def meeting_messages(self, organizer: str | None = None) -> list[dict[str, Any]]:
+        """Meeting requests/updates/cancellations/responses sent, per event (iCalUId)."""
+        params = {"organizer": organizer} if organizer else {}
+        return list((await self.call("GET", "meeting-messages", **params))["value"])
+
+    async def outbound_mail(self, **filters: str) -> list[dict[str, Any]]:
+        """Every message Exchange generated itself (kind=request/update/cancel/response/ndr/...)."""
+        return list((await self.call("GET", "outbound-mail", **filters))["value"])
+
     async def touch(self, user: str, item_id: str) -> dict[str, Any]:
         return await self.call("POST", f"users/{user}/items/{item_id}/touch")
 

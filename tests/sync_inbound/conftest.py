@@ -7,6 +7,7 @@ acts as the user's Outlook, and helpers to run rounds and inspect Pega and the l
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -79,8 +80,15 @@ class Inbound:
 
 
 @pytest.fixture
-async def inbound(graph_sim: Any, pega_sim: Any, pega_control: Any, azurite_conn: str) -> AsyncIterator[Inbound]:
-    settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn))
+async def inbound(graph_sim: Any, pega_sim: Any, pega_control: Any, azurite_conn: str, request: Any,
+                  tmp_path: Any) -> AsyncIterator[Inbound]:
+    extra: dict[str, str] = {}
+    marker = request.node.get_closest_marker("pega_mapping")
+    if marker is not None:  # @pytest.mark.pega_mapping({...}): a mapping file overriding these parts
+        path = tmp_path / "mapping.json"
+        path.write_text(json.dumps(marker.args[0]))
+        extra["PEGA_MAPPING_FILE"] = str(path)
+    settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn, **extra))
     state = await StateStore.open(settings.storage, names=TableNames(prefix="si" + uuid.uuid4().hex[:10]))
     queues = QueueSender.from_settings(settings.storage)
     services = Services(settings=settings, state=state, queues=queues)

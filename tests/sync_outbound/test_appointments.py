@@ -113,6 +113,23 @@ async def test_update_patches_only_changed_fields_and_keeps_outlook_edits(api, r
     assert ev["subject"] == "Pricing review (v2)" and ev["location"]["displayName"] == "Room 7"
 
 
+async def test_update_mails_the_customer_once_per_real_change(api, rep, graph_sim, pega_records, graph_http):
+    """Each Pega change of a meeting is ONE update to the attendee (graph.md §10), none for a resend."""
+    pega_id = await pega_appointment(pega_records)
+    await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id))
+    path = f"pega/v1/appointments/{quote(pega_id, safe='')}"
+    await api.run("PATCH", path, {"operator": rep.operator, "subject": "Pricing review (v2)",
+                                  "changedAt": "2026-11-20T11:00:00Z"})
+    await api.run("PATCH", path, {"operator": rep.operator, "subject": "Pricing review (v2)",
+                                  "changedAt": "2026-11-20T11:30:00Z"})
+    await api.run("PATCH", path, {"operator": rep.operator, "changedAt": "2026-11-20T12:00:00Z",
+                                  "start": {"dateTime": "2026-12-01T09:00", "timeZone": "America/New_York"},
+                                  "end": {"dateTime": "2026-12-01T10:00", "timeZone": "America/New_York"}})
+    [stats] = await graph_sim.control.meeting_messages(rep.upn)
+    assert stats["byRecipient"] == {"dana@fabrikam.example": 3}  # the invitation and two updates
+    assert (stats["requests"], stats["updates"]) == (1, 2)
+
+
 async def test_recurring_appointment_becomes_a_series(api, rep, pega_records, graph_http):
     pega_id = await pega_appointment(pega_records)
     rec = {"pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["tuesday"]},

@@ -105,8 +105,8 @@ async def test_pega_unavailable_for_the_id_report_is_retried_without_a_second_ev
 
 
 async def test_changes_to_items_that_were_never_linked_fail_visibly(api, rep, pega_records, state):
-    """Update/cancel/close/reply for a Pega record with no Exchange item: after waiting a little for
-    a create that might still be queued, each operation fails with the reason (and health counts it)."""
+    """Update/cancel/close/reply for a Pega record with no Exchange item: after waiting for a create that
+    might still be queued (about 75 s), each operation fails with the reason (and health counts it)."""
     from urllib.parse import quote
 
     def unknown(prefix: str) -> str:
@@ -121,7 +121,8 @@ async def test_changes_to_items_that_were_never_linked_fail_visibly(api, rep, pe
         api.submit("POST", f"pega/v1/contacts/{unknown('PEGACRM-ENTITY-CONTACT CON')}/close", who),
         api.submit("POST", f"pega/v1/emails/{unknown('PEGASA-WORK-EMAIL E')}/reply",
                    {**who, "pegaId": reply_pega, "body": {"content": "?"}}))
-    ops = await asyncio.gather(*(api.wait(o, within=60) for o in submitted))
+    # the wait for a create that might still come is 3 + 6 + 12 + 24 + 30 s (shared/outbound/common.py)
+    ops = await asyncio.gather(*(api.wait(o, within=150) for o in submitted))
     for op in ops:
         assert op["status"] == "failed", op
         assert "no linked Exchange item" in op["error"]["message"], op

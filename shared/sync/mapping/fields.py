@@ -46,6 +46,9 @@ DIGEST_PREFIX = "#sha256:"
 META_BY = "_by"  # "exchange" (inbound wrote last) | "pega" (outbound wrote to Exchange last)
 META_SERIES = "_series"
 META_ORIGINAL_START = "_original_start"
+# The sanitized HTML body rides along as metadata: written to Pega where the mapping names a property
+# (body_html), never hashed or merged — the canonical text in "body" decides what changed.
+BODY_HTML = "_body_html"
 
 
 def norm_text(value: Any) -> str:

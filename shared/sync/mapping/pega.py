@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.pega.models import AppointmentData, Attendee, ContactData, EmailData
-from shared.sync.mapping.fields import DIGEST_PREFIX, FIELDS, Mapped, norm_text
+from shared.sync.bodies import canonical_text
+from shared.sync.mapping.fields import BODY_HTML, DIGEST_PREFIX, FIELDS, Mapped, norm_text
 from shared.sync.timezones import iso_z, parse_iso_utc
 
 PegaData = AppointmentData | EmailData | ContactData
@@ -37,7 +38,9 @@ def to_pega_data(kind: str, values: Mapping[str, Any], *, photo: bytes | None = 
     if kind == "calendar":
         a = AppointmentData()
         for k, v in values.items():
-            if k in ("start", "end"):
+            if k == BODY_HTML:
+                a.body_html = v
+            elif k in ("start", "end"):
                 setattr(a, k, _dt(v))
             elif k == "attendees":
                 a.attendees = [Attendee(email=r[0], name=r[1] or None, type=r[2] or "required") for r in v]
@@ -47,7 +50,9 @@ def to_pega_data(kind: str, values: Mapping[str, Any], *, photo: bytes | None = 
     if kind == "email":
         e = EmailData()
         for k, v in values.items():
-            if k in ("sent_at", "received_at"):
+            if k == BODY_HTML:
+                e.body_html = v
+            elif k in ("sent_at", "received_at"):
                 setattr(e, k, _dt(v))
             elif hasattr(e, k):
                 setattr(e, k, list(v) if isinstance(v, list) else v)
@@ -85,8 +90,12 @@ def mapped_from_pega(kind: str, data: PegaData) -> Mapped:
                 out[name] = ""
         elif name in ("sender", "email"):
             out[name] = str(v).lower()
+        elif name == "body":
+            out[name] = canonical_text(v, getattr(data, "body_type", None))
+        elif name == "body_type":
+            out[name] = "text" if canonical_text(getattr(data, "body", None), v) else ""
         elif isinstance(v, str):
-            out[name] = norm_text(v) if name != "body_type" else v.lower()
+            out[name] = norm_text(v)
         elif isinstance(v, bool):
             out[name] = v
         else:

@@ -1,0 +1,226 @@
+"""The default local analyzer: sentence embeddings + a small trained classifier head, per sentence.
+
+Why: a lexicon (VADER) misses polite complaints and negative business facts ("we've decided not to
+renew", "sales decreased by 40%") and flips on single mild words. The pretrained sentence model
+(:mod:`shared.insights.encoder`) reads meaning; a multinomial logistic-regression head trained on a
+*training* split of real labelled text (see ``bench/insights_train.py``) maps it to positive /
+neutral / negative, with VADER's scores as three extra features. Its probabilities are temperature-
+calibrated on held-out folds of the training data, so ``confidence`` means what it says.
+
+Per sentence, then aggregated like the VADER analyzer: courtesy formulae weigh little and
+opinionated sentences more, so one angry sentence is not diluted by logistics. The sentences that
+drove the label are returned as drivers. If the model files are missing the analyzer degrades to
+VADER and says so in ``fallback_reason`` (never an exception into the sync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.insights.models import SentenceSentiment, SentimentLabel, SentimentResult, SentimentScores
+from shared.insights.sentences import Sentence, split_sentences
+from shared.insights.sentiment import _COURTESY, VaderAnalyzer, VaderConfig, _bounded
+
+log = logging.getLogger(__name__)
+
+HEAD = Path(__file__).with_name("model") / "sentiment_head.json"
+LABELS = (SentimentLabel.POSITIVE, SentimentLabel.NEUTRAL, SentimentLabel.NEGATIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    max_sentences: int = 40  # per text; the model costs ~10-50 ms a sentence on one core
+    max_chars: int = 50_000
+    max_sentence_words: int = 80
+    courtesy_weight: float = 0.25
+    neutral_sentence_weight: float = 0.25  # weight of a sentence the head calls neutral (opinion adds up to 1)
+    max_drivers: int = 3
+    min_driver_probability: float = 0.34  # above a uniform guess: the sentence leans towards the label
+
+
+class SentimentHead:
+    """Linear head over [pooled hidden states, stock VADER compound/pos/neg], standardised, temperature-scaled."""
+
+    def __init__(self, path: Path = HEAD) -> None:
+        import numpy as np
+
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        self.layers: tuple[int, ...] = tuple(spec["layers"])
+        self.pooling: tuple[str, ...] = tuple(spec["pooling"])
+        self.classes: tuple[str, ...] = tuple(spec["classes"])
+        self.use_vader: bool = bool(spec["vader_features"])
+        self.mean = np.asarray(spec["mean"], dtype=np.float32)
+        self.scale = np.asarray(spec["scale"], dtype=np.float32)
+        self.weights = np.asarray(spec["weights"], dtype=np.float32)  # [classes, features]
+        self.bias = np.asarray(spec["bias"], dtype=np.float32)
+        self.temperature = float(spec.get("temperature", 1.0))
+        self.meta: dict[str, Any] = spec.get("meta", {})
+
+    def probabilities(self, features: Any) -> Any:
+        import numpy as np
+
+        z = ((features - self.mean) / self.scale) @ self.weights.T + self.bias
+        z = z / self.temperature
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def vader_features(vader: Any, texts: Sequence[str]) -> Any:
+    import numpy as np
+
+    rows = []
+    for t in texts:
+        s = vader.polarity_scores(t[:5000])
+        rows.append((s["compound"], s["pos"], s["neg"]))
+    return np.asarray(rows, dtype=np.float32).reshape(len(texts), 3)
+
+
+class SentenceSentimentModel:
+    """Encoder + head: probabilities per sentence. Loaded lazily, once per process (see :func:`shared_model`)."""
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        from shared.insights.encoder import shared_encoder
+
+        self.encoder = shared_encoder()
+        self.head = SentimentHead()
+        self.vader = SentimentIntensityAnalyzer()
+
+    def features(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        emb = self.encoder.encode(texts, layers=self.head.layers, pooling=self.head.pooling)
+        if self.head.use_vader:
+            emb = np.hstack([emb, vader_features(self.vader, texts)])
+        return emb
+
+    def predict(self, texts: Sequence[str]) -> Any:
+        """float32 [len(texts), 3] in LABELS order (positive, neutral, negative)."""
+        import numpy as np
+
+        probs = self.head.probabilities(self.features(texts))
+        order = [self.head.classes.index(lbl.value) for lbl in LABELS]
+        return np.asarray(probs[:, order], dtype=np.float32)
+
+
+_lock = threading.Lock()
+_shared: SentenceSentimentModel | None = None
+_failed: str | None = None
+
+
+def shared_model() -> SentenceSentimentModel:
+    """The process-wide model; raises ModelUnavailable (once cached) when the packaged files are unusable."""
+    from shared.insights.encoder import ModelUnavailable
+
+    global _shared, _failed
+    with _lock:
+        if _shared is not None:
+            return _shared
+        if _failed is not None:
+            raise ModelUnavailable(_failed)
+        try:
+            _shared = SentenceSentimentModel()
+        except Exception as exc:
+            _failed = f"sentiment model not loadable ({type(exc).__name__})"
+            raise ModelUnavailable(_failed) from exc
+        return _shared
+
+
+class ModelAnalyzer:
+    """Local, offline, calibrated. ``name`` is "minilm"; falls back to VADER (and says so) without the model."""
+
+    def __init__(self, config: ModelConfig | None = None, *, name: str = "minilm") -> None:
+        self.config = config or ModelConfig()
+        self.name = name
+        self._vader: VaderAnalyzer | None = None
+        self._warned = False
+
+    def _fallback(self) -> VaderAnalyzer:
+        if self._vader is None:
+            self._vader = VaderAnalyzer(VaderConfig())
+        return self._vader
+
+    async def analyze(self, texts: Sequence[str]) -> list[SentimentResult]:
+        # the forward pass is numpy (releases the GIL in BLAS): off the event loop
+        return await asyncio.to_thread(self.analyze_many, list(texts))
+
+    def analyze_sync(self, text: str) -> SentimentResult:
+        return self.analyze_many([text])[0]
+
+    def analyze_many(self, texts: Sequence[str]) -> list[SentimentResult]:
+        cfg = self.config
+        try:
+            model = shared_model()
+        except Exception as exc:
+            note = str(exc)
+            if not self._warned:
+                self._warned = True
+                log.warning("insights: %s; using VADER", note)
+            return [_with_fallback(self._fallback().analyze_sync(t), note) for t in texts]
+        per_text: list[list[Sentence]] = []
+        flat: list[str] = []
+        for text in texts:
+            sents = _bounded(split_sentences((text or "")[: cfg.max_chars], max_sentences=cfg.max_sentences),
+                             cfg.max_sentence_words)[: cfg.max_sentences]  # fmt: skip
+            per_text.append(sents)
+            flat.extend(s.text for s in sents)
+        probs = model.predict(flat) if flat else None
+        out: list[SentimentResult] = []
+        k = 0
+        for sents in per_text:
+            if not sents:
+                out.append(SentimentResult.empty(self.name))
+                continue
+            out.append(self._aggregate(sents, probs[k : k + len(sents)]))  # type: ignore[index]
+            k += len(sents)
+        return out
+
+    def _aggregate(self, sents: Sequence[Sentence], probs: Any) -> SentimentResult:
+        cfg = self.config
+        sentences: list[SentenceSentiment] = []
+        weights: list[float] = []
+        agg = [0.0, 0.0, 0.0]
+        wsum = 0.0
+        for s, p in zip(sents, probs, strict=True):
+            pos, neu, neg = (float(x) for x in p)
+            base = cfg.courtesy_weight if _COURTESY.match(s.text) else 1.0
+            w = base * (cfg.neutral_sentence_weight + (1.0 - neu))
+            label = LABELS[int(p.argmax())]
+            sentences.append(SentenceSentiment(s.text, label, pos - neg, s.offset))
+            weights.append(w)
+            for i, v in enumerate((pos, neu, neg)):
+                agg[i] += w * v
+            wsum += w
+        pos, neu, neg = (v / wsum for v in agg)
+        label = LABELS[max(range(3), key=lambda i: (pos, neu, neg)[i])]
+        drivers: tuple[SentenceSentiment, ...] = ()
+        if label is not SentimentLabel.NEUTRAL:
+            col = 0 if label is SentimentLabel.POSITIVE else 2
+            ranked = sorted(
+                ((w * float(p[col]), i) for i, (w, p) in enumerate(zip(weights, probs, strict=True))
+                 if float(p[col]) >= cfg.min_driver_probability),
+                key=lambda x: (-x[0], x[1]),
+            )  # fmt: skip
+            drivers = tuple(sentences[i] for _, i in ranked[: cfg.max_drivers])
+        return SentimentResult(
+            label=label,
+            scores=SentimentScores(pos, neu, neg, pos - neg),
+            drivers=drivers,
+            sentences=tuple(sentences),
+            analyzer=self.name,
+            confidence=max(pos, neu, neg),
+        )
+
+
+def _with_fallback(r: SentimentResult, note: str) -> SentimentResult:
+    return SentimentResult(r.label, r.scores, r.drivers, r.sentences, f"{r.analyzer} (fallback)", r.raw_label,
+                           r.error, note, r.confidence)  # fmt: skip
