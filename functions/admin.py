@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http_util import json_response, problem
+from functions.http_util import answering, json_response, problem
 from shared.admin.mailboxes import describe, offboard, onboard, parse_request, validate_key
 from shared.errors import InvalidMessageError, TransientError
 from shared.runtime import services
@@ -14,6 +14,7 @@ bp = func.Blueprint()
 
 @bp.function_name("admin_mailbox")
 @bp.route(route="admin/mailboxes/{upn}", methods=["PUT", "GET", "DELETE"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_mailbox(req: func.HttpRequest) -> func.HttpResponse:
     upn = req.route_params.get("upn", "")
     try:

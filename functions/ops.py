@@ -13,20 +13,22 @@ Timer `ops_incidents` every minute: open / re-notify / close incidents (shared.o
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import azure.functions as func
 
-from functions.http_util import json_response, problem
+from functions.http_util import answering, json_response, problem
 from shared.admin.mailboxes import validate_key
+from shared.contract import json_body
+from shared.contract.errors import ContractViolation
 from shared.errors import InvalidMessageError
 from shared.ops import actions, deadletters, health, incidents, telemetry
 from shared.runtime import Services, services
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
+_MAX_NAME = 256  # queue names, message ids and mailbox filters are far shorter; keys allow 1 KiB
 
 
 async def _svc() -> Services:
@@ -35,85 +37,106 @@ async def _svc() -> Services:
     return svc
 
 
+def _text(value: Any, name: str, *, required: bool = False, empty_is_absent: bool = False) -> str | None:
+    """A route, query or body value that names something: a string of valid text, 1-256
+    characters without control characters (a table key could not hold more, nor should it)."""
+    if value is None or (value == "" and empty_is_absent):
+        if required:
+            raise InvalidMessageError(f"{name}: required")
+        return None
+    if (not isinstance(value, str) or not 1 <= len(value) <= _MAX_NAME or not json_body.is_text(value)
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)):
+        raise InvalidMessageError(f"{name}: must be text of 1-{_MAX_NAME} characters without control characters")
+    return value
+
+
 def _body(req: func.HttpRequest) -> dict[str, Any]:
-    raw = req.get_body() or b"{}"
+    """The JSON object of an admin request: bounded nesting, valid Unicode text (400 otherwise)."""
     try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise InvalidMessageError("body: not JSON") from None
+        doc = json_body.load(req.get_body() or b"{}")
+        json_body.check_text(doc)
+    except ContractViolation as exc:
+        raise InvalidMessageError(f"body: {exc.message}") from None
     if not isinstance(doc, dict):
         raise InvalidMessageError("body: must be a JSON object")
     return doc
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true", "yes")
+def _flag(value: str | None, name: str) -> bool:
+    """A yes/no query parameter: absent is no; given, it must say which."""
+    if value is None:
+        return False
+    flag = value.lower()
+    if flag not in ("0", "1", "true", "false", "yes", "no"):
+        raise InvalidMessageError(f"{name}: must be 1/0, true/false or yes/no")
+    return flag in ("1", "true", "yes")
 
 
 @bp.function_name("admin_health")
 @bp.route(route="admin/health", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_health(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(await health.tenant_health(await _svc()))
 
 
 @bp.function_name("admin_mailbox_health")
 @bp.route(route="admin/mailboxes/{upn}/health", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_mailbox_health(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        upn = validate_key(req.route_params.get("upn", ""))
-    except InvalidMessageError as exc:
-        return problem(400, str(exc))
+    upn = validate_key(req.route_params.get("upn", ""))
     found = await health.mailbox_health(await _svc(), upn)
     return json_response(found) if found else problem(404, "mailbox is not onboarded")
 
 
 @bp.function_name("admin_mailbox_dryrun")
 @bp.route(route="admin/mailboxes/{upn}/dryrun", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_mailbox_dryrun(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        result = await actions.dry_run(await _svc(), req.route_params.get("upn", ""), req.params.get("kind", ""),
-                                       max_pages=actions.parse_max_pages(req.params.get("max_pages")))
-    except InvalidMessageError as exc:
-        return problem(400, str(exc))
+    result = await actions.dry_run(await _svc(), req.route_params.get("upn", ""), req.params.get("kind", ""),
+                                   max_pages=actions.parse_max_pages(req.params.get("max_pages")))
     return json_response(result)
 
 
 @bp.function_name("admin_mailbox_resync")
 @bp.route(route="admin/mailboxes/{upn}/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_mailbox_resync(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        result = await actions.resync(await _svc(), req.route_params.get("upn", ""), str(_body(req).get("kind", "")))
-    except InvalidMessageError as exc:
-        return problem(400, str(exc))
+    kind = _text(_body(req).get("kind"), "kind", required=True) or ""
+    result = await actions.resync(await _svc(), req.route_params.get("upn", ""), kind)
     return json_response(result, status=202)
 
 
 @bp.function_name("admin_deadletters")
 @bp.route(route="admin/deadletters", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_deadletters(req: func.HttpRequest) -> func.HttpResponse:
-    letters = await deadletters.list_letters(await _svc(), queue=req.params.get("queue") or None,
-                                             mailbox=req.params.get("mailbox") or None,
-                                             include_replayed=_flag(req.params.get("include_replayed")))
+    include_replayed = _flag(req.params.get("include_replayed"), "include_replayed")
+    letters = await deadletters.list_letters(await _svc(),
+                                             queue=_text(req.params.get("queue"), "queue", empty_is_absent=True),
+                                             mailbox=_text(req.params.get("mailbox"), "mailbox", empty_is_absent=True),
+                                             include_replayed=include_replayed)
     return json_response({"count": len(letters), "deadletters": [v.as_dict() for v in letters]})
 
 
 @bp.function_name("admin_deadletter")
 @bp.route(route="admin/deadletters/{queue}/{id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_deadletter(req: func.HttpRequest) -> func.HttpResponse:
-    found = await deadletters.inspect(await _svc(), req.route_params.get("queue", ""), req.route_params.get("id", ""))
+    queue = _text(req.route_params.get("queue"), "queue", required=True) or ""
+    message_id = _text(req.route_params.get("id"), "id", required=True) or ""
+    found = await deadletters.inspect(await _svc(), queue, message_id)
     return json_response(found) if found else problem(404, "no such dead letter")
 
 
 @bp.function_name("admin_deadletters_replay")
 @bp.route(route="admin/deadletters/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@answering
 async def admin_deadletters_replay(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        body = _body(req)
-        report = await deadletters.replay(await _svc(), queue=body.get("queue") or None,
-                                          message_id=body.get("id") or None, mailbox=body.get("mailbox") or None,
-                                          all_letters=body.get("all") is True)
-    except InvalidMessageError as exc:
-        return problem(400, str(exc))
+    body = _body(req)
+    report = await deadletters.replay(await _svc(), queue=_text(body.get("queue"), "queue"),
+                                      message_id=_text(body.get("id"), "id"),
+                                      mailbox=_text(body.get("mailbox"), "mailbox"),
+                                      all_letters=body.get("all") is True)
     return json_response(report.as_dict())
 
 

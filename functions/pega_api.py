@@ -11,6 +11,7 @@ import json
 
 import azure.functions as func
 
+from functions.http_util import NOSNIFF
 from shared.contract import function_route, operation
 from shared.outbound.intake import (
     ApiResponse,
@@ -48,7 +49,8 @@ def _base_url(req: func.HttpRequest) -> str:
 
 def _http(resp: ApiResponse) -> func.HttpResponse:
     body = json.dumps(resp.body) if resp.body is not None else None
-    return func.HttpResponse(body, status_code=resp.status, headers=resp.headers, mimetype="application/json")
+    return func.HttpResponse(body, status_code=resp.status, headers={**NOSNIFF, **resp.headers},
+                             mimetype="application/json")
 
 
 async def _write(operation_id: str, req: func.HttpRequest) -> func.HttpResponse:

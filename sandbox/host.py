@@ -180,7 +180,9 @@ def route_regex(route: str) -> re.Pattern[str]:
             pattern += re.escape(literal) + f"(?P<{name}>{body})" + ("?" if optional else "")
         pos = m.end()
     pattern += re.escape(route[pos:])
-    return re.compile(f"^{pattern}$", re.IGNORECASE)
+    # \Z, not $: "$" also matches before a trailing newline, so "health\n" would reach "health";
+    # DOTALL: a catch-all parameter takes any character, newlines included.
+    return re.compile(f"^{pattern}\\Z", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass
@@ -223,20 +225,34 @@ class HttpFront:
                                          str(t.get("authLevel", "function")).lower()))
 
     def app(self) -> web.Application:
-        a = web.Application(client_max_size=256 * 1024 * 1024)
-        a.router.add_route("*", "/{tail:.*}", self.handle)
+        a = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[self._problems])
+        # [\s\S]: aiohttp's own "." stops at a newline, and a path with %0A fell through to its text 404
+        a.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
         return a
 
+    @web.middleware
+    async def _problems(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """aiohttp's own refusals (a body over client_max_size, a malformed request) in the same
+        JSON shape as the host's other answers."""
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return host_problem(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
+        # Match the still-encoded path (as the real host's routing does: "/" separates segments,
+        # an encoded %2F does not), then decode each route value exactly once.
+        path = request.rel_url.raw_path
         if self.prefix:
             if not (path == self.prefix or path.startswith(self.prefix + "/")):
-                return web.Response(status=404)
+                return host_problem(404, "not_found", "no function answers this route")
             path = path[len(self.prefix):]
         path = path.strip("/")
         matched_path = False
         for r in self.routes:
-            m = r.regex.match(unquote(path)) or r.regex.match(path)
+            m = r.regex.match(path)
             if not m:
                 continue
             matched_path = True
@@ -244,7 +260,8 @@ class HttpFront:
                 continue
             supplied = request.headers.get("x-functions-key") or request.query.get("code")
             if not self.keys.allows(r.auth_level, supplied):
-                return web.Response(status=401)
+                return host_problem(401, "unauthorized", "a valid function key is required (x-functions-key header "
+                                                         "or code query parameter)")
             body = await request.read()
             route_params = {k: unquote(v) for k, v in m.groupdict().items() if v is not None}
             req = func.HttpRequest(method=request.method.upper(), url=str(request.url),
@@ -253,9 +270,11 @@ class HttpFront:
             try:
                 result = await invoke(r.info, req)
             except Exception:
-                return web.Response(status=500)
+                return host_problem(500, "internal_error", "the function failed; see the host log")
             return self._to_response(result)
-        return web.Response(status=405 if matched_path else 404)
+        if matched_path:
+            return host_problem(405, "method_not_allowed", f"{request.method} is not allowed on this route")
+        return host_problem(404, "not_found", "no function answers this route")
 
     @staticmethod
     def _to_response(result: Any) -> web.Response:
@@ -270,7 +289,14 @@ class HttpFront:
             return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
         if isinstance(result, str | bytes):
             return web.Response(status=200, body=result)
-        return web.Response(status=500)
+        return host_problem(500, "internal_error", "the function returned no HTTP response")
+
+
+def host_problem(status: int, code: str, message: str) -> web.Response:
+    """The host's own answers (no route, wrong method, no key, a failed function) in the error shape
+    of the contract (openapi.yaml `Error`): `{"error": {"code", "message"}}`, never aiohttp's text."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers={"X-Content-Type-Options": "nosniff"})
 
 
 # ---------------------------------------------------------------- queues
@@ -469,7 +495,10 @@ async def serve(cfg: HostConfig, *, ready: Callable[[str], Awaitable[None] | Non
             loop.add_signal_handler(sig, stop.set)
 
     front = HttpFront(functions, cfg.keys, route_prefix)
-    runner = web.AppRunner(front.app(), access_log=None)
+    # request line and header limits above aiohttp's 8 KiB, so a long URL reaches the function (and
+    # its JSON answer) instead of aiohttp's text 400
+    runner = web.AppRunner(front.app(), access_log=None,
+                           handler_args={"max_line_size": 65536, "max_field_size": 65536})
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
     await site.start()
@@ -516,6 +545,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
+    from shared.ops import log_scrubbing
+
+    log_scrubbing.install()  # before any function runs: no address, token or secret in the host log
     apply_settings(load_local_settings(Path(args.settings)))
     keys = Keys(master=os.environ.get("LOCAL_HOST_MASTER_KEY") or uuid.uuid4().hex,
                 function=os.environ.get("LOCAL_HOST_FUNCTION_KEY") or uuid.uuid4().hex)

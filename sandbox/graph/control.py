@@ -19,7 +19,7 @@ from sandbox.graph.generated_mail import MESSAGE_CLASS, automatic_reply
 from sandbox.graph.items import email
 from sandbox.graph.mail import new_internet_message_id, new_message_data
 from sandbox.graph.model import Attachment, new_conversation_id, new_immutable_id
-from sandbox.graph.seed import ClientApp
+from sandbox.graph.seed import FEDERATION_AUDIENCE, TENANT_ISSUER, ClientApp, FederatedCredential
 
 
 def snake(data: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +103,11 @@ async def add_client(request: web.Request) -> web.Response:
         raise GraphError(400, "BadRequest", "clientId is required.")
     secrets_ = body.get("secrets") or ([body["secret"]] if body.get("secret") else [])
     certs = body.get("certificates") or ([body["certificate_pem"]] if body.get("certificate_pem") else [])
-    app = ClientApp(cid, body.get("display_name") or cid, list(secrets_), dict(body.get("roles") or {}), list(certs))
+    federated = [FederatedCredential(str(f.get("name") or f"fic-{i}"), str(f.get("issuer") or TENANT_ISSUER),
+                                     str(f["subject"]), tuple(f.get("audiences") or (FEDERATION_AUDIENCE,)))
+                 for i, f in enumerate(body.get("federated_credentials") or []) if f.get("subject")]
+    app = ClientApp(cid, body.get("display_name") or cid, list(secrets_), dict(body.get("roles") or {}), list(certs),
+                    federated)
     _sim(request).identity.clients[cid] = app
     return web.json_response({"clientId": cid, "roles": app.roles}, status=201)
 

@@ -26,10 +26,15 @@ from sandbox.graph.seed import (
     FEDERATION_AUDIENCE,
     GRAPH_APP_ID_URI_ALIASES,
     GRAPH_AUDIENCE,
+    IDENTITY_HEADER,
     TENANT_DOMAINS,
     TENANT_ID,
+    TENANT_ISSUER,
     ClientApp,
+    FederatedCredential,
+    ManagedIdentity,
     seed_clients,
+    seed_managed_identities,
 )
 
 log = logging.getLogger(__name__)
@@ -54,9 +59,11 @@ class Identity:
         self.kid = base64.urlsafe_b64encode(
             hashlib.sha256(str(pub.public_numbers().n).encode()).digest()[:15]).decode().rstrip("=")
         self.clients: dict[str, ClientApp] = {c.client_id: c for c in seed_clients()}
+        self.managed_identities: dict[str, ManagedIdentity] = {m.client_id: m for m in seed_managed_identities()}
 
     def reset(self) -> None:
         self.clients = {c.client_id: c for c in seed_clients()}
+        self.managed_identities = {m.client_id: m for m in seed_managed_identities()}
 
     @property
     def issuer(self) -> str:
@@ -71,17 +78,24 @@ class Identity:
         return {"keys": [jwk]}
 
     def issue(self, client: ClientApp, audience: str, *, roles: list[str] | None = None) -> str:
+        granted = roles if roles is not None else client.roles.get(audience, [])
+        return self._sign(client.client_id, str(uuid.uuid5(uuid.NAMESPACE_URL, client.client_id)),
+                          client.display_name, audience, granted)
+
+    def issue_for_identity(self, identity: ManagedIdentity, audience: str) -> str:
+        """A managed identity's token: `sub`/`oid` are its service principal's object id."""
+        return self._sign(identity.client_id, identity.principal_id, identity.display_name, audience, [])
+
+    def _sign(self, app_id: str, object_id: str, display_name: str, audience: str, roles: list[str]) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
             "aud": audience, "iss": self.issuer, "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME,
-            "tid": self.tenant_id, "appid": client.client_id, "azp": client.client_id, "appidacr": "1",
-            "azpacr": "1", "idtyp": "app", "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, client.client_id)),
-            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, client.client_id)), "ver": "2.0",
-            "uti": uuid.uuid4().hex[:22], "app_displayname": client.display_name,
+            "tid": self.tenant_id, "appid": app_id, "azp": app_id, "appidacr": "1",
+            "azpacr": "1", "idtyp": "app", "oid": object_id, "sub": object_id, "ver": "2.0",
+            "uti": uuid.uuid4().hex[:22], "app_displayname": display_name,
         }
-        granted = roles if roles is not None else client.roles.get(audience, [])
-        if granted:
-            claims["roles"] = list(granted)
+        if roles:
+            claims["roles"] = list(roles)
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
 
     def validate(self, token: str, audiences: tuple[str, ...] = GRAPH_APP_ID_URI_ALIASES) -> Principal:
@@ -93,33 +107,52 @@ class Identity:
 
     # ---- client authentication -------------------------------------------------------------
 
-    def _verify_assertion(self, client: ClientApp, assertion: str) -> bool:
+    def federated_issuer(self, credential: FederatedCredential) -> str:
+        return self.issuer if credential.issuer == TENANT_ISSUER else credential.issuer
+
+    def _assertion_error(self, client: ClientApp, assertion: str) -> web.Response | None:
+        """None when `assertion` authenticates `client`; Entra's AADSTS answer otherwise.
+
+        Two kinds of assertion, as in Entra:
+        - signed by a certificate registered on the app (`iss` = `sub` = the app's client id);
+        - a token of a trusted issuer, accepted only through one of the app's federated identity
+          credentials — its `iss` and `sub` exactly those of the credential and its `aud` one of
+          the credential's audiences (api://AzureADTokenExchange). The simulator is the only issuer
+          it can verify: its own tenant, whose managed identities get such tokens.
+        """
         try:
             header = jwt.get_unverified_header(assertion)
         except jwt.InvalidTokenError:
-            return False
-        keys: list[Any] = []
+            return aadsts_response(400, "invalid_client", 50027, "JWT token is invalid or is malformed.")
         for pem in client.certificates:
-            keys.append(x509.load_pem_x509_certificate(pem.encode()).public_key())
-        candidates: list[tuple[Any, Any]] = [
-            (k, {"verify_aud": False}) for k in keys
-        ]
-        # A federated credential: an assertion issued by this tenant for api://AzureADTokenExchange.
-        if header.get("kid") == self.kid:
-            candidates.append((self._key.public_key(), {"verify_aud": False}))
-        for key, opts in candidates:
+            key = x509.load_pem_x509_certificate(pem.encode()).public_key()
             try:
-                claims = jwt.decode(assertion, key, algorithms=["RS256", "PS256"], options=opts, leeway=30)
+                claims = jwt.decode(assertion, key, algorithms=["RS256", "PS256"], options={"verify_aud": False},
+                                    leeway=30)
             except jwt.InvalidTokenError:
                 continue
-            if key is self._key.public_key() or header.get("kid") == self.kid:
-                aud = claims.get("aud")
-                if aud != FEDERATION_AUDIENCE and FEDERATION_AUDIENCE not in (aud or []):
-                    continue
-                return True
             if claims.get("iss") == client.client_id and claims.get("sub") == client.client_id:
-                return True
-        return False
+                return None
+        if header.get("kid") != self.kid:
+            return aadsts_response(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+        try:
+            claims = jwt.decode(assertion, self._key.public_key(), algorithms=["RS256"],
+                                options={"verify_aud": False}, leeway=30)
+        except jwt.ExpiredSignatureError:
+            return aadsts_response(400, "invalid_client", 700024, "Client assertion is not within its valid time "
+                                                                  "range.")
+        except jwt.InvalidTokenError:
+            return aadsts_response(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+        iss, sub, aud = claims.get("iss"), claims.get("sub"), claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else list(aud or [])
+        for cred in client.federated:
+            if (self.federated_issuer(cred) == iss and cred.subject == sub
+                    and any(a in cred.audiences for a in audiences)):
+                return None
+        return aadsts_response(400, "invalid_request", 70021,
+                               "No matching federated identity record found for presented assertion. "
+                               f"Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: "
+                               f"'{','.join(audiences)}'.")
 
     async def token_endpoint(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
@@ -148,9 +181,9 @@ class Identity:
         if assertion is not None:
             if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
                 return aadsts_response(400, "invalid_request", 50027, "Invalid client_assertion_type.")
-            if not self._verify_assertion(client, str(assertion)):
-                return aadsts_response(401, "invalid_client", 700027,
-                                       "Client assertion failed signature validation.")
+            refused = self._assertion_error(client, str(assertion))
+            if refused is not None:
+                return refused
         elif secret is None:
             return aadsts_response(401, "invalid_client", 7000218,
                                    "The request body must contain the following parameter: 'client_assertion' or "
@@ -208,10 +241,36 @@ class Identity:
     async def keys(self, request: web.Request) -> web.Response:
         return web.json_response(self.jwks())
 
+    async def managed_identity_token(self, request: web.Request) -> web.Response:
+        """App Service's managed-identity endpoint (IDENTITY_ENDPOINT, api-version 2019-08-01): the
+        function app's identity gets a token for `resource` — e.g. api://AzureADTokenExchange, the
+        assertion its app registration's federated credential trusts — with no secret at all."""
+        if request.headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER:
+            return web.json_response({"statusCode": 401, "message": "X-IDENTITY-HEADER is missing or wrong."},
+                                     status=401)
+        resource = request.query.get("resource", "")
+        client_id = request.query.get("client_id") or request.query.get("clientid", "")
+        principal_id = request.query.get("principal_id") or request.query.get("object_id", "")
+        identity = self.managed_identities.get(client_id) if client_id else next(
+            (m for m in self.managed_identities.values() if principal_id and m.principal_id == principal_id), None)
+        if identity is None:
+            return web.json_response({"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity "
+                                      "found for specified ClientId/ResourceId/PrincipalId."}, status=400)
+        if resource.endswith("/.default"):
+            resource = resource[: -len("/.default")]
+        if not resource:
+            return web.json_response({"statusCode": 400, "message": "resource is required."}, status=400)
+        token = self.issue_for_identity(identity, GRAPH_AUDIENCE if resource in GRAPH_APP_ID_URI_ALIASES
+                                        else resource)
+        log.info("issued managed identity token client=%s aud=%s", identity.client_id, resource)
+        return web.json_response({"access_token": token, "expires_on": str(int(time.time()) + TOKEN_LIFETIME),
+                                  "resource": resource, "token_type": "Bearer", "client_id": identity.client_id})
+
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/{tenant}/oauth2/v2.0/token", self.token_endpoint),
             web.get("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration),
             web.get("/{tenant}/discovery/v2.0/keys", self.keys),
             web.get("/{tenant}/discovery/keys", self.keys),
+            web.get("/msi/token", self.managed_identity_token),
         ]

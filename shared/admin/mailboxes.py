@@ -22,7 +22,7 @@ from shared.runtime import Services
 from shared.storage.mailboxes import KINDS, Mailbox
 from shared.sync.rounds import enqueue_round
 
-UPN = re.compile(r"^[^@\s/\\#?]+@[^@\s/\\#?]+\.[^@\s/\\#?]+$")
+UPN = re.compile(r"^[^@\s/\\#?\x00-\x1f\x7f]+@[^@\s/\\#?\x00-\x1f\x7f]+\.[^@\s/\\#?\x00-\x1f\x7f]+$")  # no control characters
 
 
 class MailboxRequest(BaseModel):
@@ -50,7 +50,7 @@ def parse_request(body: bytes) -> MailboxRequest:
 
 
 def validate_upn(upn: str) -> str:
-    if not UPN.match(upn or ""):
+    if not UPN.fullmatch(upn or ""):  # fullmatch: "$" would let a trailing newline through
         raise InvalidMessageError("upn: not a user principal name (user@domain)")
     return upn.lower()
 
@@ -60,7 +60,7 @@ OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 
 def validate_key(value: str) -> str:
     """A mailbox named by its UPN or by its Entra object id (both find it)."""
-    if OBJECT_ID.match(value or ""):
+    if OBJECT_ID.fullmatch(value or ""):
         return value.lower()
     return validate_upn(value)
 

@@ -19,21 +19,14 @@ import yaml  # type: ignore[import-untyped]
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from shared.errors import InvalidMessageError
+from shared.contract.errors import ContractViolation
+from shared.contract.json_body import check_text
+from shared.contract.values import check_values
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 FUNCTION_KEY_HEADER = "x-functions-key"
 _METHODS = ("get", "put", "post", "patch", "delete")
-
-
-class ContractViolation(InvalidMessageError):
-    """A request does not match the contract. `field` is a dotted path (or a header name)."""
-
-    def __init__(self, message: str, *, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -121,12 +114,15 @@ def _validator(operation_id: str) -> Draft202012Validator:
 
 
 def validate_request(operation_id: str, body: Any) -> None:
-    """Raise ContractViolation naming the field when `body` does not fit the operation's schema."""
+    """Raise ContractViolation naming the field when `body` does not fit the operation's schema,
+    holds text that is not valid Unicode, or a value no schema pattern can rule out (an impossible
+    date, an unknown time zone, an end before its start: shared.contract.values)."""
+    check_text(body)
     errors = list(_validator(operation_id).iter_errors(body))
-    if not errors:
-        return
-    err = _most_specific(errors)
-    raise ContractViolation(_message(err), field=_field_of(err))
+    if errors:
+        err = _most_specific(errors)
+        raise ContractViolation(_message(err), field=_field_of(err))
+    check_values(body)
 
 
 def _leaves(errors: list[ValidationError]) -> list[ValidationError]:

@@ -1,7 +1,7 @@
 """OpenTelemetry for the service: traces across intake → queue → worker → Graph/Pega, metrics, logs.
 
-Set-up happens once per process, on first use (never at import): :func:`configure` turns on the
-Azure Monitor distro (`azure-monitor-opentelemetry`) when an Application Insights connection
+Set-up happens once per process, on first use (never at import): :func:`configure` installs the
+scrubbing of every log record (:mod:`shared.ops.log_scrubbing`) and turns on the Azure Monitor distro (`azure-monitor-opentelemetry`) when an Application Insights connection
 string is configured, and does nothing otherwise. Every span, log record and metric goes through
 the privacy rules of :mod:`shared.ops.privacy` before it is exported: a scrubbing span processor
 and log-record processor run ahead of the exporters (including the auto-instrumented httpx, Azure
@@ -39,6 +39,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared.ops import log_scrubbing
 from shared.ops.privacy import mailbox_id, scrub_attributes, scrub_text
 from shared.queues.envelope import Envelope
 
@@ -126,12 +127,13 @@ class ScrubbingLogRecordProcessor:
 
 
 class ScrubbingLogFilter(logging.Filter):
-    """For handlers outside OpenTelemetry (the Functions host's own log stream): the same scrubbing."""
+    """The same scrubbing as a filter, for a handler of a process that does not install
+    :mod:`shared.ops.log_scrubbing` (which scrubs every record at creation and is what
+    :func:`configure` and the local host install)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            record.msg = scrub_text(record.getMessage(), elide_quoted=False)
-            record.args = None
+            log_scrubbing.scrub_record(record)
         except Exception:  # a record that cannot be formatted is left to the handler's own error path
             return True
         return True
@@ -207,6 +209,7 @@ def configure(settings: Any = None, *, connection_string: str | None = None,
     connection and authentication strings); the keyword arguments override it.
     """
     global _configured
+    log_scrubbing.install()  # every log record of the process, exported or not
     with _lock:
         if _configured is not None:
             return "already"

@@ -26,8 +26,15 @@ from typing import Any
 
 from shared.auth import AuthError, BearerValidator
 from shared.config import Settings
-from shared.contract import IDEMPOTENCY_KEY_HEADER, ContractViolation, check_idempotency_key, validate_request
+from shared.contract import (
+    IDEMPOTENCY_KEY_HEADER,
+    ContractViolation,
+    check_idempotency_key,
+    json_body,
+    validate_request,
+)
 from shared.errors import TransientError
+from shared.ops.privacy import mailbox_id
 from shared.outbound.kinds import BY_KIND_ACTION, OpKind, by_operation_id
 from shared.outbound.payloads import PayloadStore, canonical_json, fits_inline
 from shared.queues.envelope import Envelope
@@ -134,12 +141,11 @@ def _check_media_and_size(ctx: IntakeContext, headers: Mapping[str, str], body: 
 
 
 def _parse_json(body: bytes) -> Any:
-    import json
-
+    """JSON with bounded nesting (deep nesting would raise RecursionError, a 500)."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_request", "the request body is not valid JSON") from None
+        return json_body.load(body)
+    except ContractViolation as exc:
+        raise ApiError(400, "invalid_request", exc.message, field=exc.field) from None
 
 
 def _check_path_params(params: Mapping[str, str]) -> None:
@@ -163,7 +169,8 @@ async def resolve_mailbox(state: StateStore, body: Mapping[str, Any], kind: OpKi
         if upn and mb.upn.lower() != upn:
             # Pega's operator e-mail may be a primary SMTP address other than the UPN: the operator's
             # onboarded mailbox is authoritative.
-            log.info("operator %s: mailbox %s given, onboarded mailbox %s used", operator, upn, mb.upn)
+            log.info("operator %s: mailbox %s given, onboarded mailbox %s used", mailbox_id(str(operator)),
+                     mailbox_id(upn), mailbox_id(mb.upn))
     else:
         mb = await state.mailboxes.get(upn)
         if mb is None:

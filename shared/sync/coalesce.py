@@ -4,17 +4,21 @@ A burst of notifications for one mailbox and kind must cause one delta round, no
 notification — but a notification arriving while a round is already reading must cause another
 round, or that change would wait for the safety-net poll. So:
 - intake calls :meth:`Coalescer.request` — an insert-if-absent of a "pending" row; only the
-  winner enqueues a `delta.sync` message;
+  winner enqueues a `delta.sync` message, then marks the row sent (:meth:`Coalescer.mark_sent`);
 - the delta worker calls :meth:`Coalescer.begin_round` before it reads the first page, deleting
   the row, so any later notification enqueues a fresh round.
-A pending row older than `stale_after` (the message was lost or dead-lettered) no longer blocks.
+
+A pending row must never block rounds for long without a message behind it: a row still unsent
+after `unsent_after` (the claimer died or was stopped between the insert and the send) no longer
+blocks, nor does a sent row older than `stale_after` (the message was lost or dead-lettered).
+Taking a row over at worst enqueues one redundant round, which the delta worker runs harmlessly.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from shared.storage.errors import AlreadyExistsError
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError, NotFoundError
 from shared.storage.keys import encode_key
 from shared.storage.tables import Table
 
@@ -22,29 +26,52 @@ PK = "pending"
 
 
 class Coalescer:
-    def __init__(self, table: Table, *, stale_after: dt.timedelta = dt.timedelta(minutes=10)) -> None:
+    def __init__(self, table: Table, *, stale_after: dt.timedelta = dt.timedelta(minutes=10),
+                 unsent_after: dt.timedelta = dt.timedelta(seconds=30)) -> None:
         self._t = table
         self.stale_after = stale_after
+        self.unsent_after = unsent_after
 
     @staticmethod
     def _rk(mailbox: str, kind: str) -> str:
         return encode_key(f"{mailbox.lower()}|{kind}")
 
-    async def request(self, mailbox: str, kind: str, *, now: dt.datetime | None = None) -> bool:
-        """True if the caller should enqueue a round (no round is pending for this mailbox/kind)."""
+    def _blocks(self, row: dict[str, object], now: dt.datetime) -> bool:
+        age = now - row["requested_at"]  # type: ignore[operator]
+        if not row.get("sent", True):  # rows written before the flag existed count as sent
+            return age <= self.unsent_after
+        return age <= self.stale_after
+
+    async def request(self, mailbox: str, kind: str, *, now: dt.datetime | None = None) -> str | None:
+        """A claim (the pending row's ETag) if the caller should enqueue a round; None when a round
+        is already pending for this mailbox and kind. Send, then :meth:`mark_sent` the claim."""
         now = now or dt.datetime.now(dt.UTC)
-        row = {"PartitionKey": PK, "RowKey": self._rk(mailbox, kind), "requested_at": now}
+        row = {"PartitionKey": PK, "RowKey": self._rk(mailbox, kind), "requested_at": now, "sent": False}
         try:
-            await self._t.insert(row)
-            return True
+            return await self._t.insert(row)
         except AlreadyExistsError:
             existing = await self._t.get(PK, self._rk(mailbox, kind))
             if existing is None:
                 return await self.request(mailbox, kind, now=now)
-            if now - existing["requested_at"] > self.stale_after:
+            if not self._blocks(existing, now):
                 await self._t.delete(PK, self._rk(mailbox, kind), etag=existing["_etag"])
                 return await self.request(mailbox, kind, now=now)
-            return False
+            return None
+
+    async def mark_sent(self, mailbox: str, kind: str, claim: str) -> None:
+        """The round of `claim` is in the queue. A row already taken by the worker (deleted) or by
+        a later claimer is left alone."""
+        try:
+            await self._t.merge({"PartitionKey": PK, "RowKey": self._rk(mailbox, kind), "sent": True}, etag=claim)
+        except (NotFoundError, ConcurrencyError):
+            pass
+
+    async def release(self, mailbox: str, kind: str, claim: str) -> None:
+        """Give a claim up (its message could not be sent), so the next request claims at once."""
+        try:
+            await self._t.delete(PK, self._rk(mailbox, kind), etag=claim)
+        except ConcurrencyError:
+            pass
 
     async def begin_round(self, mailbox: str, kind: str) -> None:
         await self._t.delete(PK, self._rk(mailbox, kind))

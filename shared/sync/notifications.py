@@ -1,33 +1,57 @@
 """Intake of Graph change and lifecycle notifications.
 
 Graph wants a 2xx within 3 seconds, so intake does only what makes the notification durable:
-check each item against its subscription's clientState (constant-time; unknown subscription or
-wrong state → ignored and counted, never processed), then enqueue one `delta.sync` per
-(mailbox, kind) — coalesced, so a burst becomes one round. Everything slow happens in workers.
+check each item against its subscription's clientState (constant-time; unknown subscription, a
+foreign tenant or wrong state → ignored and counted, never processed), then enqueue one
+`delta.sync` per (mailbox, kind) — coalesced, so a burst becomes one round. Everything slow
+happens in workers.
+
+The notification URL carries the function key, so whoever learns it can post anything; intake
+therefore bounds its own work per request whatever the body holds:
+- at most :data:`MAX_NOTIFICATIONS_PER_POST` items are looked at (the rest are counted as
+  `over_limit`; their changes still arrive through the next delta round or the safety-net poll);
+- a subscription id that is not a GUID (Graph's ids are) is unknown without a storage read;
+- the remaining distinct ids are read in batches (one filtered query per batch, a few at once)
+  after a short-lived per-process cache of known subscriptions, instead of one read per id — and
+  no new batch starts after :data:`LOOKUP_SECONDS`: ids still unchecked then are counted as
+  `not_checked`, so the answer leaves within the budget however slow storage is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
+import re
+import time
+import weakref
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shared.contract import json_body
+from shared.contract.errors import ContractViolation
 from shared.errors import InvalidMessageError
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.runtime import Services
 from shared.storage.health import record_success
-from shared.storage.subscriptions import SubscriptionRecord
+from shared.storage.subscriptions import SubscriptionRecord, SubscriptionRepository
 from shared.sync.rounds import enqueue_round
 
 log = logging.getLogger(__name__)
 
 TENANT_ROW = "_tenant"  # health rows not tied to one mailbox
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
+# No maximum per POST is documented for Graph webhooks (changeNotificationCollection only says
+# `value` is a collection); a delivery carries a handful of items in practice. 1,000 keeps the
+# worst case (1,000 distinct unknown ids = 72 batched reads) well inside the 2.5 s budget.
+MAX_NOTIFICATIONS_PER_POST = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+CACHE_SECONDS = 60.0
+LOOKUP_SECONDS = 1.5  # no new subscription reads after this: the answer must leave within the 2.5 s budget
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,8 @@ class ChangeNotification:
     resource: str
     resource_id: str
     etag: str
+    tenant_id: str = ""
+    malformed: bool = False  # a field that is not a string of valid Unicode text
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,8 @@ class LifecycleNotification:
     subscription_id: str
     client_state: str
     event: str
+    tenant_id: str = ""
+    malformed: bool = False
 
 
 @dataclass
@@ -59,50 +87,141 @@ class IntakeResult:
                 "ignored": dict(self.ignored)}
 
 
-def _items(body: bytes) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Batch:
+    """The items of one POST that intake looks at, and how many it left out (over the limit)."""
+
+    items: list[Any]
+    over_limit: int = 0
+
+
+def _items(body: bytes) -> tuple[list[dict[str, Any]], int]:
+    if len(body or b"") > MAX_BODY_BYTES:
+        raise InvalidMessageError(f"notification body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        doc = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidMessageError("notification body is not JSON") from None
+        doc = json_body.load(body)
+    except ContractViolation as exc:
+        raise InvalidMessageError(f"notification body is not JSON: {exc.message}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
         raise InvalidMessageError("notification body must be an object with a 'value' array")
-    items = [i for i in doc["value"] if isinstance(i, dict)]
-    if len(items) != len(doc["value"]):
+    values = doc["value"]
+    if not all(isinstance(i, dict) for i in values):
         raise InvalidMessageError("every notification in 'value' must be an object")
-    return items
+    return values[:MAX_NOTIFICATIONS_PER_POST], max(0, len(values) - MAX_NOTIFICATIONS_PER_POST)
 
 
-def parse_change_notifications(body: bytes) -> list[ChangeNotification]:
+class _Fields:
+    """Reads string fields of one notification; anything else (a number, an object, text with a
+    lone surrogate) marks the notification malformed instead of failing the whole POST."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self.item = item
+        self.malformed = False
+
+    def text(self, key: str, within: dict[str, Any] | None = None) -> str:
+        value = (self.item if within is None else within).get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str) or not json_body.is_text(value):
+            self.malformed = True
+            return ""
+        return value
+
+
+def parse_change_notifications(body: bytes) -> Batch:
+    items, over = _items(body)
     out = []
-    for item in _items(body):
+    for item in items:
+        f = _Fields(item)
         raw = item.get("resourceData")
         rd: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        out.append(ChangeNotification(
-            subscription_id=str(item.get("subscriptionId") or ""),
-            client_state=str(item.get("clientState") or ""),
-            change_type=str(item.get("changeType") or ""),
-            resource=str(item.get("resource") or ""),
-            resource_id=str(rd.get("id") or ""),
-            etag=str(rd.get("@odata.etag") or ""),
-        ))
-    return out
+        n = ChangeNotification(
+            subscription_id=f.text("subscriptionId"), client_state=f.text("clientState"),
+            change_type=f.text("changeType"), resource=f.text("resource"), resource_id=f.text("id", rd),
+            etag=f.text("@odata.etag", rd), tenant_id=f.text("tenantId"))
+        out.append(replace(n, malformed=True) if f.malformed else n)
+    return Batch(out, over)
 
 
-def parse_lifecycle_notifications(body: bytes) -> list[LifecycleNotification]:
-    return [LifecycleNotification(subscription_id=str(i.get("subscriptionId") or ""),
-                                  client_state=str(i.get("clientState") or ""),
-                                  event=str(i.get("lifecycleEvent") or ""))
-            for i in _items(body)]
+def parse_lifecycle_notifications(body: bytes) -> Batch:
+    items, over = _items(body)
+    out = []
+    for item in items:
+        f = _Fields(item)
+        n = LifecycleNotification(subscription_id=f.text("subscriptionId"), client_state=f.text("clientState"),
+                                  event=f.text("lifecycleEvent"), tenant_id=f.text("tenantId"))
+        out.append(replace(n, malformed=True) if f.malformed else n)
+    return Batch(out, over)
 
 
 def state_matches(record: SubscriptionRecord | None, client_state: str) -> bool:
     if record is None or not record.client_state:
         return False
-    return hmac.compare_digest(record.client_state.encode(), client_state.encode())
+    try:
+        return hmac.compare_digest(record.client_state.encode(), client_state.encode())
+    except UnicodeEncodeError:  # not valid text: cannot be the secret we set
+        return False
 
 
-async def _lookup(services: Services, ids: set[str]) -> dict[str, SubscriptionRecord | None]:
-    return {sid: (await services.state.subscriptions.get(sid) if sid else None) for sid in ids}
+# ---------------------------------------------------------------- known subscriptions
+
+
+class KnownSubscriptions:
+    """Subscriptions read in the last `ttl` seconds, so a burst of notifications for the same few
+    subscriptions costs no storage reads. Only found records are kept: an unknown id is read
+    again next time (a subscription may have been stored a moment after Graph's first POST)."""
+
+    def __init__(self, *, ttl: float = CACHE_SECONDS, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._found: dict[str, tuple[float, SubscriptionRecord]] = {}
+
+    def get(self, subscription_id: str, *, now: float) -> SubscriptionRecord | None:
+        hit = self._found.get(subscription_id)
+        if hit is None or now - hit[0] > self.ttl:
+            return None
+        return hit[1]
+
+    def put(self, record: SubscriptionRecord, *, now: float) -> None:
+        if len(self._found) >= self.max_entries:
+            self._found = {k: v for k, v in self._found.items() if now - v[0] <= self.ttl}
+            if len(self._found) >= self.max_entries:
+                self._found.clear()
+        self._found[record.subscription_id] = (now, record)
+
+
+_known: weakref.WeakKeyDictionary[SubscriptionRepository, KnownSubscriptions] = weakref.WeakKeyDictionary()
+
+
+def known_subscriptions(repo: SubscriptionRepository) -> KnownSubscriptions:
+    found = _known.get(repo)
+    if found is None:
+        found = _known[repo] = KnownSubscriptions()
+    return found
+
+
+async def _lookup(services: Services, ids: list[str]) -> tuple[dict[str, SubscriptionRecord], set[str]]:
+    """The records of `ids` (cache first, then batched reads in the order given) and the ids left
+    unchecked because the lookup time ran out — so a POST is answered in time whatever it holds
+    and however loaded storage is."""
+    repo = services.state.subscriptions
+    cache = known_subscriptions(repo)
+    started = now = time.monotonic()
+    out: dict[str, SubscriptionRecord] = {}
+    missing: list[str] = []
+    for sid in ids:
+        hit = cache.get(sid, now=now)
+        if hit is not None:
+            out[sid] = hit
+        else:
+            missing.append(sid)
+    if not missing:
+        return out, set()
+    found = await repo.lookup(missing, deadline=started + LOOKUP_SECONDS)
+    for sid, rec in found.found.items():
+        cache.put(rec, now=now)
+        out[sid] = rec
+    return out, set(found.unchecked)
 
 
 async def _count_ignored(services: Services, ignored: Counter[str]) -> None:
@@ -110,14 +229,33 @@ async def _count_ignored(services: Services, ignored: Counter[str]) -> None:
         await services.state.health.update(TENANT_ROW, "intake", record_success(skipped=dict(ignored)))
 
 
+def _tenant_ok(services: Services, tenant_id: str) -> bool:
+    """The notification names our Graph tenant (GRAPH_TENANT_ID; unchecked while it is not set)."""
+    ours = services.settings.graph.tenant_id
+    return not ours or tenant_id.strip().lower() == ours.strip().lower()
+
+
 async def _verified(services: Services, items: Sequence[ChangeNotification | LifecycleNotification],
                     result: IntakeResult) -> list[tuple[Any, SubscriptionRecord]]:
     """The items whose subscription we own and whose clientState matches; the rest are counted."""
-    subs = await _lookup(services, {n.subscription_id for n in items})
-    out: list[tuple[Any, SubscriptionRecord]] = []
+    candidates = []
     for n in items:
+        if n.malformed:
+            result.ignored["malformed"] += 1
+        elif not _tenant_ok(services, n.tenant_id):
+            result.ignored["foreign_tenant"] += 1
+        elif not _GUID.fullmatch(n.subscription_id):
+            result.ignored["unknown_subscription"] += 1
+        else:
+            candidates.append(n)
+    ordered = list(dict.fromkeys(n.subscription_id for n in candidates))  # distinct, in order of appearance
+    subs, unchecked = await _lookup(services, ordered) if ordered else ({}, set())
+    out: list[tuple[Any, SubscriptionRecord]] = []
+    for n in candidates:
         rec = subs.get(n.subscription_id)
-        if rec is None:
+        if n.subscription_id in unchecked:
+            result.ignored["not_checked"] += 1
+        elif rec is None:
             result.ignored["unknown_subscription"] += 1
         elif not state_matches(rec, n.client_state):
             result.ignored["client_state_mismatch"] += 1
@@ -126,8 +264,18 @@ async def _verified(services: Services, items: Sequence[ChangeNotification | Lif
     return out
 
 
-async def accept_change_notifications(services: Services, items: list[ChangeNotification]) -> IntakeResult:
+def _start(batch: Batch | Sequence[Any]) -> tuple[Sequence[Any], IntakeResult]:
     result = IntakeResult()
+    if isinstance(batch, Batch):
+        if batch.over_limit:
+            result.ignored["over_limit"] += batch.over_limit
+        return batch.items, result
+    return batch, result
+
+
+async def accept_change_notifications(services: Services, batch: Batch | Sequence[ChangeNotification]
+                                      ) -> IntakeResult:
+    items, result = _start(batch)
     verified = await _verified(services, items, result)
     result.accepted = len(verified)
     for mailbox, kind in sorted({(rec.mailbox, rec.kind) for _, rec in verified}):
@@ -141,15 +289,20 @@ async def accept_change_notifications(services: Services, items: list[ChangeNoti
     return result
 
 
-async def accept_lifecycle_notifications(services: Services, items: list[LifecycleNotification]) -> IntakeResult:
-    result = IntakeResult()
+async def accept_lifecycle_notifications(services: Services, batch: Batch | Sequence[LifecycleNotification]
+                                         ) -> IntakeResult:
+    items, result = _start(batch)
+    sends = []
     for n, rec in await _verified(services, items, result):
         if n.event not in LIFECYCLE_EVENTS:
             result.ignored["unknown_lifecycle_event"] += 1
             continue
         result.accepted += 1
-        await services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscription.lifecycle", body={
-            "subscription_id": n.subscription_id, "event": n.event, "mailbox": rec.mailbox, "kind": rec.kind}))
-        result.enqueued += 1
+        sends.append(services.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscription.lifecycle", body={
+            "subscription_id": n.subscription_id, "event": n.event, "mailbox": rec.mailbox, "kind": rec.kind})))
+    await asyncio.gather(*sends)
+    result.enqueued = len(sends)
+    if result.ignored:
+        log.warning("lifecycle intake ignored %s", dict(result.ignored))
     await _count_ignored(services, result.ignored)
     return result

@@ -98,7 +98,8 @@ async def intake_to_pega(svc, ctx, sub, graph_sim, rep) -> tuple[str, Envelope]:
     with telemetry.server_span("POST graph/notifications", **{"http.route": "graph/notifications"}) as root:
         result = await accept_change_notifications(svc, [ChangeNotification(
             subscription_id=sub.subscription_id, client_state=sub.client_state, change_type="created",
-            resource=f"Users/{rep}/Messages/{sent['id']}", resource_id=sent["id"], etag='W/"1"')])
+            resource=f"Users/{rep}/Messages/{sent['id']}", resource_id=sent["id"], etag='W/"1"',
+            tenant_id=graph_sim.tenant_id)])
         trace_id = format(root.get_span_context().trace_id, "032x")
     assert result.enqueued == 1
     text = await take_round_message(svc, rep)
