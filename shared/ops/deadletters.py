@@ -115,7 +115,10 @@ async def list_letters(services: Services, *, queue: str | None = None, mailbox:
     """Dead letters, newest first; by default only those not replayed yet."""
     views = [_view(e) for e in await _entities(services, queue)]
     if mailbox:
-        views = [v for v in views if v.mailbox == mailbox.lower()]
+        # named by UPN or by key: its letters carry the mailbox's key (its object id), older ones the UPN
+        found = await services.state.mailboxes.get(mailbox)
+        names = {mailbox.lower()} | ({found.key, found.upn.lower()} if found is not None else set())
+        views = [v for v in views if v.mailbox in names]
     if not include_replayed:
         views = [v for v in views if v.replayed_at is None]
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)

@@ -20,7 +20,7 @@ from shared.ops.queue_tracing import traced_all
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.runtime import Services
-from shared.storage.mailboxes import KINDS
+from shared.storage.mailboxes import KINDS, is_mailbox_key
 
 ServicesRef = Services | Callable[[], Awaitable[Services]]
 
@@ -38,8 +38,9 @@ def delta_handlers(services: ServicesRef, *, context: Any = None, clock: Clock |
         from shared.sync.inbound import run_delta_round
 
         mailbox, kind = env.body.get("mailbox"), env.body.get("kind")
-        if not isinstance(mailbox, str) or not mailbox or kind not in KINDS:
-            raise PermanentError("delta.sync needs body.mailbox (its key) and body.kind (email|calendar|contacts)")
+        if not isinstance(mailbox, str) or not is_mailbox_key(mailbox) or kind not in KINDS:
+            raise PermanentError("delta.sync needs body.mailbox (its key: an Entra object id or an address) and "
+                                 "body.kind (email|calendar|contacts)")
         svc = await _get(services)
         report = await run_delta_round(svc, mailbox=mailbox, kind=str(kind),
                                        reason=str(env.body.get("reason", "poll")),

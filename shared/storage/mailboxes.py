@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field, replace
 
 from shared.config import PrivatePolicy, SyncDefaults
 from shared.storage.keys import decode_key, encode_key
 from shared.storage.tables import Entity, Table
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 PK = "mailbox"
 UPN_INDEX_PK = "mailbox-upn"  # upn -> key
@@ -108,6 +111,12 @@ class Mailbox:
             state_key=str(e.get("state_key") or ""),
             etag=e.get("_etag"),
         )
+
+
+def is_mailbox_key(value: str) -> bool:
+    """A mailbox key: an Entra object id, or an address (legacy rows, on-premises mailboxes)."""
+    v = value.lower()
+    return bool(_OBJECT_ID.fullmatch(v)) or ("@" in v and "/" not in v and len(v) <= 320)
 
 
 class MailboxRepository:

@@ -110,9 +110,10 @@ async def delta_worker(svc: Services, ctx: SyncContext, upn: str):
     async def loop():
         client = svc.queues.client(names.DELTA_WORK)
         while not stop.is_set():
+            key = (await svc.state.mailboxes.get(upn)).key  # messages name the mailbox by its key
             async for m in client.receive_messages(messages_per_page=32, visibility_timeout=2):
                 env = Envelope.loads(m.content)
-                if env.body.get("mailbox") != upn:
+                if env.body.get("mailbox") not in (upn, key):
                     continue
                 await run_delta_round(svc, mailbox=upn, kind=env.body["kind"], reason=env.body["reason"],
                                       full_resync=bool(env.body.get("full_resync")), context=ctx)
@@ -157,8 +158,9 @@ async def test_cli_over_the_admin_api(world, svc, graph_sim, pega_control, queue
         report = await run_delta_round(svc, mailbox=rep, kind="email", reason="test", context=ctx)
         assert report.synced == 1, report.as_dict()
         t0 = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)
-        await svc.state.health.update(rep, "calendar", record_failure("GraphUnavailableError: Graph 503", now=t0))
-        ev = await evaluate(svc, rep, "calendar", notifier=GraphNotifier(ctx.gateway, sender=env[
+        key = (await svc.state.mailboxes.get(rep)).key  # state is keyed by the mailbox's object id
+        await svc.state.health.update(key, "calendar", record_failure("GraphUnavailableError: Graph 503", now=t0))
+        ev = await evaluate(svc, key, "calendar", notifier=GraphNotifier(ctx.gateway, sender=env[
             "SYNC_FAILURE_NOTICE_SENDER"]))
         assert ev.action == "opened"
         assert len(await inbox(graph_sim, rep)) == 1

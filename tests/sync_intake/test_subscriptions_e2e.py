@@ -55,26 +55,38 @@ async def eventually(fn, timeout=20.0):
 
 
 async def sim_subs(graph_sim, upn):
-    return [s for s in await graph_sim.control.subscriptions() if upn.lower() in s["resource"].lower()]
+    """The simulator's subscriptions of this mailbox: its resources name it by UPN or by object id."""
+    users = (await graph_sim.control.call("GET", "users"))["value"]
+    ids = {upn.lower()} | {u["id"].lower() for u in users if u["userPrincipalName"].lower() == upn.lower()}
+    return [s for s in await graph_sim.control.subscriptions()
+            if any(f"/users/{i}/" in s["resource"].lower() for i in ids)]
+
+
+KEYS: dict[str, str] = {}  # upn -> the mailbox's key (its object id): what queue messages and state name it by
+
+
+def key(upn: str) -> str:
+    return KEYS.get(upn.lower(), upn.lower())
 
 
 async def rounds(conn, upn):
+    """The mailbox's rounds waiting in the queue, with its key shown as `upn` (readable assertions)."""
     async with QueueClient.from_connection_string(conn, "delta-work") as q:
         msgs = await q.peek_messages(max_messages=32)
     out = [json.loads(base64.b64decode(m.content)) for m in msgs]
-    return [m["body"] for m in out if m["body"].get("mailbox") == upn]
+    return [{**m["body"], "mailbox": upn} for m in out if m["body"].get("mailbox") == key(upn)]
 
 
 async def drain(conn, upn):
     """Take the mailbox's rounds off the queue as the (disabled) delta worker would, pending marks included."""
     async with QueueClient.from_connection_string(conn, "delta-work") as q:
         async for m in q.receive_messages(max_messages=32):
-            if json.loads(base64.b64decode(m.content))["body"].get("mailbox") == upn:
+            if json.loads(base64.b64decode(m.content))["body"].get("mailbox") == key(upn):
                 await q.delete_message(m)
     state = await StateStore.open(load_settings({"AzureWebJobsStorage": conn}).storage)
     try:
         for kind in ("email", "calendar", "contacts"):
-            await state.coalescer.begin_round(upn, kind)
+            await state.coalescer.begin_round(key(upn), kind)
     finally:
         await state.close()
 
@@ -83,8 +95,9 @@ async def drain(conn, upn):
 async def onboarded(stack, graph_sim, azurite_conn):
     host, _ = stack
     upn = (await graph_sim.control.new_user())["userPrincipalName"].lower()
-    status, _ = await admin(host, "PUT", f"mailboxes/{upn}", {"pega_operator": "alex"})
+    status, body = await admin(host, "PUT", f"mailboxes/{upn}", {"pega_operator": "alex"})
     assert status == 201
+    KEYS[upn] = body["id"]
     subs = await eventually(lambda: _three(graph_sim, upn))
     assert subs, "onboarding did not create the three subscriptions"
     return upn, subs
@@ -95,13 +108,16 @@ async def _three(graph_sim, upn):
     return subs if len(subs) == 3 else None
 
 
-async def test_onboarding_creates_subscriptions_as_graph_wants_them(onboarded, stack):
+async def test_onboarding_creates_subscriptions_as_graph_wants_them(onboarded, stack, graph_sim):
     host, _ = stack
     upn, subs = onboarded
     resources = sorted(s["resource"] for s in subs)
     # mail: the whole mailbox's messages (SYNC_MAIL_FOLDERS=inbox_tree), so mail that server rules file into
     # folders under the Inbox notifies too (issue #11 item 18)
-    assert resources == sorted([f"/users/{upn}/contacts", f"/users/{upn}/events", f"/users/{upn}/messages"])
+    # named by the mailbox's object id (its state key), which a UPN rename does not change
+    users = (await graph_sim.control.call("GET", "users"))["value"]
+    uid = next(u["id"] for u in users if u["userPrincipalName"].lower() == upn).lower()
+    assert resources == sorted([f"/users/{uid}/contacts", f"/users/{uid}/events", f"/users/{uid}/messages"])
     for s in subs:
         assert s["immutableIds"] is True
         assert s["notificationUrl"] == f"{host.url}/graph/notifications?code={host.function_key}"
@@ -155,7 +171,7 @@ async def test_renewal_extends_and_a_vanished_subscription_is_recreated(onboarde
     gateway = GraphGateway.from_settings(settings.graph)
     try:
         mailbox = await state.mailboxes.get(upn)
-        records = await state.subscriptions.for_mailbox(upn)
+        records = await state.subscriptions.for_mailbox(key(upn))
         # pretend they are about to expire: the manager renews them
         for r in records:
             await state.subscriptions.put(dataclasses.replace(
@@ -164,7 +180,7 @@ async def test_renewal_extends_and_a_vanished_subscription_is_recreated(onboarde
         await graph_sim.control.call("DELETE", f"subscriptions/{gone.subscription_id}", notify="false")
         report = await SubscriptionManager(services, gateway).ensure(mailbox)
         assert (report.renewed, report.created, report.failed) == (2, 1, 0)
-        after = await state.subscriptions.for_mailbox(upn)
+        after = await state.subscriptions.for_mailbox(key(upn))
         assert len(after) == 3
         assert all(r.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=6) for r in after)
         assert gone.subscription_id not in {r.subscription_id for r in after}

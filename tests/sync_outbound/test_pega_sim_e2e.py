@@ -69,7 +69,9 @@ async def test_appointment_with_dana_reply_in_thread_and_contact_each_once(
         return case.content.get(m.appointment.external_id)
 
     ev_id = await until(event_id)  # the Exchange id came back to Pega
-    ev = (await graph_http.get(f"/users/{ALEX}/events/{ev_id}")).json()
+    got = await graph_http.get(f"/users/{ALEX}/events/{ev_id}")
+    assert got.status_code == 200, (got.status_code, got.text[:500])
+    ev = got.json()
     assert ev["subject"] == subject
     assert {a["emailAddress"]["address"] for a in ev["attendees"]} == {"dana@fabrikam.example", BLAIR}
     mine = [e for e in (await graph_http.get(f"/users/{ALEX}/events", params={"$top": "200"})).json()["value"]
