@@ -564,3 +564,21 @@ async def run_round(svc, inbound, key: str, kind: str):
     from shared.sync.inbound import run_delta_round
 
     return await run_delta_round(svc, mailbox=key, kind=kind, reason="test", context=inbound.ctx)
+
+
+# ------------------------------------------------------------------ 17. Graph answers that a retry fixes
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, "InvalidAuthenticationToken"), (409, "ErrorIrresolvableConflict"),
+                                              (412, "ErrorIrresolvableConflict")])
+async def test_17_graph_401_and_409_412_are_retried_not_permanent(inbound, status, code) -> None:
+    """A 401 (a token race) and 409/412 (the item changed under us) were classed permanent: the item
+    failed for good. They are transient now — retried (through the queue) with a fresh token / state."""
+    rule = await inbound.graph.control.add_fault(path=f"users/{inbound.upn}/messages$", status=status, code=code,
+                                                 count=1)
+    try:
+        with pytest.raises(TransientError):
+            await inbound.ctx.gateway.get_json(f"users/{inbound.upn}/messages", mailbox=inbound.upn)
+    finally:
+        await inbound.graph.control.call("DELETE", f"faults/{rule['id']}")
+    assert (await inbound.ctx.gateway.get_json(f"users/{inbound.upn}/messages", mailbox=inbound.upn)) is not None
