@@ -582,3 +582,15 @@ async def test_17_graph_401_and_409_412_are_retried_not_permanent(inbound, statu
     finally:
         await inbound.graph.control.call("DELETE", f"faults/{rule['id']}")
     assert (await inbound.ctx.gateway.get_json(f"users/{inbound.upn}/messages", mailbox=inbound.upn)) is not None
+
+
+async def test_17b_a_refused_token_is_dropped_so_the_retry_gets_a_new_one(inbound) -> None:
+    """Found by chaos seed 3 (a clock jump): Graph refused a token the host still held as valid, and
+    every retry for the next hour presented the same token — 401 after 401, the whole mailbox stuck.
+    The gateway now drops its cached token on a 401, so the queue's retry succeeds."""
+    path = f"users/{inbound.upn}/messages"
+    assert await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn) is not None  # a token is cached now
+    await inbound.graph.control.call("POST", "tokens/refuse")
+    with pytest.raises(TransientError):
+        await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn)
+    assert await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn) is not None
