@@ -19,6 +19,7 @@ from shared.errors import PermanentError
 from shared.graph.errors import GraphBadRequestError, GraphNotFoundError
 from shared.outbound.common import (
     OutboundRequest,
+    already_decided,
     find_by_pega_id,
     is_stale,
     report_to_pega,
@@ -164,6 +165,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     exchange = map_event(rec)
     all_day = bool(req.body["isAllDay"]) if "isAllDay" in req.body else bool(rec.is_all_day)
     pega = mapped_appointment(req.body, all_day=all_day)
+    pega, decided = already_decided(link, req, pega, exchange)
     merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
                       exchange_time=rec.last_modified, pega_time=req.changed_at, fields=APPOINTMENT_FIELDS)
     # Only what really differs from the event as it is now is written: a PATCH of an organizer's
@@ -197,7 +199,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await save_link(ctx, req, kind=LINK_KIND, graph_id=link.graph_id, change_key=rec.change_key,
                            mapped=exchange, existing=link)
     return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "patched": sorted(patch),
-            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts],
+            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts], "alreadyDecided": list(decided),
             "withheld": withheld}
 
 
