@@ -228,3 +228,39 @@ async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
     refused = dataclasses.replace(done, status="failed", result={"error": {"code": "exchange_error"}})
     await state.operations.put(refused)
     assert await run_operation(ctx, op.operation_id) == "failed"
+
+
+async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
+        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+    """Chaos seed 24: Pega created and then updated an appointment while Graph was failing; the
+    create kept retrying, the update used up its link-wait budget (6 runs) and failed for good —
+    although the create then succeeded. A change waits for its record's pending create without
+    spending its own attempts, and runs once the create is done."""
+    from shared.config import load_settings
+    from tests.sync_outbound.conftest import host_settings
+
+    pega_id = await pega_appointment(pega_records)
+    create = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                       idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=3,
+                       payload={"pegaId": pega_id, "operation": "createAppointment",
+                                "body": create_body(rep, pega_id)})
+    await state.operations.put(create)
+    await state.operations.note_create(rep.upn, pega_id, create.operation_id)
+    update = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
+                       idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted", attempts=9,
+                       payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
+                                "body": {"operator": rep.operator, "subject": "Pricing review (moved)",
+                                         "changedAt": "2026-11-20T10:30:00Z"}})
+    await state.operations.put(update)
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
+                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
+    ctx = worker_context(settings, state)
+    for _ in range(3):  # however often it comes back while the create is pending
+        with pytest.raises(TransientError):
+            await run_operation(ctx, update.operation_id)
+    waiting = await state.operations.get(update.operation_id)
+    assert waiting.status == "accepted" and waiting.attempts == 9, "waiting spends no attempts"
+    assert await run_operation(ctx, create.operation_id) == "succeeded"
+    assert await run_operation(ctx, update.operation_id) == "succeeded"
+    [event] = await events_of(graph_http, rep.upn)
+    assert event["subject"] == "Pricing review (moved)"
