@@ -139,7 +139,8 @@ class PegaRecords:
         existing = await self._existing_case(kind, external_id, known_id)
         _check_unchanged(existing, expected_etag)
         if existing is None:
-            created = await self.client.create_case(case_type, {**content, ext_prop: external_id})
+            created = await self.client.create_case(case_type, {**content, ext_prop: external_id},
+                                                    must_keep=[ext_prop])
             return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
         if existing.status.startswith("Resolved"):
             return UpsertResult(existing.id, UpsertAction.SKIPPED_RESOLVED, existing.etag)
@@ -198,7 +199,7 @@ class PegaRecords:
             await self.client.sa_update(self.m.sa.contact_path, record_id, {self.m.contact.external_id: external_id})
             return
         prop = self.m.appointment.external_id if kind is RecordKind.APPOINTMENT else self.m.email.external_id
-        await self.client.case_action(record_id, self.m.actions.update, {prop: external_id})
+        await self.client.case_action(record_id, self.m.actions.update, {prop: external_id}, must_keep=[prop])
 
     # ------------------------------------------------------------------ contacts (SA API v1)
 

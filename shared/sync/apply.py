@@ -215,7 +215,8 @@ class Applier:
         else:
             content = to_content(data, m.email)
             case_type, ext_prop = m.case_types.email, m.email.external_id
-        case = await r.client.create_case(case_type, {**content, **(extra or {}), ext_prop: item_id})
+        case = await r.client.create_case(case_type, {**content, **(extra or {}), ext_prop: item_id},
+                                          must_keep=[ext_prop])
         return UpsertResult(case.id, UpsertAction.CREATED, case.etag)
 
     async def _upsert(self, item_id: str, data: Any, *, known_id: str | None,

@@ -247,4 +247,4 @@ async def test_the_window_advances_daily_with_a_fresh_round_and_items_leaving_it
     assert cursor.window_start == expected.start
     assert expected.start <= later - dt.timedelta(days=2) < expected.start + dt.timedelta(days=1)
     statuses = {r["content"]["ExchangeID"]: r["content"]["pyStatusWork"] for r in await appointments(inbound)}
-    assert statuses == {old["id"]: "Open", soon["id"]: "Open"}, "leaving the window is not a cancellation"
+    assert statuses == {old["id"]: "New", soon["id"]: "New"}, "leaving the window is not a cancellation"
