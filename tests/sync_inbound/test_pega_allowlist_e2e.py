@@ -39,3 +39,20 @@ async def test_a_dropped_external_id_dead_letters_the_item_with_its_fix(inbound)
     cases = [r for r in await inbound.pega_records("appointment") if r["content"].get("ExchangeID") == ev["id"]]
     assert len(cases) == 1
     assert [link.pega_id for link in await inbound.links("event")] == [cases[0]["id"]]
+
+
+async def test_the_documented_pega_configuration_drops_nothing_the_sync_writes(inbound) -> None:
+    """With the allow-lists docs/pega-setup.md asks for, no field the sync writes is dropped (creates,
+    updates, cancels): the case types' lists and the mapping agree."""
+    await inbound.onboard()
+    now = await sim_now(inbound)
+    ev = await inbound.user_call("POST", "events", json=event_body("Fleet review", now + dt.timedelta(days=1)))
+    await inbound.inbound_mail(subject="Quote", body="<p>Please send the quote</p>",
+                               **{"from": {"address": "dana@fabrikam.example", "name": "Dana"}})
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    assert (await inbound.run("email")).outcomes["created"] == 1
+    await inbound.user_call("PATCH", f"events/{ev['id']}", json={"location": {"displayName": "Room 2"}})
+    assert (await inbound.run("calendar")).outcomes["updated"] == 1
+    await inbound.user_call("DELETE", f"events/{ev['id']}")
+    assert (await inbound.run("calendar")).outcomes["cancelled"] == 1
+    assert await inbound.pega_control.dropped() == []
