@@ -83,6 +83,7 @@ class PegaClient:
         self.tokens = token_source
         self._dx = settings.base_url + settings.dx_api_path
         self._sa = settings.base_url + settings.sa_api_path
+        self._service = settings.base_url + settings.service_path
 
     async def __aenter__(self) -> PegaClient:
         return self
@@ -156,6 +157,15 @@ class PegaClient:
                 raise PegaAuthError(f"Pega {what} refused the credentials (HTTP 401)", status=401)
             raise error_for_status(status, what=what, body=body, retry_after=resp_headers.get("retry-after"))
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ sync-service contract
+
+    async def service_call(self, method: str, path: str, *, what: str, json_body: Any = None,
+                           ok: Sequence[int] = ()) -> tuple[int, Any]:
+        """One call of the Pega-side sync-service contract (pega-service.openapi.yaml) under
+        PEGA_SERVICE_PATH, with the same OAuth token, timeout and typed errors as DX API v2."""
+        resp = await self._send(method, f"{self._service}/{path.lstrip('/')}", what=what, json_body=json_body, ok=ok)
+        return resp.status, resp.body
 
     # ------------------------------------------------------------------ SA API v1
 

@@ -114,6 +114,10 @@ def error_details(body: Any) -> list[str]:
         for e in body.get("errors") or []:
             if isinstance(e, dict):
                 out.append(f"{e.get('ID', '')}: {e.get('message', '')}".strip(": "))
+        err = body.get("error")
+        if isinstance(err, dict):  # the sync-service contract: {"error": {"code", "message", "field"}}
+            msg = str(err.get("message") or err.get("code") or "")
+            out.append(f"{err['field']}: {msg}" if err.get("field") else msg)
         if body.get("error_description"):
             out.append(str(body["error_description"]))
     return [m for m in out if m]

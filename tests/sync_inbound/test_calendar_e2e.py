@@ -16,7 +16,10 @@ from shared.sync.mapping import META_BY
 from shared.sync.planner import BY_PEGA
 from shared.sync.source import calendar_window, stagger
 
-pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
+pytestmark = [
+    pytest.mark.parametrize("backend", ["graph", "ews"]),  # Exchange Online and on-premises mailboxes
+    pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"]),  # shared/pega/adapter.py
+]
 
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 UTC = dt.UTC

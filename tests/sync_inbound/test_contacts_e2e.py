@@ -7,7 +7,10 @@ import base64
 
 import pytest
 
-pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
+pytestmark = [
+    pytest.mark.parametrize("backend", ["graph", "ews"]),  # Exchange Online and on-premises mailboxes
+    pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"]),  # shared/pega/adapter.py
+]
 
 PHOTO = b"\xff\xd8\xff\xe0fake-jpeg-bytes"
 PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]

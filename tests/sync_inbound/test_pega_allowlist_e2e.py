@@ -56,3 +56,19 @@ async def test_the_documented_pega_configuration_drops_nothing_the_sync_writes(i
     await inbound.user_call("DELETE", f"events/{ev['id']}")
     assert (await inbound.run("calendar")).outcomes["cancelled"] == 1
     assert await inbound.pega_control.dropped() == []
+
+
+@pytest.mark.parametrize("pega_adapter", ["sync-service"])
+async def test_the_sync_service_adapter_speaks_only_the_contract(inbound) -> None:
+    """PEGA_ADAPTER=sync-service: every Pega call of a round goes to the Service REST contract."""
+    await inbound.onboard()
+    await inbound.pega_control.reset_requests()
+    now = await sim_now(inbound)
+    ev = await inbound.user_call("POST", "events", json=event_body("Fleet review", now + dt.timedelta(days=1)))
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    await inbound.user_call("DELETE", f"events/{ev['id']}")
+    assert (await inbound.run("calendar")).outcomes["cancelled"] == 1
+    routes = (await inbound.pega_control.requests())["byRoute"]
+    assert routes and all("/prweb/api/ExchangeSync/v1/" in r or "oauth2" in r for r in routes), routes
+    [rec] = [r for r in await inbound.pega_records("appointment") if r["content"].get("ExchangeID") == ev["id"]]
+    assert rec["content"]["pyStatusWork"] == "Resolved-Cancelled" and rec["content"]["ContactID"]
