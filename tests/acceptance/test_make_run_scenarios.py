@@ -71,11 +71,14 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
         await asyncio.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def sandbox():
+@pytest.fixture(scope="module", params=["sync-service", "dx-v2"])
+def sandbox(request: pytest.FixtureRequest):
+    """The `make run` stack; once with its default Pega adapter (sync-service), once with dx-v2."""
     ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "ews", "blob", "queue",
                                                                    "table")})
     settings = sandbox_settings(ports)
+    assert settings["PEGA_ADAPTER"] == "sync-service", "make run uses the recommended adapter"
+    settings["PEGA_ADAPTER"] = request.param
     stack = Stack()
     try:
         start_stack(ports, settings, stack=stack)
