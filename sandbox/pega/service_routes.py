@@ -18,7 +18,7 @@ from aiohttp import web
 from sandbox.pega.security import bearer_actor
 from sandbox.pega.store import Actor, Record, Store, iso
 from shared.pega.adapter import BATCH_LIMIT
-from shared.pega.convert import from_content, to_content
+from shared.pega.convert import changed_fields, from_content, get_path, leaves, set_path, to_content
 from shared.pega.models import AppointmentData, ContactData, EmailData
 from shared.pega.service import CONTRACT_VERSION, from_json, to_json
 
@@ -123,7 +123,7 @@ def upsert_one(store: Store, kind: str, item: Any, actor: Actor) -> dict[str, An
         return {"externalId": ext, "id": created.id, "action": "created", "version": created.etag}
     if kind != "contact" and _closed(store, rec):
         return {"externalId": ext, "id": rec.id, "action": "skipped_resolved", "version": rec.etag}
-    changes = {k: v for k, v in content.items() if rec.content.get(k) != v}
+    changes = changed_fields(rec.content, content)
     if kind == "contact" and _closed(store, rec):
         changes[store.mapping.contact.status] = store.mapping.status.contact_active
     if not rec.content.get(ext_prop):
@@ -237,8 +237,10 @@ async def adopt_contact(request: web.Request) -> web.Response:
     store: Store = request.app["store"]
     ext_prop = _ext_prop(store, "contact")
     content = _content(store, "contact", body["contact"])
-    fill = {k: v for k, v in content.items() if v not in (None, "") and rec.content.get(k) in (None, "")
-            and k != ext_prop}
+    fill: dict[str, Any] = {}
+    for name, value in leaves(content):
+        if value not in (None, "") and get_path(rec.content, name) in (None, "") and name != ext_prop:
+            set_path(fill, name, value)
     if rec.content.get(ext_prop) in (None, ""):
         fill[ext_prop] = ext
     action = "unchanged"
@@ -322,7 +324,7 @@ async def parties(request: web.Request) -> web.Response:
         op = next((o for o in store.operators.values() if o.email.lower() == email), None)
         if op is not None:
             out["operator"] = {"id": f"DATA-ADMIN-OPERATOR-ID {op.operator_id.upper()}", "operatorId": op.operator_id}
-        contact = next((r for r in store.of_kind("contact") if str(r.content.get(m.contact.email) or "").lower() == email
+        contact = next((r for r in store.of_kind("contact") if str(get_path(r.content, m.contact.email) or "").lower() == email
                         and r.status != m.status.contact_closed), None)
         if contact is not None:
             out["contact"] = {"id": contact.id, "organizationId": contact.content.get(m.contact.organization_id)}

@@ -19,7 +19,7 @@ from typing import Any
 from shared.admin.doctor import Check, fail, ok, skip
 from shared.config import Settings
 from shared.pega.client import PegaClient
-from shared.pega.convert import from_content, to_content
+from shared.pega.convert import from_content, get_path, leaves, to_content
 from shared.pega.errors import PegaFieldDroppedError, PegaPermanentError, PegaTransientError
 from shared.pega.models import AppointmentData, Attendee, ContactData, EmailData, RecordKind
 from shared.pega.query import Condition, Query, eq
@@ -258,7 +258,7 @@ async def _dx_contact_probe(client: PegaClient, tag: str) -> list[Check]:
     try:
         rec = await client.sa_create(m.sa.contact_path, content)
         got = await client.sa_get(m.sa.contact_path, rec.id)
-        lost = [p for p in content if got.content.get(p) != content[p]]
+        lost = [name for name, value in leaves(content) if get_path(got.content, name) != value]
         await client.sa_update(m.sa.contact_path, rec.id, {m.contact.status: m.status.contact_closed}, etag=got.etag)
     except PegaError as exc:
         return [fail(AREA, name, str(exc)[:300],

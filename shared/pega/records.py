@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.pega.client import ConflictResolver, PegaClient
-from shared.pega.convert import from_content, to_content
+from shared.pega.convert import changed_fields, from_content, get_path, leaves, set_path, to_content
 from shared.pega.errors import PegaConflictError, PegaNotFoundError
 from shared.pega.mapping import PegaMapping
 from shared.pega.models import (
@@ -87,10 +87,11 @@ class PegaRecords:
         stamp the Exchange id only where there is none yet (the first mailbox's id stays)."""
         path = self.m.sa.contact_path
         current = await self.client.sa_get(path, record_id)
-        content = to_content(data, self.m.contact)
         ext = self.m.contact.external_id
-        fill = {k: v for k, v in content.items()
-                if v not in (None, "") and current.content.get(k) in (None, "") and k != ext}
+        fill: dict[str, Any] = {}
+        for name, value in leaves(to_content(data, self.m.contact)):
+            if value not in (None, "") and get_path(current.content, name) in (None, "") and name != ext:
+                set_path(fill, name, value)
         if current.content.get(ext) in (None, ""):
             fill[ext] = external_id
         if not fill:
@@ -201,7 +202,7 @@ class PegaRecords:
             return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
         if existing.status.startswith("Resolved"):
             return UpsertResult(existing.id, UpsertAction.SKIPPED_RESOLVED, existing.etag)
-        changes = {k: v for k, v in content.items() if existing.content.get(k) != v}
+        changes = changed_fields(existing.content, content)
         if not changes:
             return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
         updated = await self.client.case_action(existing.id, self.m.actions.update, changes,
@@ -286,7 +287,7 @@ class PegaRecords:
                 path, {**content, self.m.contact.external_id: external_id,
                        self.m.contact.status: self.m.status.contact_active})
             return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
-        changes = {k: v for k, v in content.items() if existing.content.get(k) != v}
+        changes = changed_fields(existing.content, content)
         if existing.content.get(self.m.contact.status) == self.m.status.contact_closed:
             changes[self.m.contact.status] = self.m.status.contact_active
         if not changes:

@@ -235,7 +235,7 @@ async def test_pega_to_outlook_appointment_reply_and_contact(sandbox):
     # a contact created in Pega appears in Outlook, tagged so that it flows back
     email = f"sam.{uuid.uuid4().hex[:6]}@fabrikam.example"
     created = await sandbox.sim(sandbox.pega, "POST", "rep/contacts", json={"operator": "alex", "content": {
-        "FirstName": "Sam", "LastName": "Example", "Email": email}})
+        "FirstName": "Sam", "LastName": "Example", "WorkEmail": email}})
 
     async def in_outlook():
         contacts = (await sandbox.agent("GET", "contacts"))["value"]

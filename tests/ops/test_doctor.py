@@ -87,7 +87,7 @@ async def test_the_sandbox_is_ready(adapter: str, azurite_conn: str, graph_sim: 
         assert names[expected].status == "PASS", names[expected]
     if adapter == "dx-v2":
         assert names["case type PegaSA-Work-Appointment: create fields"].status == "PASS"
-        assert names["data view D_ContactList by Email"].status == "PASS"
+        assert names["data view D_ContactList by WorkEmail"].status == "PASS"
     else:
         assert names["sync-service contract"].status == "PASS"
         assert names["appointment fields round-trip"].status == "PASS"

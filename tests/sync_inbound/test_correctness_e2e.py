@@ -213,7 +213,7 @@ async def test_5_a_customer_another_rep_already_synced_is_adopted_not_duplicated
     assert (await inbound.run("contacts")).outcomes["created"] == 1
     report = await other.run("contacts")
     assert report.outcomes["linked_existing"] == 1 and report.outcomes["created"] == 0, report.as_dict()
-    kims = [r for r in await inbound.pega_records("contact") if r["content"].get("Email") == address]
+    kims = [r for r in await inbound.pega_records("contact") if r["content"].get("WorkEmail") == address]
     assert len(kims) == 1, "one contact for one customer"
     assert kims[0]["content"]["ExchangeID"] == mine["id"], "the first external id is never overwritten"
     assert kims[0]["content"]["Title"] == "Buyer", "fields Pega had empty are filled"
