@@ -184,10 +184,10 @@ async def report_to_pega(ctx: WorkerContext, req: OutboundRequest | ReportTarget
 
 async def _case_resolved(ctx: WorkerContext, case_id: str) -> bool:
     try:
-        case = await ctx.pega.client.get_case(case_id)  # type: ignore[union-attr]
+        status = await ctx.pega.case_status(case_id)  # type: ignore[union-attr]
     except PegaPermanentError:
         return False
-    return case.status.startswith("Resolved")
+    return status.startswith("Resolved")
 
 
 def mailbox_kind_of(kind: RecordKind) -> str:

@@ -18,6 +18,7 @@ from shared.outbound.context import worker_context
 from shared.outbound.worker import op_lease, run_operation
 from shared.storage.links import Link
 from shared.storage.operations import Operation
+from tests.sync_outbound.conftest import id_report_fault
 from tests.sync_outbound.test_appointments import create_body, events_of, pega_appointment
 from tests.sync_outbound.test_emails import folder_messages, message, pega_email
 from tests.sync_outbound.test_pega_sim_e2e import until
@@ -85,9 +86,9 @@ async def test_b_a_retried_create_never_brings_back_an_appointment_cancelled_mea
 
 
 async def test_c_a_transient_failure_of_the_id_report_retries_only_the_report(
-        api, rep, pega_records, pega_control, graph_http):
+        api, rep, pega_records, pega_control, graph_http, host_pega_adapter):
     pega_id = await pega_appointment(pega_records)
-    await pega_control.add_fault(method="PATCH", path_contains=pega_id, status=503, times=1)
+    await pega_control.add_fault(**id_report_fault(host_pega_adapter, pega_id), status=503, times=1)
     op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id), within=60)
     assert op["attempts"] == 2 and op["reportedToPega"] is True, op
     assert len(await events_of(graph_http, rep.upn)) == 1, "the event is made once"
@@ -96,9 +97,10 @@ async def test_c_a_transient_failure_of_the_id_report_retries_only_the_report(
 
 
 async def test_c_a_pega_refusal_of_the_id_report_never_fails_a_done_write(api, rep, pega_records, pega_control,
-                                                                          graph_http, state, azurite_conn):
+                                                                          graph_http, state, azurite_conn,
+                                                                          host_pega_adapter):
     pega_id = await pega_appointment(pega_records)
-    await pega_control.add_fault(method="PATCH", path_contains=pega_id, status=422, times=1)
+    await pega_control.add_fault(**id_report_fault(host_pega_adapter, pega_id), status=422, times=1)
     op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id))
     assert op["status"] == "succeeded" and op["reportedToPega"] is False, op
     [failure] = [f for f in await state.failures.for_mailbox(rep.upn) if f.pega_id == pega_id]
