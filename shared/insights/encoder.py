@@ -82,9 +82,31 @@ class SentenceEncoder:
             raise ModelUnavailable(f"sentence model not loadable ({type(exc).__name__})") from exc
         self._tok.enable_truncation(MAX_TOKENS)
         self._tok.no_padding()
-        f32 = np.float32
         self._word_q = w["word_q"]  # int8 [vocab, 384]; rows dequantised on lookup
-        self._word_s = w["word_s"].astype(f32)
+        self._word_s = w["word_s"].astype(np.float32)
+        self._load_layers(w)
+
+    @classmethod
+    def derived(cls, base: SentenceEncoder, weights: Path) -> SentenceEncoder:
+        """An encoder whose transformer layers come from ``weights`` (a fine-tuned copy, e.g. the sentiment
+        model) and whose tokenizer and word-embedding table are *shared* with ``base``: fine-tuning froze
+        that table, so the second model costs its layers (~11 MB) and not another 12 MB vocabulary."""
+        import numpy as np
+
+        try:
+            raw = np.load(weights)
+            w = {k: raw[k] for k in raw.files}
+            self = cls.__new__(cls)
+            self._tok, self._word_q, self._word_s = base._tok, base._word_q, base._word_s
+            self._load_layers(w)
+        except Exception as exc:
+            raise ModelUnavailable(f"fine-tuned model not loadable ({type(exc).__name__})") from exc
+        return self
+
+    def _load_layers(self, w: dict[str, Any]) -> None:
+        import numpy as np
+
+        f32 = np.float32
         self._pos = w["pos"].astype(f32)
         self._type0 = w["type0"].astype(f32)
         self._emb_ln = (w["emb_ln_w"].astype(f32), w["emb_ln_b"].astype(f32))
