@@ -4,8 +4,8 @@ Why: a lexicon (VADER) misses polite complaints and negative business facts ("we
 renew", "sales decreased by 40%") and flips on single mild words. all-MiniLM-L6-v2
 (:mod:`shared.insights.encoder`) reads meaning, but it was trained for topical similarity, where
 "support was great" and "support was terrible" are neighbours; a linear head on its frozen states
-stopped at 0.60 macro-F1 on real held-out text. So its transformer layers were fine-tuned end to
-end with a 3-class head on the *training* split of real labelled text (``bench/insights_finetune.py``,
+stopped at 0.60 macro-F1 on real held-out text. So its top three transformer layers were fine-tuned
+with a 3-class head on the *training* split of real labelled text (``bench/insights_finetune.py``,
 torch at build time only) and exported to the same int8 numpy format: the runtime is unchanged
 numpy. The head's probabilities are temperature-calibrated on a validation slice of the training
 data, so ``confidence`` means what it says. (A format-1 head, ``bench/insights_train.py``, still
