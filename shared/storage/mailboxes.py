@@ -9,6 +9,7 @@ their key (`state_key`), so their state stays where it is. An index row per UPN 
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import re
@@ -156,9 +157,15 @@ class MailboxRepository:
         out = [Mailbox.from_entity(e) async for e in self._t.partition(PK)]
         return [m for m in out if m.active] if active_only else out
 
+    async def all_by_operator(self, operator: str) -> builtins.list[Mailbox]:
+        """Every mailbox row naming this Pega operator, offboarded ones included (the caller decides)."""
+        return [Mailbox.from_entity(e) async for e in self._t.query(
+            "PartitionKey eq @pk and pega_operator eq @op", parameters={"pk": PK, "op": operator})]
+
     async def by_operator(self, operator: str) -> Mailbox | None:
-        async for e in self._t.query(
-            "PartitionKey eq @pk and pega_operator eq @op", parameters={"pk": PK, "op": operator}
-        ):
-            return Mailbox.from_entity(e)
-        return None
+        """The operator's mailbox: the active one if exactly one is, else None (ambiguous or unknown)."""
+        found = await self.all_by_operator(operator)
+        active = [m for m in found if m.active]
+        if len(active) == 1:
+            return active[0]
+        return found[0] if not active and len(found) == 1 else None

@@ -206,9 +206,14 @@ async def test_notification_faults_duplicate_and_drop(graph_client, graph_sim, r
     notes = await receiver.wait_for(2)
     assert notes[0]["resourceData"]["id"] == notes[1]["resourceData"]["id"]
     await notifier.notification_faults(duplicateRate=0.0, dropRate=1.0)
-    await graph_sim.control.inbound_mail(upn, subject="lost", body="x")
-    await asyncio.sleep(0.3)
-    assert len(receiver.notifications) == 2
+    lost = await graph_sim.control.inbound_mail(upn, subject="lost", body="x")
+    # a barrier instead of a pause: the next mail's notification, with the faults off, arrives; the
+    # dropped one (sent before it) never does
+    await notifier.notification_faults(duplicateRate=0.0, dropRate=0.0)
+    after = await graph_sim.control.inbound_mail(upn, subject="after", body="x")
+    notes = await receiver.wait_for(3)
+    assert [n["resourceData"]["id"] for n in notes[2:]] == [after["immutableId"]]
+    assert lost["immutableId"] not in {n["resourceData"]["id"] for n in notes}
 
 
 async def test_notification_faults_reorder_and_delay(graph_client, graph_sim, receiver, notifier, sim_user) -> None:
