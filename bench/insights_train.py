@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.insights_data import LABELS, sentiment_rows
-from bench.insights_eval import DATA, load
+from bench.insights_data import DATA, LABELS, load, sentiment_rows
 from shared.insights.encoder import shared_encoder
 from shared.insights.model_analyzer import HEAD, vader_features
 

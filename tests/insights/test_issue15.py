@@ -272,3 +272,30 @@ def test_model_missing_falls_back_to_vader_and_says_so(tmp_path: Path, monkeypat
     monkeypatch.setattr(m.SentimentHead.__init__, "__defaults__", (tmp_path / "missing.json",))
     r = ModelAnalyzer().analyze_sync("This is terrible service.")
     assert r.analyzer.endswith("(fallback)") and r.fallback_reason
+
+
+def test_fine_tuned_sentiment_model_shares_the_vocabulary_table_with_the_base_encoder() -> None:
+    """The fine-tuned copy froze the word embeddings, so the 12 MB table is loaded once for intents and sentiment."""
+    import shared.insights.model_analyzer as m
+    from shared.insights.encoder import shared_encoder
+
+    model = m.shared_model()
+    assert model.head.encoder == "sentiment_minilm.npz"
+    assert model.encoder is not shared_encoder()
+    assert model.encoder._word_q is shared_encoder()._word_q
+    assert model.encoder._layers[0]["q"] is not shared_encoder()._layers[0]["q"]
+
+
+def test_missing_fine_tuned_weights_fall_back_to_vader_and_say_so(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import shared.insights.model_analyzer as m
+
+    (tmp_path / "sentiment_head.json").write_bytes(m.HEAD.read_bytes())  # the head names a weights file not there
+    monkeypatch.setattr(m, "_shared", None)
+    monkeypatch.setattr(m, "_failed", None)
+    monkeypatch.setattr(m, "MODEL_DIR", tmp_path)
+    monkeypatch.setattr(m.SentimentHead.__init__, "__defaults__", (tmp_path / "sentiment_head.json",))
+    r = ModelAnalyzer().analyze_sync("This is terrible service.")
+    assert r.analyzer == "vader (fallback)"  # the analyzer that actually scored it
+    assert r.fallback_reason and "not loadable" in r.fallback_reason
+    assert r.label.value == "negative"
