@@ -90,7 +90,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "SYNC_DELETE_SAFETY_SHARE": ("0.5", "A round that would close/cancel more than this share of linked items is held."),
     "SYNC_NOTIFICATION_URL_BASE": ("https://<app>.azurewebsites.net/api", "Public base URL Graph posts notifications to."),
     "SYNC_NOTIFICATION_URL_KEY": ("<function-key>", "Function key Graph presents (`?code=`) on notification posts."),
-    "SYNC_POLL_INTERVAL_MINUTES": ("15", "Safety-net delta poll: each mailbox and kind at least this often."),
+    "SYNC_POLL_INTERVAL_MINUTES": ("15", "Safety-net delta poll: each mailbox is looked at this often (at its own minute); a round runs unless one completed within half of it."),
     "SYNC_SUBSCRIPTION_RENEW_BEFORE_MINUTES": ("2880", "Renew a subscription when less than this is left."),
     "SYNC_LEASE_SECONDS": ("30", "Lease of a delta round or an outbound operation, renewed by a heartbeat while it runs: a crashed worker's work is taken over after this long."),
     "SYNC_FAILURE_NOTICE_SENDER": ("sync-notices@contoso.com", "Mailbox that sends failure/recovery notices (Mail.Send)."),

@@ -265,7 +265,8 @@ class SyncDefaults(BaseSettings):
     notification_url_base: str = ""
     # The function key Graph must present on notification POSTs (it is copied from the URL's ?code=).
     notification_url_key: str = ""
-    # Safety-net delta poll: a round for every enabled mailbox and kind at least this often.
+    # Safety-net delta poll: each mailbox is looked at this often (at its own minute); a round runs unless one
+    # completed within half of it.
     poll_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     # Renew a subscription when less than this is left of its lifetime.
     subscription_renew_before_minutes: Annotated[int, Field(ge=45, le=10080)] = 2880

@@ -7,7 +7,7 @@ that error mapping and concurrency rules live in one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,12 +193,16 @@ class TableStore:
         self._tables: dict[str, Table] = {}
 
     @classmethod
-    def from_settings(cls, storage: StorageSettings, *, names: TableNames | None = None) -> TableStore:
+    def from_settings(cls, storage: StorageSettings, *, names: TableNames | None = None,
+                      request_hook: Callable[[Any], None] | None = None) -> TableStore:
+        """`request_hook` sees every HTTP request the SDK sends (the scale tests and bench count them)."""
         kwargs: dict[str, Any] = {
             "connection_timeout": storage.timeout_seconds,
             "read_timeout": storage.timeout_seconds,
             "retry_total": 2,
         }
+        if request_hook is not None:
+            kwargs["raw_request_hook"] = request_hook
         if storage.connection_string:
             cs = expand_connection_string(storage.connection_string)
             service = TableServiceClient.from_connection_string(cs, **kwargs)

@@ -137,7 +137,7 @@ class PageGatherer:
         self.assoc = AssociationCache(ctx.records, own_domains=[own_domain])
         self.masters: dict[str, EventRecord | None] = {}
         self._event_links: list[Link] | None = None
-        self._organizers: set[str] | None = None
+        self._organizers: dict[str, bool] = {}
         self._watched_contact_folders: set[str] | None = None
 
     # ------------------------------------------------------------ policy
@@ -425,13 +425,18 @@ class PageGatherer:
                                                        own_domains=(self.mb.upn.rsplit("@", 1)[-1],))
         return None
 
-    async def _synced_organizers(self) -> set[str]:
-        """Other onboarded mailboxes that sync their own calendar: their meetings reach Pega from them."""
-        if self._organizers is None:
-            me = self.mb.upn.lower()
-            self._organizers = {m.upn.lower() for m in await self.s.state.mailboxes.list(active_only=True)
-                                if m.enabled("calendar") and m.upn.lower() != me}
-        return self._organizers
+    async def _organizer_synced(self, address: str) -> bool:
+        """Is `address` another onboarded mailbox that syncs its own calendar (its meetings reach Pega
+        from it)? Point reads through the UPN index, once per organizer and round — never a listing
+        of every mailbox."""
+        if address not in self._organizers:
+            try:
+                m = await self.s.state.mailboxes.get(address) if "@" in address else None
+            except ValueError:  # longer than a key may be: not an onboarded mailbox
+                m = None
+            self._organizers[address] = bool(m is not None and m.active and m.enabled("calendar")
+                                              and m.upn.lower() == address and address != self.mb.upn.lower())
+        return self._organizers[address]
 
     async def _origins(self, items: list[Item], links: dict[str, Link | None], policy: Policy,
                        failed: dict[str, FailedItem]) -> dict[str, Origin]:
@@ -455,7 +460,7 @@ class PageGatherer:
             try:
                 organizer = it.organizer.address.lower() if it.organizer else ""
                 if it.is_organizer is not True and organizer and organizer != me \
-                        and organizer in await self._synced_organizers():
+                        and await self._organizer_synced(organizer):
                     out[it.id] = Origin(organizer_synced=True)
                     return
                 if it.is_instance and it.series_master_id:
