@@ -25,6 +25,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "AzureWebJobsStorage__tableServiceUri": ("", "Identity-based storage (Azure): table endpoint."),
     "AzureWebJobsStorage__clientId": ("", "Identity-based storage: client id of the user-assigned managed identity."),
     "STORAGE_TIMEOUT_SECONDS": ("10", "Timeout of every Table/Queue call."),
+    "STORAGE_HTTP_PROXY": ("", "HTTP proxy for Table/Queue calls (proxy environment variables are not read for them)."),
     "GRAPH_TENANT_ID": ("<tenant-guid>", "Entra tenant of the Exchange Online organization."),
     "GRAPH_CLIENT_ID": ("<app-registration-client-id>", "App registration with Mail.ReadWrite, Mail.Send, Calendars.ReadWrite, Contacts.ReadWrite (application)."),
     "GRAPH_CREDENTIAL_KIND": ("secret", "`secret`, `certificate` or `managed_identity` (federated credential; no secret)."),

@@ -59,6 +59,10 @@ class StorageSettings(BaseSettings):
     table_service_uri: str | None = Field(default=None, alias="AzureWebJobsStorage__tableServiceUri")
     managed_identity_client_id: str | None = Field(default=None, alias="AzureWebJobsStorage__clientId")
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(default=10.0, alias="STORAGE_TIMEOUT_SECONDS")
+    # An HTTP proxy for Table/Queue calls, if storage is only reachable through one. Given here rather than
+    # through HTTP(S)_PROXY: with proxy variables honoured, the HTTP client looks up ~/.netrc and the
+    # proxy variables in a worker thread on every request (issue 16: two thread hops per storage call).
+    http_proxy: str = Field(default="", alias="STORAGE_HTTP_PROXY")
 
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> StorageSettings:

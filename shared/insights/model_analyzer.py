@@ -95,10 +95,23 @@ class SentenceSentimentModel:
         self.head = SentimentHead()
         self.vader = SentimentIntensityAnalyzer()
 
+    def _pooled(self, texts: Sequence[str]) -> Any:
+        """The head's pooled hidden states. The head reads an inner layer; when the forward pass goes on
+        to the last layer (issue 16: two more layers, ~1.5x the head's pass), it also yields the sentence
+        embeddings the intent rules ask for next, for the same body sentences — one pass instead of two."""
+        from shared.insights.encoder import _HIDDEN, _LAYERS, remember_embeddings
+
+        head_layers = tuple(sorted(self.head.layers))
+        if tuple(self.head.pooling) != ("mean",) or _LAYERS in head_layers or not texts:
+            return self.encoder.encode(texts, layers=self.head.layers, pooling=self.head.pooling)
+        both = self.encoder.encode(texts, layers=(*head_layers, _LAYERS), pooling=("mean",))
+        remember_embeddings(list(texts), both[:, -_HIDDEN:])
+        return both[:, :-_HIDDEN]
+
     def features(self, texts: Sequence[str]) -> Any:
         import numpy as np
 
-        emb = self.encoder.encode(texts, layers=self.head.layers, pooling=self.head.pooling)
+        emb = self._pooled(texts)
         if self.head.use_vader:
             emb = np.hstack([emb, vader_features(self.vader, texts)])
         return emb

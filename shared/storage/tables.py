@@ -17,7 +17,7 @@ from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.config import StorageSettings
-from shared.storage.connection import expand_connection_string
+from shared.storage.connection import expand_connection_string, transport_options
 from shared.storage.errors import mapped_errors
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ class TableStore:
         }
         if request_hook is not None:
             kwargs["raw_request_hook"] = request_hook
+        kwargs.update(transport_options(storage))
         if storage.connection_string:
             cs = expand_connection_string(storage.connection_string)
             service = TableServiceClient.from_connection_string(cs, **kwargs)

@@ -216,3 +216,28 @@ async def test_stores_written_before_issue_16_are_migrated_on_first_use(azurite_
             await fresh.close()
     finally:
         await state.close()
+
+
+async def test_storage_calls_take_no_thread_hop(azurite_conn):
+    """With proxy environment variables honoured, aiohttp looked up ~/.netrc and the proxy variables in
+    a worker thread on every request: two thread hops per storage call (issue 16's profile)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Counting(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            Counting.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn})
+    state = await StateStore.open(settings.storage, names=TableNames(prefix="th" + uuid.uuid4().hex[:10]))
+    executor = Counting(max_workers=1)
+    asyncio.get_running_loop().set_default_executor(executor)
+    try:
+        for i in range(10):
+            assert await state.mailboxes.get(f"nobody{i}@contoso.example") is None
+        assert Counting.submitted == 0
+    finally:
+        await state.close()
