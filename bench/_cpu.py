@@ -39,6 +39,14 @@ class ProcessCpu:
     def _now(self) -> dict[str, float]:
         return {name: _cpu(pid, children=name != "this") for name, pid in self.pids.items()}
 
+    def rss_mb(self) -> dict[str, float]:
+        """Resident memory now, MB, per named process (its children not included)."""
+        out: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(psutil.Error):
+                out[name] = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+        return out
+
     def seconds(self) -> dict[str, float]:
         now = self._now()
         return {name: max(0.0, now[name] - self.start[name]) for name in self.pids}
