@@ -26,6 +26,11 @@ from bench._cpu import ProcessCpu, write_profile
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _suffix() -> str:
+    """BENCH_SUFFIX names a variant's result files (e.g. `_no_insights`), so variants do not overwrite."""
+    return os.environ.get("BENCH_SUFFIX", "")
+
+
 async def _run(n: int, batch: int) -> dict[str, Any]:
     from bench._inbound_stack import sandbox_stack, sync_services
     from shared.storage.mailboxes import Mailbox
@@ -72,7 +77,7 @@ async def _run(n: int, batch: int) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
             if profiler is not None:
                 profiler.disable()
-                write_profile(profiler, RESULTS / "inbound_backfill_profile.txt")
+                write_profile(profiler, RESULTS / f"inbound_backfill{_suffix()}_profile.txt")
             cpu_s = cpu.seconds()
             pega_calls = await stack.pega_requests() - pega_before
             graph = await stack.graph_requests(upn) - before
@@ -128,8 +133,8 @@ def run() -> dict[str, Any]:
     batch = int(os.environ.get("BENCH_INBOUND_BATCH", "200"))
     result = asyncio.run(_run(n, batch))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inbound_backfill.json").write_text(json.dumps(result, indent=2))
-    _chart(result, RESULTS / "inbound_backfill.png")
+    (RESULTS / f"inbound_backfill{_suffix()}.json").write_text(json.dumps(result, indent=2))
+    _chart(result, RESULTS / f"inbound_backfill{_suffix()}.png")
     result["headline"] = {k: result[k] for k in ("items", "backfill_seconds", "items_per_second",
                                                  "graph_requests_per_item", "pega_calls_per_item",
                                                  "cpu_ms_per_item")}

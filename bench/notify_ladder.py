@@ -33,6 +33,11 @@ from sandbox.run import Stack, start_stack
 from sandbox.settings import SandboxPorts, sandbox_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _suffix() -> str:
+    """BENCH_SUFFIX names a variant's result files (e.g. `_no_insights`), so variants do not overwrite."""
+    return os.environ.get("BENCH_SUFFIX", "")
 P99_TARGET_MS = 1000.0
 
 
@@ -174,7 +179,7 @@ def run() -> dict[str, Any]:
                                                                        s["cpu_ms_per_item"].get("host")}
                                     for s in steps}}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "notify_ladder.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / f"notify_ladder{_suffix()}.json").write_text(json.dumps(result, indent=2))
     _chart(result)
     return result
 
@@ -210,7 +215,7 @@ def _chart(result: dict[str, Any]) -> None:
     b.set_title("CPU per item by process")
     b.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "notify_ladder.png", dpi=110)
+    fig.savefig(RESULTS / f"notify_ladder{_suffix()}.png", dpi=110)
     plt.close(fig)
 
 
