@@ -381,8 +381,16 @@ CHECKS = {"email": check_email, "event": check_event, "contact": check_contact,
 # ---------------------------------------------------------------- echo and stuck operations
 
 
+def is_read_by_post(path: str) -> bool:
+    """Reads that travel as POST: a DX v2 data view query (the query is the body) and a Graph JSON
+    batch (the product batches GETs only). Counting them as writes made quiet-window lookups echoes."""
+    p = path.lower()
+    return "/data_views/" in p or p.rstrip("/").endswith("$batch")
+
+
 def is_write(entry: dict[str, Any]) -> bool:
-    return str(entry.get("method", "")).upper() in WRITE_METHODS and int(entry.get("status") or 0) < 300
+    return (str(entry.get("method", "")).upper() in WRITE_METHODS and int(entry.get("status") or 0) < 300
+            and not is_read_by_post(str(entry.get("path", ""))))
 
 
 def sync_graph_writes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

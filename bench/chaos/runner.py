@@ -181,6 +181,8 @@ async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:
                 truth.add(Item(sent["tag"], "rep_email", sent["mailbox"], sent["tag"], ids={"pega_id": sent["pega_id"]},
                                fields={"Subject": f"Offer {sent['tag']}", "To": {DANA}}))
         await injector.clear()
+        if "drop" in opts.sabotage:  # a sabotage is no fault: it outlives the clearing (a send that never happens)
+            await _sabotage_before(a, ("drop",))
         if stack.clock_enabled:
             stack.write_clock(stack.clock_offset + CLEAR_CLOCK_STEP)
         result.faults = [{"at": f.at, "name": f.name, "params": f.params, "done": f.done, "error": f.error}

@@ -231,6 +231,12 @@ async def access_policy(request: web.Request) -> web.Response:
     return web.json_response({"denied": [{"app": a, "user": u} for a, u in sorted(sim.denied)]})
 
 
+async def refuse_tokens(request: web.Request) -> web.Response:
+    """Graph refuses every token issued so far (401, as for an expired token) while its clients still
+    hold them as valid: the client must drop its cached token and ask Entra for a new one."""
+    return web.json_response({"generation": _sim(request).identity.refuse_issued_tokens()})
+
+
 async def clock(request: web.Request) -> web.Response:
     sim = _sim(request)
     if request.method == "POST":
@@ -422,6 +428,7 @@ def routes() -> list[web.RouteDef]:
         web.patch("/_sim/users/{user}", r(rename_user)),
         web.get("/_sim/access-policy", r(access_policy)),
         web.post("/_sim/access-policy", r(access_policy)),
+        web.post("/_sim/tokens/refuse", r(refuse_tokens)),
         web.get("/_sim/clock", r(clock)),
         web.post("/_sim/clock", r(clock)),
         web.get("/_sim/faults", r(faults)),

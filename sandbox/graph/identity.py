@@ -60,6 +60,14 @@ class Identity:
             hashlib.sha256(str(pub.public_numbers().n).encode()).digest()[:15]).decode().rstrip("=")
         self.clients: dict[str, ClientApp] = {c.client_id: c for c in seed_clients()}
         self.managed_identities: dict[str, ManagedIdentity] = {m.client_id: m for m in seed_managed_identities()}
+        # Tokens carry the generation they were issued in; `refuse_issued_tokens` starts a new one. That
+        # is how a test makes Graph refuse a token its client still holds as valid — what a client
+        # meets after a clock skew between it and Entra, or after its credentials were reset.
+        self.generation = 0
+
+    def refuse_issued_tokens(self) -> int:
+        self.generation += 1
+        return self.generation
 
     def reset(self) -> None:
         self.clients = {c.client_id: c for c in seed_clients()}
@@ -92,7 +100,7 @@ class Identity:
             "aud": audience, "iss": self.issuer, "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME,
             "tid": self.tenant_id, "appid": app_id, "azp": app_id, "appidacr": "1",
             "azpacr": "1", "idtyp": "app", "oid": object_id, "sub": object_id, "ver": "2.0",
-            "uti": uuid.uuid4().hex[:22], "app_displayname": display_name,
+            "uti": uuid.uuid4().hex[:22], "app_displayname": display_name, "xms_sim_gen": self.generation,
         }
         if roles:
             claims["roles"] = list(roles)
@@ -102,6 +110,8 @@ class Identity:
         """Validate a bearer token (signature, issuer, audience, lifetime). Raises jwt.InvalidTokenError."""
         claims = jwt.decode(token, self._key.public_key(), algorithms=["RS256"], audience=list(audiences),
                             issuer=self.issuer, leeway=30)
+        if int(claims.get("xms_sim_gen", 0)) < self.generation:
+            raise jwt.ExpiredSignatureError("the token was issued before the simulator refused issued tokens")
         return Principal(app_id=str(claims.get("appid") or claims.get("azp")), roles=tuple(claims.get("roles", [])),
                          claims=claims)
 

@@ -117,9 +117,14 @@ class Outbound:
             await self._session.close()
 
     def clear(self) -> None:
+        """Forget every call, the one being delivered (or waiting out its backoff) included: a reset
+        must not leave an old call ahead of the next test's in the one delivery line."""
         self.calls.clear()
         while not self.queue.empty():
             self.queue.get_nowait()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            self._task = asyncio.create_task(self._run(), name="pega-sim-outbound")
 
     # -------------------------------------------------------------- intake
 

@@ -157,9 +157,10 @@ class Store:
     _last_stamp: datetime = field(default_factory=lambda: datetime(2000, 1, 1, tzinfo=UTC))
 
     def reset(self) -> None:
+        # The id counters survive a reset: real Pega never hands out a case or record id twice, and a
+        # reused id would make a test's fresh record look like the one an earlier test linked in our state.
         self.records.clear()
         self.operators.clear()
-        self._counters.clear()
         self._by_kind.clear()
         self._by_upper_id.clear()
         self._seq.clear()

@@ -25,8 +25,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from shared.config import GraphSettings
-from shared.graph.credentials import GRAPH_SCOPE, graph_credential
-from shared.graph.errors import GraphUnavailableError, error_from_response
+from shared.graph.credentials import GRAPH_SCOPE, RenewableCredential, graph_credential
+from shared.graph.errors import GraphTokenRejectedError, GraphUnavailableError, error_from_response
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class GraphGateway:
         from msgraph import GraphRequestAdapter
         from msgraph_core import GraphClientFactory
 
-        credential = graph_credential(settings)
+        credential = RenewableCredential(lambda: graph_credential(settings))
         host = urlsplit(settings.base_url).hostname or "graph.microsoft.com"
         auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE], allowed_hosts=[host])
         timeout = httpx.Timeout(settings.timeout_seconds, connect=min(10.0, settings.timeout_seconds))
@@ -179,7 +179,10 @@ class GraphGateway:
         result = GraphResponse(resp.status_code, dict(resp.headers), resp.content)
         if resp.status_code >= 400:
             log.info("graph %s -> %s", label, resp.status_code)
-            raise error_from_response(resp.status_code, result.headers, resp.content, what=label)
+            error = error_from_response(resp.status_code, result.headers, resp.content, what=label)
+            if isinstance(error, GraphTokenRejectedError) and isinstance(self._credential, RenewableCredential):
+                await self._credential.renew()  # the queue's retry must not present the refused token again
+            raise error
         return result
 
     async def get_json(self, path_or_url: str, *, mailbox: str, params: Mapping[str, str | int] | None = None,

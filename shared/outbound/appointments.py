@@ -19,6 +19,7 @@ from shared.errors import PermanentError
 from shared.graph.errors import GraphBadRequestError, GraphNotFoundError
 from shared.outbound.common import (
     OutboundRequest,
+    already_decided,
     find_by_pega_id,
     is_stale,
     report_to_pega,
@@ -159,11 +160,12 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     try:
         raw = await _get_event(ctx, mailbox, link.graph_id)
     except GraphNotFoundError:
-        raise PermanentError("the linked event no longer exists in Exchange") from None
+        return await _gone(ctx, req, link)
     rec = _record(raw)
     exchange = map_event(rec)
     all_day = bool(req.body["isAllDay"]) if "isAllDay" in req.body else bool(rec.is_all_day)
     pega = mapped_appointment(req.body, all_day=all_day)
+    pega, decided = already_decided(link, req, pega, exchange)
     merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
                       exchange_time=rec.last_modified, pega_time=req.changed_at, fields=APPOINTMENT_FIELDS)
     # Only what really differs from the event as it is now is written: a PATCH of an organizer's
@@ -184,8 +186,11 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     if recurrence_patch:
         patch.update(recurrence_patch)
     if patch:
-        raw = (await ctx.graph.request("PATCH", f"{user_path(mailbox)}/events/{link.graph_id}", mailbox=mailbox,
-                                       body=patch, what="update event")).json()
+        try:
+            raw = (await ctx.graph.request("PATCH", f"{user_path(mailbox)}/events/{link.graph_id}", mailbox=mailbox,
+                                           body=patch, what="update event")).json()
+        except GraphNotFoundError:
+            return await _gone(ctx, req, link)
         rec = _record(raw)
         exchange = map_event(rec)
     if merge.to_pega and ctx.pega is not None:
@@ -194,8 +199,19 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await save_link(ctx, req, kind=LINK_KIND, graph_id=link.graph_id, change_key=rec.change_key,
                            mapped=exchange, existing=link)
     return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "patched": sorted(patch),
-            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts],
+            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts], "alreadyDecided": list(decided),
             "withheld": withheld}
+
+
+async def _gone(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[str, Any]:
+    """The linked event vanished while this update ran. If a cancel of the same appointment ran
+    meanwhile (Pega sent both moments apart), the appointment's last word is done and the update
+    has nothing left to change: skipped, not failed — a failure would invite Pega to resend it.
+    Otherwise the event was deleted in Exchange itself: a real failure, explained."""
+    fresh = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
+    if fresh is not None and (fresh.state != "active" or fresh.graph_id != link.graph_id):
+        return {"exchangeId": link.graph_id, "skipped": "the appointment was cancelled meanwhile"}
+    raise PermanentError("the linked event no longer exists in Exchange")
 
 
 def _is_meeting(rec: EventRecord) -> bool:

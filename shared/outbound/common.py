@@ -19,7 +19,7 @@ from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.failures import FAILED, OUTBOUND, PEGA_REPORT, Failure
 from shared.storage.links import Link
 from shared.storage.operations import Operation
-from shared.sync.mapping import META_BY, Mapped, content_hash, snapshot
+from shared.sync.mapping import META_BY, META_PEGA_DECIDED, Mapped, content_hash, snapshot
 from shared.sync.timezones import iso_z, parse_iso_utc
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,25 @@ def link_meta(req: OutboundRequest) -> dict[str, Any]:
     if req.changed_at is not None:
         meta[META_PEGA_CHANGED_AT] = iso_z(req.changed_at)
     return meta
+
+
+def already_decided(link: Link, req: OutboundRequest, pega: dict[str, Any], exchange: Mapping[str, Any]
+                    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Pega's values that an Exchange → Pega merge already decided against (a conflict Exchange won,
+    against this change's Pega version or a later one) are replaced by Exchange's: the rep's change
+    reached Pega before the merge read it, so pushing it now would undo the merge on one side only
+    and leave the two sides disagreeing. Returns the Pega values to merge and the fields withheld."""
+    decided = link.snapshot.get(META_PEGA_DECIDED) or {}
+    if req.changed_at is None or not isinstance(decided, dict):
+        return pega, ()
+    withheld: list[str] = []
+    out = dict(pega)
+    for name, at in decided.items():
+        lost_at = parse_iso_utc(at)
+        if name in out and name in exchange and lost_at is not None and req.changed_at <= lost_at:
+            out[name] = exchange[name]
+            withheld.append(name)
+    return out, tuple(withheld)
 
 
 def is_stale(link: Link, req: OutboundRequest) -> bool:

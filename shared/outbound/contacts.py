@@ -16,6 +16,7 @@ from shared.errors import PermanentError
 from shared.graph.errors import GraphNotFoundError
 from shared.outbound.common import (
     OutboundRequest,
+    already_decided,
     find_by_pega_id,
     is_stale,
     report_to_pega,
@@ -149,6 +150,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     photo_digest = _photo_digest_kept(link)
     exchange = map_contact(rec, photo_digest=photo_digest)
     pega = mapped_contact(req.body)
+    pega, decided = already_decided(link, req, pega, exchange)
     merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
                       exchange_time=rec.last_modified, pega_time=req.changed_at, fields=CONTACT_FIELDS)
     keys: set[str] = set()
@@ -176,7 +178,8 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     link = await save_link(ctx, req, kind=LINK_KIND, graph_id=link.graph_id, change_key=rec.change_key,
                            mapped=exchange, existing=link)
     return {"exchangeId": link.graph_id, "changeKey": link.graph_change_key, "patched": sorted(keys),
-            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts]}
+            "toPega": list(merge.to_pega), "conflicts": [c.field for c in merge.conflicts],
+            "alreadyDecided": list(decided)}
 
 
 async def close(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:

@@ -324,6 +324,7 @@ def describe(op: Operation) -> dict[str, Any]:
         "exchangeId": op.result.get("exchangeId"),
         "reportedToPega": op.result.get("reportedToPega") if op.status == "succeeded" else None,
         "pegaReport": report if isinstance(report := op.result.get("pegaReport"), dict) else None,
+        "skipped": str(op.result["skipped"]) if op.status == "succeeded" and op.result.get("skipped") else None,
         "attempts": op.attempts,
         "error": err,
         "createdAt": _iso(op.created_at),

@@ -32,6 +32,7 @@ from shared.sync.mapping import (
     BODY_HTML,
     META_BY,
     META_ORIGINAL_START,
+    META_PEGA_DECIDED,
     META_SERIES,
     Conflict,
     Mapped,
@@ -325,11 +326,27 @@ def plan(item: Item, link: Link | None, policy: Policy, *, pega: PegaState | Non
     if "body" in fields_ and BODY_HTML in mapped:
         fields_[BODY_HTML] = mapped[BODY_HTML]  # the sanitized HTML follows the body it renders
     new_meta = {**meta_of(link.snapshot), **meta}
+    decided = _decided_against_pega(link, merged.conflicts, pega.updated_at)
+    if decided:
+        new_meta[META_PEGA_DECIDED] = decided
     if merged.to_exchange:
         # Pega holds newer values for some fields: the Pega → Exchange side owns pushing them
         new_meta[META_BY] = BY_EXCHANGE
     return Update(item.id, link, fields_, mapped, digest, {**merged.merged, **new_meta}, merged.conflicts,
                   reason="changed" if fields_ else "merged_no_write", pega_etag=pega.etag)
+
+
+def _decided_against_pega(link: Link, conflicts: tuple[Conflict, ...], pega_time: dt.datetime | None
+                          ) -> dict[str, str]:
+    """The fields whose Pega value lost a conflict here, with the Pega version that lost (kept from
+    earlier merges too): the Pega → Exchange side skips that version's value of those fields."""
+    decided = dict(link.snapshot.get(META_PEGA_DECIDED) or {})
+    if pega_time is not None:
+        for c in conflicts:
+            if c.winner == "exchange":
+                # to the microsecond: Pega's call carries its save time with milliseconds
+                decided[c.field] = pega_time.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return decided
 
 
 def hold_deletions(actions: list[Action], *, linked_active: int, share: float, min_items: int = 5,

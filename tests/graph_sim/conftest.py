@@ -26,10 +26,11 @@ class Receiver:
     posts: int = 0
     fail_next: int = 0
     delay_seconds: float = 0.0
+    hold: asyncio.Event | None = None  # when set: every notification POST waits until the test sets it
     echo_encoded: bool = False
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def wait_for(self, n: int, timeout: float = 5.0, *, lifecycle: bool = False) -> list[dict[str, Any]]:
+    async def wait_for(self, n: int, timeout: float = 30.0, *, lifecycle: bool = False) -> list[dict[str, Any]]:
         target = self.lifecycle if lifecycle else self.notifications
         deadline = asyncio.get_running_loop().time() + timeout
         while len(target) < n:
@@ -59,6 +60,8 @@ async def receiver() -> AsyncIterator[Receiver]:
                 return web.Response(text=quote(token), content_type="text/plain")
             return web.Response(text=token, content_type="text/plain")
         rec.posts += 1
+        if rec.hold is not None:
+            await rec.hold.wait()
         if rec.delay_seconds:
             await asyncio.sleep(rec.delay_seconds)
         if rec.fail_next > 0:

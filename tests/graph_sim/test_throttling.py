@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -25,12 +24,9 @@ async def test_four_concurrent_requests_per_app_and_mailbox(graph_sim, limits, s
     await limits.add_fault(path=f"users/{uid}/messages$", kind="delay", delayMs=400, method="GET")
     http = await graph_sim.http()
     async with http:
-        started = time.monotonic()
         results = await asyncio.gather(*(http.get(f"/users/{uid}/messages") for _ in range(8)))
-        elapsed = time.monotonic() - started
     codes = sorted(r.status_code for r in results)
-    assert codes == [200] * 4 + [429] * 4, codes
-    assert elapsed < 2.0
+    assert codes == [200] * 4 + [429] * 4, codes  # the 5th-8th are refused, not queued behind the others
     throttled = next(r for r in results if r.status_code == 429)
     assert float(throttled.headers["Retry-After"]) > 0
     body = throttled.json()["error"]

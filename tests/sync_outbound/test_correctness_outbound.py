@@ -20,6 +20,7 @@ from shared.storage.links import Link
 from shared.storage.operations import Operation
 from tests.sync_outbound.test_appointments import create_body, events_of, pega_appointment
 from tests.sync_outbound.test_emails import folder_messages, message, pega_email
+from tests.sync_outbound.test_pega_sim_e2e import until
 
 
 @pytest.fixture
@@ -171,3 +172,29 @@ async def test_14_a_duplicate_message_never_runs_an_operation_whose_worker_is_al
     later = await op_lease(ctx, op.operation_id)
     await later.acquire(now=dt.datetime.now(dt.UTC))
     await later.release()
+
+
+async def test_an_update_racing_a_cancel_of_the_same_appointment_is_not_a_failure(
+        api, rep, pega_records, graph_sim, graph_http, fault):
+    """Found by chaos seed 4: Pega sent an update and a cancel of one appointment moments apart. The
+    update read the link (active), the cancel removed the event, and the update's read of the event
+    got a 404: the update was reported failed although Pega's last word, the cancel, was done."""
+    pega_id = await pega_appointment(pega_records)
+    create = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id, attendees=[]))
+    event_path = f"users/{rep.upn}/events/{create['exchangeId']}"
+    # the update's read of the event waits long enough for the cancel to run meanwhile
+    rule = await fault(path=f"{event_path}$", method="GET", kind="delay", delayMs=15_000, count=1)
+    update = await api.submit("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
+                              {"operator": rep.operator, "subject": "Moved", "changedAt": "2026-11-20T10:30:00Z"})
+
+    async def update_is_waiting() -> bool:
+        rules = (await graph_sim.control.call("GET", "faults"))["rules"]
+        return any(r["id"] == rule["id"] and r["fired"] >= 1 for r in rules)
+
+    await until(update_is_waiting)
+    cancel = await api.run("POST", f"pega/v1/appointments/{quote(pega_id, safe='')}/cancel",
+                           {"operator": rep.operator, "changedAt": "2026-11-20T11:00:00Z"})
+    assert cancel["status"] == "succeeded", cancel
+    op = await api.wait(update, within=60)
+    assert op["status"] == "succeeded" and op.get("skipped"), op
+    assert [e for e in await events_of(graph_http, rep.upn) if not e.get("isCancelled")] == []

@@ -145,3 +145,36 @@ async def test_recurring_appointment_from_pega_round_trip_has_no_echo(api, rep, 
     report = await round_(inbound, rep, "calendar")
     assert report.synced == 0 and report.skipped.get("series_from_pega") == 3, report.as_dict()
     assert await pega_writes(pega_control) == before
+
+
+async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
+        api, rep, inbound, pega_records, graph_http):
+    """Found by chaos seed 103: the rep renamed a meeting in Pega and in Outlook moments apart. The
+    inbound merge saw both renames and let the later one (Outlook's) win, writing it to Pega; then
+    Pega's call for its own rename arrived and pushed the losing title to Outlook: each side ended
+    with the other's title. The merge's decision now holds for the call of the version it decided."""
+    m = pega_records.m
+    pega_id = (await pega_records.client.create_case(m.case_types.appointment, {m.appointment.subject: "Planning"})).id
+    await round_(inbound, rep, "calendar")
+    op = await api.run("POST", "pega/v1/appointments", {
+        "pegaId": pega_id, "operator": rep.operator, "subject": "Planning",
+        "start": {"dateTime": SOON, "timeZone": "Europe/Berlin"}, "end": {"dateTime": SOON_END, "timeZone": "Europe/Berlin"},
+        "changedAt": "2026-11-20T10:00:00Z"})
+    await round_(inbound, rep, "calendar")  # our own create comes back: an echo, the link settles
+    # the rep renames it in Pega ...
+    await pega_records.client.case_action(pega_id, m.actions.update, {m.appointment.subject: "Planning (Pega)"})
+    pega_saved_at = (await pega_records.client.get_case(pega_id)).last_update_time
+    assert pega_saved_at
+    # ... and in Outlook, after that
+    r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"subject": "Planning (Outlook)"})
+    r.raise_for_status()
+    # the inbound merge runs first: both changed the title, the later (Outlook's) wins on both sides
+    await round_(inbound, rep, "calendar")
+    assert (await pega_records.client.get_case(pega_id)).content[m.appointment.subject] == "Planning (Outlook)"
+    # then Pega's call for its (older, already decided) rename arrives
+    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
+                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
+    assert upd["status"] == "succeeded", upd
+    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
+    in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
+    assert event["subject"] == in_pega == "Planning (Outlook)"

@@ -14,6 +14,7 @@ from shared.sync.mapping.fields import (
     LINK_KIND,
     META_BY,
     META_ORIGINAL_START,
+    META_PEGA_DECIDED,
     META_SERIES,
     Mapped,
     content_hash,
@@ -26,7 +27,7 @@ from shared.sync.mapping.merge import Conflict, MergeResult, three_way, winner_b
 from shared.sync.mapping.pega import mapped_from_pega, photo_digest, to_pega_data
 
 __all__ = [
-    "BODY_HTML", "FIELDS", "LINK_KIND", "META_BY", "META_ORIGINAL_START", "META_SERIES", "Conflict", "Mapped", "MergeResult",
+    "BODY_HTML", "FIELDS", "LINK_KIND", "META_BY", "META_ORIGINAL_START", "META_PEGA_DECIDED", "META_SERIES", "Conflict", "Mapped", "MergeResult",
     "content_hash", "fields_of", "map_contact", "map_event", "map_message", "mapped_from_pega", "meta_of",
     "photo_digest", "snap_value", "snapshot", "three_way", "to_pega_data", "winner_by_policy",
 ]

@@ -45,6 +45,10 @@ DIGEST_PREFIX = "#sha256:"
 
 META_BY = "_by"  # "exchange" (inbound wrote last) | "pega" (outbound wrote to Exchange last)
 META_SERIES = "_series"
+# field -> the Pega version (pxUpdateDateTime) whose value of that field lost a conflict in an
+# Exchange → Pega merge. Pega's own call for that change may arrive later (both directions run at
+# once): it is already decided and must not undo the merge by pushing the losing value to Exchange.
+META_PEGA_DECIDED = "_pega_decided"
 META_ORIGINAL_START = "_original_start"
 # The sanitized HTML body rides along as metadata: written to Pega where the mapping names a property
 # (body_html), never hashed or merged — the canonical text in "body" decides what changed.
