@@ -77,6 +77,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "SYNC_PAST_DAYS": ("30", "Pega's \"Sync From No Of Days\": history window for mail and calendar backfill."),
     "SYNC_FUTURE_DAYS": ("180", "Calendar horizon forward."),
     "SYNC_BATCH_SIZE": ("50", "Pega's batch size (1 to 512): delta page size."),
+    "SYNC_PEGA_CONCURRENCY": ("16", "Items of a delta page worked on at once (lookups and writes towards Pega, 1 to 128)."),
     "SYNC_NOTIFICATION_FREQUENCY_MINUTES": ("30", "Pega's notification frequency: retry this long, then dead-letter and email a failure notice."),
     "SYNC_EMAIL_ENABLED": ("true", "Default per-object enablement: email."),
     "SYNC_CALENDAR_ENABLED": ("true", "Default per-object enablement: calendar."),

@@ -250,6 +250,9 @@ class SyncDefaults(BaseSettings):
     past_days: Annotated[int, Field(ge=0, le=3650)] = 30
     future_days: Annotated[int, Field(ge=1, le=3650)] = 180
     batch_size: Annotated[int, Field(ge=1, le=512)] = 50
+    # Items of a delta page worked on at once (association lookups and writes towards Pega): bounds what one
+    # round asks of Pega at a time, so a backfill does not stampede a real Pega.
+    pega_concurrency: Annotated[int, Field(ge=1, le=128)] = 16
     notification_frequency_minutes: Annotated[int, Field(ge=1, le=10080)] = 30
     email_enabled: bool = True
     calendar_enabled: bool = True

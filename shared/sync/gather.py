@@ -67,7 +67,6 @@ from shared.sync.timezones import UnknownTimeZoneError, parse_iso_utc, zone
 
 log = logging.getLogger(__name__)
 
-ITEM_CONCURRENCY = 16
 # Unlinked items leaving scope: if Pega holds a record for them (a lost create), it is closed/cancelled.
 ORPHAN_REASONS = frozenset({"no_category", "cancelled", "not_linked", "private"})
 
@@ -368,8 +367,8 @@ class PageGatherer:
             except Exception as exc:
                 return FailedItem(it.id, "gather", exc)
 
-        outcomes = await bounded(ITEM_CONCURRENCY, [functools.partial(inputs, it) for it in items
-                                                    if it.id not in failed])
+        outcomes = await bounded(self.s.settings.sync.pega_concurrency,
+                                 [functools.partial(inputs, it) for it in items if it.id not in failed])
         for o in outcomes:
             if isinstance(o, FailedItem):
                 failed[o.item_id] = o
