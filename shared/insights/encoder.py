@@ -221,6 +221,12 @@ def embed_sentences(sentences: Sequence[str]) -> Any:
     return np.asarray(rows, dtype=np.float32).reshape(len(sentences), _HIDDEN)
 
 
+def embedded(sentences: Sequence[str]) -> list[bool]:
+    """Which of `sentences` the embedding cache already holds."""
+    with _cache_lock:
+        return [s in _cache for s in sentences]
+
+
 def remember_embeddings(sentences: Sequence[str], vectors: Any) -> None:
     """Put sentence embeddings computed elsewhere (the sentiment model's forward pass, which runs
     through the last layer anyway) into the cache :func:`embed_sentences` reads: the intent rules
