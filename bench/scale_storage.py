@@ -192,7 +192,7 @@ def _chart(result: dict[str, Any]) -> None:
     a.legend(fontsize=8)
     a.grid(alpha=0.3)
     b.plot(ns, [r["poll_requests_per_tick_mean"] for r in rows], "o-", label="poll tick (now: what is due)")
-    b.plot(ns, [r["before_issue_16_poll_requests_per_tick"] for r in rows], "x--", label="poll tick before (every mailbox)")
+    b.plot(ns, [r["before_issue_16_poll_requests_per_tick"] for r in rows], "x--", label="poll tick before: every mailbox read (its enqueues not counted)")
     b.set_xscale("log")
     b.set_yscale("log")
     b.set_xlabel("mailboxes")
