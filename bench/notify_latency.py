@@ -68,7 +68,8 @@ async def _measure(ports: SandboxPorts, settings: dict[str, str]) -> dict[str, A
         for _ in range(MAILBOXES):
             upn = f"rep{uuid.uuid4().hex[:8]}@contoso.example"
             (await http.post(f"{graph}/_sim/users", json={"userPrincipalName": upn})).raise_for_status()
-            (await http.put(f"{api}/admin/mailboxes/{upn}", json={"pega_operator": "alex"},
+            # each rep their own Pega operator (one operator on two active mailboxes is refused)
+            (await http.put(f"{api}/admin/mailboxes/{upn}", json={"pega_operator": f"op-{upn.split('@')[0]}"},
                             headers=master)).raise_for_status()
             upns.append(upn)
         # wait until every mailbox has its subscriptions and finished its (empty) backfill

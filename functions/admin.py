@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http_util import answering, json_response, problem
-from shared.admin.mailboxes import describe, offboard, onboard, parse_request, validate_key
+from shared.admin.mailboxes import OperatorTakenError, describe, offboard, onboard, parse_request, validate_key
 from shared.errors import InvalidMessageError, TransientError
 from shared.runtime import services
 
@@ -25,6 +25,8 @@ async def admin_mailbox(req: func.HttpRequest) -> func.HttpResponse:
             return json_response(await describe(svc, mailbox.key), status=201 if created else 200)
         if req.method == "DELETE":
             return func.HttpResponse(status_code=204 if await offboard(svc, upn) else 404)
+    except OperatorTakenError as exc:
+        return problem(409, str(exc))
     except InvalidMessageError as exc:
         return problem(400, str(exc))
     except TransientError as exc:

@@ -94,6 +94,18 @@ async def resolve_user_id(services: Services, upn: str) -> str:
     return str((raw or {}).get("id") or "").lower()
 
 
+class OperatorTakenError(InvalidMessageError):
+    """The Pega operator id is already another active mailbox's: Pega's writes for that operator
+    would have two possible mailboxes."""
+
+
+async def _operator_free(services: Services, operator: str, own_key: str | None) -> None:
+    for other in await services.state.mailboxes.all_by_operator(operator):
+        if other.active and other.key != own_key:
+            raise OperatorTakenError("pega_operator: already assigned to another onboarded mailbox "
+                                     "(offboard it or give this rep their own operator id)")
+
+
 async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Mailbox, bool]:
     """Create or update; returns (mailbox, created). The mailbox is found by its object id first, so
     onboarding a renamed user (a new UPN) updates the same mailbox and keeps its links and cursors."""
@@ -109,6 +121,7 @@ async def onboard(services: Services, upn: str, req: MailboxRequest) -> tuple[Ma
         existing = dataclasses.replace(existing, upn=upn)
     if existing is not None and user_id and not existing.user_id:
         existing = dataclasses.replace(existing, user_id=user_id)  # a legacy row keeps its key (its state)
+    await _operator_free(services, req.pega_operator, existing.key if existing is not None else None)
     base = existing or Mailbox.with_defaults(upn, req.pega_operator, services.settings.sync, user_id=user_id)
     changes: dict[str, Any] = {k: v for k, v in req.model_dump().items() if v is not None}
     mailbox = dataclasses.replace(base, **changes, status="active",

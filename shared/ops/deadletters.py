@@ -218,6 +218,27 @@ async def replay(services: Services, *, queue: str | None = None, message_id: st
     return report
 
 
+GAVE_UP = "GaveUpError"
+
+
+async def resume_given_up(services: Services, mailbox: str, kind: str) -> ReplayReport:
+    """Replay the dead letters that the notification-frequency guard made for this mailbox and health
+    kind (`kind`: email/calendar/contacts), oldest first — called when its incident closes. Those
+    messages failed only because a dependency was down for longer than the frequency; once the
+    mailbox syncs again their work is simply due, so nothing waits for a person to replay it. Letters
+    with any other cause (a permanent refusal, a malformed message) stay for a person to read."""
+    from shared.ops.incidents import health_kind
+
+    report = ReplayReport()
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    letters = [v for v in await list_letters(services, mailbox=mailbox) if v.cause.startswith(GAVE_UP)]
+    for v in sorted(letters, key=lambda v: v.dead_at or epoch):
+        direction = telemetry.OUTBOUND if v.queue == names.OUTBOUND_OPS else telemetry.INBOUND
+        if v.kind and health_kind(v.kind, direction) == kind:
+            await replay_one(services, v.queue, v.id, report=report)
+    return report
+
+
 async def counts(services: Services) -> dict[str, dict[str, int]]:
     """Pending dead letters per queue and per mailbox|health kind (for the health summary)."""
     from shared.ops.incidents import health_kind

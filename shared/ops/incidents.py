@@ -91,6 +91,20 @@ async def should_give_up(services: Services, mailbox: str, kind: str, now: dt.da
     return past_frequency(h, now or utcnow(), frequency(services))
 
 
+async def _resume(services: Services, mailbox: str, kind: str) -> None:
+    """The incident is over: the work given up during it is due again (best effort — a replay that
+    fails here stays listed, and `pes-admin deadletters replay` still does it)."""
+    from shared.ops.deadletters import resume_given_up
+
+    try:
+        report = await resume_given_up(services, mailbox, kind)
+        if report.replayed:
+            log.info("incident closed for %s/%s: %d given-up messages resumed", mailbox, kind, len(report.replayed),
+                     extra=telemetry.log_extra(mailbox=mailbox, kind=kind, event="given_up_resumed"))
+    except Exception as exc:
+        log.warning("resuming given-up work of %s/%s failed: %s", mailbox, kind, type(exc).__name__)
+
+
 def default_notifier(services: Services) -> Notifier:
     from shared.graph.factory import graph_gateway
 
@@ -167,6 +181,7 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
             return Evaluation(mailbox, kind, "none", h.incident_open)
         before = closed["before"]
         telemetry.set_incident_open(mailbox, kind, False)
+        await _resume(services, mailbox, kind)
         log.info("incident closed for %s/%s", mailbox, kind,
                  extra=telemetry.log_extra(mailbox=mailbox, kind=kind, event="incident_closed"))
         if before.incident_notified_at is None:  # the failure notice never went out: no recovery notice either

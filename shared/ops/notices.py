@@ -59,7 +59,8 @@ class Notice:
                 f"Notice after:   {self.frequency_minutes} minutes of failures (notification frequency)",
                 "",
                 "What happens now: the service keeps checking this mailbox. Items that could not be synchronized",
-                "have been set aside as dead letters (nothing is lost) and can be replayed once the cause is fixed.",
+                "have been set aside as dead letters (nothing is lost); they are resumed automatically when the",
+                "synchronization recovers, and can also be replayed by hand once the cause is fixed.",
                 "",
                 "What to do:",
                 "- Representative: nothing, unless your administrator asks; changes made meanwhile are kept.",
@@ -79,8 +80,10 @@ class Notice:
             f"Last failure:   {_when(self.last_failure_at)}",
             f"Last error:     {sanitize_error(self.last_error) or '(none recorded)'}",
             "",
-            "What to do: items set aside while it was failing remain as dead letters; an administrator can",
-            f"replay them with `pes-admin deadletters replay --mailbox {self.mailbox}` (replay is safe to repeat).",
+            "What happens now: the items set aside while it was failing are resumed automatically. Anything",
+            "set aside for another reason (a refusal, a malformed request) stays listed for an administrator:",
+            f"`pes-admin deadletters list --mailbox {self.mailbox}`; replay with",
+            f"`pes-admin deadletters replay --mailbox {self.mailbox}` (replay is safe to repeat).",
         ])
 
 

@@ -162,10 +162,7 @@ async def resolve_mailbox(state: StateStore, body: Mapping[str, Any], kind: OpKi
     upn = str(body.get("mailbox") or "").lower()
     mb: Mailbox | None
     if operator:
-        mb = await state.mailboxes.by_operator(str(operator))
-        if mb is None:
-            raise ApiError(403, "mailbox_not_onboarded", f"operator {operator!r} has no onboarded mailbox",
-                           field="operator")
+        mb = _operators_mailbox(await state.mailboxes.all_by_operator(str(operator)), str(operator), upn)
         if upn and mb.upn.lower() != upn:
             # Pega's operator e-mail may be a primary SMTP address other than the UPN: the operator's
             # onboarded mailbox is authoritative.
@@ -182,6 +179,24 @@ async def resolve_mailbox(state: StateStore, body: Mapping[str, Any], kind: OpKi
         raise ApiError(403, "sync_disabled", f"{kind.mailbox_kind} sync is disabled for mailbox {mb.upn!r}",
                        field="operator" if operator else "mailbox")
     return mb
+
+
+def _operators_mailbox(found: list[Mailbox], operator: str, upn: str) -> Mailbox:
+    """The one mailbox an operator's request goes to. An active mailbox wins over offboarded rows of
+    the same operator; two active mailboxes naming one operator (an onboarding mistake) are never
+    guessed between — a write to the wrong rep's mailbox is worse than a refusal — unless the
+    request's `mailbox` names one of them."""
+    if not found:
+        raise ApiError(403, "mailbox_not_onboarded", f"operator {operator!r} has no onboarded mailbox",
+                       field="operator")
+    active = [m for m in found if m.active]
+    if len(active) <= 1:
+        return active[0] if active else found[0]
+    named = [m for m in active if upn and upn in (m.upn.lower(), m.key.lower())]
+    if len(named) == 1:
+        return named[0]
+    raise ApiError(409, "operator_ambiguous", f"operator {operator!r} is assigned to {len(active)} onboarded "
+                   "mailboxes: give `mailbox`, or onboard each rep with their own operator id", field="operator")
 
 
 def request_hash(operation_id: str, params: Mapping[str, str], body: Any) -> str:

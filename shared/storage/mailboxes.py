@@ -7,7 +7,8 @@ same mailbox (and its links) by id. Rows onboarded before object ids were record
 their key (`state_key`), so their state stays where it is. An index row per UPN finds the key.
 
 Issue 16 added two more kinds of small rows, so no per-call or per-tick path lists every mailbox:
-- an index row per Pega operator (`by_operator`, asked on every Pega API call: two point reads);
+- an index partition per Pega operator with a row per mailbox naming it (`by_operator`, asked on every
+  Pega API call: one small partition query and a point read per mailbox of that operator);
 - a schedule row per mailbox in one of :data:`SLOTS` partitions chosen by a hash of its key: the
   minute timers (safety-net poll, subscription upkeep) read only the slots due at that minute, so
   their work per tick is proportional to the mailboxes due, spread evenly over time.
@@ -16,7 +17,7 @@ Both are written by `put` and built once for stores onboarded before them (a mar
 
 from __future__ import annotations
 
-import contextlib
+import builtins
 import datetime as dt
 import hashlib
 import json
@@ -24,7 +25,6 @@ import re
 from dataclasses import dataclass, field, replace
 
 from shared.config import PrivatePolicy, SyncDefaults
-from shared.storage.errors import AlreadyExistsError
 from shared.storage.keys import decode_key, encode_key
 from shared.storage.tables import Entity, Table
 
@@ -32,7 +32,7 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 PK = "mailbox"
 UPN_INDEX_PK = "mailbox-upn"  # upn -> key
-OPERATOR_INDEX_PK = "mailbox-op"  # Pega operator -> key
+OPERATOR_INDEX_PREFIX = "mailbox-op|"  # one partition per Pega operator: a row per mailbox naming it
 META_PK = "mailbox-meta"  # markers: indexes built for mailboxes onboarded before them
 SLOT_PREFIX = "mailbox-slot|"  # schedule rows: mailbox-slot|NN / key
 SLOTS = 60
@@ -138,6 +138,10 @@ def slot_of(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.lower().encode("utf-8"), digest_size=4).digest(), "big") % SLOTS
 
 
+def _operator_pk(operator: str) -> str:
+    return OPERATOR_INDEX_PREFIX + encode_key(operator)
+
+
 def _slot_pk(slot: int) -> str:
     return f"{SLOT_PREFIX}{slot:02d}"
 
@@ -161,14 +165,9 @@ class MailboxRepository:
 
     async def _write_indexes(self, mailbox: Mailbox) -> None:
         await self._t.upsert({"PartitionKey": _slot_pk(slot_of(mailbox.key)), "RowKey": encode_key(mailbox.key)})
-        if not mailbox.pega_operator:
-            return
-        row = {"PartitionKey": OPERATOR_INDEX_PK, "RowKey": encode_key(mailbox.pega_operator), "key": mailbox.key}
-        if mailbox.active:  # an active mailbox takes the operator over
-            await self._t.upsert(row)
-        else:  # an offboarded one keeps it only while no other mailbox has it
-            with contextlib.suppress(AlreadyExistsError):
-                await self._t.insert(row)
+        if mailbox.pega_operator:
+            await self._t.upsert({"PartitionKey": _operator_pk(mailbox.pega_operator),
+                                  "RowKey": encode_key(mailbox.key)})
 
     async def get(self, key_or_upn: str) -> Mailbox | None:
         """By key (object id) or by UPN (through the UPN index)."""
@@ -214,19 +213,30 @@ class MailboxRepository:
         out = [Mailbox.from_entity(e) async for e in self._t.partition(PK)]
         return [m for m in out if m.active] if active_only else out
 
-    async def by_operator(self, operator: str) -> Mailbox | None:
-        """The mailbox onboarded for a Pega operator: two point reads through the operator index (asked
-        on every Pega API call; a filter on a non-key property would scan every mailbox). The index row
-        is checked against the mailbox, so a stale one (operator changed) finds nothing."""
-        await self._build_once("operator-index-v1")
+    async def all_by_operator(self, operator: str) -> builtins.list[Mailbox]:
+        """Every mailbox row naming this Pega operator, offboarded ones included (the caller decides).
+        Asked on every Pega API call, so through the operator's index partition (one query of its few
+        rows, then a point read per mailbox), never a filter over every mailbox. An index row whose
+        mailbox no longer names the operator is stale: skipped and removed."""
+        await self._build_once("operator-index-v2")
         try:
-            idx = await self._t.get(OPERATOR_INDEX_PK, encode_key(operator))
-        except ValueError:
-            return None
-        if idx is None or not idx.get("key"):
-            return None
-        e = await self._t.get(PK, encode_key(str(idx["key"])))
-        if e is None:
-            return None
-        mb = Mailbox.from_entity(e)
-        return mb if mb.pega_operator == operator else None
+            pk = _operator_pk(operator)
+        except ValueError:  # longer than a key may be: no mailbox can name it
+            return []
+        out: builtins.list[Mailbox] = []
+        async for row in self._t.partition(pk):
+            e = await self._t.get(PK, str(row["RowKey"]))
+            mb = Mailbox.from_entity(e) if e else None
+            if mb is not None and mb.pega_operator == operator:
+                out.append(mb)
+            else:
+                await self._t.delete(pk, str(row["RowKey"]))
+        return out
+
+    async def by_operator(self, operator: str) -> Mailbox | None:
+        """The operator's mailbox: the active one if exactly one is, else None (ambiguous or unknown)."""
+        found = await self.all_by_operator(operator)
+        active = [m for m in found if m.active]
+        if len(active) == 1:
+            return active[0]
+        return found[0] if not active and len(found) == 1 else None

@@ -207,6 +207,10 @@ class _Round:
                      if a.mapped.get("internet_message_id") in same}
 
         async def one(action: Action, extras: ItemExtras) -> Applied | FailedItem:
+            if self.lease is not None and not isinstance(action, (Skip, NoOp)):
+                # before every write, not only every page: a page of slow Pega writes on a loaded host
+                # can outlast the lease, and a round that took over may have seen this item removed
+                self.lease.check()
             try:
                 if isinstance(action, Create) and action.relink is None:
                     pid = existing.get(action.item_id)

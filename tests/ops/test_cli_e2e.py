@@ -132,7 +132,7 @@ async def test_cli_over_the_admin_api(world, svc, graph_sim, pega_control, queue
     env, host = world
     rep = (await graph_sim.control.new_user("Rep"))["userPrincipalName"].lower()
 
-    code, out = await cli("onboard", rep, "--operator", "alex", "--no-contacts", host=host)
+    code, out = await cli("onboard", rep, "--operator", "op-" + uuid.uuid4().hex[:10], "--no-contacts", host=host)
     assert code == 0 and f"Onboarded {rep}" in out, out
     await seed_mailbox(graph_sim, rep)
 
@@ -235,7 +235,7 @@ async def test_admin_api_needs_the_admin_key_and_validates(world):
 async def test_direct_mode_and_pseudonym(world, svc, graph_sim):
     env, _ = world
     upn = (await graph_sim.control.new_user("Direct"))["userPrincipalName"].lower()
-    code, out = await cli("--direct", "onboard", upn, "--operator", "blair", env=env)
+    code, out = await cli("--direct", "onboard", upn, "--operator", "op-" + uuid.uuid4().hex[:10], env=env)
     assert code == 0 and "Onboarded" in out, out
     await graph_sim.control.inbound_mail(upn, subject="Hi", body="x", **{"from": {"address": "x@unknown.example"}})
     code, out = await cli("--direct", "dry-run", upn, "--kind", "email", "--max-pages", "5", env=env)

@@ -220,3 +220,39 @@ async def test_the_real_delta_round_under_the_guard(graph_sim, pega_sim, pega_co
     assert len(subjects) == 2 and sum("recovered" in s for s in subjects) == 1, subjects
     assert len([r for r in await pega_control.records("email") if r["content"].get("Subject") == "Renewal"]) == 1
 
+
+
+async def test_work_given_up_during_an_incident_is_resumed_when_it_closes(
+        graph_sim, services, gateway, people, clock, queue_name):
+    """Chaos seed 23: messages dead-lettered by the notification-frequency guard waited for a person
+    to replay them although the mailbox recovered — the work was lost until then. When the incident
+    closes, exactly the given-up letters of that mailbox and kind are replayed; others stay listed."""
+    from shared.ops.deadletters import list_letters
+    from shared.storage.deadletters import DeadLetter
+
+    rep = people.rep
+    await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
+    notifier = GraphNotifier(gateway, sender=people.sender, admin="")
+    handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
+    env = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
+    other_kind = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "contacts", "reason": "poll"})
+    rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503)
+    try:
+        await deliver(services, queue_name, handlers, env)
+        clock.advance(minutes=2)
+        assert (await deliver(services, queue_name, handlers, env, dequeue_count=2)).status == "dead_lettered"
+    finally:
+        await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+    await services.state.deadletters.add(DeadLetter(queue=queue_name, message_id=other_kind.id,
+                                                    message=other_kind.dumps(), cause="GaveUpError: contacts failing",
+                                                    attempts=3))
+    [letter] = [v for v in await list_letters(services, mailbox=rep) if v.kind == "email"]
+    assert letter.cause.startswith("GaveUpError")
+
+    clock.advance(minutes=1)
+    assert (await deliver(services, queue_name, handlers, env)).status == "done"  # recovered
+    await evaluate_all(services, now=clock(), notifier=notifier)
+    pending = await list_letters(services, mailbox=rep)
+    assert [v.kind for v in pending] == ["contacts"], "only the recovered kind's given-up work is resumed"
+    replayed = [v for v in await list_letters(services, mailbox=rep, include_replayed=True) if v.kind == "email"]
+    assert replayed and replayed[0].replayed_at is not None

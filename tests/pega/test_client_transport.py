@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from urllib.parse import quote
 
 import pytest
 
@@ -190,7 +191,8 @@ async def test_sa_page_list_rows_update_with_pzindexes_or_append(pega_client: Pe
 async def test_sa_update_without_if_match_is_403(pega_sim: PegaSim, pega_control: PegaSimControl) -> None:
     import aiohttp
 
-    url = f"{pega_sim.base_url}/prweb/api/v1/contacts/PEGACRM-ENTITY-CONTACT%20CON-1"
+    dana = (await pega_control.reset())["dana"]  # ids are never reused, so the seeded one is asked for
+    url = f"{pega_sim.base_url}/prweb/api/v1/contacts/{quote(dana, safe='')}"
     basic = "Basic " + base64.b64encode(f"{pega_sim.username}:{pega_sim.password}".encode()).decode()
     async with aiohttp.ClientSession(headers={"Authorization": basic}) as s:
         async with s.put(url, json={"content": {"Title": "x"}}) as r:

@@ -261,6 +261,41 @@ async def test_6_a_round_that_lost_its_lease_applies_nothing(inbound, monkeypatc
     assert await inbound.pega_records("email") == [], "nothing applied after the lease was lost"
 
 
+async def test_6_a_round_whose_heartbeats_were_starved_applies_nothing(inbound, monkeypatch) -> None:
+    """Found by chaos seed 17 on a loaded machine: the event loop was too busy for the heartbeat, the
+    lease expired, another host's round took over (and saw an event removed), and the starved round,
+    whose last heartbeat had not failed, created that event in Pega from its older page. A holder
+    that could not renew within the lease's life now stops before its next write."""
+    import time as time_mod
+
+    await inbound.onboard()
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="m", body="x", **{"from": DANA})
+    real = inbound_mod.PageGatherer.plan_page
+    self_lease: dict[str, Any] = {}
+
+    async def starve_then_plan(self, items, policy, folder, **kw):
+        plan = await real(self, items, policy, folder, **kw)
+        lease = self_lease["lease"]
+        # no heartbeat ran for longer than the lease lives; meanwhile another worker took it over
+        lease._clock = lambda: time_mod.monotonic() + 3 * lease.duration.total_seconds()
+        row = await lease._t.get(lease.pk, lease.rk)
+        await lease._t.replace({**{k: v for k, v in row.items() if not k.startswith("_")}, "owner": "someone-else"},
+                               etag=row["_etag"])
+        return plan
+
+    real_round = inbound_mod._Round.__init__
+
+    def capture(self, *a, **kw):
+        real_round(self, *a, **kw)
+        self_lease["lease"] = self.lease
+
+    monkeypatch.setattr(inbound_mod._Round, "__init__", capture)
+    monkeypatch.setattr(inbound_mod.PageGatherer, "plan_page", starve_then_plan)
+    with pytest.raises(LeaseLostError):
+        await inbound.run("email")
+    assert await inbound.pega_records("email") == [], "nothing applied by a round that may have lost its lease"
+
+
 async def test_6_and_f_a_dead_rounds_lease_expires_in_seconds_and_its_work_is_re_enqueued(inbound) -> None:
     await inbound.onboard()
     svc = inbound.services

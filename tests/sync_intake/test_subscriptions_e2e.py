@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+import uuid
 
 import aiohttp
 import pytest
@@ -95,7 +96,8 @@ async def drain(conn, upn):
 async def onboarded(stack, graph_sim, azurite_conn):
     host, _ = stack
     upn = (await graph_sim.control.new_user())["userPrincipalName"].lower()
-    status, body = await admin(host, "PUT", f"mailboxes/{upn}", {"pega_operator": "alex"})
+    # each rep their own Pega operator: one operator on two active mailboxes is refused (409)
+    status, body = await admin(host, "PUT", f"mailboxes/{upn}", {"pega_operator": "op-" + uuid.uuid4().hex[:10]})
     assert status == 201
     KEYS[upn] = body["id"]
     subs = await eventually(lambda: _three(graph_sim, upn))
@@ -213,6 +215,25 @@ async def test_invalid_onboarding_requests_name_the_field(stack):
     assert status == 400 and "colour" in body["error"]
     status, _ = await admin(host, "GET", "mailboxes/nobody@b.example")
     assert status == 404
+
+
+async def test_a_pega_operator_already_on_an_active_mailbox_is_refused(onboarded, stack, graph_sim):
+    """One operator on two active mailboxes made Pega's writes go to whichever row a scan met first.
+    Onboarding refuses it (409 naming the field); re-onboarding the same mailbox, or the operator
+    once its mailbox is offboarded, is fine."""
+    host, _ = stack
+    upn, _ = onboarded
+    _, mine = await admin(host, "GET", f"mailboxes/{upn}")
+    operator = mine["pega_operator"]
+    other = (await graph_sim.control.new_user())["userPrincipalName"].lower()
+    status, body = await admin(host, "PUT", f"mailboxes/{other}", {"pega_operator": operator})
+    assert status == 409 and "pega_operator" in body["error"], body
+    status, _ = await admin(host, "PUT", f"mailboxes/{upn}", {"pega_operator": operator})
+    assert status == 200
+    status, _ = await admin(host, "DELETE", f"mailboxes/{upn}")
+    assert status == 204
+    status, body = await admin(host, "PUT", f"mailboxes/{other}", {"pega_operator": operator})
+    assert status == 201, body
 
 
 async def test_8_a_changed_notification_url_recreates_the_subscriptions_and_health_shows_it(onboarded, graph_sim,

@@ -204,3 +204,33 @@ async def test_concurrent_duplicates_make_one_operation_and_one_contact(api, rep
     assert op["status"] == "succeeded", op
     await asyncio.sleep(0.5)  # any duplicate message has had its chance
     assert len((await graph_http.get(f"/users/{rep.upn}/contacts")).json()["value"]) == 1
+
+
+async def test_an_operator_on_two_active_mailboxes_is_never_guessed(api, rep, graph_sim, state):
+    """Found in the full suite: two onboarded mailboxes named one Pega operator and the first row the
+    scan met got the rep's meeting — Pega's write landed in another person's mailbox. Two active
+    mailboxes for one operator are refused (409) unless the request's `mailbox` names one."""
+    from shared.storage.mailboxes import Mailbox
+
+    other = str((await graph_sim.control.new_user("Twin"))["userPrincipalName"]).lower()
+    await state.mailboxes.put(Mailbox(upn=other, pega_operator=rep.operator))
+    status, _, body = await api.call("POST", "pega/v1/contacts", contact_body(rep))
+    assert status == 409 and body["error"]["code"] == "operator_ambiguous", body
+    assert body["error"]["field"] == "operator"
+    status, _, body = await api.call("POST", "pega/v1/contacts", contact_body(rep, mailbox=rep.upn))
+    assert status == 202, body
+    assert (await api.wait(body["operationId"]))["mailbox"] in (rep.upn, rep.user_id)
+
+
+async def test_an_offboarded_mailbox_of_the_same_operator_does_not_shadow_the_active_one(api, rep, graph_sim, state):
+    import dataclasses
+
+    from shared.storage.mailboxes import Mailbox
+
+    old = str((await graph_sim.control.new_user("Former"))["userPrincipalName"]).lower()
+    gone = await state.mailboxes.put(Mailbox(upn=old, pega_operator=rep.operator))
+    await state.mailboxes.put(dataclasses.replace(gone, status="offboarded"))
+    status, _, body = await api.call("POST", "pega/v1/contacts", contact_body(rep))
+    assert status == 202, body
+    op = await api.wait(body["operationId"])
+    assert op["mailbox"] != old and op["status"] == "succeeded", op

@@ -198,3 +198,33 @@ async def test_an_update_racing_a_cancel_of_the_same_appointment_is_not_a_failur
     op = await api.wait(update, within=60)
     assert op["status"] == "succeeded" and op.get("skipped"), op
     assert [e for e in await events_of(graph_http, rep.upn) if not e.get("isCancelled")] == []
+
+
+async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
+        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+    """Chaos seed 23: an operation failed by the notification-frequency guard (`gave_up`) stayed
+    failed when its dead letter was replayed — the replay did nothing and the meeting never reached
+    Outlook. A given-up operation runs again (fresh attempts) when its message comes back."""
+    from shared.config import load_settings
+    from shared.outbound.worker import give_up
+    from tests.sync_outbound.conftest import host_settings
+
+    pega_id = await pega_appointment(pega_records)
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=5,
+                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
+    await state.operations.put(op)
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
+                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
+    ctx = worker_context(settings, state)
+    await give_up(ctx, op.operation_id, TransientError("Graph down for 40 minutes"))
+    failed = await state.operations.get(op.operation_id)
+    assert failed.status == "failed" and failed.result["error"]["code"] == "gave_up"
+    assert await run_operation(ctx, op.operation_id) == "succeeded"  # the replayed message
+    assert len(await events_of(graph_http, rep.upn)) == 1
+    done = await state.operations.get(op.operation_id)
+    assert done.status == "succeeded" and done.attempts == 1
+    # a failure of its own (not given up) stays failed whatever message comes
+    refused = dataclasses.replace(done, status="failed", result={"error": {"code": "exchange_error"}})
+    await state.operations.put(refused)
+    assert await run_operation(ctx, op.operation_id) == "failed"
