@@ -41,3 +41,16 @@ async def admin_mailboxes(req: func.HttpRequest) -> func.HttpResponse:
     svc = await services()
     out = [await describe(svc, m.key) for m in await svc.state.mailboxes.list(active_only=False)]
     return json_response({"mailboxes": out})
+
+
+@bp.function_name("admin_doctor")
+@bp.route(route="admin/doctor", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@answering
+async def admin_doctor(req: func.HttpRequest) -> func.HttpResponse:
+    """The readiness checklist (shared.admin.doctor); `?probe=0` writes no Pega probe records.
+    200 whatever the verdict: `ok` and each check's status are in the body."""
+    from shared.admin.doctor import run_doctor
+
+    svc = await services()
+    report = await run_doctor(svc, probe=req.params.get("probe") != "0")
+    return json_response(report.as_dict())

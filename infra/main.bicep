@@ -177,6 +177,16 @@ param pegaDxApiPath string = '/prweb/api/application/v2'
 @description('SA API v1 root.')
 param pegaSaApiPath string = '/prweb/api/v1'
 
+@description('Pega adapter: sync-service (the Pega-side contract, recommended for Sales Automation 8.x) or dx-v2 (Constellation apps).')
+@allowed([
+  'sync-service'
+  'dx-v2'
+])
+param pegaAdapter string = 'sync-service'
+
+@description('Root of the sync-service contract Service REST rules.')
+param pegaServicePath string = '/prweb/api/ExchangeSync/v1'
+
 // ---------------------------------------------------------------------------------------------
 // Our HTTP API, called by Pega's Connect-REST rules with an Entra token
 
@@ -352,6 +362,8 @@ var appSettings = {
   PEGA_DX_API_PATH: pegaDxApiPath
   PEGA_SA_API_PATH: pegaSaApiPath
   PEGA_DATA_VIEW_PAGE_SIZE: '500'
+  PEGA_ADAPTER: pegaAdapter
+  PEGA_SERVICE_PATH: pegaServicePath
 
   API_TENANT_ID: apiTenantId
   API_AUDIENCE: apiAudience

@@ -55,6 +55,7 @@ def sandbox_settings(ports: SandboxPorts) -> dict[str, str]:
         "PEGA_CLIENT_SECRET": "sandbox-pega-sync-secret",
         "PEGA_USERNAME": "sync-service",
         "PEGA_PASSWORD": "sandbox-pega-sync-password",
+        "PEGA_ADAPTER": "sync-service",  # the recommended adapter (the simulator implements the contract)
         "API_TENANT_ID": DEMO_TENANT,
         "API_AUDIENCE": "api://pega-exchange-sync",
         "API_REQUIRED_ROLE": "Sync.ReadWrite",

@@ -62,6 +62,8 @@ DOCS: dict[str, tuple[str, str]] = {
     "PEGA_DX_API_PATH": ("/prweb/api/application/v2", "Path of the DX API v2."),
     "PEGA_SA_API_PATH": ("/prweb/api/v1", "Path of the Sales Automation API v1."),
     "PEGA_DATA_VIEW_PAGE_SIZE": ("500", "Page size of data view queries."),
+    "PEGA_ADAPTER": ("sync-service", "How the engine speaks to Pega: `sync-service` (the Pega-side contract pega-service.openapi.yaml, recommended for Sales Automation 8.x; `make run` uses it) or `dx-v2` (DX API v2 cases, for Constellation apps). See docs/pega-setup.md."),
+    "PEGA_SERVICE_PATH": ("/prweb/api/ExchangeSync/v1", "Root of the sync-service contract's Service REST rules."),
     "API_TENANT_ID": ("<tenant-guid>", "Tenant whose tokens the Pega-facing API accepts."),
     "API_AUDIENCE": ("api://pega-exchange-sync", "Audience (Application ID URI) of the API's app registration."),
     "API_REQUIRED_ROLE": ("Sync.ReadWrite", "App role Pega's client must hold."),

@@ -191,6 +191,11 @@ class PegaSettings(BaseSettings):
     sa_api_path: str = "/prweb/api/v1"
     # Page size for data view lookups (Pega caps pageSize at 5000).
     data_view_page_size: Annotated[int, Field(ge=1, le=5000)] = 500
+    # Which Pega adapter the engine speaks (shared/pega/adapter.py): the Pega-side sync-service contract
+    # (recommended for Sales Automation 8.x; `make run` uses it) or DX API v2 cases (Constellation apps).
+    adapter: Literal["sync-service", "dx-v2"] = "dx-v2"
+    # Root of the sync-service contract's Service REST rules (pega-service.openapi.yaml).
+    service_path: str = "/prweb/api/ExchangeSync/v1"
 
     @field_validator("base_url", "token_url")
     @classmethod
@@ -199,7 +204,7 @@ class PegaSettings(BaseSettings):
             raise ValueError("must be an https URL (plain http only for a local simulator)")
         return v.rstrip("/")
 
-    @field_validator("dx_api_path", "sa_api_path")
+    @field_validator("dx_api_path", "sa_api_path", "service_path")
     @classmethod
     def _path(cls, v: str) -> str:
         return "/" + v.strip("/")

@@ -250,7 +250,7 @@ def check_contact(res: Result, w: World, item: Item) -> None:
     address = item.ids["email"].lower()
     gids = _graph_ids(item)
     recs = [r for r in w.pega_of("contact") if r["content"].get("ExchangeID") in gids
-            or str(r["content"].get("Email", "")).lower() == address]
+            or str(r["content"].get("WorkEmail", "")).lower() == address]
     active = [r for r in recs if not _closed_contact(r)]
     if item.present is False:
         res.add(Verdict(item.key, item.kind, "wrong" if active else "ok",
@@ -272,7 +272,7 @@ def check_contact(res: Result, w: World, item: Item) -> None:
         return res.add(Verdict(item.key, item.kind, "wrong", "closed in Pega, categorized in Outlook"))
     c = active[0]["content"]
     diffs = _differences(item, {"FirstName": c.get("FirstName"), "LastName": c.get("LastName"),
-                                "Email": str(c.get("Email", "")).lower()})
+                                "Email": str(c.get("WorkEmail", "")).lower()})
     res.add(Verdict(item.key, item.kind, "wrong" if diffs else "ok", "; ".join(diffs)))
 
 

@@ -41,6 +41,10 @@ def harness_settings(ports: SandboxPorts) -> dict[str, str]:
         "SYNC_NOTIFICATION_FREQUENCY_MINUTES": "30",
         "INSIGHTS_ENABLED": "true",
         "LOG_LEVEL": "INFO",
+        # The harness's Pega faults and its "a create happens twice" sabotage target DX API v2 cases and
+        # SA API v1 eTags (the sync-service adapter's upserts are atomic, so that sabotage cannot make a
+        # duplicate there): the chaos seeds run the dx-v2 adapter, the acceptance scenarios both.
+        "PEGA_ADAPTER": "dx-v2",
     })
     return settings
 

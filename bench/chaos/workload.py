@@ -470,7 +470,7 @@ class Workload:
         op, tag = REPS[upn], self.tag("C")
         given, sur, address = self._person(tag)
         rec = await self.a.rep("POST", "contacts", {"operator": op, "content": {
-            "FirstName": given, "LastName": sur, "Email": address}})
+            "FirstName": given, "LastName": sur, "WorkEmail": address}})
         item = self.truth.add(Item(tag, "rep_contact", upn, tag, ids={"pega_id": rec["id"], "email": address},
                                    fields={"FirstName": given, "LastName": sur, "Email": address}))
         follow = self.rng.choice(("none", "update", "close", "update"))

@@ -6,7 +6,8 @@ import copy
 
 from aiohttp import web
 
-from sandbox.pega import dx_routes, sa_routes, sim_routes
+from sandbox.pega import dx_routes, sa_routes, service_routes, sim_routes
+from sandbox.pega.casetypes import CaseTypeBook
 from sandbox.pega.config import SimConfig
 from sandbox.pega.contract_calls import CallBuilder
 from sandbox.pega.faults import Faults, fault_middleware
@@ -28,6 +29,8 @@ def build_app(config: SimConfig | None = None, *, mapping: PegaMapping | None = 
     app["config"] = config
     app["initial_config"] = copy.deepcopy(config)
     app["store"] = store
+    app["casetypes"] = CaseTypeBook(store.mapping)
+    app["dropped"] = []
     app["tokens"] = TokenBook()
     app["faults"] = Faults()
     app["outbound"] = outbound
@@ -35,6 +38,7 @@ def build_app(config: SimConfig | None = None, *, mapping: PegaMapping | None = 
     app.router.add_post(TOKEN_PATH, token_endpoint)
     sa_routes.add_routes(app)
     dx_routes.add_routes(app)
+    service_routes.add_routes(app)
     sim_routes.add_routes(app)
 
     async def on_startup(_: web.Application) -> None:

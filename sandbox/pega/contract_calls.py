@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.pega.store import Change, Store, iso
 from shared.contract import build_path, operation
-from shared.pega.convert import parse_datetime
+from shared.pega.convert import get_path, parse_datetime
 
 
 @dataclass(frozen=True)
@@ -168,21 +168,22 @@ class CallBuilder:
 
     def _contact_fields(self, c: dict[str, Any]) -> dict[str, Any]:
         f = self.m.contact
-        address = _drop_none({"street": c.get(f.street), "city": c.get(f.city), "state": c.get(f.state),
-                              "postalCode": c.get(f.postal_code), "countryOrRegion": c.get(f.country)})
-        photo = c.get(f.photo)
-        first, last = c.get(f.first_name), c.get(f.last_name)
+        c = {name: get_path(c, prop) for name, prop in f.model_dump().items() if prop}  # dotted: embedded pages
+        address = _drop_none({"street": c.get("street"), "city": c.get("city"), "state": c.get("state"),
+                              "postalCode": c.get("postal_code"), "countryOrRegion": c.get("country")})
+        photo = c.get("photo")
+        first, last = c.get("first_name"), c.get("last_name")
         return {
             "givenName": first, "surname": last,
             "displayName": " ".join(str(x) for x in (first, last) if x) or None,
-            "emailAddresses": [_drop_none({"email": c[f.email], "name": " ".join(str(x) for x in (first, last) if x)
-                                           or None})] if c.get(f.email) else None,
-            "businessPhones": [c[f.business_phone]] if c.get(f.business_phone) else None,
-            "mobilePhone": c.get(f.mobile_phone), "jobTitle": c.get(f.job_title),
-            "companyName": c.get(f.company_name), "department": c.get(f.department),
-            "businessAddress": address or None, "personalNotes": c.get(f.notes),
+            "emailAddresses": [_drop_none({"email": c["email"], "name": " ".join(str(x) for x in (first, last) if x)
+                                           or None})] if c.get("email") else None,
+            "businessPhones": [c["business_phone"]] if c.get("business_phone") else None,
+            "mobilePhone": c.get("mobile_phone"), "jobTitle": c.get("job_title"),
+            "companyName": c.get("company_name"), "department": c.get("department"),
+            "businessAddress": address or None, "personalNotes": c.get("notes"),
             "photo": {"contentType": "image/jpeg", "contentBytes": photo} if photo else None,
-            "links": _drop_none({"organizationId": c.get(f.organization_id)}) or None,
+            "links": _drop_none({"organizationId": c.get("organization_id")}) or None,
         }
 
     def _contact(self, change: Change) -> list[ContractCall]:

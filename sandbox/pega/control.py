@@ -104,6 +104,29 @@ class PegaSimControl:
                 raise TimeoutError(f"only {len(done)} of {count} outbound calls finished: {calls}")
             await asyncio.sleep(0.05)
 
+    # case type allow-lists (DX API v2 AllowedStartingFields and action views)
+    async def casetypes(self) -> dict[str, Any]:
+        return await self._call("GET", "/casetypes")
+
+    async def set_casetype(self, kind: str, *, allowed_starting_fields: Sequence[str] | None = None,
+                           action_views: dict[str, Sequence[str]] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if allowed_starting_fields is not None:
+            body["allowedStartingFields"] = list(allowed_starting_fields)
+        if action_views is not None:
+            body["actionViews"] = {k: list(v) for k, v in action_views.items()}
+        return await self._call("PUT", f"/casetypes/{kind}", body)
+
+    async def drop_field(self, kind: str, field: str) -> dict[str, Any]:
+        """A Pega side that lacks `field` in the case type's AllowedStartingFields and every action view."""
+        current = (await self.casetypes())[kind]
+        return await self.set_casetype(
+            kind, allowed_starting_fields=[f for f in current["allowedStartingFields"] if f != field],
+            action_views={a: [f for f in v if f != field] for a, v in current["actionViews"].items()})
+
+    async def dropped(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "/dropped"))["dropped"]
+
     # rep actions (the Pega UI)
     async def create_appointment(self, operator: str, content: dict[str, Any]) -> dict[str, Any]:
         return await self._call("POST", "/rep/appointments", {"operator": operator, "content": content})

@@ -224,6 +224,25 @@ def compile_logic(logic: str, names: set[str]) -> Callable[[dict[str, bool]], bo
     return fn
 
 
+def _distinct(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`distinctResultsOnly`: equal rows (over the selected fields) once, in first-seen order."""
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        key = repr(sorted(row.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+def check_count_query(body: dict[str, Any]) -> None:
+    """`/count` with a query must name what to count: a query without `select` is a 400 in DX API v2."""
+    query = body.get("query")
+    if query is not None and (not isinstance(query, dict) or not query.get("select")):
+        raise QueryError("a count query needs query.select", "query.select")
+
+
 def run_query(rows: list[dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
     """Filter, sort, select and page `rows` per the request body; returns the response body."""
     query = body.get("query") or {}
@@ -255,6 +274,8 @@ def run_query(rows: list[dict[str, Any]], body: dict[str, Any]) -> dict[str, Any
     select = [s.get("field") for s in (query.get("select") or []) if isinstance(s, dict) and s.get("field")]
     if select:
         result = [{"pxObjClass": r.get("pxObjClass"), **{f: _get(r, f) for f in select}} for r in result]
+    if query.get("distinctResultsOnly"):
+        result = _distinct(result)
 
     paging = body.get("paging") or {}
     out: dict[str, Any] = {"pxObjClass": "Pega-API-DataExploration-Data"}

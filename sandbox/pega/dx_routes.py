@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.pega.dataviews import QueryError, data_view_exists, data_view_rows, run_query
+from sandbox.pega.casetypes import CaseTypeBook
+from sandbox.pega.dataviews import QueryError, check_count_query, data_view_exists, data_view_rows, run_query
 from sandbox.pega.errors import v2_error
 from sandbox.pega.faults import Faults
 from sandbox.pega.security import bearer_actor
@@ -22,9 +23,12 @@ def case_info(store: Store, rec: Record) -> dict[str, Any]:
                                    "type": "GET", "title": "Get case action details"}}}]
     if rec.kind == "appointment":
         actions.append({"name": "Cancel appointment", "ID": store.mapping.actions.cancel_appointment, "type": "Case"})
+    resolved = rec.status.startswith("Resolved")
+    stage_id, stage_label = ("PRIM2", "Resolved") if resolved else ("PRIM1", "Open")
     return {
         "ID": rec.id, "businessID": rec.business_id, "caseTypeID": rec.obj_class, "caseTypeName": rec.kind.title(),
-        "name": rec.kind.title(), "status": rec.status, "stageID": "PRIM0", "stageLabel": "Open",
+        "name": rec.kind.title(), "status": rec.status, "stageID": stage_id, "stageLabel": stage_label,
+        "stages": _stages(rec, stage_id), "sla": {"goal": "", "deadline": ""}, "caseTypeIcon": "cmicons/pycase.svg",
         "owner": rec.created_by, "createdBy": rec.created_by, "lastUpdatedBy": rec.updated_by,
         "createTime": iso(rec.created_at), "lastUpdateTime": iso(rec.updated_at), "urgency": "10",
         "content": {**rec.content, "pxCreateOperator": rec.created_by, "pxUpdateOperator": rec.updated_by,
@@ -34,12 +38,31 @@ def case_info(store: Store, rec: Record) -> dict[str, Any]:
     }
 
 
+def _stages(rec: Record, current: str) -> list[dict[str, Any]]:
+    """The case life cycle as recorded DX API v2 responses list it: Create, Open, Resolved."""
+    out = []
+    for sid, name, transition in (("PRIM0", "Create", "create"), ("PRIM1", "Open", "automatic"),
+                                  ("PRIM2", "Resolved", "resolution")):
+        order = ("PRIM0", "PRIM1", "PRIM2")
+        status = "active" if sid == current else "completed" if order.index(sid) < order.index(current) else "future"
+        out.append({"ID": sid, "name": name, "type": "Primary", "transitionType": transition, "visited_status": status,
+                    "links": {"open": {"rel": "self", "href": f"/cases/{rec.id}/stages/{sid}", "type": "PUT",
+                                       "title": "Jump to this stage"}}})
+    return out
+
+
 def _case_response(store: Store, rec: Record, *, status: int = 200, top_id: bool = False,
                    view_type: str = "none") -> web.Response:
     body: dict[str, Any] = {"data": {"caseInfo": case_info(store, rec),
                                      "referencedUsers": {rec.created_by: {"UserName": rec.created_by}}}}
     if top_id:
         body["ID"] = rec.id
+        assignment = f"ASSIGN-WORKLIST {rec.id}!{rec.kind.upper()}_FLOW"
+        body["nextAssignmentInfo"] = {
+            "context": "self", "className": rec.obj_class, "ID": assignment,
+            "links": {"open": {"rel": "self", "href": f"/assignments/{assignment}", "type": "GET",
+                               "title": "Get assignment details"}},
+        }
     if view_type != "none":
         body["uiResources"] = {"resources": {"views": {}, "fields": {}}, "components": [], "root": {},
                                "context_data": {}, "actionButtons": {}}
@@ -76,8 +99,18 @@ async def create_case(request: web.Request) -> web.Response:
     content = body.get("content") or {}
     if not isinstance(content, dict):
         return v2_error(400, "Invalid inputs", "content must be an object", field="content")
-    rec = store.create(kind, content, actor)
+    book: CaseTypeBook = request.app["casetypes"]
+    kept, dropped = book.starting(kind, content)  # real DX v2 drops what AllowedStartingFields lacks, silently
+    rec = store.create(kind, kept, actor)
+    _note_dropped(request, rec, "create", dropped)
     return _case_response(store, rec, status=201, top_id=True, view_type=request.query.get("viewType", "page"))
+
+
+def _note_dropped(request: web.Request, rec: Record, verb: str, dropped: list[str]) -> None:
+    """Keep the names of dropped fields for /_sim/dropped (never an error to the caller, like Pega)."""
+    if dropped:
+        request.app["dropped"].append({"caseID": rec.id, "caseTypeID": rec.obj_class, "verb": verb,
+                                       "fields": dropped})
 
 
 async def get_case(request: web.Request) -> web.Response:
@@ -123,7 +156,9 @@ async def case_action(request: web.Request) -> web.Response:
     content = body.get("content") or {}
     if not isinstance(content, dict):
         return v2_error(400, "Invalid inputs", "content must be an object", field="content")
-    changes = dict(content)
+    book: CaseTypeBook = request.app["casetypes"]
+    changes, dropped = book.for_action(rec.kind, action, content)  # only the fields of the action's view
+    _note_dropped(request, rec, f"action:{action}", dropped)
     if action == m.actions.cancel_appointment:
         changes[m.appointment.status] = m.status.appointment_cancelled
     store.update(rec, changes, actor, verb=f"action:{action}")
@@ -163,6 +198,7 @@ async def data_view_count(request: web.Request) -> web.Response:
     rows = data_view_rows(store, request.match_info["data_view_id"], body) or []
     body.pop("paging", None)
     try:
+        check_count_query(body)
         result = run_query(rows, body)
     except (QueryError, TypeError, ValueError) as exc:
         return v2_error(400, "Invalid inputs", str(exc), field=getattr(exc, "field", ""))

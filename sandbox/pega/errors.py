@@ -8,6 +8,9 @@ from aiohttp import web
 
 
 def v2_error(status: int, classification: str, message: str, *, code: str = "", field: str = "") -> web.Response:
+    """A DX API v2 error; a field reference carries Pega's leading `.` (`.caseTypeID`, `.paging`)."""
+    if field and not field.startswith("."):
+        field = "." + field
     body: dict[str, Any] = {
         "errorClassification": classification,
         "localizedValue": message,

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.pega.casetypes import CaseTypeBook
 from sandbox.pega.config import SimConfig
 from sandbox.pega.faults import Faults
 from sandbox.pega.outbound import Outbound
@@ -197,7 +198,34 @@ async def reset(request: web.Request) -> web.Response:
     app["outbound"].clear()
     app["config"].restore(app["initial_config"])  # settings changed through /_sim/config go back too
     app["outbound"].token.invalidate()
+    app["casetypes"].reset()
+    app["dropped"].clear()
     return web.json_response({"seeded": app["seeded"]})
+
+
+# ------------------------------------------------------------------ case type allow-lists
+
+async def get_casetypes(request: web.Request) -> web.Response:
+    book: CaseTypeBook = request.app["casetypes"]
+    return web.json_response({kind: rules.dump() for kind, rules in book.rules.items()})
+
+
+async def put_casetype(request: web.Request) -> web.Response:
+    """Change a case type's AllowedStartingFields / action views (e.g. a Pega side set up wrongly)."""
+    book: CaseTypeBook = request.app["casetypes"]
+    kind = request.match_info["kind"]
+    try:
+        rules = book.update(kind, await _body(request))
+    except KeyError:
+        return _err(404, f"no case type kind {kind}", "kind")
+    except ValueError as exc:
+        return _err(400, str(exc), "allowedStartingFields")
+    return web.json_response(rules.dump())
+
+
+async def get_dropped(request: web.Request) -> web.Response:
+    """Fields DX API v2 dropped (not in AllowedStartingFields or the action's view), by case and verb."""
+    return web.json_response({"dropped": list(request.app["dropped"])})
 
 
 # ------------------------------------------------------------------ faults, counters, tokens
@@ -301,3 +329,6 @@ def add_routes(app: web.Application) -> None:
     r.add_put("/_sim/config", put_config)
     r.add_get("/_sim/outbound", get_outbound)
     r.add_delete("/_sim/outbound", clear_outbound)
+    r.add_get("/_sim/casetypes", get_casetypes)
+    r.add_put("/_sim/casetypes/{kind}", put_casetype)
+    r.add_get("/_sim/dropped", get_dropped)

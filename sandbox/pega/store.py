@@ -25,6 +25,12 @@ _PREFIX = {
 }
 
 
+def work_pool(case_type: str) -> str:
+    """The work pool class of a case type: its class without the last segment."""
+    head, sep, _ = case_type.rpartition("-")
+    return head if sep else case_type
+
+
 def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
@@ -205,14 +211,21 @@ class Store:
         }.get(path)
 
     def _next_id(self, kind: str) -> tuple[str, str]:
+        """(pzInsKey, business id). A case's key is its work pool and business id, as Pega's recorded
+        DX API v2 responses show (`DIXL-MEDIACO-WORK N-4006` for case type DIXL-MediaCo-Work-NewService)."""
         start = 1001 if kind in CASE_KINDS else 1
         counter = self._counters.setdefault(kind, itertools.count(start))
         business = f"{_PREFIX[kind]}-{next(counter)}"
-        return f"{self.class_of(kind).upper()} {business}", business
+        prefix = work_pool(self.class_of(kind)) if kind in CASE_KINDS else self.class_of(kind)
+        return f"{prefix.upper()} {business}", business
 
     def _stamp(self) -> tuple[datetime, str]:
+        """A save time and its eTag. The eTag prints milliseconds (like `pxSaveDateTime`), so the order
+        is kept at millisecond precision too: a second save within the same millisecond moves one on
+        (comparing microseconds let two saves of one millisecond print the same eTag)."""
         now = datetime.now(UTC)
-        if now <= self._last_stamp:  # eTags must differ for every save, even within one millisecond
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if now <= self._last_stamp:
             now = self._last_stamp + timedelta(milliseconds=1)
         self._last_stamp = now
         return now, '"' + now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d} GMT" + '"'
@@ -235,7 +248,8 @@ class Store:
         record_id, business = self._next_id(kind)
         now, etag = self._stamp()
         body = copy.deepcopy(content)
-        body.setdefault("pyStatusWork", "Active" if kind == "contact" else "Open" if kind in CASE_KINDS else "Active")
+        # a new case is `New` (recorded DX API v2 create responses); SA entities start Active
+        body.setdefault("pyStatusWork", "New" if kind in CASE_KINDS else "Active")
         if kind in CASE_KINDS:
             body.update({"pyID": business, "classID": self.class_of(kind)})
         rec = Record(record_id, kind, self.class_of(kind), business, body, now, now, actor.operator, actor.operator, etag)

@@ -9,7 +9,8 @@ Two ways to reach the service, same commands and same output:
 Without --direct the API is used when a URL is given; otherwise direct mode.
 
 Commands: status, health UPN, onboard UPN --operator OP [--wait], offboard UPN,
-dry-run UPN --kind K, resync UPN --kind K [--wait], deadletters list|show|replay, pseudonym UPN.
+dry-run UPN --kind K, resync UPN --kind K [--wait], deadletters list|show|replay, pseudonym UPN,
+doctor [--no-probe] (the readiness checklist, shared.admin.doctor; exit 1 when anything FAILs).
 `--json` prints the raw JSON answer instead of tables. Long operations (--wait on onboard and
 resync) show a progress bar fed by polling the mailbox's backfill and health state.
 """
@@ -109,6 +110,10 @@ class DirectBackend:
         params = dict(params or {})
         parts = [unquote(x) for x in path.strip("/").split("/")]
         try:
+            if parts == ["admin", "doctor"]:
+                from shared.admin.doctor import run_doctor
+
+                return 200, (await run_doctor(svc, probe=params.get("probe") != "0")).as_dict()
             if parts == ["admin", "health"]:
                 return 200, await health.tenant_health(svc)
             if parts[:2] == ["admin", "mailboxes"] and len(parts) == 3:
@@ -232,6 +237,22 @@ class Cli:
                        f"{doc['subscriptions']['expiring_within_24h']} expiring within 24h, "
                        f"{doc['subscriptions']['failed']} failed  Open incidents: {len(doc['incidents_open'])}")
         return EXIT_OK
+
+    async def doctor(self, args: argparse.Namespace) -> int:
+        doc = _expect(*await self.b.call("GET", "admin/doctor", params={"probe": "0" if args.no_probe else "1"}))
+        if self.as_json:
+            self.dump(doc)
+            return EXIT_OK if doc.get("ok") else EXIT_FAILED
+        t = Table(title="Readiness (pes-admin doctor)")
+        for col in ("", "Area", "Check", "Detail", "Fix"):
+            t.add_column(col, overflow="fold")
+        style = {"PASS": "[green]PASS[/]", "FAIL": "[bold red]FAIL[/]", "SKIP": "[dim]SKIP[/]"}
+        for c in doc.get("checks", []):
+            t.add_row(style.get(c["status"], c["status"]), c["area"], c["name"], c.get("detail", ""), c.get("fix", ""))
+        self.out.print(t)
+        failed = int(doc.get("failed", 0))
+        self.out.print("[green]ready[/]" if doc.get("ok") else f"[bold red]{failed} check(s) failed[/]: apply each fix")
+        return EXIT_OK if doc.get("ok") else EXIT_FAILED
 
     async def health(self, args: argparse.Namespace) -> int:
         doc = _expect(*await self.b.call("GET", f"admin/mailboxes/{quote(args.upn)}/health"))
@@ -474,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--id")
     rp.add_argument("--mailbox")
     rp.add_argument("--all", action="store_true")
+    dr = sub.add_parser("doctor", help="readiness checklist: Graph, notification URL, storage, Pega (PASS/FAIL + fix)")
+    dr.add_argument("--no-probe", action="store_true", help="do not write Pega probe records (skips field round-trips)")
     ps = sub.add_parser("pseudonym", help="the telemetry id of a mailbox (find it in Application Insights)")
     ps.add_argument("upn")
     return p
@@ -509,7 +532,8 @@ async def run(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] |
         return exc.code
     cli = Cli(backend, out, as_json=args.json)
     handler = {"status": cli.status, "health": cli.health, "onboard": cli.onboard, "offboard": cli.offboard,
-               "dry-run": cli.dry_run, "resync": cli.resync, "deadletters": cli.deadletters}[args.command]
+               "dry-run": cli.dry_run, "resync": cli.resync, "deadletters": cli.deadletters,
+               "doctor": cli.doctor}[args.command]
     try:
         return await handler(args)
     except CliError as exc:

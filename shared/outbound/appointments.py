@@ -22,8 +22,8 @@ from shared.outbound.common import (
     already_decided,
     find_by_pega_id,
     is_stale,
+    link_or_wait,
     report_to_pega,
-    require_link_or_wait,
     save_link,
     user_path,
 )
@@ -154,7 +154,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
         # fail — reporting it failed would invite Pega to send it again
         return {"exchangeId": link.graph_id, "skipped": "the appointment was cancelled"}
     if link is None:
-        require_link_or_wait(req, "appointment", link)
+        await link_or_wait(ctx, req, "appointment", link)
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}
     try:
@@ -239,7 +239,7 @@ async def cancel(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is None:
-        require_link_or_wait(req, "appointment", link)
+        await link_or_wait(ctx, req, "appointment", link)
     if link.state != "active":
         return {"exchangeId": link.graph_id, "action": "already_cancelled"}
     base = f"{user_path(mailbox)}/events/{link.graph_id}"

@@ -57,6 +57,11 @@ class NotLinkedYet(TransientError):
     """The item this change is about is not linked yet; its create may still be on the way."""
 
 
+class WaitingForCreate(NotLinkedYet):
+    """Not linked yet, and the operation that creates the item is still pending (retrying through an
+    outage, say): the change waits for it as long as it takes, without using up its own attempts."""
+
+
 def user_path(mailbox: str) -> str:
     return f"users/{mailbox}"
 
@@ -179,14 +184,32 @@ async def report_to_pega(ctx: WorkerContext, req: OutboundRequest | ReportTarget
 
 async def _case_resolved(ctx: WorkerContext, case_id: str) -> bool:
     try:
-        case = await ctx.pega.client.get_case(case_id)  # type: ignore[union-attr]
+        status = await ctx.pega.case_status(case_id)  # type: ignore[union-attr]
     except PegaPermanentError:
         return False
-    return case.status.startswith("Resolved")
+    return status.startswith("Resolved")
 
 
 def mailbox_kind_of(kind: RecordKind) -> str:
     return {RecordKind.APPOINTMENT: "calendar", RecordKind.EMAIL: "email"}.get(kind, "contacts")
+
+
+async def link_or_wait(ctx: WorkerContext, req: OutboundRequest, what: str, link: Link | None = None, *,
+                       pega_id: str | None = None) -> NoReturn:
+    """No (active) link: wait while this record's create operation is still pending, else as
+    `require_link_or_wait`. A create retrying through a Graph outage longer than the link-wait
+    budget used to fail every change Pega sent meanwhile, although the create then succeeded."""
+    if link is None:
+        create_id = await ctx.state.operations.create_of(req.mailbox, pega_id or req.pega_id)
+        if create_id and create_id != req.op.operation_id:
+            create = await ctx.state.operations.get(create_id)
+            err = create.result.get("error") if create is not None and isinstance(create.result, dict) else None
+            given_up = isinstance(err, dict) and err.get("code") == "gave_up"
+            if create is not None and (create.status in ("accepted", "running") or
+                                       (create.status == "failed" and given_up)):
+                raise WaitingForCreate(f"{what} {pega_id or req.pega_id!r} waits for its create (operation {create_id})",
+                                       retry_after=30.0)
+    require_link_or_wait(req, what, link)
 
 
 def require_link_or_wait(req: OutboundRequest, what: str, link: Link | None = None) -> NoReturn:

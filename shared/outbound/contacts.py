@@ -19,8 +19,8 @@ from shared.outbound.common import (
     already_decided,
     find_by_pega_id,
     is_stale,
+    link_or_wait,
     report_to_pega,
-    require_link_or_wait,
     save_link,
     user_path,
 )
@@ -140,7 +140,7 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
         # closed meanwhile (in Pega, or its category removed in Outlook): nothing to change, nothing failed
         return {"exchangeId": link.graph_id, "skipped": "the contact was closed"}
     if link is None:
-        require_link_or_wait(req, "contact", link)
+        await link_or_wait(ctx, req, "contact", link)
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}
     try:
@@ -186,7 +186,7 @@ async def close(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is None:
-        require_link_or_wait(req, "contact", link)
+        await link_or_wait(ctx, req, "contact", link)
     if link.state != "active":
         return {"exchangeId": link.graph_id, "action": "already_closed"}
     category = ctx.settings.sync.contact_category

@@ -12,8 +12,8 @@ from shared.ews.writes import routed
 from shared.graph.factory import graph_gateway
 from shared.graph.gateway import GraphGateway
 from shared.outbound.payloads import PayloadStore
-from shared.pega import PegaRecords
-from shared.pega.factory import pega_client
+from shared.pega.adapter import PegaAdapter
+from shared.pega.factory import pega_adapter
 from shared.pega.mapping import PegaMapping, load_mapping
 from shared.storage.state import StateStore
 
@@ -24,7 +24,7 @@ class WorkerContext:
     state: StateStore
     graph: GraphGateway
     payloads: PayloadStore
-    pega: PegaRecords | None  # None when PEGA_BASE_URL is not set (ids are then not reported back)
+    pega: PegaAdapter | None  # None when PEGA_BASE_URL is not set (ids are then not reported back)
     mapping: PegaMapping
     # per-mailbox cache of the dedicated contact folder id (SYNC_CONTACT_FOLDER)
     contact_folders: dict[str, str] = field(default_factory=dict)
@@ -34,10 +34,10 @@ class WorkerContext:
 _contexts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WorkerContext] = weakref.WeakKeyDictionary()
 
 
-def pega_records(settings: Settings) -> PegaRecords | None:
+def pega_records(settings: Settings) -> PegaAdapter | None:
     if not settings.pega.configured:
         return None
-    return PegaRecords(pega_client(settings.pega))  # the loop's shared client (shared/pega/factory.py)
+    return pega_adapter(settings.pega)  # over the loop's shared client (shared/pega/factory.py)
 
 
 def worker_context(settings: Settings, state: StateStore) -> WorkerContext:

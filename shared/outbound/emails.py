@@ -30,8 +30,8 @@ from shared.graph.errors import GraphNotFoundError, error_from_response
 from shared.outbound.common import (
     OutboundRequest,
     find_by_pega_id,
+    link_or_wait,
     report_to_pega,
-    require_link_or_wait,
     save_link,
     user_path,
 )
@@ -225,7 +225,7 @@ async def _original_id(ctx: WorkerContext, req: OutboundRequest) -> str:
         return link.graph_id
     if req.body.get("originalExchangeId"):
         return str(req.body["originalExchangeId"])
-    require_link_or_wait(req, "the email replied to")
+    await link_or_wait(ctx, req, "the email replied to", pega_id=original_pega)
 
 
 async def reply(ctx: WorkerContext, req: OutboundRequest, *, reply_all: bool = False) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any
 from shared.errors import InvalidMessageError, PermanentError, TransientError
 from shared.graph.errors import GraphThrottledError
 from shared.outbound import appointments, contacts, emails
-from shared.outbound.common import NotLinkedYet, OutboundRequest, ReportTarget, report_to_pega
+from shared.outbound.common import NotLinkedYet, OutboundRequest, ReportTarget, WaitingForCreate, report_to_pega
 from shared.outbound.context import WorkerContext
 from shared.outbound.intake import ENVELOPE_TYPE
 from shared.outbound.kinds import by_kind_action
@@ -176,6 +176,11 @@ async def _run_claimed(ctx: WorkerContext, operation_id: str) -> str:
     except PermanentError as exc:
         await _fail(ctx, op, exc)
         return "failed"
+    except WaitingForCreate as exc:
+        # waiting for another operation is not an attempt of this one: its budget stays whole
+        await _finish(ctx, op, status="accepted", attempts=max(0, op.attempts - 1),
+                      error=f"{type(exc).__name__}: {exc}"[:1000])
+        raise
     except TransientError as exc:
         if op.attempts >= MAX_ATTEMPTS:
             await _fail(ctx, op, exc, code="retries_exhausted")

@@ -26,6 +26,7 @@ from shared.pega.errors import (
     PegaAuthError,
     PegaBadRequestError,
     PegaConflictError,
+    PegaFieldDroppedError,
     connection_error,
     error_for_status,
     timeout_error,
@@ -82,6 +83,7 @@ class PegaClient:
         self.tokens = token_source
         self._dx = settings.base_url + settings.dx_api_path
         self._sa = settings.base_url + settings.sa_api_path
+        self._service = settings.base_url + settings.service_path
 
     async def __aenter__(self) -> PegaClient:
         return self
@@ -156,6 +158,15 @@ class PegaClient:
             raise error_for_status(status, what=what, body=body, retry_after=resp_headers.get("retry-after"))
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------------ sync-service contract
+
+    async def service_call(self, method: str, path: str, *, what: str, json_body: Any = None,
+                           ok: Sequence[int] = ()) -> tuple[int, Any]:
+        """One call of the Pega-side sync-service contract (pega-service.openapi.yaml) under
+        PEGA_SERVICE_PATH, with the same OAuth token, timeout and typed errors as DX API v2."""
+        resp = await self._send(method, f"{self._service}/{path.lstrip('/')}", what=what, json_body=json_body, ok=ok)
+        return resp.status, resp.body
+
     # ------------------------------------------------------------------ SA API v1
 
     async def authenticate(self) -> None:
@@ -218,7 +229,12 @@ class PegaClient:
 
     # ------------------------------------------------------------------ DX API v2
 
-    async def create_case(self, case_type_id: str, content: Mapping[str, Any]) -> PegaCase:
+    async def create_case(
+        self, case_type_id: str, content: Mapping[str, Any], *, must_keep: Sequence[str] = ()
+    ) -> PegaCase:
+        """POST /cases. DX API v2 keeps only the case type's AllowedStartingFields and drops the rest
+        without an error, so the fields in `must_keep` (the external id) are read back — from the
+        create answer, else by a GET — and a case that lost one raises PegaFieldDroppedError."""
         resp = await self._send(
             "POST", f"{self._dx}/cases", what=f"create case {case_type_id}",
             json_body={"caseTypeID": case_type_id, "content": dict(content)},
@@ -227,6 +243,20 @@ class PegaClient:
         case = _case_from(body, resp.headers.get("etag"))
         if not case.id:
             raise PegaBadRequestError(f"Pega create case {case_type_id} returned no ID")
+        dropped = [k for k in content if case.content and k not in case.content]
+        if dropped:
+            # names only (values may be personal data): a hint to fix the case type's starting fields
+            log.warning("Pega create case %s did not keep %s", case_type_id, ", ".join(sorted(dropped)))
+        lost = [k for k in must_keep if case.content.get(k) != content.get(k)]
+        if lost and not case.content:  # an answer without content (viewType=none on some servers): read it
+            case = await self.get_case(case.id)
+            lost = [k for k in must_keep if case.content.get(k) != content.get(k)]
+        if lost:
+            raise PegaFieldDroppedError(
+                f"Pega case type {case_type_id} did not store {', '.join(lost)} on create (case {case.id}): add "
+                f"{', '.join(lost)} to the case type's AllowedStartingFields data transform (docs/pega-setup.md); "
+                "withdraw the case, then replay the item",
+                record_id=case.id, fields=lost, case_type=case_type_id)
         return case
 
     async def get_case(self, case_id: str) -> PegaCase:
@@ -241,11 +271,14 @@ class PegaClient:
         *,
         etag: str | None = None,
         on_conflict: ConflictResolver | None = None,
+        must_keep: Sequence[str] = (),
     ) -> PegaCase:
         """PATCH /cases/{ID}/actions/{actionID} with If-Match (read first when `etag` is None).
 
         A stale eTag (409, or 412 from older servers) re-reads the case and retries once with the
-        fresh eTag, writing `on_conflict(fresh_content)` (default: the same fields again).
+        fresh eTag, writing `on_conflict(fresh_content)` (default: the same fields again). DX API v2
+        applies only the fields of the action's view: a field of `must_keep` the case does not hold
+        afterwards raises PegaFieldDroppedError.
         """
         url = f"{self._dx}/cases/{_seg(case_id)}/actions/{_seg(action_id)}?viewType=none"
         if etag is None:
@@ -258,7 +291,9 @@ class PegaClient:
                 headers={"If-Match": etag or ""}, ok=(409, 412) if attempt == 1 else (),
             )
             if resp.status < 300:
-                return _case_from(resp.body if isinstance(resp.body, dict) else {}, resp.headers.get("etag"), case_id)
+                case = _case_from(resp.body if isinstance(resp.body, dict) else {}, resp.headers.get("etag"), case_id)
+                await self._check_kept(case, fields or {}, must_keep, what=f"action {action_id}")
+                return case
             log.info("Pega case action %s: stale eTag, re-reading once", action_id)
             fresh = await self.get_case(case_id)
             etag = fresh.etag
@@ -267,6 +302,17 @@ class PegaClient:
                 raise PegaConflictError(f"Pega case action {action_id}: case changed and the write was withdrawn",
                                         status=resp.status)
         raise AssertionError("unreachable")
+
+    async def _check_kept(self, case: PegaCase, sent: Mapping[str, Any], must_keep: Sequence[str], *, what: str) -> None:
+        lost = [k for k in must_keep if k in sent and case.content.get(k) != sent[k]]
+        if lost and not case.content:
+            fresh = await self.get_case(case.id)
+            lost = [k for k in lost if fresh.content.get(k) != sent[k]]
+        if lost:
+            raise PegaFieldDroppedError(
+                f"Pega {what} on case {case.id} did not store {', '.join(lost)}: add {', '.join(lost)} to the "
+                "view of that action (docs/pega-setup.md)", record_id=case.id, fields=lost,
+                case_type=case.case_type_id)
 
     async def query_data_view(
         self,

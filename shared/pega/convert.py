@@ -1,7 +1,9 @@
 """Neutral records <-> Pega content, driven only by the mapping.
 
 Datetimes travel to Pega as ISO-8601 UTC with milliseconds and `Z` (what DX API v2 returns);
-address lists as `; `-separated text; attendees as a page list of rows.
+address lists as `; `-separated text; attendees as a page list of rows. A property name with a dot
+(`Address.pyCity`) is a property of an embedded page (SA's contact `Address`, a Data-Address-Postal
+page): written into that page, read from it, compared leaf by leaf.
 """
 
 from __future__ import annotations
@@ -18,6 +20,64 @@ from shared.pega.models import Attendee
 T = TypeVar("T")
 
 _LIST_SEPARATOR = "; "
+
+
+_MISSING = object()
+
+
+def get_path(content: Any, prop: str, default: Any = None) -> Any:
+    """`content[prop]`, following dots into embedded pages."""
+    value = content
+    for part in prop.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return default
+        value = value[part]
+    return value
+
+
+def set_path(content: dict[str, Any], prop: str, value: Any) -> None:
+    """`content[prop] = value`, creating embedded pages for a dotted name."""
+    *pages, leaf = prop.split(".")
+    target = content
+    for page in pages:
+        nxt = target.get(page)
+        if not isinstance(nxt, dict):
+            nxt = target[page] = {}
+        target = nxt
+    target[leaf] = value
+
+
+def leaves(content: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted name, value) of every scalar or list in `content`, embedded pages flattened."""
+    out: list[tuple[str, Any]] = []
+    for k, v in content.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += leaves(v, name + ".")
+        else:
+            out.append((name, v))
+    return out
+
+
+def differs(current: Any, wanted: Any) -> bool:
+    """Would writing `wanted` change `current`? An embedded page only differs in the leaves given."""
+    if isinstance(wanted, dict) and isinstance(current, dict):
+        return any(differs(current.get(k), v) for k, v in wanted.items())
+    return bool(current != wanted)
+
+
+def changed_fields(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The part of `wanted` that differs from `current` (embedded pages: only their changed leaves)."""
+    out: dict[str, Any] = {}
+    for k, v in wanted.items():
+        cur = current.get(k)
+        if isinstance(v, dict) and isinstance(cur, dict):
+            sub = changed_fields(cur, v)
+            if sub:
+                out[k] = sub
+        elif differs(cur, v):
+            out[k] = v
+    return out
 
 
 def format_datetime(value: datetime) -> str:
@@ -85,7 +145,7 @@ def to_content(data: Any, field_map: BaseModel, *, attendee_fields: AttendeeFiel
             value = attendees_to_rows(value, attendee_fields or AttendeeFields())
         elif isinstance(value, list):
             value = _LIST_SEPARATOR.join(str(v) for v in value)
-        content[prop] = value
+        set_path(content, prop, value)
     return content
 
 
@@ -95,9 +155,11 @@ def from_content(cls: type[T], content: dict[str, Any], field_map: BaseModel, *,
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         prop = names.get(f.name)
-        if prop is None or prop not in content:
+        if not prop:
             continue
-        value = content[prop]
+        value = get_path(content, prop, _MISSING)
+        if value is _MISSING:
+            continue
         annotation = str(f.type)
         if "datetime" in annotation:
             value = parse_datetime(value)

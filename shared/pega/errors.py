@@ -51,6 +51,21 @@ class PegaNotFoundError(PegaPermanentError):
     """404: unknown record, case type, data view or action."""
 
 
+class PegaFieldDroppedError(PegaPermanentError):
+    """Pega accepted a write but did not store a field the sync depends on (DX API v2 drops, without an
+    error, every field missing from the case type's AllowedStartingFields or the action's view).
+
+    Raised when the external id is missing after a create: going on would make every replay of the
+    item create another record. A retry cannot fix it; the Pega side must (docs/pega-setup.md). The
+    record that was created is named in the message so an administrator can withdraw it."""
+
+    def __init__(self, message: str, *, record_id: str, fields: list[str], case_type: str = "") -> None:
+        super().__init__(message, status=None, details=[f"dropped: {', '.join(fields)}"])
+        self.record_id = record_id
+        self.fields = fields
+        self.case_type = case_type
+
+
 class PegaConflictError(PegaTransientError):
     """409/412: the record changed again between our re-read and the retried write. Retried
     through the queue (fresh read, fresh eTag), never counted as a failed item."""
@@ -99,6 +114,10 @@ def error_details(body: Any) -> list[str]:
         for e in body.get("errors") or []:
             if isinstance(e, dict):
                 out.append(f"{e.get('ID', '')}: {e.get('message', '')}".strip(": "))
+        err = body.get("error")
+        if isinstance(err, dict):  # the sync-service contract: {"error": {"code", "message", "field"}}
+            msg = str(err.get("message") or err.get("code") or "")
+            out.append(f"{err['field']}: {msg}" if err.get("field") else msg)
         if body.get("error_description"):
             out.append(str(body["error_description"]))
     return [m for m in out if m]

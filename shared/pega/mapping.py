@@ -1,8 +1,9 @@
 """Where the Pega side of an implementation is described: classes, case types, properties, data views.
 
-No public Pega document fixes the property names of Appointment and Email cases, the class of an
-email interaction or which data views exist (see reference pega.md): they differ per
-implementation. So everything the sync needs to know about them lives in this one typed model,
+No public Pega document fixes the property names of Appointment and Email cases or which data
+views exist (see reference pega.md): they differ per implementation. The contact defaults follow
+the public Sales Automation names (WorkEmail, OfficePhone, Company, the Address page); the rest are
+assumptions, named as such in docs/pega-setup.md. So everything the sync needs to know about them lives in this one typed model,
 with defaults that match the sandbox simulator, overridable from a JSON file named by
 ``PEGA_MAPPING_FILE``. Sync logic uses the neutral names (``subject``, ``start``...) and this
 mapping turns them into Pega property names, never a constant in the sync code.
@@ -94,20 +95,23 @@ class ContactFields(BaseModel):
     """Neutral contact field -> property of the SA API v1 contact entity."""
 
     model_config = _STRICT
-    external_id: str = "ExchangeID"
+    external_id: str = "ExchangeID"  # assumption: a property the implementation adds
     first_name: str = "FirstName"
     last_name: str = "LastName"
-    email: str = "Email"
-    business_phone: str = "WorkPhone"
+    # SA names from public Pega material (PEGACRM-ENTITY-CONTACT): WorkEmail, OfficePhone, Company and the
+    # embedded Address page (Data-Address-Postal: pyStreet, pyCity, pyState, pyPostalCode, pyCountry);
+    # a dotted name is a property of an embedded page (shared.pega.convert)
+    email: str = "WorkEmail"
+    business_phone: str = "OfficePhone"
     mobile_phone: str = "MobilePhone"
-    job_title: str = "Title"
-    company_name: str = "CompanyName"
-    department: str = "Department"
-    street: str = "Street"
-    city: str = "City"
-    state: str = "State"
-    postal_code: str = "PostalCode"
-    country: str = "Country"
+    job_title: str = "Title"  # assumption
+    company_name: str = "Company"
+    department: str = "Department"  # assumption
+    street: str = "Address.pyStreet"
+    city: str = "Address.pyCity"
+    state: str = "Address.pyState"
+    postal_code: str = "Address.pyPostalCode"
+    country: str = "Address.pyCountry"
     notes: str = "Notes"
     photo: str = "Photo"
     operator: str = "OwnerOperator"

@@ -48,10 +48,18 @@ class SaRecord:
     content: dict[str, Any]
     etag: str | None = None
     obj_class: str | None = None
+    status_value: str | None = None  # set by adapters whose records carry no Pega content
+    last_update_time: str | None = None
 
     @property
     def status(self) -> str:
+        if self.status_value is not None:
+            return self.status_value
         return str(self.content.get("pyStatusWork", ""))
+
+    @property
+    def updated_at(self) -> str | None:
+        return self.last_update_time or self.content.get("pxUpdateDateTime")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""What the sync does in Pega, in its own words: lookups, idempotent upserts, cancel and close.
+"""The `dx-v2` adapter (shared.pega.adapter): lookups, idempotent upserts, cancel and close over
+DX API v2 cases and data views and the SA API v1 contact entity.
 
 Every upsert is keyed by the Exchange immutable id and safe to repeat: it tries the link the
 caller knows, then the external-id data view, and only then creates. A retried request whose
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.pega.client import ConflictResolver, PegaClient
-from shared.pega.convert import from_content, to_content
+from shared.pega.convert import changed_fields, from_content, get_path, leaves, set_path, to_content
 from shared.pega.errors import PegaConflictError, PegaNotFoundError
 from shared.pega.mapping import PegaMapping
 from shared.pega.models import (
@@ -36,9 +37,70 @@ log = logging.getLogger(__name__)
 class PegaRecords:
     """Sync operations over one :class:`PegaClient`; names and ids come from its mapping."""
 
+    name = "dx-v2"
+
     def __init__(self, client: PegaClient) -> None:
         self.client = client
         self.m: PegaMapping = client.mapping
+
+    async def close(self) -> None:
+        """The client is shared (shared.pega.factory) and closed by its owner."""
+
+    def _view_and_prop(self, kind: RecordKind) -> tuple[str, str]:
+        return {
+            RecordKind.APPOINTMENT: (self.m.data_views.appointments, self.m.appointment.external_id),
+            RecordKind.EMAIL: (self.m.data_views.emails, self.m.email.external_id),
+            RecordKind.CONTACT: (self.m.data_views.contacts, self.m.contact.external_id),
+        }[kind]
+
+    async def existing_ids(self, kind: RecordKind, external_ids: Sequence[str]) -> dict[str, str]:
+        """{exchange id: Pega id} for the ones Pega already holds: one data-view query (IN) per 100."""
+        view, prop = self._view_and_prop(kind)
+        id_field = self.m.data_views.id_field
+        found: dict[str, str] = {}
+        ids = list(external_ids)
+        for i in range(0, len(ids), 100):
+            rows = await self.client.query_data_view(
+                view, Query([Condition(prop, "IN", ids[i:i + 100])], select=[id_field, prop]))
+            for row in rows:
+                ext, pid = row.get(prop), row.get(id_field)
+                if ext and pid:
+                    found[str(ext)] = str(pid)
+        return found
+
+    async def emails_by_internet_message_id(self, internet_message_ids: Sequence[str]) -> dict[str, str]:
+        """{internetMessageId: email case id} for mail Pega already holds (another mailbox's copy)."""
+        ids = sorted({i for i in internet_message_ids if i})
+        prop, id_field = self.m.email.internet_message_id, self.m.data_views.id_field
+        found: dict[str, str] = {}
+        for i in range(0, len(ids), 100):
+            rows = await self.client.query_data_view(
+                self.m.data_views.emails, Query([Condition(prop, "IN", ids[i:i + 100])], select=[id_field, prop]))
+            for row in rows:
+                imid, pid = row.get(prop), row.get(id_field)
+                if imid and pid:
+                    found.setdefault(str(imid), str(pid))
+        return found
+
+    async def adopt_contact(self, record_id: str, external_id: str, data: ContactData) -> UpsertResult:
+        """Link to a contact Pega already has (same address): fill only the fields Pega has empty, and
+        stamp the Exchange id only where there is none yet (the first mailbox's id stays)."""
+        path = self.m.sa.contact_path
+        current = await self.client.sa_get(path, record_id)
+        ext = self.m.contact.external_id
+        fill: dict[str, Any] = {}
+        for name, value in leaves(to_content(data, self.m.contact)):
+            if value not in (None, "") and get_path(current.content, name) in (None, "") and name != ext:
+                set_path(fill, name, value)
+        if current.content.get(ext) in (None, ""):
+            fill[ext] = external_id
+        if not fill:
+            return UpsertResult(record_id, UpsertAction.UNCHANGED, current.etag)
+        updated = await self.client.sa_update(path, record_id, fill, etag=current.etag)
+        return UpsertResult(record_id, UpsertAction.UPDATED, updated.etag)
+
+    async def case_status(self, record_id: str) -> str:
+        return (await self.client.get_case(record_id)).status
 
     # ------------------------------------------------------------------ lookups
 
@@ -87,11 +149,7 @@ class PegaRecords:
 
     async def find_by_external_id(self, kind: RecordKind, external_id: str) -> PegaRef | None:
         """The record linked to an Exchange immutable id, through its external-id data view."""
-        view, prop = {
-            RecordKind.APPOINTMENT: (self.m.data_views.appointments, self.m.appointment.external_id),
-            RecordKind.EMAIL: (self.m.data_views.emails, self.m.email.external_id),
-            RecordKind.CONTACT: (self.m.data_views.contacts, self.m.contact.external_id),
-        }[kind]
+        view, prop = self._view_and_prop(kind)
         return await self._first(view, Query([eq(prop, external_id)]))
 
     async def associate(self, addresses: Sequence[str], *, own_domains: Sequence[str] = ()) -> Association:
@@ -134,16 +192,17 @@ class PegaRecords:
     async def _upsert_case(
         self, kind: RecordKind, case_type: str, external_id: str, content: dict[str, Any],
         known_id: str | None, ext_prop: str, on_conflict: ConflictResolver | None,
-        expected_etag: str | None = None,
+        expected_etag: str | None = None, absent: bool = False,
     ) -> UpsertResult:
-        existing = await self._existing_case(kind, external_id, known_id)
+        existing = None if absent else await self._existing_case(kind, external_id, known_id)
         _check_unchanged(existing, expected_etag)
         if existing is None:
-            created = await self.client.create_case(case_type, {**content, ext_prop: external_id})
+            created = await self.client.create_case(case_type, {**content, ext_prop: external_id},
+                                                    must_keep=[ext_prop])
             return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
         if existing.status.startswith("Resolved"):
             return UpsertResult(existing.id, UpsertAction.SKIPPED_RESOLVED, existing.etag)
-        changes = {k: v for k, v in content.items() if existing.content.get(k) != v}
+        changes = changed_fields(existing.content, content)
         if not changes:
             return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
         updated = await self.client.case_action(existing.id, self.m.actions.update, changes,
@@ -153,15 +212,16 @@ class PegaRecords:
     async def upsert_appointment(
         self, external_id: str, data: AppointmentData, *, known_id: str | None = None,
         on_conflict: ConflictResolver | None = None, extra: Mapping[str, Any] | None = None,
-        expected_etag: str | None = None,
+        expected_etag: str | None = None, absent: bool = False,
     ) -> UpsertResult:
         """Create or update the appointment case linked to `external_id` (never a second one).
         `extra`: more Pega properties written in the same create/update (e.g. insights fields).
         `expected_etag`: the eTag of the record the caller merged against; a record that changed since
-        raises PegaConflictError (transient) instead of overwriting the newer change."""
+        raises PegaConflictError (transient) instead of overwriting the newer change. `absent`: a batched
+        lookup just proved there is no such record, so it is created without a second lookup."""
         content = {**to_content(data, self.m.appointment, attendee_fields=self.m.attendee), **(extra or {})}
         return await self._upsert_case(RecordKind.APPOINTMENT, self.m.case_types.appointment, external_id, content,
-                                       known_id, self.m.appointment.external_id, on_conflict, expected_etag)
+                                       known_id, self.m.appointment.external_id, on_conflict, expected_etag, absent)
 
     async def cancel_appointment(self, case_id: str, *, reason: str | None = None) -> PegaCase:
         """Cancel (never delete) an appointment case; a case already resolved is left as it is."""
@@ -180,13 +240,13 @@ class PegaRecords:
     async def upsert_email(
         self, external_id: str, data: EmailData, *, known_id: str | None = None,
         on_conflict: ConflictResolver | None = None, extra: Mapping[str, Any] | None = None,
-        expected_etag: str | None = None,
+        expected_etag: str | None = None, absent: bool = False,
     ) -> UpsertResult:
         """Create or update the email interaction case linked to `external_id`.
         `extra`: more Pega properties written in the same create/update (e.g. insights fields)."""
         content = {**to_content(data, self.m.email), **(extra or {})}
         return await self._upsert_case(RecordKind.EMAIL, self.m.case_types.email, external_id, content,
-                                       known_id, self.m.email.external_id, on_conflict, expected_etag)
+                                       known_id, self.m.email.external_id, on_conflict, expected_etag, absent)
 
     async def get_email(self, case_id: str) -> tuple[PegaCase, EmailData]:
         case = await self.client.get_case(case_id)
@@ -198,24 +258,26 @@ class PegaRecords:
             await self.client.sa_update(self.m.sa.contact_path, record_id, {self.m.contact.external_id: external_id})
             return
         prop = self.m.appointment.external_id if kind is RecordKind.APPOINTMENT else self.m.email.external_id
-        await self.client.case_action(record_id, self.m.actions.update, {prop: external_id})
+        await self.client.case_action(record_id, self.m.actions.update, {prop: external_id}, must_keep=[prop])
 
     # ------------------------------------------------------------------ contacts (SA API v1)
 
     async def upsert_contact(
         self, external_id: str, data: ContactData, *, known_id: str | None = None,
-        on_conflict: ConflictResolver | None = None, expected_etag: str | None = None,
+        on_conflict: ConflictResolver | None = None, expected_etag: str | None = None, absent: bool = False,
     ) -> UpsertResult:
         """Create or update the SA contact linked to `external_id`; a closed contact is reopened."""
         content = to_content(data, self.m.contact)
         path = self.m.sa.contact_path
         existing: SaRecord | None = None
-        if known_id:
+        if absent:
+            pass
+        elif known_id:
             try:
                 existing = await self.client.sa_get(path, known_id)
             except PegaNotFoundError:
                 log.info("linked Pega contact is gone; looking it up by external id")
-        if existing is None:
+        if existing is None and not absent:
             ref = await self.find_by_external_id(RecordKind.CONTACT, external_id)  # any status, closed too
             if ref and ref.id:
                 existing = await self.client.sa_get(path, ref.id)
@@ -225,7 +287,7 @@ class PegaRecords:
                 path, {**content, self.m.contact.external_id: external_id,
                        self.m.contact.status: self.m.status.contact_active})
             return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
-        changes = {k: v for k, v in content.items() if existing.content.get(k) != v}
+        changes = changed_fields(existing.content, content)
         if existing.content.get(self.m.contact.status) == self.m.status.contact_closed:
             changes[self.m.contact.status] = self.m.status.contact_active
         if not changes:
@@ -233,8 +295,9 @@ class PegaRecords:
         updated = await self.client.sa_update(path, existing.id, changes, etag=existing.etag, on_conflict=on_conflict)
         return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
 
-    async def close_contact(self, contact_id: str) -> SaRecord:
-        """Close (never delete) a contact; closing a closed contact changes nothing."""
+    async def close_contact(self, contact_id: str, *, comments: str | None = None) -> SaRecord:
+        """Close (never delete) a contact; closing a closed contact changes nothing. (The SA API v1 has
+        no Close action: the status is set; `comments` is for the sync-service Close action.)"""
         path = self.m.sa.contact_path
         current = await self.client.sa_get(path, contact_id)
         if current.content.get(self.m.contact.status) == self.m.status.contact_closed:

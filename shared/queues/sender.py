@@ -65,6 +65,17 @@ class QueueSender:
                 pass
         self._created.add(queue)
 
+    async def exists(self, queue: str) -> bool:
+        """Whether the queue exists and can be read (readiness checks); never creates it."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with mapped_errors(f"read queue {queue}"):
+            try:
+                await self.client(queue).get_queue_properties()
+            except ResourceNotFoundError:
+                return False
+        return True
+
     async def send(self, queue: str, envelope: Envelope, *, delay_seconds: int = 0) -> str:
         """Enqueue; `delay_seconds` keeps it invisible that long (used to back off throttled work)."""
         await self.ensure(queue)

@@ -19,6 +19,7 @@ from shared.storage.tables import Entity, Table
 
 OP_RK = "op"
 IDEM_PREFIX = "idem|"
+CREATE_PREFIX = "create|"  # mailbox|Pega id -> the operation that creates that record in Exchange
 
 
 class IdempotencyConflictError(SyncError):
@@ -100,6 +101,16 @@ class OperationRepository:
             if existing.get("request_hash") != request_hash:
                 raise IdempotencyConflictError("idempotency key already used for a different request") from None
             return str(existing["operation_id"]), False
+
+    async def note_create(self, mailbox: str, pega_id: str, operation_id: str) -> None:
+        """Remember which operation creates this Pega record in this mailbox: a later change of the
+        record that finds no link yet waits for that operation instead of giving up."""
+        await self._t.upsert({"PartitionKey": CREATE_PREFIX + encode_key(f"{mailbox.lower()}|{pega_id}"),
+                              "RowKey": "", "operation_id": operation_id})
+
+    async def create_of(self, mailbox: str, pega_id: str) -> str | None:
+        e = await self._t.get(CREATE_PREFIX + encode_key(f"{mailbox.lower()}|{pega_id}"), "")
+        return str(e["operation_id"]) if e else None
 
     async def get(self, operation_id: str) -> Operation | None:
         e = await self._t.get(encode_key(operation_id), OP_RK)

@@ -238,6 +238,14 @@ class TableStore:
             self._tables[name] = table
         return table
 
+    async def existing(self) -> set[str]:
+        """Names of the account's tables (readiness checks)."""
+        found: set[str] = set()
+        with mapped_errors("list tables"):
+            async for t in self._service.list_tables():
+                found.add(str(t.name))
+        return found
+
     async def ping(self) -> None:
         """Cheap reachability check for /api/health."""
         with mapped_errors("list tables"):

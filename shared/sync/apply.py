@@ -20,9 +20,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shared.pega import Association, PegaRecords, RecordKind, UpsertAction, UpsertResult
-from shared.pega.convert import to_content
-from shared.pega.query import Condition, Query
+from shared.pega import Association, RecordKind, UpsertAction, UpsertResult
+from shared.pega.adapter import PegaAdapter
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.links import Link, LinkRepository
 from shared.sync.claims import Claim, ClaimStore
@@ -73,7 +72,7 @@ def _with_links(data: Any, kind: str, association: Association | None, operator:
 
 
 class Applier:
-    def __init__(self, records: PegaRecords, links: LinkRepository, *, mailbox: str, kind: str,
+    def __init__(self, records: PegaAdapter, links: LinkRepository, *, mailbox: str, kind: str,
                  operator: str | None, claims: ClaimStore | None = None) -> None:
         self.records = records
         self.links = links
@@ -95,63 +94,27 @@ class Applier:
         return {"calendar": RecordKind.APPOINTMENT, "email": RecordKind.EMAIL}.get(self.kind, RecordKind.CONTACT)
 
     async def existing_ids(self, external_ids: list[str]) -> dict[str, str]:
-        """The external-id lookup before any create, batched: one data-view query (IN) per page
-        instead of one per item. Returns {exchange id: Pega id} for the ones Pega already holds."""
+        """The external-id lookup before any create, batched (100 per call) instead of one per item.
+        Returns {exchange id: Pega id} for the ones Pega already holds."""
         if not external_ids:
             return {}
-        m = self.records.m
-        view, prop = {
-            RecordKind.APPOINTMENT: (m.data_views.appointments, m.appointment.external_id),
-            RecordKind.EMAIL: (m.data_views.emails, m.email.external_id),
-            RecordKind.CONTACT: (m.data_views.contacts, m.contact.external_id),
-        }[self._record_kind()]
-        found: dict[str, str] = {}
-        for i in range(0, len(external_ids), 100):
-            chunk = external_ids[i:i + 100]
-            rows = await self.records.client.query_data_view(
-                view, Query([Condition(prop, "IN", chunk)], select=[m.data_views.id_field, prop]))
-            for row in rows:
-                ext, pid = row.get(prop), row.get(m.data_views.id_field)
-                if ext and pid:
-                    found[str(ext)] = str(pid)
-        return found
+        return await self.records.existing_ids(self._record_kind(), external_ids)
 
     async def same_messages(self, internet_message_ids: list[str]) -> dict[str, str]:
-        """Email cases already in Pega for these internetMessageIds (the same mail seen from another
-        mailbox, or a sent copy and a received copy): {internetMessageId: case id}."""
-        ids = sorted({i for i in internet_message_ids if i})
-        if not ids:
+        """Email records already in Pega for these internetMessageIds (the same mail seen from another
+        mailbox, or a sent copy and a received copy): {internetMessageId: Pega id}."""
+        if not any(internet_message_ids):
             return {}
-        m = self.records.m
-        found: dict[str, str] = {}
-        for i in range(0, len(ids), 100):
-            rows = await self.records.client.query_data_view(
-                m.data_views.emails, Query([Condition(m.email.internet_message_id, "IN", ids[i:i + 100])],
-                                           select=[m.data_views.id_field, m.email.internet_message_id]))
-            for row in rows:
-                imid, pid = row.get(m.email.internet_message_id), row.get(m.data_views.id_field)
-                if imid and pid:
-                    found.setdefault(str(imid), str(pid))
-        return found
+        return await self.records.emails_by_internet_message_id(internet_message_ids)
 
     async def _adopt(self, item_id: str, pega_id: str, data: Any) -> UpsertResult:
         """Link to an existing Pega record that is the same thing. Contacts: fill only the fields Pega
         has empty, and stamp the Exchange id only where there is none yet (the first mailbox's id stays;
         links are per mailbox). Emails and appointments: the record stays as it is (it belongs to the
         mailbox that synced it first)."""
-        r, m = self.records, self.records.m
         if self.kind != "contacts":
             return UpsertResult(pega_id, UpsertAction.UNCHANGED, None)
-        current = await r.client.sa_get(m.sa.contact_path, pega_id)
-        content = to_content(data, m.contact)
-        fill = {k: v for k, v in content.items() if v not in (None, "") and current.content.get(k) in (None, "")
-                and k != m.contact.external_id}
-        if current.content.get(m.contact.external_id) in (None, ""):
-            fill[m.contact.external_id] = item_id
-        if not fill:
-            return UpsertResult(pega_id, UpsertAction.UNCHANGED, current.etag)
-        updated = await r.client.sa_update(m.sa.contact_path, pega_id, fill, etag=current.etag)
-        return UpsertResult(pega_id, UpsertAction.UPDATED, updated.etag)
+        return await self.records.adopt_contact(pega_id, item_id, data)
 
     def _claim_store(self, extras: ItemExtras) -> ClaimStore | None:
         return self.claims if extras.claim_key else None
@@ -203,31 +166,21 @@ class Applier:
 
     async def _create_new(self, item_id: str, data: Any, *, extra: dict[str, Any] | None) -> UpsertResult:
         """Create a record the batched lookup proved absent (no second per-item lookup)."""
-        r, m = self.records, self.records.m
-        if self.kind == "contacts":
-            content = to_content(data, m.contact)
-            created = await r.client.sa_create(m.sa.contact_path, {
-                **content, m.contact.external_id: item_id, m.contact.status: m.status.contact_active})
-            return UpsertResult(created.id, UpsertAction.CREATED, created.etag)
-        if self.kind == "calendar":
-            content = to_content(data, m.appointment, attendee_fields=m.attendee)
-            case_type, ext_prop = m.case_types.appointment, m.appointment.external_id
-        else:
-            content = to_content(data, m.email)
-            case_type, ext_prop = m.case_types.email, m.email.external_id
-        case = await r.client.create_case(case_type, {**content, **(extra or {}), ext_prop: item_id})
-        return UpsertResult(case.id, UpsertAction.CREATED, case.etag)
+        return await self._upsert(item_id, data, known_id=None, extra=extra, absent=True)
 
     async def _upsert(self, item_id: str, data: Any, *, known_id: str | None,
-                      extra: dict[str, Any] | None = None, expected_etag: str | None = None) -> UpsertResult:
+                      extra: dict[str, Any] | None = None, expected_etag: str | None = None,
+                      absent: bool = False) -> UpsertResult:
         r = self.records
         # insights fields ride in the same create as the record, never a second write
         if self.kind == "calendar":
             return await r.upsert_appointment(item_id, data, known_id=known_id, extra=extra,
-                                              expected_etag=expected_etag)
+                                              expected_etag=expected_etag, absent=absent)
         if self.kind == "contacts":
-            return await r.upsert_contact(item_id, data, known_id=known_id, expected_etag=expected_etag)
-        return await r.upsert_email(item_id, data, known_id=known_id, extra=extra, expected_etag=expected_etag)
+            return await r.upsert_contact(item_id, data, known_id=known_id, expected_etag=expected_etag,
+                                          absent=absent)
+        return await r.upsert_email(item_id, data, known_id=known_id, extra=extra, expected_etag=expected_etag,
+                                    absent=absent)
 
     async def _save_link(self, link: Link, *, existing: Link | None) -> None:
         if existing is not None and existing.etag:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.pega import Association, PegaRecords, PegaRef
+from shared.pega import Association, PegaRef
+from shared.pega.adapter import PegaAdapter
 
 
 class AssociationCache:
-    def __init__(self, records: PegaRecords, *, own_domains: Iterable[str]) -> None:
+    def __init__(self, records: PegaAdapter, *, own_domains: Iterable[str]) -> None:
         self.records = records
         self.m = records.m
         self.own = {d.lower().lstrip("@") for d in own_domains}

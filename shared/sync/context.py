@@ -15,8 +15,9 @@ from typing import Any
 
 from shared.graph.factory import graph_gateway
 from shared.graph.gateway import GraphGateway
-from shared.pega import PegaClient, PegaMapping, PegaRecords
-from shared.pega.factory import pega_client, release_pega_client
+from shared.pega import PegaClient, PegaMapping
+from shared.pega.adapter import PegaAdapter
+from shared.pega.factory import adapter_for, pega_client, release_pega_client
 from shared.runtime import Services
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ async def default_appointment_insights(event: Any, association: Any, *, fields: 
 class SyncContext:
     gateway: GraphGateway
     pega: PegaClient
-    records: PegaRecords
+    records: PegaAdapter  # PEGA_ADAPTER: sync-service or dx-v2 (shared.pega.adapter)
     mapping: PegaMapping
     email_insights: InsightHook | None = default_email_insights
     appointment_insights: InsightHook | None = default_appointment_insights
@@ -107,7 +108,7 @@ async def sync_context(services: Services) -> SyncContext:
         if found is None:
             s = services.settings
             pega = pega_client(s.pega)
-            found = SyncContext(gateway=graph_gateway(s.graph), pega=pega, records=PegaRecords(pega),
+            found = SyncContext(gateway=graph_gateway(s.graph), pega=pega, records=adapter_for(pega),
                                 mapping=pega.mapping)
             _by_loop[loop] = found
     return found

@@ -298,7 +298,7 @@ class PageGatherer:
                                  parse_datetime(case.last_update_time), case.status, case.etag or "")
             rec, contact = await r.get_contact(link.pega_id)
             return PegaState(rec.id, mapped_from_pega("contacts", contact),
-                             parse_datetime(rec.content.get("pxUpdateDateTime")), rec.status, rec.etag or "")
+                             parse_datetime(rec.updated_at), rec.status, rec.etag or "")
         except PegaNotFoundError:
             return None
 

@@ -88,7 +88,7 @@ async def test_paging_shapes_and_both_kinds_is_400(pega_sim: PegaSim, pega_clien
     assert "pageNumber" not in body
     status, body = await _raw(pega_sim, pega_client, {"paging": {"pageNumber": 1, "pageSize": 2, "maxResultsToFetch": 2}})
     assert status == 400
-    assert body["errorDetails"][0]["erroneousInputOutputFieldInPage"] == "paging"
+    assert body["errorDetails"][0]["erroneousInputOutputFieldInPage"] == ".paging"
     status, body = await _raw(pega_sim, pega_client, {"paging": {"pageNumber": 1, "pageSize": 5001}})
     assert status == 400
 

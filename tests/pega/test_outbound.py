@@ -151,8 +151,8 @@ async def test_inbound_email_from_exchange_is_not_sent_again(receiver: Receiver,
 async def test_rep_contact_create_update_close(receiver: Receiver, pega_control: PegaSimControl) -> None:
     seeded = (await pega_control.state())["seeded"]
     con = await pega_control.create_contact("alex", {"FirstName": "Sam", "LastName": "Example",
-                                                     "Email": "sam@fabrikam.example", "OrganizationID": seeded["fabrikam"],
-                                                     "City": "Redmond"})
+                                                     "WorkEmail": "sam@fabrikam.example", "OrganizationID": seeded["fabrikam"],
+                                                     "Address": {"pyCity": "Redmond"}})
     await pega_control.update_contact(con["id"], "alex", {"Title": "CTO"})
     await pega_control.close_contact(con["id"], "alex")
     await pega_control.wait_outbound(3)

@@ -59,6 +59,18 @@ class PegaSim:
         return PegaSimControl(self.base_url)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--pega-adapter", default="dx-v2", choices=("dx-v2", "sync-service"),
+                     help="PEGA_ADAPTER of the session-wide app hosts (tests/sync_outbound); run the suite once "
+                          "per adapter. Suites with a per-test stack parametrize `pega_adapter` instead.")
+
+
+@pytest.fixture(scope="session")
+def host_pega_adapter(request: pytest.FixtureRequest) -> str:
+    """The PEGA_ADAPTER of session-wide app hosts (`--pega-adapter`)."""
+    return str(request.config.getoption("--pega-adapter"))
+
+
 @pytest.fixture(scope="session")
 def pega_sim() -> Iterator[PegaSim]:
     port = free_port()

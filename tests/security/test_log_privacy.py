@@ -151,7 +151,7 @@ async def scenario(run: Run) -> None:
     await run.sim(run.pega, "POST", f"rep/emails/{case['id']}/reply", json={"operator": "alex", "content": {
         "Body": BODIES["reply"], "BodyType": "text"}})
     created = await run.sim(run.pega, "POST", "rep/contacts", json={"operator": "alex", "content": {
-        "FirstName": "Sam", "LastName": "Example", "Email": PEGA_CONTACT}})
+        "FirstName": "Sam", "LastName": "Example", "WorkEmail": PEGA_CONTACT}})
     for rec_id in (appt["id"], created["id"]):
         async def linked(rec_id: str = rec_id) -> Any:
             return (await run.sim(run.pega, "GET", f"records/{rec_id}"))["content"].get("ExchangeID")

@@ -22,7 +22,8 @@ from sandbox.ews.seed import SERVICE_USER as EWS_SERVICE_USER
 from sandbox.graph.seed import AGENT_CLIENT_ID, AGENT_CLIENT_SECRET, SYNC_CLIENT_ID, SYNC_CLIENT_SECRET
 from shared.config import PrivatePolicy, load_settings
 from shared.graph.gateway import GraphGateway
-from shared.pega import PegaClient, PegaRecords
+from shared.pega import PegaClient
+from shared.pega.factory import adapter_for
 from shared.queues.sender import QueueSender
 from shared.runtime import Services
 from shared.storage.links import Link
@@ -177,8 +178,15 @@ def backend() -> str:
 
 
 @pytest.fixture
-async def inbound(request: pytest.FixtureRequest, backend: str, graph_sim: Any, pega_sim: Any, pega_control: Any,
-                  azurite_conn: str, tmp_path: Any) -> AsyncIterator[Inbound]:
+def pega_adapter() -> str:
+    """The Pega adapter of `inbound` (PEGA_ADAPTER). A suite runs for both with
+    `pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"])`."""
+    return "dx-v2"
+
+
+@pytest.fixture
+async def inbound(request: pytest.FixtureRequest, backend: str, pega_adapter: str, graph_sim: Any, pega_sim: Any,
+                  pega_control: Any, azurite_conn: str, tmp_path: Any) -> AsyncIterator[Inbound]:
     only = request.node.get_closest_marker("graph_only")
     if backend == "ews" and only is not None:
         pytest.skip(f"Graph only: {only.args[0] if only.args else ''}")
@@ -191,12 +199,13 @@ async def inbound(request: pytest.FixtureRequest, backend: str, graph_sim: Any, 
         path = tmp_path / "mapping.json"
         path.write_text(json.dumps(marker.args[0]))
         extra["PEGA_MAPPING_FILE"] = str(path)
+    extra["PEGA_ADAPTER"] = pega_adapter
     settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn, **extra))
     state = await StateStore.open(settings.storage, names=TableNames(prefix="si" + uuid.uuid4().hex[:10]))
     queues = QueueSender.from_settings(settings.storage)
     services = Services(settings=settings, state=state, queues=queues)
     pega = PegaClient(settings.pega)
-    ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph), pega=pega, records=PegaRecords(pega),
+    ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph), pega=pega, records=adapter_for(pega),
                       mapping=pega.mapping)
     agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)
     if ews_sim is None:

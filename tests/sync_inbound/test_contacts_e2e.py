@@ -7,7 +7,10 @@ import base64
 
 import pytest
 
-pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
+pytestmark = [
+    pytest.mark.parametrize("backend", ["graph", "ews"]),  # Exchange Online and on-premises mailboxes
+    pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"]),  # shared/pega/adapter.py
+]
 
 PHOTO = b"\xff\xd8\xff\xe0fake-jpeg-bytes"
 PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]
@@ -37,7 +40,7 @@ async def test_category_gates_contacts_and_removal_closes_them_never_deletes(inb
     added = await inbound.run("contacts")
     assert added.outcomes["created"] == 1, added.as_dict()
     rec = await pega_contact(inbound, c["id"])
-    assert rec["content"]["LastName"] == "Contoso" and rec["content"]["Email"] == "erin@fabrikam.example"
+    assert rec["content"]["LastName"] == "Contoso" and rec["content"]["WorkEmail"] == "erin@fabrikam.example"
     assert rec["content"]["OrganizationID"], "associated with the organization of its e-mail domain"
     assert base64.b64decode(rec["content"]["Photo"]) == PHOTO, "the photo reached Pega"
     assert rec["content"]["pyStatusWork"] == "Active"
@@ -89,14 +92,14 @@ async def test_dry_run_plans_without_writing_anything(inbound) -> None:
 
 async def test_an_outlook_contact_of_a_known_pega_contact_is_linked_not_duplicated(inbound) -> None:
     await inbound.onboard()
-    before = [r for r in await inbound.pega_records("contact") if r["content"].get("Email") == "dana@fabrikam.example"]
+    before = [r for r in await inbound.pega_records("contact") if r["content"].get("WorkEmail") == "dana@fabrikam.example"]
     assert len(before) == 1
     c = await inbound.user_call("POST", "contacts", json={
         "givenName": "Dana", "surname": "Example", "jobTitle": "Buyer", "mobilePhone": "+1 425 555 0142",
         "emailAddresses": [{"address": "Dana@Fabrikam.example"}], "categories": ["PegaSASync"]})
     report = await inbound.run("contacts")
     assert report.outcomes["linked_existing"] == 1 and report.outcomes["created"] == 0, report.as_dict()
-    after = [r for r in await inbound.pega_records("contact") if r["content"].get("Email") == "dana@fabrikam.example"]
+    after = [r for r in await inbound.pega_records("contact") if r["content"].get("WorkEmail") == "dana@fabrikam.example"]
     assert len(after) == 1, "no duplicate contact"
     content = after[0]["content"]
     assert content["ExchangeID"] == c["id"]

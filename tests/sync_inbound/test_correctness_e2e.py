@@ -88,7 +88,7 @@ async def test_1_an_event_deleted_before_a_fresh_round_is_cancelled_by_reconcili
     [rec] = await by_exchange_id(inbound, "appointment", ev["id"])
     assert rec["content"]["pyStatusWork"] == "Resolved-Cancelled", "the deletion the fresh round could not see"
     [other] = await by_exchange_id(inbound, "appointment", keep["id"])
-    assert other["content"]["pyStatusWork"] == "Open"
+    assert other["content"]["pyStatusWork"] == "New"
 
 
 async def test_1_a_contact_deleted_before_an_admin_resync_is_closed(inbound) -> None:
@@ -197,7 +197,7 @@ async def test_16_two_reps_invited_to_one_external_meeting_make_one_appointment(
     gone = await inbound.run("calendar")
     assert gone.outcomes["released"] == 1 and gone.outcomes["cancelled"] == 0, gone.as_dict()
     [still] = [r for r in await inbound.pega_records("appointment") if r["id"] == pitches[0]["id"]]
-    assert still["content"]["pyStatusWork"] == "Open"
+    assert still["content"]["pyStatusWork"] == "New"
 
 
 # ------------------------------------------------------------------ 5. contacts of several reps
@@ -213,7 +213,7 @@ async def test_5_a_customer_another_rep_already_synced_is_adopted_not_duplicated
     assert (await inbound.run("contacts")).outcomes["created"] == 1
     report = await other.run("contacts")
     assert report.outcomes["linked_existing"] == 1 and report.outcomes["created"] == 0, report.as_dict()
-    kims = [r for r in await inbound.pega_records("contact") if r["content"].get("Email") == address]
+    kims = [r for r in await inbound.pega_records("contact") if r["content"].get("WorkEmail") == address]
     assert len(kims) == 1, "one contact for one customer"
     assert kims[0]["content"]["ExchangeID"] == mine["id"], "the first external id is never overwritten"
     assert kims[0]["content"]["Title"] == "Buyer", "fields Pega had empty are filled"

@@ -15,7 +15,10 @@ from shared.queues.worker import run_message
 from shared.sync import inbound as inbound_mod
 from shared.sync.inbound import run_delta_round
 
-pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])  # Exchange Online and on-premises mailboxes
+pytestmark = [
+    pytest.mark.parametrize("backend", ["graph", "ews"]),  # Exchange Online and on-premises mailboxes
+    pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"]),  # shared/pega/adapter.py
+]
 
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]

@@ -41,8 +41,11 @@ async def test_html_body_reaches_pega_as_clean_text_and_replays_change_nothing(i
 @pytest.mark.pega_mapping({"email": {"body_html": "BodyHTML"}})
 async def test_sanitized_html_goes_to_the_property_the_mapping_names(inbound) -> None:
     """Where the mapping asks for the HTML (email.body_html), Pega gets it sanitized: formatting kept,
-    no script, no event handler, no remote content; the text body is as without it."""
+    no script, no event handler, no remote content; the text body is as without it. The Pega side must
+    allow the property on create (DX API v2 drops what AllowedStartingFields lacks; docs/pega-setup.md)."""
     await inbound.onboard()
+    email = (await inbound.pega_control.casetypes())["email"]
+    await inbound.pega_control.set_casetype("email", allowed_starting_fields=[*email["allowedStartingFields"], "BodyHTML"])
     sent = await inbound.graph.control.inbound_mail(inbound.upn, subject="Quote", **{"from": DANA},
                                                     body={"contentType": "html", "content": HOSTILE})
     assert (await inbound.run("email")).outcomes["created"] == 1

@@ -80,7 +80,8 @@ def issuer(graph_sim, tmp_path_factory) -> Iterator[tuple[Issuer, str]]:
         svc.stop()
 
 
-def host_settings(conn: str, graph_sim: Any, pega_sim: Any, jwks_url: str, ews_sim: Any = None) -> dict[str, str]:
+def host_settings(conn: str, graph_sim: Any, pega_sim: Any, jwks_url: str, ews_sim: Any = None,
+                  pega_adapter: str = "dx-v2") -> dict[str, str]:
     ews = {"EWS_URL": ews_sim.endpoint, "EWS_USERNAME": EWS_SERVICE_USER, "EWS_PASSWORD": EWS_SERVICE_PASSWORD,
            "EWS_AUTH_TYPE": "ntlm", "EWS_TIMEOUT_SECONDS": "20"} if ews_sim is not None else {}
     return {**ews,
@@ -92,16 +93,18 @@ def host_settings(conn: str, graph_sim: Any, pega_sim: Any, jwks_url: str, ews_s
         "API_JWKS_URL": jwks_url, "API_LEEWAY_SECONDS": "5",
         "PEGA_BASE_URL": pega_sim.base_url, "PEGA_CLIENT_ID": pega_sim.client_id,
         "PEGA_CLIENT_SECRET": pega_sim.client_secret, "PEGA_USERNAME": pega_sim.username,
-        "PEGA_PASSWORD": pega_sim.password, "PEGA_TIMEOUT_SECONDS": "10",
+        "PEGA_PASSWORD": pega_sim.password, "PEGA_TIMEOUT_SECONDS": "10", "PEGA_ADAPTER": pega_adapter,
     }
 
 
 @pytest.fixture(scope="session")
-def outbound_host(azurite_conn, graph_sim, pega_sim, ews_sim, issuer, tmp_path_factory) -> Iterator[AppHost]:
+def outbound_host(azurite_conn, graph_sim, pega_sim, ews_sim, issuer, tmp_path_factory,
+                  host_pega_adapter) -> Iterator[AppHost]:
     """The host serves Exchange Online (Graph) and on-premises (EWS) reps, like a hybrid deployment."""
     _, jwks_url = issuer
     host_json = fast_host_json(tmp_path_factory.mktemp("outbound-host"), batchSize=16, maxDequeueCount=5)
-    h = start_app_host(azurite_conn, settings=host_settings(azurite_conn, graph_sim, pega_sim, jwks_url, ews_sim),
+    h = start_app_host(azurite_conn, settings=host_settings(azurite_conn, graph_sim, pega_sim, jwks_url, ews_sim,
+                                                            host_pega_adapter),
                        host_json=host_json, app="tests.sync_outbound.outbound_app:app")
     try:
         yield h
@@ -247,3 +250,11 @@ async def new_pega_contact(pega_records, first: str = "Dana", last: str = "Lopez
     rec = await pega_records.client.sa_create(m.sa.contact_path, {m.contact.first_name: first,
                                                                   m.contact.last_name: last})
     return rec.id
+
+
+def id_report_fault(pega_adapter: str, pega_id: str) -> dict[str, str]:
+    """Where the outbound worker's Exchange-id report reaches Pega, per adapter (a fault rule's target):
+    a case action PATCH (dx-v2) or the contract's PUT .../external-id (sync-service)."""
+    if pega_adapter == "sync-service":
+        return {"method": "PUT", "path_contains": f"{pega_id}/external-id"}
+    return {"method": "PATCH", "path_contains": f"{pega_id}/actions"}

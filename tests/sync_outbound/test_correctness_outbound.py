@@ -18,6 +18,7 @@ from shared.outbound.context import worker_context
 from shared.outbound.worker import op_lease, run_operation
 from shared.storage.links import Link
 from shared.storage.operations import Operation
+from tests.sync_outbound.conftest import id_report_fault
 from tests.sync_outbound.test_appointments import create_body, events_of, pega_appointment
 from tests.sync_outbound.test_emails import folder_messages, message, pega_email
 from tests.sync_outbound.test_pega_sim_e2e import until
@@ -85,9 +86,9 @@ async def test_b_a_retried_create_never_brings_back_an_appointment_cancelled_mea
 
 
 async def test_c_a_transient_failure_of_the_id_report_retries_only_the_report(
-        api, rep, pega_records, pega_control, graph_http):
+        api, rep, pega_records, pega_control, graph_http, host_pega_adapter):
     pega_id = await pega_appointment(pega_records)
-    await pega_control.add_fault(method="PATCH", path_contains=pega_id, status=503, times=1)
+    await pega_control.add_fault(**id_report_fault(host_pega_adapter, pega_id), status=503, times=1)
     op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id), within=60)
     assert op["attempts"] == 2 and op["reportedToPega"] is True, op
     assert len(await events_of(graph_http, rep.upn)) == 1, "the event is made once"
@@ -96,9 +97,10 @@ async def test_c_a_transient_failure_of_the_id_report_retries_only_the_report(
 
 
 async def test_c_a_pega_refusal_of_the_id_report_never_fails_a_done_write(api, rep, pega_records, pega_control,
-                                                                          graph_http, state, azurite_conn):
+                                                                          graph_http, state, azurite_conn,
+                                                                          host_pega_adapter):
     pega_id = await pega_appointment(pega_records)
-    await pega_control.add_fault(method="PATCH", path_contains=pega_id, status=422, times=1)
+    await pega_control.add_fault(**id_report_fault(host_pega_adapter, pega_id), status=422, times=1)
     op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id))
     assert op["status"] == "succeeded" and op["reportedToPega"] is False, op
     [failure] = [f for f in await state.failures.for_mailbox(rep.upn) if f.pega_id == pega_id]
@@ -228,3 +230,39 @@ async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
     refused = dataclasses.replace(done, status="failed", result={"error": {"code": "exchange_error"}})
     await state.operations.put(refused)
     assert await run_operation(ctx, op.operation_id) == "failed"
+
+
+async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
+        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+    """Chaos seed 24: Pega created and then updated an appointment while Graph was failing; the
+    create kept retrying, the update used up its link-wait budget (6 runs) and failed for good —
+    although the create then succeeded. A change waits for its record's pending create without
+    spending its own attempts, and runs once the create is done."""
+    from shared.config import load_settings
+    from tests.sync_outbound.conftest import host_settings
+
+    pega_id = await pega_appointment(pega_records)
+    create = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                       idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=3,
+                       payload={"pegaId": pega_id, "operation": "createAppointment",
+                                "body": create_body(rep, pega_id)})
+    await state.operations.put(create)
+    await state.operations.note_create(rep.upn, pega_id, create.operation_id)
+    update = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
+                       idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted", attempts=9,
+                       payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
+                                "body": {"operator": rep.operator, "subject": "Pricing review (moved)",
+                                         "changedAt": "2026-11-20T10:30:00Z"}})
+    await state.operations.put(update)
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
+                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
+    ctx = worker_context(settings, state)
+    for _ in range(3):  # however often it comes back while the create is pending
+        with pytest.raises(TransientError):
+            await run_operation(ctx, update.operation_id)
+    waiting = await state.operations.get(update.operation_id)
+    assert waiting.status == "accepted" and waiting.attempts == 9, "waiting spends no attempts"
+    assert await run_operation(ctx, create.operation_id) == "succeeded"
+    assert await run_operation(ctx, update.operation_id) == "succeeded"
+    [event] = await events_of(graph_http, rep.upn)
+    assert event["subject"] == "Pricing review (moved)"

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from sandbox.graph.seed import SYNC_CLIENT_ID
-from tests.sync_outbound.conftest import new_pega_contact
+from tests.sync_outbound.conftest import id_report_fault, new_pega_contact
 from tests.sync_outbound.test_appointments import create_body, events_of, pega_appointment
 
 
@@ -90,10 +90,10 @@ async def test_a_burst_of_100_operations_for_one_mailbox_respects_4_concurrent(
 
 
 async def test_pega_unavailable_for_the_id_report_is_retried_without_a_second_event(
-        api, rep, pega_records, pega_control, graph_http, graph_sim):
+        api, rep, pega_records, pega_control, graph_http, graph_sim, host_pega_adapter):
     pega_id = await pega_appointment(pega_records)
-    # the id report (case action PATCH) fails once with 503, after Exchange already has the event
-    await pega_control.add_fault(method="PATCH", path_contains=f"{pega_id}/actions", status=503, times=1)
+    # the id report fails once with 503, after Exchange already has the event
+    await pega_control.add_fault(**id_report_fault(host_pega_adapter, pega_id), status=503, times=1)
     before = await usage(graph_sim, rep)
     op = await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id), within=40)
     assert op["attempts"] == 2
