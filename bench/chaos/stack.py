@@ -187,7 +187,10 @@ class ChaosStack:
         return [n for n, s in self.services.items() if s.proc.poll() is not None]
 
     def stop(self, *, keep: bool = False) -> None:
-        for name in ("host", "pega", "graph", "azurite"):
+        # every service, the EWS simulator included (it was left running after each seed: ~50 MB apiece)
+        for name in ("host", "pega", "graph", "ews", *[n for n in self.services if n not in ("host", "pega", "graph",
+                                                                                          "ews", "azurite")],
+                     "azurite"):
             svc = self.services.pop(name, None)
             if svc is not None:
                 svc.stop()

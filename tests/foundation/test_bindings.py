@@ -59,6 +59,7 @@ EXPECTED = {
                              "authLevel": "ADMIN"},
     "admin_mailbox_resync": {"type": "httpTrigger", "route": "admin/mailboxes/{upn}/resync", "methods": ["POST"],
                              "authLevel": "ADMIN"},
+    "admin_doctor": {"type": "httpTrigger", "route": "admin/doctor", "methods": ["GET"], "authLevel": "ADMIN"},
     "admin_deadletters": {"type": "httpTrigger", "route": "admin/deadletters", "methods": ["GET"],
                           "authLevel": "ADMIN"},
     "admin_deadletter": {"type": "httpTrigger", "route": "admin/deadletters/{queue}/{id}", "methods": ["GET"],
