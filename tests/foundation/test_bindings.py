@@ -52,7 +52,6 @@ EXPECTED = {
     "pega_operation_status": {"type": "httpTrigger", "route": "pega/v1/operations/{operationId}", "methods": ["GET"],
                               "authLevel": "FUNCTION"},
     "admin_health": {"type": "httpTrigger", "route": "admin/health", "methods": ["GET"], "authLevel": "ADMIN"},
-    "admin_doctor": {"type": "httpTrigger", "route": "admin/doctor", "methods": ["GET"], "authLevel": "ADMIN"},
     "admin_mailbox_health": {"type": "httpTrigger", "route": "admin/mailboxes/{upn}/health", "methods": ["GET"],
                              "authLevel": "ADMIN"},
     "admin_mailbox_dryrun": {"type": "httpTrigger", "route": "admin/mailboxes/{upn}/dryrun", "methods": ["GET"],
