@@ -4,6 +4,7 @@ free ports, plus in-process Services and a SyncContext pointed at them."""
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ class Stack:
     services: list[Service]
 
     def env(self) -> dict[str, str]:
-        return {
+        """The product's settings for the stack; INSIGHTS_* from the bench's environment pass through
+        (e.g. INSIGHTS_ANALYZER=vader or INSIGHTS_ENABLED=false to measure without the sentence model)."""
+        return {**{k: v for k, v in os.environ.items() if k.startswith("INSIGHTS_")},
             "AzureWebJobsStorage": self.conn,
             "GRAPH_TENANT_ID": TENANT_ID, "GRAPH_CLIENT_ID": SYNC_CLIENT_ID, "GRAPH_CLIENT_SECRET": SYNC_CLIENT_SECRET,
             "GRAPH_AUTHORITY_HOST": self.authority, "GRAPH_BASE_URL": f"{self.graph_base}/v1.0",
@@ -64,6 +67,13 @@ class Stack:
                         "subject": f"Order from {sender['address']}", "count": count, "from": sender,
                         "body": "Hello, about our order: thanks, we are happy with it."})
                     r.raise_for_status()
+
+    async def pega_requests(self) -> int:
+        """API requests the Pega simulator has answered (its own counters; /_sim/ not included)."""
+        async with httpx.AsyncClient(base_url=self.pega_base, timeout=30) as http:
+            r = await http.get("/_sim/requests")
+            r.raise_for_status()
+            return int(r.json()["total"])
 
     async def graph_requests(self, upn: str) -> int:
         rows = (await self.sim("GET", "requests"))["value"]

@@ -1,22 +1,34 @@
-"""Backfill of a large mailbox on the sandbox: time, items/s and Graph requests per item.
+"""Backfill of a large mailbox on the sandbox: time, items/s, Graph requests and Pega calls per item,
+and CPU per item by process (this process runs the product's code, as the Functions worker would;
+the simulators and Azurite are measured with psutil).
 
-A fresh Graph-simulator mailbox gets N received mails (BENCH_INBOUND_ITEMS, default 10,000) from a
+A fresh Graph-simulator mailbox gets N received mails (BENCH_INBOUND_ITEMS, default 2,000 so that `make bench` stays short; 10,000 for the issue-16 target) from a
 mix of Pega contacts, leads, organizations and unknown senders; then one onboarding round runs
 in-process exactly as the delta worker runs it (same run_delta_round; continuations followed
 in-process instead of through the queue). Graph requests are the simulator's own per-mailbox
 counts for the sync app (/_sim/requests). Pega requests are the Pega simulator's counters.
+With BENCH_PROFILE=1 the round runs under cProfile and the top entries land in
+`results/inbound_backfill_profile.txt` (profiling inflates the CPU figures: compare like with like).
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from bench._cpu import ProcessCpu, write_profile
+
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _suffix() -> str:
+    """BENCH_SUFFIX names a variant's result files (e.g. `_no_insights`), so variants do not overwrite."""
+    return os.environ.get("BENCH_SUFFIX", "")
 
 
 async def _run(n: int, batch: int) -> dict[str, Any]:
@@ -35,6 +47,11 @@ async def _run(n: int, batch: int) -> dict[str, Any]:
 
             await services.state.mailboxes.put(replace(mb, batch_size=batch))
             before = await stack.graph_requests(upn)
+            pega_before = await stack.pega_requests()
+            cpu = ProcessCpu({svc.name: svc.proc.pid for svc in stack.services})
+            profiler = cProfile.Profile() if os.environ.get("BENCH_PROFILE") == "1" else None
+            if profiler is not None:
+                profiler.enable()
             started = time.perf_counter()
             invocations, pages = 0, 0
             purposes: dict[str, int] = {}
@@ -58,6 +75,11 @@ async def _run(n: int, batch: int) -> dict[str, Any]:
                 if report.completed:
                     break
             elapsed = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+                write_profile(profiler, RESULTS / f"inbound_backfill{_suffix()}_profile.txt")
+            cpu_s = cpu.seconds()
+            pega_calls = await stack.pega_requests() - pega_before
             graph = await stack.graph_requests(upn) - before
             links = len(await services.state.links.list(upn, kind="email"))
             # a second round right after: nothing changed, nothing written
@@ -78,6 +100,9 @@ async def _run(n: int, batch: int) -> dict[str, Any]:
         "invocations": invocations, "pages": pages, "outcomes": outcomes, "skipped": skipped,
         "processed": processed, "items_read": items_read, "reread_items": reread,
         "unfiltered_restarts": restarts, "links": links, "next_round_seconds": round(idle_s, 3), "next_round_synced": again.synced,
+        "pega_calls": pega_calls, "pega_calls_per_item": round(pega_calls / n, 3),
+        "cpu_ms_per_item": {k: round(v * 1000 / n, 3) for k, v in cpu_s.items()},
+        "profiled": profiler is not None,
     }
 
 
@@ -104,15 +129,15 @@ def _chart(result: dict[str, Any], path: Path) -> None:
 
 
 def run() -> dict[str, Any]:
-    n = int(os.environ.get("BENCH_INBOUND_ITEMS", "10000"))
+    n = int(os.environ.get("BENCH_INBOUND_ITEMS", "2000"))
     batch = int(os.environ.get("BENCH_INBOUND_BATCH", "200"))
     result = asyncio.run(_run(n, batch))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inbound_backfill.json").write_text(json.dumps(result, indent=2))
-    _chart(result, RESULTS / "inbound_backfill.png")
+    (RESULTS / f"inbound_backfill{_suffix()}.json").write_text(json.dumps(result, indent=2))
+    _chart(result, RESULTS / f"inbound_backfill{_suffix()}.png")
     result["headline"] = {k: result[k] for k in ("items", "backfill_seconds", "items_per_second",
-                                                 "graph_requests_per_item",
-                                                 "graph_requests_per_item_without_sensitivity_checks")}
+                                                 "graph_requests_per_item", "pega_calls_per_item",
+                                                 "cpu_ms_per_item")}
     return result
 
 

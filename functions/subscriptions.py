@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import azure.functions as func
 
 from shared.errors import PermanentError
@@ -9,10 +11,13 @@ from shared.graph.factory import graph_gateway
 from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.queues.worker import run_message
-from shared.runtime import services
+from shared.runtime import Services, services
+from shared.sync.poll import slots_due
 from shared.sync.subscriptions import SubscriptionManager
 
 bp = func.Blueprint()
+
+ENSURE_EVERY_MINUTES = 10
 
 
 async def _manager() -> SubscriptionManager:
@@ -54,10 +59,23 @@ async def subscription_worker(msg: func.QueueMessage) -> None:
 
 
 @bp.function_name("subscription_manager")
-@bp.timer_trigger(arg_name="timer", schedule="0 */10 * * * *", run_on_startup=False)
+@bp.timer_trigger(arg_name="timer", schedule="0 * * * * *", run_on_startup=False)
 async def subscription_manager(timer: func.TimerRequest) -> None:
-    """Every 10 minutes: one ensure per active mailbox (fanned out through the queue)."""
-    svc = await services()
-    for mailbox in await svc.state.mailboxes.list():
+    """One ensure per mailbox every 10 minutes, spread over the minutes by schedule slot (fanned out
+    through the queue): a tick's work is a tenth of the tenant, never all of it at once."""
+    await ensure_due(await services())
+
+
+async def ensure_due(svc: Services, *, now: dt.datetime | None = None) -> int:
+    """Send `subscriptions.ensure` for the active mailboxes whose slot is due this minute."""
+    minute = int((now or dt.datetime.now(dt.UTC)).timestamp() // 60)
+    keys = [k for slot in slots_due(minute, ENSURE_EVERY_MINUTES) for k in await svc.state.mailboxes.in_slot(slot)]
+    sent = 0
+    for key in keys:
+        mailbox = await svc.state.mailboxes.get(key)
+        if mailbox is None or not mailbox.active:
+            continue
         await svc.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure",
                                                                 body={"mailbox": mailbox.key}))
+        sent += 1
+    return sent

@@ -59,6 +59,10 @@ class StorageSettings(BaseSettings):
     table_service_uri: str | None = Field(default=None, alias="AzureWebJobsStorage__tableServiceUri")
     managed_identity_client_id: str | None = Field(default=None, alias="AzureWebJobsStorage__clientId")
     timeout_seconds: Annotated[float, Field(gt=0, le=120)] = Field(default=10.0, alias="STORAGE_TIMEOUT_SECONDS")
+    # An HTTP proxy for Table/Queue calls, if storage is only reachable through one. Given here rather than
+    # through HTTP(S)_PROXY: with proxy variables honoured, the HTTP client looks up ~/.netrc and the
+    # proxy variables in a worker thread on every request (issue 16: two thread hops per storage call).
+    http_proxy: str = Field(default="", alias="STORAGE_HTTP_PROXY")
 
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> StorageSettings:
@@ -251,6 +255,9 @@ class SyncDefaults(BaseSettings):
     past_days: Annotated[int, Field(ge=0, le=3650)] = 30
     future_days: Annotated[int, Field(ge=1, le=3650)] = 180
     batch_size: Annotated[int, Field(ge=1, le=512)] = 50
+    # Items of a delta page worked on at once (association lookups and writes towards Pega): bounds what one
+    # round asks of Pega at a time, so a backfill does not stampede a real Pega.
+    pega_concurrency: Annotated[int, Field(ge=1, le=128)] = 16
     notification_frequency_minutes: Annotated[int, Field(ge=1, le=10080)] = 30
     email_enabled: bool = True
     calendar_enabled: bool = True
@@ -270,7 +277,8 @@ class SyncDefaults(BaseSettings):
     notification_url_base: str = ""
     # The function key Graph must present on notification POSTs (it is copied from the URL's ?code=).
     notification_url_key: str = ""
-    # Safety-net delta poll: a round for every enabled mailbox and kind at least this often.
+    # Safety-net delta poll: each mailbox is looked at this often (at its own minute); a round runs unless one
+    # completed within half of it.
     poll_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     # Renew a subscription when less than this is left of its lifetime.
     subscription_renew_before_minutes: Annotated[int, Field(ge=45, le=10080)] = 2880

@@ -92,7 +92,7 @@ async def rename_user(request: web.Request) -> web.Response:
     if sim.store.find_user(upn) not in (None, user):
         raise GraphError(400, "Request_BadRequest", "Another object with the same value for property "
                                                     f"userPrincipalName already exists: {upn}")
-    user.upn = upn
+    sim.store.rename_user(user, upn)
     return web.json_response(user.to_graph())
 
 

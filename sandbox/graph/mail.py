@@ -378,8 +378,7 @@ async def send_mail(request: web.Request, p: dict[str, str]) -> web.Response:
     if save:
         sim.store.emit_created(item)
     else:
-        sim.store.items.pop(item.uid, None)
-        sim.store.rest_index.pop(item.rest_id, None)
+        sim.store.forget(item)
     return web.Response(status=202)
 
 

@@ -66,6 +66,11 @@ class Store:
         self.transaction_ids: dict[tuple[str, str], str] = {}
         self.generated: list[Any] = []  # generated_mail.Sent: meeting messages, reports, automatic replies
         self.auto_replies: dict[str, dict[str, Any]] = {}  # user id -> automaticRepliesSetting
+        # indexes (issue 16: lookups cost what they find, not the size of the store)
+        self._by_upn: dict[str, str] = {}  # upn / lower-cased id -> user id
+        self._by_folder: dict[str, dict[str, None]] = {}  # folder id -> item uids
+        self._by_owner_kind: dict[tuple[str, str], dict[str, None]] = {}
+        self._seq: dict[str, int] = {}  # item uid -> creation order
         for u in SEED_USERS:
             self.add_user(u.upn, u.display_name, user_id=u.id)
 
@@ -78,6 +83,8 @@ class Store:
         user = User(id=user_id or str(uuid.uuid4()), upn=upn.lower(),
                     display_name=display_name or upn.split("@")[0].title())
         self.users[user.id] = user
+        self._by_upn[user.upn] = user.id
+        self._by_upn[user.id.lower()] = user.id
         mb = Mailbox(user=user)
         for wk, name in MAIL_WELL_KNOWN.items():
             self._add_folder(mb, "mail", name, wk)
@@ -104,10 +111,15 @@ class Store:
         if key in self.users:
             return self.users[key]
         k = key.lower()
-        for u in self.users.values():
-            if u.upn == k or u.id.lower() == k:
-                return u
-        return None
+        uid = self._by_upn.get(k)
+        u = self.users.get(uid) if uid is not None else None
+        return u if u is not None and (u.upn == k or u.id.lower() == k) else None
+
+    def rename_user(self, user: User, upn: str) -> None:
+        """A new userPrincipalName (the object id stays)."""
+        self._by_upn.pop(user.upn, None)
+        user.upn = upn.lower()
+        self._by_upn[user.upn] = user.id
 
     def user(self, key: str) -> User:
         u = self.find_user(key)
@@ -152,12 +164,31 @@ class Store:
             raise not_found()
         return item
 
+    def _ordered(self, uids: dict[str, None]) -> list[Item]:
+        return [self.items[u] for u in sorted(uids, key=self._seq.__getitem__) if u in self.items]
+
     def items_in(self, folder: Folder, kind: ItemKind | None = None) -> list[Item]:
-        return [i for i in self.items.values()
+        return [i for i in self._ordered(self._by_folder.get(folder.id, {}))
                 if i.folder_id == folder.id and (kind is None or i.kind == kind)]
 
     def items_of(self, user: User, kind: ItemKind) -> list[Item]:
-        return [i for i in self.items.values() if i.owner == user.id and i.kind == kind]
+        return [i for i in self._ordered(self._by_owner_kind.get((user.id, kind), {}))
+                if i.owner == user.id and i.kind == kind]
+
+    def _index(self, item: Item) -> None:
+        self._seq.setdefault(item.uid, len(self._seq))
+        self._by_folder.setdefault(item.folder_id, {})[item.uid] = None
+        self._by_owner_kind.setdefault((item.owner, item.kind), {})[item.uid] = None
+
+    def _unindex(self, item: Item, folder_id: str | None = None) -> None:
+        self._by_folder.get(folder_id or item.folder_id, {}).pop(item.uid, None)
+        self._by_owner_kind.get((item.owner, item.kind), {}).pop(item.uid, None)
+
+    def forget(self, item: Item) -> None:
+        """Drop an item without a change notification (a sent message that is not saved)."""
+        self.items.pop(item.uid, None)
+        self.rest_index.pop(item.rest_id, None)
+        self._unindex(item)
 
     def create(self, user: User, kind: ItemKind, folder: Folder, data: dict[str, Any],
                ext: dict[str, str] | None = None, *, notify: bool = True) -> Item:
@@ -168,6 +199,7 @@ class Store:
             item.ext.setdefault(MESSAGE_CLASS_ID, "IPM.Note")
         self.items[item.uid] = item
         self.rest_index[item.rest_id] = item.uid
+        self._index(item)
         if notify:
             self.emit(Change("created", item, folder.id))
         return item
@@ -185,7 +217,9 @@ class Store:
         self.rest_index.pop(item.rest_id, None)
         item.rest_id = new_rest_id()
         self.rest_index[item.rest_id] = item.uid
+        self._unindex(item, old)
         item.folder_id = folder.id
+        self._index(item)
         item.touch(self.clock.now())
         self.emit(Change("moved", item, folder.id, old, old_rest))
         return item
@@ -193,6 +227,7 @@ class Store:
     def delete(self, item: Item) -> None:
         self.items.pop(item.uid, None)
         self.rest_index.pop(item.rest_id, None)
+        self._unindex(item)
         self.emit(Change("deleted", item, item.folder_id))
 
     def emit_created(self, item: Item) -> None:

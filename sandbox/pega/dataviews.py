@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.pega.store import Store
+from sandbox.pega.store import Store, index_key
 
 
 class QueryError(ValueError):
@@ -23,25 +23,74 @@ class QueryError(ValueError):
         self.field = field
 
 
-def data_view_rows(store: Store, data_view_id: str) -> list[dict[str, Any]] | None:
-    """Rows of a data view, or None when the data view does not exist."""
+def _source(store: Store, data_view_id: str) -> str | None:
+    """What a data view lists: a record kind, "operator", or None (no such data view)."""
     dv = store.mapping.data_views
-    kinds = {
+    if data_view_id == dv.operators:
+        return "operator"
+    return {
         dv.contacts: "contact", dv.organizations: "organization", dv.leads: "lead",
         dv.opportunities: "opportunity", dv.appointments: "appointment", dv.emails: "email",
         "D_TaskList": "task", "D_AccountList": "account",
-    }
-    if data_view_id == dv.operators:
-        of = store.mapping.operator
+    }.get(data_view_id)
+
+
+def data_view_exists(store: Store, data_view_id: str) -> bool:
+    return _source(store, data_view_id) is not None
+
+
+def data_view_rows(store: Store, data_view_id: str, body: Any = None) -> list[dict[str, Any]] | None:
+    """Rows of a data view, or None when the data view does not exist. With the query `body`, a filter
+    that ANDs an EQ or IN condition narrows the rows through the store's field index first (the query
+    still runs on them in full: the index only has to find a superset, in creation order)."""
+    kind = _source(store, data_view_id)
+    if kind is None:
+        return None
+    if kind == "operator":
+        dv, of = store.mapping.data_views, store.mapping.operator
         return [
             {"pxObjClass": "Data-Admin-Operator-ID", dv.id_field: f"DATA-ADMIN-OPERATOR-ID {o.operator_id.upper()}",
              of.operator_id: o.operator_id, of.email: o.email, of.name: o.name}
             for o in store.operators.values()
         ]
-    kind = kinds.get(data_view_id)
-    if kind is None:
+    narrowed = _indexed_candidates(store, kind, body)
+    return [r.row() for r in (store.of_kind(kind) if narrowed is None else narrowed)]
+
+
+_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _indexed_candidates(store: Store, kind: str, body: Any) -> list[Any] | None:
+    """Records that may match a filter that ANDs all its conditions, one of them EQ/IN on a field; or
+    None (no such condition: every record of the kind is a candidate)."""
+    try:
+        flt = body["query"]["filter"]
+        conditions = flt["filterConditions"]
+        logic = flt.get("logic") or ""
+    except (KeyError, TypeError, AttributeError):
         return None
-    return [r.row() for r in store.records.values() if r.kind == kind]
+    if not isinstance(conditions, dict) or not isinstance(logic, str):
+        return None
+    words = _WORDS.findall(logic)
+    if logic and ({w.upper() for w in words} & {"OR", "NOT"} or set(words) - {"AND", "and"} != set(conditions)):
+        return None  # not a plain AND of every condition
+    for cond in conditions.values():
+        if not isinstance(cond, dict) or not isinstance(cond.get("lhs"), dict):
+            continue
+        comparator = str(cond.get("comparator", "")).upper()
+        path, rhs, ignore = cond["lhs"].get("field"), cond.get("rhs") or {}, bool(cond.get("ignoreCase"))
+        if not isinstance(path, str) or not isinstance(rhs, dict):
+            continue
+        values: Any = None
+        if comparator == "EQ" and "value" in rhs:
+            values = [rhs["value"]]
+        elif comparator == "IN":
+            values = rhs.get("values", rhs.get("value"))
+        if not isinstance(values, list) or any(v is None or isinstance(v, (dict, list)) for v in values):
+            continue
+        keys = [k for k in (index_key(v, ignore) for v in values) if k is not None]
+        return store.find_eq(kind, path, keys, ignore_case=ignore)
+    return None
 
 
 def _get(row: dict[str, Any], path: str) -> Any:

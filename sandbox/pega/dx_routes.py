@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.pega.casetypes import CaseTypeBook
-from sandbox.pega.dataviews import QueryError, check_count_query, data_view_rows, run_query
+from sandbox.pega.dataviews import QueryError, check_count_query, data_view_exists, data_view_rows, run_query
 from sandbox.pega.errors import v2_error
 from sandbox.pega.faults import Faults
 from sandbox.pega.security import bearer_actor
@@ -170,12 +170,12 @@ async def data_view(request: web.Request) -> web.Response:
     if isinstance(actor, web.Response):
         return actor
     store: Store = request.app["store"]
-    rows = data_view_rows(store, request.match_info["data_view_id"])
-    if rows is None:
+    if not data_view_exists(store, request.match_info["data_view_id"]):
         return v2_error(404, "Not found", "The data view could not be found", code="Error_DataView_Not_Found")
     body = await _json(request) if request.can_read_body else {}
     if isinstance(body, web.Response):
         return body
+    rows = data_view_rows(store, request.match_info["data_view_id"], body) or []
     try:
         result = run_query(rows, body)
     except (QueryError, TypeError, ValueError) as exc:
@@ -189,12 +189,13 @@ async def data_view_count(request: web.Request) -> web.Response:
     actor = bearer_actor(request)
     if isinstance(actor, web.Response):
         return actor
-    rows = data_view_rows(request.app["store"], request.match_info["data_view_id"])
-    if rows is None:
+    store: Store = request.app["store"]
+    if not data_view_exists(store, request.match_info["data_view_id"]):
         return v2_error(404, "Not found", "The data view could not be found", code="Error_DataView_Not_Found")
     body = await _json(request) if request.can_read_body else {}
     if isinstance(body, web.Response):
         return body
+    rows = data_view_rows(store, request.match_info["data_view_id"], body) or []
     body.pop("paging", None)
     try:
         check_count_query(body)

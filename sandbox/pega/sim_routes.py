@@ -3,6 +3,7 @@ count requests, configure and observe the outbound calls. Documented in docs/peg
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -151,7 +152,18 @@ async def rep_close_contact(request: web.Request) -> web.Response:
 async def get_state(request: web.Request) -> web.Response:
     store: Store = request.app["store"]
     kind = request.query.get("kind")
-    records = [r.dump() for r in store.records.values() if not kind or r.kind == kind]
+    since = request.query.get("createdSince")  # ISO time: only records created at or after it (cheap polling)
+    source = store.of_kind(kind) if kind else list(store.records.values())
+    if since:
+        try:
+            cutoff = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            return web.json_response({"error": "createdSince must be an ISO date-time", "field": "createdSince"},
+                                     status=400)
+        if cutoff.tzinfo is None:
+            cutoff = cutoff.replace(tzinfo=UTC)
+        source = [r for r in source if r.created_at >= cutoff]
+    records = [r.dump() for r in source]
     return web.json_response({
         "records": records,
         "operators": [vars(o) for o in store.operators.values()],

@@ -61,6 +61,14 @@ class Record:
     def status(self) -> str:
         return str(self.content.get("pyStatusWork", ""))
 
+    def row_view(self) -> dict[str, Any]:
+        """The data view row without copying the content (to read fields from, never to hand out)."""
+        return {
+            "pxObjClass": self.obj_class, "pzInsKey": self.id, "pyID": self.business_id,
+            "pxCreateDateTime": iso(self.created_at), "pxUpdateDateTime": iso(self.updated_at),
+            "pxCreateOperator": self.created_by, "pxUpdateOperator": self.updated_by, **self.content,
+        }
+
     def row(self) -> dict[str, Any]:
         """The record as a data view row."""
         return {
@@ -97,12 +105,60 @@ class Operator:
     name: str
 
 
+def index_key(value: Any, ignore_case: bool) -> str | None:
+    """How a field value is found by an equality index: as the data view's EQ compares it (its text;
+    lower-cased text with ignoreCase). None: not indexed (EQ never matches a missing value)."""
+    if value is None:
+        return None
+    return value.lower() if ignore_case and isinstance(value, str) else str(value)
+
+
+def field_value(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+@dataclass
+class FieldIndex:
+    """Record ids of one kind by the value of one field: built on first use, kept current by every
+    write (create and update), so a data view lookup by email, domain or external id costs what it
+    finds, not the number of records."""
+
+    kind: str
+    path: str
+    ignore_case: bool
+    ids: dict[str, dict[str, None]] = field(default_factory=dict)  # value key -> ordered ids
+    of: dict[str, str] = field(default_factory=dict)  # record id -> its value key
+
+    def put(self, rec: Record) -> None:
+        old = self.of.pop(rec.id, None)
+        if old is not None:
+            bucket = self.ids.get(old)
+            if bucket is not None:
+                bucket.pop(rec.id, None)
+                if not bucket:
+                    del self.ids[old]
+        key = index_key(field_value(rec.row_view(), self.path), self.ignore_case)
+        if key is not None:
+            self.ids.setdefault(key, {})[rec.id] = None
+            self.of[rec.id] = key
+
+
 @dataclass
 class Store:
     mapping: PegaMapping
     records: dict[str, Record] = field(default_factory=dict)
     operators: dict[str, Operator] = field(default_factory=dict)
     listeners: list[Callable[[Change], None]] = field(default_factory=list)
+    # indexes of the simulator itself (issue 16: the simulator must not be the bottleneck)
+    _by_kind: dict[str, dict[str, Record]] = field(default_factory=dict)
+    _by_upper_id: dict[str, str] = field(default_factory=dict)
+    _seq: dict[str, int] = field(default_factory=dict)
+    _field_indexes: dict[tuple[str, str, bool], FieldIndex] = field(default_factory=dict)
     _counters: dict[str, itertools.count] = field(default_factory=dict)
     _last_stamp: datetime = field(default_factory=lambda: datetime(2000, 1, 1, tzinfo=UTC))
 
@@ -111,6 +167,25 @@ class Store:
         # reused id would make a test's fresh record look like the one an earlier test linked in our state.
         self.records.clear()
         self.operators.clear()
+        self._by_kind.clear()
+        self._by_upper_id.clear()
+        self._seq.clear()
+        self._field_indexes.clear()
+
+    def _indexed(self, rec: Record) -> None:
+        for (kind, _, _), idx in self._field_indexes.items():
+            if kind == rec.kind:
+                idx.put(rec)
+
+    def find_eq(self, kind: str, path: str, keys: list[str], *, ignore_case: bool) -> list[Record]:
+        """Records of `kind` whose field `path` has one of `keys` (see :func:`index_key`), in creation order."""
+        idx = self._field_indexes.get((kind, path, ignore_case))
+        if idx is None:
+            idx = self._field_indexes[(kind, path, ignore_case)] = FieldIndex(kind, path, ignore_case)
+            for rec in self.of_kind(kind):
+                idx.put(rec)
+        found = {rid for key in keys for rid in idx.ids.get(key, {})}
+        return [self.records[rid] for rid in sorted(found, key=self._seq.__getitem__)]
 
     # -------------------------------------------------------------- classes and ids
 
@@ -160,12 +235,12 @@ class Store:
     def get(self, record_id: str) -> Record | None:
         rec = self.records.get(record_id)
         if rec is None:  # Pega keys are case-insensitive
-            upper = record_id.upper()
-            rec = next((r for r in self.records.values() if r.id.upper() == upper), None)
+            rid = self._by_upper_id.get(record_id.upper())
+            rec = self.records.get(rid) if rid is not None else None
         return rec
 
     def of_kind(self, kind: str) -> list[Record]:
-        return [r for r in self.records.values() if r.kind == kind]
+        return list(self._by_kind.get(kind, {}).values())
 
     # -------------------------------------------------------------- writes
 
@@ -179,6 +254,10 @@ class Store:
             body.update({"pyID": business, "classID": self.class_of(kind)})
         rec = Record(record_id, kind, self.class_of(kind), business, body, now, now, actor.operator, actor.operator, etag)
         self.records[record_id] = rec
+        self._by_kind.setdefault(kind, {})[record_id] = rec
+        self._by_upper_id[record_id.upper()] = record_id
+        self._seq[record_id] = len(self._seq)
+        self._indexed(rec)
         self._emit(Change(kind, verb, rec, None, copy.deepcopy(body), actor))
         return rec
 
@@ -189,6 +268,7 @@ class Store:
         apply_content(rec.content, changes, append_lists=append_lists)
         rec.updated_at, rec.etag = self._stamp()
         rec.updated_by = actor.operator
+        self._indexed(rec)
         self._emit(Change(rec.kind, verb, rec, before, copy.deepcopy(rec.content), actor))
         return rec
 
@@ -196,6 +276,7 @@ class Store:
         """Someone else saved the record (no field change): its eTag moves on, so held eTags go stale."""
         rec.updated_at, rec.etag = self._stamp()
         rec.updated_by = operator
+        self._indexed(rec)
         return rec
 
     def _emit(self, change: Change) -> None:

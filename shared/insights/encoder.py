@@ -246,6 +246,24 @@ def embed_sentences(sentences: Sequence[str]) -> Any:
     return np.asarray(rows, dtype=np.float32).reshape(len(sentences), _HIDDEN)
 
 
+def embedded(sentences: Sequence[str]) -> list[bool]:
+    """Which of `sentences` the embedding cache already holds."""
+    with _cache_lock:
+        return [s in _cache for s in sentences]
+
+
+def remember_embeddings(sentences: Sequence[str], vectors: Any) -> None:
+    """Put sentence embeddings computed elsewhere (the sentiment model's forward pass, which runs
+    through the last layer anyway) into the cache :func:`embed_sentences` reads: the intent rules
+    then ask again for the same body sentences without a second forward pass."""
+    with _cache_lock:
+        for s, v in zip(sentences, vectors, strict=True):
+            _cache[s] = v
+            _cache.move_to_end(s)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+
+
 def sentence_embedder() -> Callable[[Sequence[str]], Any] | None:
     """``embed_sentences`` when the packaged model loads, else None (intent conditions then never match)."""
     try:

@@ -9,7 +9,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from shared.config import StorageSettings
 from shared.queues.envelope import Envelope
-from shared.storage.connection import expand_connection_string
+from shared.storage.connection import expand_connection_string, transport_options
 from shared.storage.errors import mapped_errors
 
 
@@ -20,6 +20,7 @@ def _client_kwargs(storage: StorageSettings) -> dict[str, Any]:
         "connection_timeout": storage.timeout_seconds,
         "read_timeout": storage.timeout_seconds,
         "retry_total": 2,
+        **transport_options(storage),
     }
 
 

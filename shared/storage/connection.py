@@ -1,6 +1,10 @@
-"""Connection-string helpers shared by the table and queue clients."""
+"""Connection-string and transport helpers shared by the table and queue clients."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from shared.config import StorageSettings
 
 # The well-known, public development key of the Storage emulator (documented by Microsoft).
 DEV_ACCOUNT = "devstoreaccount1"
@@ -17,3 +21,12 @@ def expand_connection_string(value: str) -> str:
             f"TableEndpoint=http://127.0.0.1:10002/{DEV_ACCOUNT};"
         )
     return value
+
+
+def transport_options(storage: StorageSettings) -> dict[str, Any]:
+    """SDK client options: proxy environment variables off (with them on, aiohttp reads ~/.netrc and
+    the proxy variables in a worker thread on every request), the proxy from STORAGE_HTTP_PROXY if any."""
+    out: dict[str, Any] = {"use_env_settings": False}
+    if storage.http_proxy:
+        out["proxies"] = {"http": storage.http_proxy, "https": storage.http_proxy}
+    return out

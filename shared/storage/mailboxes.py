@@ -5,12 +5,21 @@ Every state row of a mailbox (links, cursors, health, failures, leases, queue me
 it can be renamed in Entra without breaking anything, and re-onboarding under the new name finds the
 same mailbox (and its links) by id. Rows onboarded before object ids were recorded keep their UPN as
 their key (`state_key`), so their state stays where it is. An index row per UPN finds the key.
+
+Issue 16 added two more kinds of small rows, so no per-call or per-tick path lists every mailbox:
+- an index partition per Pega operator with a row per mailbox naming it (`by_operator`, asked on every
+  Pega API call: one small partition query and a point read per mailbox of that operator);
+- a schedule row per mailbox in one of :data:`SLOTS` partitions chosen by a hash of its key: the
+  minute timers (safety-net poll, subscription upkeep) read only the slots due at that minute, so
+  their work per tick is proportional to the mailboxes due, spread evenly over time.
+Both are written by `put` and built once for stores onboarded before them (a marker row each).
 """
 
 from __future__ import annotations
 
 import builtins
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -23,6 +32,10 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 
 PK = "mailbox"
 UPN_INDEX_PK = "mailbox-upn"  # upn -> key
+OPERATOR_INDEX_PREFIX = "mailbox-op|"  # one partition per Pega operator: a row per mailbox naming it
+META_PK = "mailbox-meta"  # markers: indexes built for mailboxes onboarded before them
+SLOT_PREFIX = "mailbox-slot|"  # schedule rows: mailbox-slot|NN / key
+SLOTS = 60
 KINDS = ("email", "calendar", "contacts")
 BACKENDS = ("graph", "ews")  # Exchange Online (Microsoft Graph) | Exchange Server on-premises (EWS)
 
@@ -120,9 +133,41 @@ def is_mailbox_key(value: str) -> bool:
     return bool(_OBJECT_ID.fullmatch(v)) or ("@" in v and "/" not in v and len(v) <= 320)
 
 
+def slot_of(key: str) -> int:
+    """The schedule slot of a mailbox: stable, evenly spread (a hash of its key)."""
+    return int.from_bytes(hashlib.blake2b(key.lower().encode("utf-8"), digest_size=4).digest(), "big") % SLOTS
+
+
+def _operator_pk(operator: str) -> str:
+    return OPERATOR_INDEX_PREFIX + encode_key(operator)
+
+
+def _slot_pk(slot: int) -> str:
+    return f"{SLOT_PREFIX}{slot:02d}"
+
+
 class MailboxRepository:
     def __init__(self, table: Table) -> None:
         self._t = table
+        self._built: set[str] = set()
+
+    async def _build_once(self, marker: str) -> None:
+        """Index and schedule rows for every mailbox, once per store (mailboxes onboarded before
+        issue 16 have neither); each process checks the marker once."""
+        if marker in self._built:
+            return
+        if await self._t.get(META_PK, marker) is None:
+            mailboxes = [Mailbox.from_entity(e) async for e in self._t.partition(PK)]
+            for mb in mailboxes:
+                await self._write_indexes(mb)
+            await self._t.upsert({"PartitionKey": META_PK, "RowKey": marker, "mailboxes": len(mailboxes)})
+        self._built.add(marker)
+
+    async def _write_indexes(self, mailbox: Mailbox) -> None:
+        await self._t.upsert({"PartitionKey": _slot_pk(slot_of(mailbox.key)), "RowKey": encode_key(mailbox.key)})
+        if mailbox.pega_operator:
+            await self._t.upsert({"PartitionKey": _operator_pk(mailbox.pega_operator),
+                                  "RowKey": encode_key(mailbox.key)})
 
     async def get(self, key_or_upn: str) -> Mailbox | None:
         """By key (object id) or by UPN (through the UPN index)."""
@@ -144,6 +189,7 @@ class MailboxRepository:
         if mailbox.state_key:
             await self._t.upsert({"PartitionKey": UPN_INDEX_PK, "RowKey": encode_key(mailbox.upn.lower()),
                                   "key": mailbox.key})
+        await self._write_indexes(mailbox)
         return replace(mailbox, etag=etag)
 
     async def forget_upn(self, upn: str) -> None:
@@ -152,15 +198,40 @@ class MailboxRepository:
 
     async def delete(self, key: str) -> None:
         await self._t.delete(PK, encode_key(key.lower()))
+        await self._t.delete(_slot_pk(slot_of(key)), encode_key(key.lower()))
+
+    async def in_slot(self, slot: int) -> list[str]:
+        """The keys of the mailboxes scheduled in `slot` (one partition query; about N/SLOTS rows)."""
+        await self._build_once("schedule-v1")
+        return [decode_key(str(e["RowKey"])) async for e in self._t.partition(_slot_pk(slot))]
+
+    async def drop_from_schedule(self, key: str) -> None:
+        """A schedule row whose mailbox is gone."""
+        await self._t.delete(_slot_pk(slot_of(key)), encode_key(key.lower()))
 
     async def list(self, *, active_only: bool = True) -> list[Mailbox]:
         out = [Mailbox.from_entity(e) async for e in self._t.partition(PK)]
         return [m for m in out if m.active] if active_only else out
 
     async def all_by_operator(self, operator: str) -> builtins.list[Mailbox]:
-        """Every mailbox row naming this Pega operator, offboarded ones included (the caller decides)."""
-        return [Mailbox.from_entity(e) async for e in self._t.query(
-            "PartitionKey eq @pk and pega_operator eq @op", parameters={"pk": PK, "op": operator})]
+        """Every mailbox row naming this Pega operator, offboarded ones included (the caller decides).
+        Asked on every Pega API call, so through the operator's index partition (one query of its few
+        rows, then a point read per mailbox), never a filter over every mailbox. An index row whose
+        mailbox no longer names the operator is stale: skipped and removed."""
+        await self._build_once("operator-index-v2")
+        try:
+            pk = _operator_pk(operator)
+        except ValueError:  # longer than a key may be: no mailbox can name it
+            return []
+        out: builtins.list[Mailbox] = []
+        async for row in self._t.partition(pk):
+            e = await self._t.get(PK, str(row["RowKey"]))
+            mb = Mailbox.from_entity(e) if e else None
+            if mb is not None and mb.pega_operator == operator:
+                out.append(mb)
+            else:
+                await self._t.delete(pk, str(row["RowKey"]))
+        return out
 
     async def by_operator(self, operator: str) -> Mailbox | None:
         """The operator's mailbox: the active one if exactly one is, else None (ambiguous or unknown)."""

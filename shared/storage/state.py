@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.config import StorageSettings
 from shared.storage.cursors import CursorRepository
@@ -33,8 +35,9 @@ class StateStore:
     claims: ClaimStore
 
     @classmethod
-    async def open(cls, storage: StorageSettings, *, names: TableNames | None = None) -> StateStore:
-        ts = await TableStore.from_settings(storage, names=names).open()
+    async def open(cls, storage: StorageSettings, *, names: TableNames | None = None,
+                   request_hook: Callable[[Any], None] | None = None) -> StateStore:
+        ts = await TableStore.from_settings(storage, names=names, request_hook=request_hook).open()
         n = ts.names
         return cls(
             tables=ts,

@@ -7,7 +7,7 @@ that error mapping and concurrency rules live in one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.config import StorageSettings
-from shared.storage.connection import expand_connection_string
+from shared.storage.connection import expand_connection_string, transport_options
 from shared.storage.errors import mapped_errors
 
 log = logging.getLogger(__name__)
@@ -193,12 +193,17 @@ class TableStore:
         self._tables: dict[str, Table] = {}
 
     @classmethod
-    def from_settings(cls, storage: StorageSettings, *, names: TableNames | None = None) -> TableStore:
+    def from_settings(cls, storage: StorageSettings, *, names: TableNames | None = None,
+                      request_hook: Callable[[Any], None] | None = None) -> TableStore:
+        """`request_hook` sees every HTTP request the SDK sends (the scale tests and bench count them)."""
         kwargs: dict[str, Any] = {
             "connection_timeout": storage.timeout_seconds,
             "read_timeout": storage.timeout_seconds,
             "retry_total": 2,
         }
+        if request_hook is not None:
+            kwargs["raw_request_hook"] = request_hook
+        kwargs.update(transport_options(storage))
         if storage.connection_string:
             cs = expand_connection_string(storage.connection_string)
             service = TableServiceClient.from_connection_string(cs, **kwargs)

@@ -67,7 +67,6 @@ from shared.sync.timezones import UnknownTimeZoneError, parse_iso_utc, zone
 
 log = logging.getLogger(__name__)
 
-ITEM_CONCURRENCY = 16
 # Unlinked items leaving scope: if Pega holds a record for them (a lost create), it is closed/cancelled.
 ORPHAN_REASONS = frozenset({"no_category", "cancelled", "not_linked", "private"})
 
@@ -137,7 +136,7 @@ class PageGatherer:
         self.assoc = AssociationCache(ctx.records, own_domains=[own_domain])
         self.masters: dict[str, EventRecord | None] = {}
         self._event_links: list[Link] | None = None
-        self._organizers: set[str] | None = None
+        self._organizers: dict[str, bool] = {}
         self._watched_contact_folders: set[str] | None = None
 
     # ------------------------------------------------------------ policy
@@ -368,8 +367,8 @@ class PageGatherer:
             except Exception as exc:
                 return FailedItem(it.id, "gather", exc)
 
-        outcomes = await bounded(ITEM_CONCURRENCY, [functools.partial(inputs, it) for it in items
-                                                    if it.id not in failed])
+        outcomes = await bounded(self.s.settings.sync.pega_concurrency,
+                                 [functools.partial(inputs, it) for it in items if it.id not in failed])
         for o in outcomes:
             if isinstance(o, FailedItem):
                 failed[o.item_id] = o
@@ -425,13 +424,18 @@ class PageGatherer:
                                                        own_domains=(self.mb.upn.rsplit("@", 1)[-1],))
         return None
 
-    async def _synced_organizers(self) -> set[str]:
-        """Other onboarded mailboxes that sync their own calendar: their meetings reach Pega from them."""
-        if self._organizers is None:
-            me = self.mb.upn.lower()
-            self._organizers = {m.upn.lower() for m in await self.s.state.mailboxes.list(active_only=True)
-                                if m.enabled("calendar") and m.upn.lower() != me}
-        return self._organizers
+    async def _organizer_synced(self, address: str) -> bool:
+        """Is `address` another onboarded mailbox that syncs its own calendar (its meetings reach Pega
+        from it)? Point reads through the UPN index, once per organizer and round — never a listing
+        of every mailbox."""
+        if address not in self._organizers:
+            try:
+                m = await self.s.state.mailboxes.get(address) if "@" in address else None
+            except ValueError:  # longer than a key may be: not an onboarded mailbox
+                m = None
+            self._organizers[address] = bool(m is not None and m.active and m.enabled("calendar")
+                                              and m.upn.lower() == address and address != self.mb.upn.lower())
+        return self._organizers[address]
 
     async def _origins(self, items: list[Item], links: dict[str, Link | None], policy: Policy,
                        failed: dict[str, FailedItem]) -> dict[str, Origin]:
@@ -455,7 +459,7 @@ class PageGatherer:
             try:
                 organizer = it.organizer.address.lower() if it.organizer else ""
                 if it.is_organizer is not True and organizer and organizer != me \
-                        and organizer in await self._synced_organizers():
+                        and await self._organizer_synced(organizer):
                     out[it.id] = Origin(organizer_synced=True)
                     return
                 if it.is_instance and it.series_master_id:

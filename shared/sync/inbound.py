@@ -49,7 +49,7 @@ from shared.sync.backends import reader_for
 from shared.sync.context import SyncContext, sync_context
 from shared.sync.folders import INBOX, SENT, mail_folders
 from shared.sync.folders import forget as forget_folders
-from shared.sync.gather import ITEM_CONCURRENCY, FailedItem, PageGatherer, PagePlan, bounded
+from shared.sync.gather import FailedItem, PageGatherer, PagePlan, bounded
 from shared.sync.lease import round_lease
 from shared.sync.mapping import LINK_KIND
 from shared.sync.planner import (
@@ -226,7 +226,8 @@ class _Round:
             except Exception as exc:
                 return FailedItem(action.item_id, "apply", exc)
 
-        results = await bounded(ITEM_CONCURRENCY, [functools.partial(one, a, e) for a, e, _ in planned])
+        results = await bounded(self.s.settings.sync.pega_concurrency,
+                                [functools.partial(one, a, e) for a, e, _ in planned])
         await self.applier.flush_links()
         failed = list(page.failed)
         self.report.enrichment_failures += page.enrichment_failures

@@ -11,10 +11,12 @@ therefore bounds its own work per request whatever the body holds:
 - at most :data:`MAX_NOTIFICATIONS_PER_POST` items are looked at (the rest are counted as
   `over_limit`; their changes still arrive through the next delta round or the safety-net poll);
 - a subscription id that is not a GUID (Graph's ids are) is unknown without a storage read;
-- the remaining distinct ids are read in batches (one filtered query per batch, a few at once)
-  after a short-lived per-process cache of known subscriptions, instead of one read per id — and
-  no new batch starts after :data:`LOOKUP_SECONDS`: ids still unchecked then are counted as
-  `not_checked`, so the answer leaves within the budget however slow storage is.
+- the remaining distinct ids are read after a short-lived per-process cache of known
+  subscriptions, one point read each on the subscription's index row, many at once (a point read
+  costs the same however many subscriptions the tenant has; a filtered query over many ids would be
+  answered by a partition scan) — and no new read starts after :data:`LOOKUP_SECONDS`: ids still
+  unchecked then are counted as `not_checked`, so the answer leaves within the budget however slow
+  storage is.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ log = logging.getLogger(__name__)
 TENANT_ROW = "_tenant"  # health rows not tied to one mailbox
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 # No maximum per POST is documented for Graph webhooks (changeNotificationCollection only says
-# `value` is a collection); a delivery carries a handful of items in practice. 1,000 keeps the
-# worst case (1,000 distinct unknown ids = 72 batched reads) well inside the 2.5 s budget.
+# `value` is a collection); a delivery carries a handful of items in practice. 1,000 bounds the
+# worst case (1,000 distinct unknown ids = 1,000 point reads, 32 at a time, cut off by the budget).
 MAX_NOTIFICATIONS_PER_POST = 1000
 MAX_BODY_BYTES = 4 * 1024 * 1024
 CACHE_SECONDS = 60.0
@@ -201,7 +203,7 @@ def known_subscriptions(repo: SubscriptionRepository) -> KnownSubscriptions:
 
 
 async def _lookup(services: Services, ids: list[str]) -> tuple[dict[str, SubscriptionRecord], set[str]]:
-    """The records of `ids` (cache first, then batched reads in the order given) and the ids left
+    """The records of `ids` (cache first, then point reads in the order given) and the ids left
     unchecked because the lookup time ran out — so a POST is answered in time whatever it holds
     and however loaded storage is."""
     repo = services.state.subscriptions

@@ -136,14 +136,14 @@ class SubscriptionManager:
 
     async def delete(self, record: SubscriptionRecord) -> None:
         if record.subscription_id.startswith("failed:"):  # a placeholder for a create that failed
-            await self.services.state.subscriptions.delete(record.subscription_id)
+            await self.services.state.subscriptions.delete(record.subscription_id, mailbox=record.mailbox)
             return
         try:
             await self.gateway.request("DELETE", f"subscriptions/{record.subscription_id}", mailbox=record.mailbox,
                                        what="delete subscription")
         except GraphNotFoundError:
             pass
-        await self.services.state.subscriptions.delete(record.subscription_id)
+        await self.services.state.subscriptions.delete(record.subscription_id, mailbox=record.mailbox)
 
     async def ensure(self, mailbox: Mailbox) -> EnsureReport:
         """Converge the mailbox's subscriptions to what it should have. Safe to run any time."""
@@ -185,7 +185,7 @@ class SubscriptionManager:
                         await self.renew(rec)
                         report.renewed += 1
                     except GraphNotFoundError:  # removed on Graph's side: recreate and catch up
-                        await self.services.state.subscriptions.delete(rec.subscription_id)
+                        await self.services.state.subscriptions.delete(rec.subscription_id, mailbox=rec.mailbox)
                         await self.create(mailbox, want)
                         await enqueue_round(self.services, mailbox.key, want.kind, reason="resync")
                         report.created += 1
@@ -234,7 +234,7 @@ class SubscriptionManager:
             except GraphNotFoundError:
                 event = "subscriptionRemoved"
         if event == "subscriptionRemoved":
-            await self.services.state.subscriptions.delete(subscription_id)
+            await self.services.state.subscriptions.delete(subscription_id, mailbox=rec.mailbox)
             mailbox = await self.services.state.mailboxes.get(rec.mailbox)
             if mailbox is not None and mailbox.active:
                 await self.create(mailbox, DesiredSubscription(rec.kind, rec.resource))

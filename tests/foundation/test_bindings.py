@@ -18,7 +18,7 @@ EXPECTED = {
     "graph_lifecycle": {"type": "httpTrigger", "route": "graph/lifecycle", "methods": ["POST"],
                         "authLevel": "FUNCTION"},
     "subscription_worker": {"type": "queueTrigger", "queueName": "subscription-work"},
-    "subscription_manager": {"type": "timerTrigger", "schedule": "0 */10 * * * *"},
+    "subscription_manager": {"type": "timerTrigger", "schedule": "0 * * * * *"},
     "delta_poll": {"type": "timerTrigger", "schedule": "0 * * * * *"},
     "ews_events": {"type": "timerTrigger", "schedule": "*/15 * * * * *"},
     "lease_recovery": {"type": "timerTrigger", "schedule": "*/15 * * * * *"},

@@ -70,3 +70,16 @@ def test_error_message_does_not_echo_secret_values():
     with pytest.raises(ConfigurationError) as err:
         load_settings({**BASE, "PEGA_BASE_URL": "ftp://user:hunter2-secret@pega.example"})
     assert "hunter2-secret" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["0", "129", "x"])
+def test_pega_concurrency_outside_1_to_128_is_refused_by_name(value):
+    with pytest.raises(ConfigurationError) as err:
+        load_settings({**BASE, "SYNC_PEGA_CONCURRENCY": value})
+    assert "SYNC_PEGA_CONCURRENCY" in str(err.value)
+
+
+def test_storage_proxy_and_pega_concurrency_defaults():
+    s = load_settings(BASE)
+    assert s.sync.pega_concurrency == 16 and s.storage.http_proxy == ""
+    assert load_settings({**BASE, "SYNC_PEGA_CONCURRENCY": "48"}).sync.pega_concurrency == 48

@@ -1,0 +1,67 @@
+"""Issue 16: the Pega simulator's data views answer EQ/IN lookups (by email, domain, external id)
+through field indexes kept current by every write. The index may only narrow the rows: whatever the
+records and the query, the answer equals the full scan's (Hypothesis), and a lookup among many
+records reads only what it finds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sandbox.pega.dataviews import data_view_rows, run_query
+from sandbox.pega.store import Actor, Store
+from shared.pega.mapping import load_mapping
+
+ACTOR = Actor("alex")
+VALUES = st.sampled_from(["a@x.example", "A@X.example", "b@y.example", "5", 5, True, "", "c"])
+
+
+def _store() -> Store:
+    return Store(mapping=load_mapping(None))
+
+
+def _query(field: str, comparator: str, value: Any, ignore: bool, extra: bool) -> dict[str, Any]:
+    rhs = {"values": value if isinstance(value, list) else [value]} if comparator == "IN" else {"value": value}
+    conds: dict[str, Any] = {"F1": {"lhs": {"field": field}, "comparator": comparator, "rhs": rhs, "ignoreCase": ignore}}
+    if extra:
+        conds["F2"] = {"lhs": {"field": "pyStatusWork"}, "comparator": "NEQ", "rhs": {"value": "Closed"}}
+    return {"query": {"filter": {"filterConditions": conds}}, "paging": {"maxResultsToFetch": 5000}}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    contents=st.lists(st.fixed_dictionaries({"Email": VALUES, "pyStatusWork": st.sampled_from(["Open", "Closed"])}),
+                      max_size=12),
+    updates=st.lists(st.tuples(st.integers(0, 11), VALUES), max_size=6),
+    comparator=st.sampled_from(["EQ", "IN"]),
+    value=st.one_of(VALUES, st.lists(VALUES, max_size=3)),
+    ignore=st.booleans(), extra=st.booleans(), logic=st.sampled_from(["", "F1 AND F2", "F1 OR F2", "NOT F1"]),
+)
+def test_indexed_answers_equal_the_full_scan(contents, updates, comparator, value, ignore, extra, logic):
+    store = _store()
+    dv = store.mapping.data_views.contacts
+    if comparator == "EQ" and isinstance(value, list):
+        value = value[0] if value else "a@x.example"
+    body = _query("Email", comparator, value, ignore, extra or bool(logic))
+    if logic:
+        body["query"]["filter"]["logic"] = logic
+    recs = [store.create("contact", c, ACTOR) for c in contents]
+    run_query(data_view_rows(store, dv, body) or [], body)  # builds the index before the updates
+    for i, v in updates:
+        if recs:
+            store.update(recs[i % len(recs)], {"Email": v}, ACTOR)
+    indexed = run_query(data_view_rows(store, dv, body) or [], body)
+    full = run_query(data_view_rows(store, dv) or [], body)
+    assert indexed["data"] == full["data"]
+
+
+def test_a_lookup_among_many_records_reads_only_its_matches():
+    store = _store()
+    for i in range(3000):
+        store.create("contact", {"Email": f"c{i}@x.example"}, ACTOR)
+    body = _query("Email", "EQ", "C2999@X.example", True, False)
+    rows = data_view_rows(store, store.mapping.data_views.contacts, body)
+    assert rows is not None and [r["Email"] for r in rows] == ["c2999@x.example"]
+    assert store.get(rows[0]["pzInsKey"].lower()) is not None  # ids are case-insensitive, found by index

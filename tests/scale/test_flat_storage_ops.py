@@ -1,0 +1,243 @@
+"""Issue 16: no storage read that grows with the tenant on a per-notification, per-API-call or
+per-tick path. Two tenants of different size against Azurite; every HTTP request the Table SDK sends
+is counted (a raw request hook on the real client), and the count per call must not depend on N —
+counts, not timings."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from functions.subscriptions import ENSURE_EVERY_MINUTES, ensure_due
+from shared.config import load_settings
+from shared.queues.envelope import Envelope
+from shared.runtime import Services
+from shared.storage.mailboxes import KINDS, SLOTS, Mailbox, slot_of
+from shared.storage.state import StateStore
+from shared.storage.subscriptions import SubscriptionRecord
+from shared.storage.tables import TableNames
+from shared.sync.notifications import ChangeNotification, accept_change_notifications
+from shared.sync.poll import poll_due, slots_due
+
+SMALL, LARGE = 6, 120
+
+
+@dataclass
+class Requests:
+    """Every request the Table client sends (method and URL), counted while `on`."""
+
+    on: bool = False
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def hook(self, request: Any) -> None:
+        if self.on:
+            self.seen.append((request.http_request.method, request.http_request.url))
+
+    def start(self) -> None:
+        self.seen.clear()
+        self.on = True
+
+    def stop(self) -> int:
+        self.on = False
+        return len(self.seen)
+
+
+class RecordingQueues:
+    """Stands in for the queue sender: this test counts Table requests; sends are recorded."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+
+    async def send(self, queue: str, envelope: Envelope, *, delay_seconds: int = 0) -> str:
+        self.sent[envelope.type] += 1
+        return str(uuid.uuid4())
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class Tenant:
+    svc: Services
+    requests: Requests
+    queues: RecordingQueues
+    mailboxes: list[Mailbox]
+    subs: list[SubscriptionRecord]
+
+
+async def _tenant(conn: str, n: int) -> Tenant:
+    settings = load_settings({"AzureWebJobsStorage": conn, "GRAPH_TENANT_ID": "t1", "SYNC_POLL_INTERVAL_MINUTES": "15"})
+    requests = Requests()
+    state = await StateStore.open(settings.storage, names=TableNames(prefix="sc" + uuid.uuid4().hex[:10]),
+                                  request_hook=requests.hook)
+    queues = RecordingQueues()
+    svc = Services(settings=settings, state=state, queues=queues)  # type: ignore[arg-type]
+    mailboxes, subs = [], []
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    for i in range(n):
+        oid = str(uuid.uuid4())
+        mb = await state.mailboxes.put(Mailbox(upn=f"rep{i}@contoso.example", pega_operator=f"op{i}", user_id=oid,
+                                               state_key=oid))
+        mailboxes.append(mb)
+        for kind in KINDS:
+            subs.append(await state.subscriptions.put(SubscriptionRecord(
+                subscription_id=str(uuid.uuid4()), mailbox=mb.key, kind=kind, resource=f"/users/{oid}/{kind}",
+                client_state=f"cs-{i}-{kind}", expires_at=expires)))
+    return Tenant(svc, requests, queues, mailboxes, subs)
+
+
+@pytest.fixture
+async def tenants(azurite_conn) -> AsyncIterator[tuple[Tenant, Tenant]]:
+    small, large = await _tenant(azurite_conn, SMALL), await _tenant(azurite_conn, LARGE)
+    yield small, large
+    for t in (small, large):
+        await t.svc.state.close()
+
+
+async def _count(t: Tenant, call: Any) -> int:
+    t.requests.start()
+    await call()
+    return t.requests.stop()
+
+
+async def test_a_notification_costs_the_same_storage_requests_whatever_the_tenant_size(tenants):
+    costs = []
+    for t in tenants:
+        sub = t.subs[-1]
+        n = ChangeNotification(subscription_id=sub.subscription_id, client_state=sub.client_state,
+                               change_type="created", resource="r", resource_id="i", etag="e", tenant_id="t1")
+        costs.append(await _count(t, lambda n=n, t=t: accept_change_notifications(t.svc, [n])))
+        assert t.queues.sent["delta.sync"] == 1
+    # one index point read, the coalescer's claim and its mark: no listing, no partition scan
+    assert costs[0] == costs[1] <= 3, costs
+
+
+async def test_pega_api_operator_lookup_and_subscription_listing_are_point_reads(tenants):
+    for t in tenants:
+        await t.svc.state.mailboxes.by_operator("op0")  # the one-time index check of this process
+    by_op, per_mailbox, by_id = [], [], []
+    for t in tenants:
+        last = t.mailboxes[-1]
+
+        async def lookup(t: Tenant = t, last: Mailbox = last) -> None:
+            found = await t.svc.state.mailboxes.by_operator(last.pega_operator)
+            assert found is not None and found.key == last.key
+        by_op.append(await _count(t, lookup))
+
+        async def listing(t: Tenant = t, last: Mailbox = last) -> None:
+            assert len(await t.svc.state.subscriptions.for_mailbox(last.key)) == len(KINDS)
+        per_mailbox.append(await _count(t, listing))
+
+        async def one(t: Tenant = t) -> None:
+            assert (await t.svc.state.subscriptions.get(t.subs[-1].subscription_id)) is not None
+        by_id.append(await _count(t, one))
+    assert by_op[0] == by_op[1] == 2, by_op
+    assert per_mailbox[0] == per_mailbox[1] == 1, per_mailbox
+    assert by_id[0] == by_id[1] == 2, by_id
+
+
+async def test_an_operator_index_finds_only_the_current_owner(tenants):
+    t = tenants[0]
+    mb = await t.svc.state.mailboxes.get(t.mailboxes[0].key)
+    assert mb is not None
+    await t.svc.state.mailboxes.put(dataclasses.replace(mb, pega_operator="renamed"))
+    assert await t.svc.state.mailboxes.by_operator("op0") is None  # the stale index row finds nothing
+    assert (await t.svc.state.mailboxes.by_operator("renamed")).key == mb.key  # type: ignore[union-attr]
+    assert await t.svc.state.mailboxes.by_operator("x" * 2000) is None
+
+
+async def test_a_poll_tick_reads_only_the_due_slots_and_costs_the_same_per_due_mailbox(tenants):
+    base = int(dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC).timestamp() // 60)
+    minute = base + (slot_of(tenants[0].mailboxes[0].key) - base) % 15  # a minute the small tenant has work
+    now = dt.datetime.fromtimestamp(minute * 60, dt.UTC)
+    per_due = []
+    for t in tenants:
+        await poll_due(t.svc, now=now - dt.timedelta(minutes=1))  # the one-time schedule check of this process
+        due = {slot for slot in slots_due(minute, 15)}
+        expect = [m for m in t.mailboxes if slot_of(m.key) in due]
+        t.queues.sent.clear()
+        cost = await _count(t, lambda t=t: poll_due(t.svc, now=now))
+        assert t.queues.sent["delta.sync"] == len(KINDS) * len(expect)
+        queries = [url for _, url in t.requests.seen if "filter=" in url]
+        assert len(queries) == len(due) + len(expect)  # the due slots and each due mailbox's health: no listing
+        per_due.append((cost - len(due)) / max(1, len(expect)))
+    # per due mailbox: its point read, its health partition, and per kind a claim and its mark
+    assert per_due[0] == per_due[1] == 2 + 2 * len(KINDS), per_due
+
+
+async def test_every_mailbox_is_visited_once_per_interval(tenants):
+    t = tenants[1]
+    for interval in (1, 7, 15, 60, 90):
+        visits: Counter[int] = Counter()
+        for minute in range(10_000, 10_000 + interval):
+            visits.update(slots_due(minute, interval))
+        assert set(visits) == set(range(SLOTS)) if interval <= SLOTS else set(visits) <= set(range(SLOTS))
+        assert set(visits.values()) == {1}
+    seen: Counter[str] = Counter()
+    for minute in range(0, ENSURE_EVERY_MINUTES):
+        t.queues.sent.clear()
+        await ensure_due(t.svc, now=dt.datetime.fromtimestamp(minute * 60, dt.UTC))
+        seen["sent"] += t.queues.sent["subscriptions.ensure"]
+    assert seen["sent"] == LARGE  # each active mailbox once in ten minutes
+
+
+async def test_stores_written_before_issue_16_are_migrated_on_first_use(azurite_conn):
+    """Legacy layout: subscriptions in one partition `sub`, mailboxes without operator index or schedule
+    rows. The first read moves and builds them once; nothing is lost."""
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn, "GRAPH_TENANT_ID": "t1"})
+    names = TableNames(prefix="mg" + uuid.uuid4().hex[:10])
+    state = await StateStore.open(settings.storage, names=names)
+    try:
+        subs_t, mbx_t = state.tables.table(names.subscriptions), state.tables.table(names.mailboxes)
+        oid = str(uuid.uuid4())
+        legacy_mb = Mailbox(upn="old@contoso.example", pega_operator="old-op", user_id=oid, state_key=oid)
+        await mbx_t.upsert(legacy_mb.to_entity())  # as the old code wrote it: no index, no schedule row
+        rec = SubscriptionRecord(subscription_id=str(uuid.uuid4()), mailbox=oid, kind="email", resource="/r",
+                                 client_state="cs", expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        await subs_t.upsert({**rec.to_entity(), "PartitionKey": "sub"})
+        fresh = await StateStore.open(settings.storage, names=names)  # a new process
+        try:
+            assert (await fresh.subscriptions.get_many([rec.subscription_id]))[rec.subscription_id].client_state == "cs"
+            assert [r.subscription_id for r in await fresh.subscriptions.for_mailbox(oid)] == [rec.subscription_id]
+            assert [e async for e in subs_t.partition("sub")] == []
+            assert (await fresh.mailboxes.by_operator("old-op")).key == oid  # type: ignore[union-attr]
+            assert oid in await fresh.mailboxes.in_slot(slot_of(oid))
+            await fresh.subscriptions.delete(rec.subscription_id)
+            assert await fresh.subscriptions.get(rec.subscription_id) is None
+            assert await fresh.subscriptions.for_mailbox(oid) == []
+        finally:
+            await fresh.close()
+    finally:
+        await state.close()
+
+
+async def test_storage_calls_take_no_thread_hop(azurite_conn):
+    """With proxy environment variables honoured, aiohttp looked up ~/.netrc and the proxy variables in
+    a worker thread on every request: two thread hops per storage call (issue 16's profile)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Counting(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            Counting.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn})
+    state = await StateStore.open(settings.storage, names=TableNames(prefix="th" + uuid.uuid4().hex[:10]))
+    executor = Counting(max_workers=1)
+    asyncio.get_running_loop().set_default_executor(executor)
+    try:
+        for i in range(10):
+            assert await state.mailboxes.get(f"nobody{i}@contoso.example") is None
+        assert Counting.submitted == 0
+    finally:
+        await state.close()
