@@ -325,6 +325,7 @@ module roles 'modules/roles.bicep' = {
 var appSettings = {
   APP_MODE: 'real'
   STORAGE_TIMEOUT_SECONDS: '10'
+  STORAGE_HTTP_PROXY: ''
 
   GRAPH_TENANT_ID: graphTenantId
   GRAPH_CLIENT_ID: graphClientId
@@ -398,6 +399,7 @@ var appSettings = {
   SYNC_POLL_INTERVAL_MINUTES: '15'
   SYNC_SUBSCRIPTION_RENEW_BEFORE_MINUTES: '2880'
   SYNC_LEASE_SECONDS: '30'
+  SYNC_PEGA_CONCURRENCY: '16'
   SYNC_FAILURE_NOTICE_SENDER: failureNoticeSender
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
 
