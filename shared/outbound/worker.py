@@ -176,8 +176,10 @@ async def _run_claimed(ctx: WorkerContext, operation_id: str) -> str:
     except PermanentError as exc:
         await _fail(ctx, op, exc)
         return "failed"
-    except WaitingForCreate as exc:
-        # waiting for another operation is not an attempt of this one: its budget stays whole
+    except (WaitingForCreate, GraphThrottledError) as exc:
+        # waiting — for another operation, or for Graph's Retry-After — is not an attempt of this one: its
+        # budget stays whole (a throttling storm used to exhaust it: "retries_exhausted" for work that was
+        # never refused). The notification-frequency guard still bounds how long a mailbox may keep failing.
         await _finish(ctx, op, status="accepted", attempts=max(0, op.attempts - 1),
                       error=f"{type(exc).__name__}: {exc}"[:1000])
         raise

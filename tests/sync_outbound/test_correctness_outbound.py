@@ -266,3 +266,31 @@ async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
     assert await run_operation(ctx, update.operation_id) == "succeeded"
     [event] = await events_of(graph_http, rep.upn)
     assert event["subject"] == "Pricing review (moved)"
+
+
+async def test_a_throttling_storm_never_exhausts_an_operations_attempts(
+        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim, fault):
+    """Chaos seed 46: every 429 of a throttling storm counted as an attempt, so the operation backed off
+    ever longer and would have failed with `retries_exhausted` after 30 — although Graph only said
+    "later". Deferring for Retry-After spends no attempt."""
+    from shared.config import load_settings
+    from shared.outbound.worker import MAX_ATTEMPTS
+    from tests.sync_outbound.conftest import host_settings
+
+    pega_id = await pega_appointment(pega_records)
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=0,
+                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
+    await state.operations.put(op)
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
+                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
+    ctx = worker_context(settings, state)
+    rule = await fault(path=f"users/{rep.upn}/events", status=429, retry_after=1, count=MAX_ATTEMPTS + 5)
+    for _ in range(MAX_ATTEMPTS + 5):
+        with pytest.raises(TransientError):
+            await run_operation(ctx, op.operation_id)
+    waiting = await state.operations.get(op.operation_id)
+    assert waiting.status == "accepted" and waiting.attempts == 0, waiting
+    await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+    assert await run_operation(ctx, op.operation_id) == "succeeded"
+    assert len(await events_of(graph_http, rep.upn)) == 1
