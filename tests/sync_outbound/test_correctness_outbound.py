@@ -38,6 +38,17 @@ async def fault(graph_sim):
         await graph_sim.control.call("DELETE", f"faults/{rule_id}")
 
 
+@pytest.fixture
+async def worker_ctx(azurite_conn, graph_sim, pega_sim, state):
+    """The outbound worker's context, for tests that run an operation directly (`run_operation`)."""
+    from shared.config import load_settings
+    from tests.sync_outbound.conftest import host_settings
+
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
+                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
+    return worker_context(settings, state)
+
+
 async def test_3_a_reply_whose_draft_update_failed_is_retried_with_the_reps_text(
         api, rep, graph_sim, pega_records, graph_http, state, fault):
     original = await graph_sim.control.inbound_mail(rep.upn, subject="Quarterly pricing",
@@ -147,7 +158,7 @@ async def test_d_a_failed_operation_is_listed_in_the_mailbox_health_until_dismis
 
 
 async def test_14_a_duplicate_message_never_runs_an_operation_whose_worker_is_alive(
-        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+        api, rep, pega_records, graph_http, state, worker_ctx):
     """The run lease is renewed while the worker runs (however long: a large upload), so a duplicate
     message is deferred — before the fix a run older than 300 s was taken over and sent twice."""
     pega_id = await pega_appointment(pega_records)
@@ -155,12 +166,7 @@ async def test_14_a_duplicate_message_never_runs_an_operation_whose_worker_is_al
                    idempotency_key=uuid.uuid4().hex, request_hash="x", status="running", attempts=1,
                    payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
     await state.operations.put(op)
-    from shared.config import load_settings
-    from tests.sync_outbound.conftest import host_settings
-
-    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
-                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
-    ctx = worker_context(settings, state)
+    ctx = worker_ctx
     holder = await op_lease(ctx, op.operation_id)
     await holder.acquire()  # the first run is alive and renewing (its updated_at may be ancient)
     try:
@@ -203,22 +209,18 @@ async def test_an_update_racing_a_cancel_of_the_same_appointment_is_not_a_failur
 
 
 async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
-        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+        api, rep, pega_records, graph_http, state, worker_ctx):
     """Chaos seed 23: an operation failed by the notification-frequency guard (`gave_up`) stayed
     failed when its dead letter was replayed — the replay did nothing and the meeting never reached
     Outlook. A given-up operation runs again (fresh attempts) when its message comes back."""
-    from shared.config import load_settings
     from shared.outbound.worker import give_up
-    from tests.sync_outbound.conftest import host_settings
 
     pega_id = await pega_appointment(pega_records)
     op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
                    idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=5,
                    payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
     await state.operations.put(op)
-    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
-                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
-    ctx = worker_context(settings, state)
+    ctx = worker_ctx
     await give_up(ctx, op.operation_id, TransientError("Graph down for 40 minutes"))
     failed = await state.operations.get(op.operation_id)
     assert failed.status == "failed" and failed.result["error"]["code"] == "gave_up"
@@ -233,14 +235,11 @@ async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
 
 
 async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
-        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim):
+        api, rep, pega_records, graph_http, state, worker_ctx):
     """Chaos seed 24: Pega created and then updated an appointment while Graph was failing; the
     create kept retrying, the update used up its link-wait budget (6 runs) and failed for good —
     although the create then succeeded. A change waits for its record's pending create without
     spending its own attempts, and runs once the create is done."""
-    from shared.config import load_settings
-    from tests.sync_outbound.conftest import host_settings
-
     pega_id = await pega_appointment(pega_records)
     create = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
                        idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=3,
@@ -254,9 +253,7 @@ async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
                                 "body": {"operator": rep.operator, "subject": "Pricing review (moved)",
                                          "changedAt": "2026-11-20T10:30:00Z"}})
     await state.operations.put(update)
-    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
-                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
-    ctx = worker_context(settings, state)
+    ctx = worker_ctx
     for _ in range(3):  # however often it comes back while the create is pending
         with pytest.raises(TransientError):
             await run_operation(ctx, update.operation_id)
@@ -269,22 +266,18 @@ async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
 
 
 async def test_a_throttling_storm_never_exhausts_an_operations_attempts(
-        api, rep, pega_records, graph_http, state, azurite_conn, graph_sim, pega_sim, fault):
+        api, rep, pega_records, graph_http, state, graph_sim, worker_ctx, fault):
     """Chaos seed 46: every 429 of a throttling storm counted as an attempt, so the operation backed off
     ever longer and would have failed with `retries_exhausted` after 30 — although Graph only said
     "later". Deferring for Retry-After spends no attempt."""
-    from shared.config import load_settings
     from shared.outbound.worker import MAX_ATTEMPTS
-    from tests.sync_outbound.conftest import host_settings
 
     pega_id = await pega_appointment(pega_records)
     op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
                    idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=0,
                    payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
     await state.operations.put(op)
-    settings = load_settings({"AzureWebJobsStorage": azurite_conn,
-                              **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")})
-    ctx = worker_context(settings, state)
+    ctx = worker_ctx
     rule = await fault(path=f"users/{rep.upn}/events", status=429, retry_after=1, count=MAX_ATTEMPTS + 5)
     for _ in range(MAX_ATTEMPTS + 5):
         with pytest.raises(TransientError):
