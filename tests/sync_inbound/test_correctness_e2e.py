@@ -230,31 +230,39 @@ async def test_5_a_customer_another_rep_already_synced_is_adopted_not_duplicated
 # ------------------------------------------------------------------ 6. the round lease
 
 
-async def test_6_a_round_that_lost_its_lease_applies_nothing(inbound, monkeypatch) -> None:
-    await inbound.onboard()
-    await inbound.graph.control.inbound_mail(inbound.upn, subject="m", body="x", **{"from": DANA})
-    real = inbound_mod.PageGatherer.plan_page
-
-    async def steal_then_plan(self, items, policy, folder, **kw):
-        plan = await real(self, items, policy, folder, **kw)
-        # another worker takes the lease over (ours looked expired to it); our heartbeat notices
-        lease = await round_lease(inbound.services.state.tables, inbound.upn, "email", seconds=30)
-        table = lease._t
-        row = await table.get(lease.pk, lease.rk)
-        await table.replace({**{k: v for k, v in row.items() if not k.startswith("_")}, "owner": "someone-else"},
-                            etag=row["_etag"])
-        with pytest.raises(LeaseLostError):
-            await self_lease["lease"].renew()
-        return plan
-
-    self_lease: dict[str, Any] = {}
+def _capture_round_lease(monkeypatch) -> dict[str, Any]:
+    """The round lease of the next round, once it is made (`["lease"]`)."""
+    holder: dict[str, Any] = {}
     real_round = inbound_mod._Round.__init__
 
     def capture(self, *a, **kw):
         real_round(self, *a, **kw)
-        self_lease["lease"] = self.lease
+        holder["lease"] = self.lease
 
     monkeypatch.setattr(inbound_mod._Round, "__init__", capture)
+    return holder
+
+
+async def _taken_over_elsewhere(lease) -> None:
+    """Another worker takes the lease over (ours looked expired to it)."""
+    row = await lease._t.get(lease.pk, lease.rk)
+    await lease._t.replace({**{k: v for k, v in row.items() if not k.startswith("_")}, "owner": "someone-else"},
+                           etag=row["_etag"])
+
+
+async def test_6_a_round_that_lost_its_lease_applies_nothing(inbound, monkeypatch) -> None:
+    await inbound.onboard()
+    await inbound.graph.control.inbound_mail(inbound.upn, subject="m", body="x", **{"from": DANA})
+    real = inbound_mod.PageGatherer.plan_page
+    self_lease = _capture_round_lease(monkeypatch)
+
+    async def steal_then_plan(self, items, policy, folder, **kw):
+        plan = await real(self, items, policy, folder, **kw)
+        await _taken_over_elsewhere(self_lease["lease"])
+        with pytest.raises(LeaseLostError):  # our heartbeat notices
+            await self_lease["lease"].renew()
+        return plan
+
     monkeypatch.setattr(inbound_mod.PageGatherer, "plan_page", steal_then_plan)
     with pytest.raises(LeaseLostError):
         await inbound.run("email")
@@ -271,25 +279,16 @@ async def test_6_a_round_whose_heartbeats_were_starved_applies_nothing(inbound, 
     await inbound.onboard()
     await inbound.graph.control.inbound_mail(inbound.upn, subject="m", body="x", **{"from": DANA})
     real = inbound_mod.PageGatherer.plan_page
-    self_lease: dict[str, Any] = {}
+    self_lease = _capture_round_lease(monkeypatch)
 
     async def starve_then_plan(self, items, policy, folder, **kw):
         plan = await real(self, items, policy, folder, **kw)
         lease = self_lease["lease"]
         # no heartbeat ran for longer than the lease lives; meanwhile another worker took it over
         lease._clock = lambda: time_mod.monotonic() + 3 * lease.duration.total_seconds()
-        row = await lease._t.get(lease.pk, lease.rk)
-        await lease._t.replace({**{k: v for k, v in row.items() if not k.startswith("_")}, "owner": "someone-else"},
-                               etag=row["_etag"])
+        await _taken_over_elsewhere(lease)
         return plan
 
-    real_round = inbound_mod._Round.__init__
-
-    def capture(self, *a, **kw):
-        real_round(self, *a, **kw)
-        self_lease["lease"] = self.lease
-
-    monkeypatch.setattr(inbound_mod._Round, "__init__", capture)
     monkeypatch.setattr(inbound_mod.PageGatherer, "plan_page", starve_then_plan)
     with pytest.raises(LeaseLostError):
         await inbound.run("email")
