@@ -34,7 +34,7 @@ SETTLE_SECONDS = 60.0
 
 
 def _ports() -> SandboxPorts:
-    return SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "blob", "queue", "table")})
+    return SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "ews", "blob", "queue", "table")})
 
 
 def _pct(values: list[float], p: float) -> float:

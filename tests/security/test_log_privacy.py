@@ -103,7 +103,7 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[Run]:
-    ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "blob", "queue", "table")})
+    ports = SandboxPorts(**{k: free_port() for k in ("host", "graph", "graph_tls", "pega", "ews", "blob", "queue", "table")})
     settings = sandbox_settings(ports)
     stack = Stack()
     try:
