@@ -203,10 +203,7 @@ async def link_or_wait(ctx: WorkerContext, req: OutboundRequest, what: str, link
         create_id = await ctx.state.operations.create_of(req.mailbox, pega_id or req.pega_id)
         if create_id and create_id != req.op.operation_id:
             create = await ctx.state.operations.get(create_id)
-            err = create.result.get("error") if create is not None and isinstance(create.result, dict) else None
-            given_up = isinstance(err, dict) and err.get("code") == "gave_up"
-            if create is not None and (create.status in ("accepted", "running") or
-                                       (create.status == "failed" and given_up)):
+            if create is not None and not create.settled:
                 raise WaitingForCreate(f"{what} {pega_id or req.pega_id!r} waits for its create (operation {create_id})",
                                        retry_after=30.0)
     require_link_or_wait(req, what, link)

@@ -127,22 +127,12 @@ async def op_lease(ctx: WorkerContext, operation_id: str) -> Lease:
                  data={"operation_id": operation_id})
 
 
-def _settled(op: Operation) -> bool:
-    """Succeeded, or failed for a reason of its own. An operation failed only because the mailbox
-    kept failing past the notification frequency (`gave_up`) runs again when its message is replayed
-    (automatically once the mailbox recovers): its work never became wrong, only late."""
-    if op.status == "succeeded":
-        return True
-    err = op.result.get("error") if isinstance(op.result, dict) else None
-    return op.status == "failed" and not (isinstance(err, dict) and err.get("code") == "gave_up")
-
-
 async def run_operation(ctx: WorkerContext, operation_id: str) -> str:
     """Run one operation; returns its status afterwards (or raises for a retry)."""
     op = await ctx.state.operations.get(operation_id)
     if op is None:
         raise PermanentError(f"operation {operation_id} does not exist")
-    if _settled(op):
+    if op.settled:
         return op.status
     lease = await op_lease(ctx, operation_id)
     # a live run elsewhere renews its lease: LeaseBusyError (transient, with Retry-After) defers this duplicate
@@ -154,7 +144,7 @@ async def _run_claimed(ctx: WorkerContext, operation_id: str) -> str:
     op = await ctx.state.operations.get(operation_id)  # re-read under the lease
     if op is None:
         raise PermanentError(f"operation {operation_id} does not exist")
-    if _settled(op):
+    if op.settled:
         return op.status
     if op.status == "running":
         op = dataclasses.replace(op, status="accepted")  # the previous run died (its lease expired): take over

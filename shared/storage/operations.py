@@ -43,6 +43,16 @@ class Operation:
     updated_at: dt.datetime | None = None
     etag: str | None = None
 
+    @property
+    def settled(self) -> bool:
+        """Succeeded, or failed for a reason of its own. An operation failed only because its mailbox
+        kept failing past the notification frequency (`gave_up`) is not settled: it runs again when its
+        message is replayed (automatically once the mailbox recovers) — its work is late, not wrong."""
+        if self.status == "succeeded":
+            return True
+        err = self.result.get("error") if isinstance(self.result, dict) else None
+        return self.status == "failed" and not (isinstance(err, dict) and err.get("code") == "gave_up")
+
     def to_entity(self) -> Entity:
         return {
             "PartitionKey": encode_key(self.operation_id),
