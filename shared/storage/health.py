@@ -98,15 +98,28 @@ def record_success(*, synced: int = 0, skipped: dict[str, int] | None = None, fa
     return apply
 
 
+# Failures further apart than this are not one outage (the host was stopped, the wall clock jumped):
+# the next one starts a new streak. Far above any retry spacing (backoff ≤ 5 min, Retry-After is
+# honoured by the queue) so a sustained outage is always one streak.
+STREAK_GAP = dt.timedelta(hours=1)
+
+
 def record_failure(error: str, *, throttled: bool = False, transient: bool = False, failed_items: int = 1,
-                   now: dt.datetime | None = None) -> Callable[[Health], Health]:
+                   now: dt.datetime | None = None, streak_gap: dt.timedelta = STREAK_GAP) -> Callable[[Health], Health]:
     """A failed round or operation. `transient`: it will be retried (counted in `retries`, not in
-    `failed`, which counts work that did not make it); `failed_items`: how many items failed."""
+    `failed`, which counts work that did not make it); `failed_items`: how many items failed.
+
+    The failing streak (`failing_since`, `consecutive_failures`) is what the notification frequency
+    measures, so it must mean "failing all along": a failure more than `streak_gap` after the
+    previous one starts a new streak instead of making an old single failure look like a long outage.
+    """
     def apply(h: Health) -> Health:
         t = now or dt.datetime.now(dt.UTC)
         retried = transient or throttled
-        return replace(h, last_failure_at=t, last_error=error[:1000], failing_since=h.failing_since or t,
-                       consecutive_failures=h.consecutive_failures + 1,
+        stale = h.last_failure_at is not None and t - h.last_failure_at > streak_gap
+        since = t if stale or h.failing_since is None else h.failing_since
+        return replace(h, last_failure_at=t, last_error=error[:1000], failing_since=since,
+                       consecutive_failures=(0 if stale else h.consecutive_failures) + 1,
                        failed=h.failed + (0 if retried else failed_items),
                        retries=h.retries + (1 if retried else 0),
                        throttled=h.throttled + (1 if throttled else 0))

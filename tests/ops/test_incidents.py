@@ -103,6 +103,33 @@ async def test_one_failure_email_and_one_recovery_email(graph_sim, services, gat
     assert not h.incident_open and h.consecutive_failures == 0
 
 
+async def test_a_failure_after_a_long_silence_starts_a_new_streak(graph_sim, services, gateway, people, clock,
+                                                                  queue_name):
+    """Chaos seed 52: after the wall clock jumped 7 days (or the host was stopped for hours), the next
+    failure made a streak that had one failure a week ago look a week long, and the work was given
+    up at once. Failures far apart are no evidence of a sustained outage: the streak starts again."""
+    rep = people.rep
+    await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
+    notifier = GraphNotifier(gateway, sender=people.sender, admin=people.admin)
+    handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
+    rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503,
+                                             code="ServiceUnavailable")
+    try:
+        env = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
+        assert await deliver(services, queue_name, handlers, env) is None
+        clock.advance(seconds=7 * 86400)  # the clock jumps a week
+        assert await deliver(services, queue_name, handlers, env, dequeue_count=2) is None  # retried, not given up
+        h = await services.state.health.get(rep, "email")
+        assert h.consecutive_failures == 1 and h.failing_since == clock() and not h.incident_open
+        assert await services.state.deadletters.get(queue_name, env.id) is None
+
+        clock.advance(seconds=61)  # a sustained streak past the frequency still gives up
+        outcome = await deliver(services, queue_name, handlers, env, dequeue_count=3)
+        assert outcome is not None and outcome.status == "dead_lettered"
+    finally:
+        await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
+
+
 async def test_a_new_incident_after_recovery_notifies_again_and_flapping_does_not(
         graph_sim, services, gateway, people, clock, queue_name):
     rep = people.rep
