@@ -40,7 +40,7 @@ from shared.ops.privacy import sanitize_error
 from shared.queues.envelope import Envelope
 from shared.queues.worker import describe
 from shared.runtime import Services
-from shared.storage.health import Health, record_failure, record_success
+from shared.storage.health import STREAK_GAP, Health, record_failure, record_success
 from shared.storage.mailboxes import KINDS
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,11 @@ def is_failing(h: Health) -> bool:
 
 
 def past_frequency(h: Health, now: dt.datetime, freq: dt.timedelta) -> bool:
-    return is_failing(h) and h.failing_since is not None and now - h.failing_since >= freq
+    """Failing for at least the frequency, and still failing now: a streak whose last failure is
+    more than STREAK_GAP old (the wall clock jumped, the host was stopped) is no ongoing outage, so
+    work that merely waits (for a create, for Retry-After) is not given up over it."""
+    return (is_failing(h) and h.failing_since is not None and now - h.failing_since >= freq
+            and (h.last_failure_at is None or now - h.last_failure_at <= STREAK_GAP))
 
 
 async def should_give_up(services: Services, mailbox: str, kind: str, now: dt.datetime | None = None) -> bool:

@@ -130,6 +130,27 @@ async def test_a_failure_after_a_long_silence_starts_a_new_streak(graph_sim, ser
         await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
 
 
+async def test_work_that_waits_is_not_given_up_over_a_stale_streak(services, clock, queue_name):
+    """Chaos seed 54: an operation waiting for its create (the engine records no failure for a wait)
+    was given up two minutes after a 7-day clock jump, because the mailbox's last recorded failure,
+    from before the jump, made the streak look a week long although nothing had failed since."""
+    from shared.storage.health import record_failure
+
+    mailbox = "waits@contoso.example"
+    await services.state.health.update(mailbox, "calendar", record_failure("Graph 502", transient=True, now=clock()))
+    clock.advance(seconds=7 * 86400)
+
+    async def waiting(env: Envelope) -> None:
+        raise TransientError("waits for its create", retry_after=5.0)
+
+    handlers = {"delta.sync": guard(waiting, services=services, clock=clock, record_outcome=False)}
+    env = Envelope(type="delta.sync", body={"mailbox": mailbox, "kind": "calendar", "reason": "poll"})
+    outcome = await deliver(services, queue_name, handlers, env)
+    assert outcome is not None and outcome.status == "deferred"  # waits on, not dead-lettered
+    assert await services.state.deadletters.get(queue_name, env.id) is None
+    assert not await should_give_up(services, mailbox, "calendar", clock())
+
+
 async def test_a_new_incident_after_recovery_notifies_again_and_flapping_does_not(
         graph_sim, services, gateway, people, clock, queue_name):
     rep = people.rep
