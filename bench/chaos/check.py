@@ -142,7 +142,9 @@ def _graph_ids(item: Item) -> set[str]:
 
 
 def _missing(res: Result, w: World, item: Item, detail: str, *, extra: tuple[str, ...] = ()) -> None:
-    res.add(Verdict(item.key, item.kind, "lost", detail, visible=w.visible(item, extra=extra)))
+    ids = ", ".join(f"{k}={v}" for k, v in sorted(item.ids.items()))  # to find it in the logs of a replay
+    res.add(Verdict(item.key, item.kind, "lost", f"{detail} [{item.mailbox}; {ids}]",
+                    visible=w.visible(item, extra=extra)))
 
 
 def _differences(item: Item, got: dict[str, Any]) -> list[str]:
@@ -235,7 +237,8 @@ def check_event(res: Result, w: World, item: Item) -> None:
     if item.closed:
         ok = _cancelled(rec)
         return res.add(Verdict(item.key, item.kind, "ok" if ok else "wrong",
-                               "" if ok else "still live in Pega after it was cancelled/deleted in Outlook"))
+                               "" if ok else f"still live in Pega after it was cancelled/deleted in Outlook "
+                                             f"(event {gid}, record {rec['id']}, {'; '.join(item.notes)})"))
     if _cancelled(rec):
         return res.add(Verdict(item.key, item.kind, "wrong", "cancelled in Pega, live in Outlook"))
     diffs = _differences(item, _pega_appt_fields(rec, item.mailbox))

@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                                        keep_logs=args.keep_logs))
         results.append(r)
         print(r.line(), flush=True)
+        if r.log_dir:  # the seed's verdicts beside its logs, before the whole run ends
+            (Path(r.log_dir) / "result.json").write_text(json.dumps(asdict(r), indent=2, default=str))
         if not r.clean:
             for prob in r.problems[:8]:
                 print(f"    {prob['verdict']}: {prob['kind']} {prob['key']}: {prob['detail']}", flush=True)
