@@ -25,7 +25,8 @@ _MAX_TRIES = 16
 class Health:
     mailbox: str
     kind: str
-    last_success_at: dt.datetime | None = None
+    last_success_at: dt.datetime | None = None  # of either direction: what an operator reads as "synced"
+    last_round_at: dt.datetime | None = None  # the last completed Exchange -> Pega round: what the poll reads
     last_failure_at: dt.datetime | None = None
     last_error: str = ""
     failing_since: dt.datetime | None = None
@@ -56,7 +57,7 @@ class Health:
             "skip_reasons": json.dumps(self.skip_reasons, sort_keys=True),
             "incident_open": self.incident_open,
         }
-        for name in ("last_success_at", "last_failure_at", "failing_since", "incident_notified_at"):
+        for name in ("last_success_at", "last_round_at", "last_failure_at", "failing_since", "incident_notified_at"):
             v = getattr(self, name)
             if v is not None:
                 e[name] = v
@@ -68,6 +69,7 @@ class Health:
             mailbox=str(e["mailbox"]),
             kind=str(e["kind"]),
             last_success_at=e.get("last_success_at"),
+            last_round_at=e.get("last_round_at"),
             last_failure_at=e.get("last_failure_at"),
             last_error=str(e.get("last_error", "")),
             failing_since=e.get("failing_since"),
@@ -85,14 +87,18 @@ class Health:
 
 
 def record_success(*, synced: int = 0, skipped: dict[str, int] | None = None, failed: int = 0,
-                   now: dt.datetime | None = None) -> Callable[[Health], Health]:
+                   round_completed: bool = False, now: dt.datetime | None = None) -> Callable[[Health], Health]:
     """A round or run that completed. `failed`: items of it that failed on their own (parked and
-    listed in the failures table; the round itself went on)."""
+    listed in the failures table; the round itself went on). `round_completed`: an Exchange -> Pega
+    round read the mailbox up to date — only that makes the safety-net poll wait (a Pega -> Exchange
+    operation's success shares the row but has read nothing)."""
     def apply(h: Health) -> Health:
         reasons = dict(h.skip_reasons)
         for reason, n in (skipped or {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
-        return replace(h, last_success_at=now or dt.datetime.now(dt.UTC), consecutive_failures=0,
+        t = now or dt.datetime.now(dt.UTC)
+        return replace(h, last_success_at=t, last_round_at=t if round_completed else h.last_round_at,
+                       consecutive_failures=0,
                        failing_since=None, synced=h.synced + synced, failed=h.failed + failed,
                        skipped=h.skipped + sum((skipped or {}).values()), skip_reasons=reasons)
     return apply

@@ -578,7 +578,7 @@ async def run_delta_round(services: Services, *, mailbox: str, kind: str, reason
     if report.conflicts:
         skipped["conflict"] = len(report.conflicts)
     await services.state.health.update(mb.key, kind, record_success(synced=report.synced, skipped=skipped,
-                                                                    failed=len(report.failed)))
+                                                                    failed=len(report.failed), round_completed=True))
     report.seconds = time.perf_counter() - started
     log.info("delta round %s (%s): %s pages, %s items, %s", kind, reason, report.pages, report.items,
              dict(report.outcomes))

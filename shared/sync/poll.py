@@ -54,7 +54,7 @@ async def poll_due(services: Services, *, now: dt.datetime | None = None) -> int
                 if not mailbox.enabled(kind):
                     continue
                 h = health.get(kind)
-                last = h.last_success_at if h else None
+                last = h.last_round_at if h else None  # not an outbound success: it read nothing
                 due = last is None or now - last >= fresh_within
                 if due and await enqueue_round(services, mailbox.key, kind, reason="poll"):
                     enqueued += 1

@@ -241,3 +241,29 @@ async def test_storage_calls_take_no_thread_hop(azurite_conn):
         assert Counting.submitted == 0
     finally:
         await state.close()
+
+
+async def test_only_an_inbound_round_makes_the_safety_net_poll_wait(tenants):
+    """Chaos seed 55: after the subscriptions expired, the poll was the only way changes came in,
+    and it skipped a kind whose Health row showed a success seconds old — a Pega -> Exchange
+    operation's, which reads nothing from the mailbox. Those changes waited another interval."""
+    from shared.storage.health import record_success
+
+    t = tenants[1]
+    base = int(dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC).timestamp() // 60)
+    minute = base + (slot_of(t.mailboxes[0].key) - base) % 15
+    now = dt.datetime.fromtimestamp(minute * 60, dt.UTC)
+    await poll_due(t.svc, now=now - dt.timedelta(minutes=1))  # the one-time schedule check of this process
+    expect = [m for m in t.mailboxes if slot_of(m.key) in set(slots_due(minute, 15))]
+    assert len(expect) >= 2
+    first, second = expect[0], expect[1]
+    for kind in KINDS:  # read up to date 20 minutes ago; Pega -> Exchange operations succeeded just now
+        await t.svc.state.health.update(first.key, kind, record_success(round_completed=True,
+                                                                        now=now - dt.timedelta(minutes=20)))
+        await t.svc.state.health.update(first.key, kind, record_success(synced=1, now=now - dt.timedelta(seconds=5)))
+    # a kind read up to date seconds ago is not polled again
+    await t.svc.state.health.update(second.key, "email", record_success(round_completed=True,
+                                                                        now=now - dt.timedelta(seconds=5)))
+    t.queues.sent.clear()
+    await poll_due(t.svc, now=now)
+    assert t.queues.sent["delta.sync"] == len(KINDS) * len(expect) - 1
