@@ -201,7 +201,15 @@ async def _run_claimed(ctx: WorkerContext, operation_id: str) -> str:
     body = op.payload.get("body")
     if is_blob_ref(body):
         await ctx.payloads.delete(body)
-    log.info("operation %s (%s.%s) succeeded", op.operation_id, op.kind, op.action)
+    if result.get("skipped"):  # done without a write: say why (a fixed phrase of the executor, no content)
+        log.info("operation %s (%s.%s) succeeded without a write: %s", op.operation_id, op.kind, op.action,
+                 result["skipped"])
+    elif result.get("patched") == []:  # field names only
+        log.info("operation %s (%s.%s) succeeded without a write: nothing differed (to Pega %s, withheld %s, "
+                 "already decided %s)", op.operation_id, op.kind, op.action, result.get("toPega"),
+                 result.get("withheld"), result.get("alreadyDecided"))
+    else:
+        log.info("operation %s (%s.%s) succeeded", op.operation_id, op.kind, op.action)
     return "succeeded"
 
 
