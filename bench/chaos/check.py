@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from bench.chaos.actors import Actors
+from bench.chaos.actors import Actors, HarnessError
+from bench.chaos.onprem import ONPREM, OnPremOutlook
 from bench.chaos.workload import CATEGORY, Item, Truth
 from sandbox.settings import SYNC_APP_ID
 
@@ -94,19 +95,26 @@ class World:
     mailbox_health: dict[str, Any]
     deadletters: Any
     outbound: list[dict[str, Any]]
+    ews: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the on-premises mailbox (onprem.py)
 
     @classmethod
-    async def read(cls, a: Actors) -> World:
+    async def read(cls, a: Actors, onprem: OnPremOutlook | None = None) -> World:
         state = await a.gsim("GET", "state")
         users = {u["id"]: u["userPrincipalName"].lower() for u in state["users"]}
         folders = {f["id"]: f for f in state["folders"]}
         health = await a.admin("GET", "health")
         per = {}
-        for upn in ("alex@contoso.example", "blair@contoso.example"):
+        for upn in ("alex@contoso.example", "blair@contoso.example", *((ONPREM,) if onprem else ())):
             per[upn] = await a.admin("GET", f"mailboxes/{upn}/health")
         dl = await a.admin("GET", "deadletters")
+        ews: dict[str, list[dict[str, Any]]] = {}
+        if onprem is not None:
+            try:
+                ews = await onprem.world()
+            except Exception as exc:  # the harness could not read it back: no verdict this time
+                raise HarnessError(f"reading the on-premises mailbox: {type(exc).__name__}: {exc}") from exc
         return cls(await a.pega_records(), state["items"], folders, users, health, per, dl,
-                   (await a.psim("GET", "outbound"))["calls"])
+                   (await a.psim("GET", "outbound"))["calls"], ews)
 
     def pega_of(self, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.pega if r["kind"] == kind]
@@ -130,7 +138,8 @@ class World:
             for row in detail.get("kinds", []):
                 if kind and row.get("kind") != kind:
                     continue
-                if row.get("state") in ("failing", "incident") or (row.get("backlog") or {}).get("dead_letters"):
+                if (row.get("state") in ("failing", "incident") or (row.get("backlog") or {}).get("dead_letters")
+                        or row.get("failures_open")):  # a failed operation or item, listed until retried
                     return True
         return False
 
@@ -376,6 +385,69 @@ def check_rep_contact(res: Result, w: World, item: Item) -> None:
     res.add(Verdict(item.key, item.kind, "wrong" if diffs else "ok", "; ".join(diffs)))
 
 
+def _ews_time(value: Any) -> dt.datetime | None:
+    # exchangelib's EWSDateTime converts only to its own zones: go through the POSIX instant
+    return dt.datetime.fromtimestamp(value.timestamp(), dt.UTC) if isinstance(value, dt.datetime) else None
+
+
+def check_onprem_rep_appointment(res: Result, w: World, item: Item) -> None:
+    evs = [e for e in w.ews.get("events", []) if item.tag in str(e.get("subject") or "")]
+    live = [e for e in evs if not e["cancelled"]]
+    ops = _op_ids(w, item.ids["pega_id"])
+    if item.closed:
+        if live:
+            return res.add(Verdict(item.key, item.kind, "wrong", f"{len(live)} live on-premises event(s) for an "
+                                                                 "appointment cancelled in Pega"))
+        return res.add(Verdict(item.key, item.kind, "ok"))
+    if not live:
+        return _missing(res, w, item, "no live on-premises event", extra=ops)
+    if len(live) > 1:
+        return res.add(Verdict(item.key, item.kind, "duplicated", f"{len(live)} on-premises events"))
+    ev = live[0]
+    diffs = _differences(item, {"Subject": ev["subject"], "StartTime": _ews_time(ev["start"]),
+                                "EndTime": _ews_time(ev["end"]), "Attendees": ev["attendees"]})
+    rec = _pega_record(w, item.ids["pega_id"])
+    xid = (rec or {}).get("content", {}).get("ExchangeID")
+    if xid != ev["id"]:
+        diffs.append(f"ExchangeID in Pega is {xid!r}, not the event's id")
+    res.add(Verdict(item.key, item.kind, "wrong" if diffs else "ok", "; ".join(diffs)))
+
+
+def check_onprem_rep_email(res: Result, w: World, item: Item) -> None:
+    sent = [m for m in w.ews.get("sent", []) if item.tag in str(m.get("subject") or "")]
+    drafts = [m for m in w.ews.get("drafts", []) if item.tag in str(m.get("subject") or "")]
+    if not sent:
+        return _missing(res, w, item, f"not in Sent Items ({len(drafts)} draft(s))",
+                        extra=_op_ids(w, item.ids["pega_id"]))
+    if len(sent) > 1:
+        return res.add(Verdict(item.key, item.kind, "duplicated", f"sent {len(sent)} times"))
+    diffs = _differences(item, {"Subject": sent[0]["subject"], "To": sent[0]["to"]})
+    if drafts:
+        diffs.append(f"{len(drafts)} stray draft(s) left")
+    res.add(Verdict(item.key, item.kind, "wrong" if diffs else "ok", "; ".join(diffs)))
+
+
+def check_onprem_rep_contact(res: Result, w: World, item: Item) -> None:
+    address = item.ids["email"].lower()
+    cs = [c for c in w.ews.get("contacts", []) if address in c["emails"]]
+    if not cs:
+        return _missing(res, w, item, "no on-premises contact", extra=_op_ids(w, item.ids["pega_id"]))
+    if len(cs) > 1:
+        return res.add(Verdict(item.key, item.kind, "duplicated", f"{len(cs)} on-premises contacts"))
+    c = cs[0]
+    diffs = _differences(item, {"FirstName": c["given"], "LastName": c["surname"], "Email": address})
+    if CATEGORY.lower() not in (x.lower() for x in c["categories"]):
+        diffs.append("not categorized (it would not flow back)")
+    rec = _pega_record(w, item.ids["pega_id"])
+    xid = (rec or {}).get("content", {}).get("ExchangeID")
+    if xid != c["id"]:
+        diffs.append(f"ExchangeID in Pega is {xid!r}, not the contact's id")
+    res.add(Verdict(item.key, item.kind, "wrong" if diffs else "ok", "; ".join(diffs)))
+
+
+ONPREM_CHECKS = {"rep_appointment": check_onprem_rep_appointment, "rep_email": check_onprem_rep_email,
+                 "rep_contact": check_onprem_rep_contact}
+
 CHECKS = {"email": check_email, "event": check_event, "contact": check_contact,
           "rep_appointment": check_rep_appointment, "rep_email": check_rep_email, "rep_reply": check_rep_reply,
           "rep_contact": check_rep_contact}
@@ -473,5 +545,8 @@ def judge_operations(res: Result, truth: Truth, ops: list[dict[str, Any]], world
 def check(truth: Truth, world: World) -> Result:
     res = Result()
     for item in truth.items:
-        CHECKS[item.kind](res, world, item)
+        if item.mailbox == ONPREM and item.kind in ONPREM_CHECKS:
+            ONPREM_CHECKS[item.kind](res, world, item)
+        else:
+            CHECKS[item.kind](res, world, item)
     return res

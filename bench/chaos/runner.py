@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos import check as checks
+from bench.chaos import onprem
 from bench.chaos.actors import Actors, HarnessError
 from bench.chaos.faults import Injector, schedule
 from bench.chaos.stack import ROOT_LOGS, ChaosStack
@@ -25,7 +26,7 @@ QUIET_SECONDS = 5.0  # after convergence: any write of the sync service now is a
 # tick, so a seed need not wait two ticks for a missed notification to be polled up.
 CLEAR_CLOCK_STEP = 61.0
 READY_SECONDS = 60.0
-SABOTAGES = ("drop", "duplicate", "wrong", "echo")
+SABOTAGES = ("drop", "duplicate", "wrong", "echo", "onprem")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class SeedOptions:
     sabotage: tuple[str, ...] = ()  # deliberately break things (harness self-test)
     midnight: bool | None = None  # None: the seed decides
     keep_logs: bool = False
+    onprem: bool = True  # the on-premises (EWS) rep takes part (its scenarios and faults)
     log_root: Path = ROOT_LOGS
 
 
@@ -92,6 +94,37 @@ async def _ready(a: Actors, within: float) -> None:
     raise HarnessError(f"the demo mailboxes were not ready within {within:.0f}s: {str(last)[:300]}")
 
 
+async def _onprem_ready(a: Actors, within: float) -> None:
+    """The on-premises rep's first rounds are done (no push subscription rows: EWS is pulled)."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            d = await a.admin("GET", f"mailboxes/{onprem.ONPREM}")
+            backfill = d.get("backfill") or {}
+            if backfill and all(v == "done" for v in backfill.values()):
+                return
+            last = backfill
+        except HarnessError as exc:
+            last = str(exc)
+        await asyncio.sleep(0.5)
+    raise HarnessError(f"the on-premises mailbox was not ready within {within:.0f}s: {str(last)[:300]}")
+
+
+async def _onprem_faults(a: Actors, url: str, seed: int, *, duration: float, record: list[dict[str, Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for at, name, params in onprem.fault_schedule(seed, duration=duration):
+        await asyncio.sleep(max(0.0, t0 + at - loop.time()))
+        entry: dict[str, Any] = {"at": at, "name": name, "params": params, "done": False, "error": None}
+        try:
+            await onprem.apply_fault(a.http, url, name, params)
+            entry["done"] = True
+        except Exception as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        record.append(entry)
+
+
 async def _log_pos(a: Actors) -> tuple[int, int]:
     g = await a.gsim("GET", "requests/log", params={"since": 10**9})
     p = await a.psim("GET", "requests/log", params={"since": 10**9})
@@ -110,7 +143,8 @@ async def _sabotage_before(a: Actors, kinds: tuple[str, ...]) -> None:
 async def _sabotage_quiet(a: Actors, stack: ChaosStack, kinds: tuple[str, ...], truth: list[Item]) -> None:
     if "echo" not in kinds:
         return
-    ev = next((i for i in truth if i.kind == "event" and i.present and not i.closed and not i.alternatives), None)
+    ev = next((i for i in truth if i.kind == "event" and i.mailbox in REPS and i.present and not i.closed
+               and not i.alternatives), None)
     if ev is None:
         return
     r = await a._request("POST", f"{a.graph}/{stack.settings['GRAPH_TENANT_ID']}/oauth2/v2.0/token", data={
@@ -125,7 +159,7 @@ async def _sabotage_final(a: Actors, kinds: tuple[str, ...], truth: list[Item]) 
     if "wrong" not in kinds:
         return
     for item in truth:
-        if item.kind == "event" and item.present and not item.closed and not item.alternatives:
+        if item.kind == "event" and item.mailbox in REPS and item.present and not item.closed and not item.alternatives:
             rec = next((r for r in await a.pega_records("appointment")
                         if r["content"].get("ExchangeID") == item.ids["graph_id"]), None)
             if rec:
@@ -136,9 +170,9 @@ async def _sabotage_final(a: Actors, kinds: tuple[str, ...], truth: list[Item]) 
                 return
 
 
-async def _converged(a: Actors, truth: Any) -> tuple[bool, checks.Result | None]:
+async def _converged(a: Actors, truth: Any, outlook: onprem.OnPremOutlook | None) -> tuple[bool, checks.Result | None]:
     try:
-        world = await checks.World.read(a)
+        world = await checks.World.read(a, outlook)
     except HarnessError:
         return False, None
     res = checks.check(truth, world)
@@ -163,17 +197,27 @@ async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:
         await a.psim("PUT", "config", json={"outbound": {"max_attempts": 60, "backoff_seconds": 0.25,
                                                          "max_backoff_seconds": 2.0, "timeout_seconds": 15}})
         await _ready(a, READY_SECONDS)
+        ews_url = stack.urls.get("ews") if opts.onprem else None
+        outlook = onprem.OnPremOutlook(ews_url) if ews_url else None
+        if outlook is not None and ews_url:
+            await outlook.ready(a.http)
+            await _onprem_ready(a, READY_SECONDS)
         phases["start"] = round(time.monotonic() - t0, 1)
         await _sabotage_before(a, opts.sabotage)
+        if "onprem" in opts.sabotage and ews_url:  # the on-premises server refuses every send, for good
+            await onprem.refuse_sends(a.http, ews_url)
 
         def stack_now() -> dt.datetime:
             return dt.datetime.fromtimestamp(stack.now(), dt.UTC)
 
-        work = Workload(seed, a, now=stack_now, duration=WORKLOAD_SECONDS)
+        work = Workload(seed, a, now=stack_now, duration=WORKLOAD_SECONDS, onprem=outlook)
         plan = schedule(seed, duration=WORKLOAD_SECONDS, enabled=opts.faults, only=opts.only)
         injector = Injector(stack, a, plan, seed=seed)
+        onprem_record: list[dict[str, Any]] = []
+        side = [_onprem_faults(a, ews_url, seed, duration=WORKLOAD_SECONDS, record=onprem_record)] if (
+            outlook is not None and ews_url and opts.faults and not opts.only) else []
         t1 = time.monotonic()
-        truth, _ = await asyncio.gather(work.run(), injector.run())
+        truth, *_ = await asyncio.gather(work.run(), injector.run(), *side)
         phases["workload"] = round(time.monotonic() - t1, 1)
         for f in plan:  # the email sent just before a kill is ground truth too
             sent = f.params.get("sent")
@@ -181,18 +225,22 @@ async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:
                 truth.add(Item(sent["tag"], "rep_email", sent["mailbox"], sent["tag"], ids={"pega_id": sent["pega_id"]},
                                fields={"Subject": f"Offer {sent['tag']}", "To": {DANA}}))
         await injector.clear()
+        if ews_url:
+            await onprem.clear_faults(a.http, ews_url)
+            if "onprem" in opts.sabotage:  # a sabotage is no fault: it outlives the clearing
+                await onprem.refuse_sends(a.http, ews_url)
         if "drop" in opts.sabotage:  # a sabotage is no fault: it outlives the clearing (a send that never happens)
             await _sabotage_before(a, ("drop",))
         if stack.clock_enabled:
             stack.write_clock(stack.clock_offset + CLEAR_CLOCK_STEP)
-        result.faults = [{"at": f.at, "name": f.name, "params": f.params, "done": f.done, "error": f.error}
-                         for f in plan]
+        result.faults = sorted([{"at": f.at, "name": f.name, "params": f.params, "done": f.done, "error": f.error}
+                                for f in plan] + onprem_record, key=lambda f: float(f["at"]))
         if truth.errors:
             raise HarnessError("workload: " + " | ".join(truth.errors[:3]))
         # settle: until both sides match the ground truth, bounded
         t2 = time.monotonic()
         while time.monotonic() - t2 < SETTLE_SECONDS:
-            ok, _ = await _converged(a, truth)
+            ok, _ = await _converged(a, truth, outlook)
             if ok:
                 result.converged_after = round(time.monotonic() - t2, 1)
                 break
@@ -200,15 +248,18 @@ async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:
         phases["settle"] = round(time.monotonic() - t2, 1)
         # quiet window: nothing changes, so the sync service must write nothing
         g0, p0 = await _log_pos(a)
+        e0 = await onprem.requests_total(a.http, ews_url) if ews_url else 0
         await _sabotage_quiet(a, stack, opts.sabotage, truth.items)
         await asyncio.sleep(QUIET_SECONDS)
         g_quiet = (await a.gsim("GET", "requests/log", params={"since": g0}))["value"]
         p_quiet = (await a.psim("GET", "requests/log", params={"since": p0}))["value"]
+        e_quiet = await onprem.sync_writes_since(a.http, ews_url, e0) if ews_url else []
         p_all = (await a.psim("GET", "requests/log"))["value"]
         await _sabotage_final(a, opts.sabotage, truth.items)
-        world = await checks.World.read(a)
+        world = await checks.World.read(a, outlook)
         res = checks.check(truth, world)
         res.echo = checks.echo_findings(truth, quiet_graph=g_quiet, quiet_pega=p_quiet, all_pega=p_all, world=world)
+        res.echo += [{"where": "ews", "when": "quiet window", "operation": e.get("operation")} for e in e_quiet]
         res.counts["echo"] = len(res.echo)
         ops = await checks.operations(a, world)
         checks.judge_operations(res, truth, ops, world)

@@ -22,11 +22,14 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from bench.chaos.actors import Actors
+
+if TYPE_CHECKING:
+    from bench.chaos.onprem import OnPremOutlook
 
 REPS = {"alex@contoso.example": "alex", "blair@contoso.example": "blair"}
 DANA = "dana@fabrikam.example"
@@ -87,7 +90,7 @@ class Workload:
     """Builds and runs one seed's scenarios; `truth` is filled as they run."""
 
     def __init__(self, seed: int, actors: Actors, *, now: Callable[[], dt.datetime], scale: int = 1,
-                 duration: float = 30.0) -> None:
+                 duration: float = 30.0, onprem: OnPremOutlook | None = None) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.a = actors
@@ -97,6 +100,7 @@ class Workload:
         self.scale = scale
         self._n = 0
         self.today = now().date()
+        self.onprem = onprem  # the on-premises (EWS) rep's Outlook, when the stack runs the EWS simulator
 
     # ------------------------------------------------------------ helpers
 
@@ -160,7 +164,16 @@ class Workload:
             except Exception as exc:  # a harness request failed: recorded, the seed is void
                 self.truth.errors.append(f"{scenario.__name__}: {type(exc).__name__}: {exc}"[:400])
 
-        await asyncio.gather(*(one(d, s) for d, s in zip(starts, scenarios, strict=True)))
+        onprem_scenarios: list[Callable[[], Awaitable[None]]] = []
+        onprem_starts: list[float] = []
+        if self.onprem is not None:  # own RNG: the Exchange Online part of the seed stays as it was
+            from bench.chaos import onprem
+
+            onprem_scenarios = onprem.scenarios(self, self.onprem)
+            later = random.Random(self.seed * 31 + 7)
+            onprem_starts = [later.uniform(0, self.duration * 0.6) for _ in onprem_scenarios]
+        await asyncio.gather(*(one(d, s) for d, s in zip(starts, scenarios, strict=True)),
+                             *(one(d, s) for d, s in zip(onprem_starts, onprem_scenarios, strict=True)))
         return self.truth
 
     # ------------------------------------------------------------ mail (Exchange -> Pega)

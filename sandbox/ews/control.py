@@ -209,4 +209,11 @@ async def sent(request: web.Request) -> web.Response:
 
 @routes.get("/_sim/requests")
 async def requests_log(request: web.Request) -> web.Response:
-    return web.json_response({"value": _sim(request).requests[-1000:]})
+    """What was asked (operation, mailbox, caller; no content). `?since=<n>` skips the first n entries
+    (`total` is the log's length, a position for the next call); without it, the last 1000."""
+    entries = _sim(request).requests
+    try:
+        since = int(request.query["since"]) if "since" in request.query else max(0, len(entries) - 1000)
+    except ValueError:
+        raise _bad("since", "an integer position") from None
+    return web.json_response({"value": entries[max(0, since):], "total": len(entries)})

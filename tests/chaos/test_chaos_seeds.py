@@ -12,8 +12,13 @@ Every seed in the CI set found defects that are fixed now, each with its own det
 regression test: seed 3 (a token Graph refused but the host kept presenting after a clock jump,
 tests/sync_inbound/test_correctness_e2e.py::test_17b_*), seed 4 (an update racing a cancel of the
 same appointment reported failed, tests/sync_outbound/test_correctness_outbound.py::test_an_update_racing_*;
-and data-view queries counted as echo writes, tests/chaos/test_check_rules.py). A failing seed prints
-the command that replays it. Each seed takes about 1-2 minutes on the 2-core machine.
+and data-view queries counted as echo writes, tests/chaos/test_check_rules.py), seed 52 (after a 7-day
+clock jump one failure from before it made work be given up at once,
+tests/ops/test_incidents.py::test_a_failure_after_a_long_silence_starts_a_new_streak), seed 55 (an
+outbound success made the safety-net poll skip a kind while subscriptions were expired,
+tests/scale/test_flat_storage_ops.py::test_only_an_inbound_round_makes_the_safety_net_poll_wait).
+Every seed includes the on-premises (EWS) rep, its scenarios and faults (bench/chaos/onprem.py). A
+failing seed prints the command that replays it. Each seed takes about 1-2 minutes on the 2-core machine.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from bench.chaos.runner import SeedOptions, SeedResult, run_seed
 
 pytestmark = pytest.mark.slow
 
-CI_FAULT_SEEDS = (3, 4)
+CI_FAULT_SEEDS = (3, 4, 52, 55)
 
 
 def _explain(r: SeedResult) -> str:
@@ -38,7 +43,8 @@ def _explain(r: SeedResult) -> str:
 
 @pytest.mark.timeout(400)
 def test_the_harness_notices_each_kind_of_failure():
-    r = run_seed(101, SeedOptions(faults=False, midnight=False, sabotage=("drop", "duplicate", "wrong", "echo")))
+    r = run_seed(101, SeedOptions(faults=False, midnight=False,
+                                  sabotage=("drop", "duplicate", "wrong", "echo", "onprem")))
     assert r.void is None, _explain(r)
     problems = r.problems
     # duplicate: the first Pega case create ran twice (not the shared-mail / shared-contact scenarios)
@@ -48,6 +54,10 @@ def test_the_harness_notices_each_kind_of_failure():
     assert any(p["verdict"] == "wrong" and "tampered by the harness" in p["detail"] for p in problems), _explain(r)
     # echo: a write as the sync service during the quiet window
     assert any(e["where"] == "graph" and e["when"] == "quiet window" for e in r.echo), _explain(r)
+    # lost: the on-premises server refused every send, so the on-premises rep's mail from Pega is missing
+    # (read back from Exchange Server with exchangelib); refused for good, it is a visible failure, not stuck
+    onprem = [p for p in problems if p["verdict"] == "lost" and p["kind"] == "rep_email" and "-OE" in p["key"]]
+    assert onprem, _explain(r)
 
 
 @pytest.mark.timeout(400)
