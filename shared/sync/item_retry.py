@@ -12,6 +12,7 @@ letters, which gives the item a fresh set of tries. Success deletes the failures
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 from shared.errors import PermanentError, TransientError
@@ -24,6 +25,8 @@ from shared.storage.failures import DEAD_LETTERED, INBOUND, RETRYING, Failure
 from shared.storage.leases import LeaseBusyError
 
 log = logging.getLogger(__name__)
+
+LEASE_WAIT_MIN, LEASE_WAIT_MAX = 2.0, 8.0  # seconds a retry waits for a running round of its mailbox and kind
 
 ENVELOPE_TYPE = "delta.item"
 ITEM_MAX_ATTEMPTS = 8
@@ -75,8 +78,11 @@ async def retry_item(services: Services, envelope: Envelope, *, context: Any = N
     try:
         outcome = await run_item(services, mailbox=mailbox, kind=kind, folder=folder, item_id=item_id,
                                  context=context)
-    except LeaseBusyError:
-        raise  # a round of this mailbox and kind is running: wait for it (not a failed try)
+    except LeaseBusyError as exc:
+        # A round of this mailbox and kind is running: wait for it (not a failed try). Rounds take well
+        # under a second, so a few seconds, jittered — the lease's remaining life (up to its 30 s) made
+        # the retry come back just as the next timer-driven rounds started, again and again (chaos seed 104).
+        raise LeaseBusyError(str(exc), retry_after=random.uniform(LEASE_WAIT_MIN, LEASE_WAIT_MAX)) from exc
     except Exception as exc:
         cause = describe_error(exc)
         transient = isinstance(exc, TransientError)

@@ -137,6 +137,32 @@ async def test_2_one_item_pega_refuses_is_parked_and_the_round_goes_on(inbound) 
     assert await inbound.services.state.failures.for_mailbox(inbound.upn) == []
 
 
+async def test_a_parked_items_retry_that_meets_a_running_round_comes_back_within_seconds(inbound) -> None:
+    """Chaos seed 104: a parked mail's retry met a running round's lease and was deferred for the
+    lease's whole remaining life (~30 s); it came back just as the next timer-driven rounds started,
+    met them again, and the mail was still not in Pega when the settle ended. A round takes well
+    under a second: the retry comes back within seconds, jittered so it cannot fall into step."""
+    from shared.queues.envelope import Envelope
+    from shared.storage.leases import LeaseBusyError
+    from shared.sync.item_retry import retry_item
+
+    mb = await inbound.onboard()
+    svc = inbound.services
+    running = await round_lease(svc.state.tables, mb.key, "email", seconds=30)
+    await running.acquire()
+    env = Envelope(type="delta.item", body={"mailbox": inbound.upn, "kind": "email", "folder": "inbox",
+                                            "item_id": "AAkALgAAparked"})
+    waits = []
+    for _ in range(8):
+        with pytest.raises(LeaseBusyError) as caught:
+            await retry_item(svc, env, context=inbound.ctx)
+        waits.append(caught.value.retry_after)
+    await running.release()
+    assert all(w is not None and 1.0 <= w <= 10.0 for w in waits), waits
+    assert len(set(waits)) > 1, waits  # jittered
+    assert await svc.state.failures.for_mailbox(inbound.upn) == []  # waiting is no failed try
+
+
 async def test_2_an_optional_photo_that_cannot_be_read_never_fails_the_contact(inbound) -> None:
     await inbound.onboard()
     c = await inbound.user_call("POST", "contacts", json=contact_body())
