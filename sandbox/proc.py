@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,10 +27,26 @@ AZURITE_ACCOUNT_KEY = (
 )
 
 
+_HANDED_OUT: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now and that this process has not handed out before.
+
+    The kernel may give the same free port to two binds in a row once the first socket is closed:
+    one stack's Azurite then got the same port for its Blob and Table services and died at start
+    (chaos seed 111). Remembering what was handed out makes the ports of one stack distinct.
+    """
+    with _PORTS_LOCK:
+        for _ in range(1000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    raise RuntimeError("no free port that was not handed out already")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
