@@ -69,6 +69,13 @@ MAX_ATTEMPTS = 30
 MAX_UNEXPECTED = 3
 MAX_BACKOFF = 300
 HEALTH_QUIET = 60.0  # seconds: successes within this of the last recorded one are not written
+THROTTLED_WAIT = 5.0  # seconds, when a 429 names no Retry-After
+
+
+def is_throttling(exc: BaseException) -> bool:
+    """A service said "later" (HTTP 429): waiting as told is no failed attempt of the operation."""
+    return isinstance(exc, GraphThrottledError) or (isinstance(exc, TransientError)
+                                                    and getattr(exc, "status", None) == 429)
 
 
 def backoff(attempts: int) -> float:
@@ -174,6 +181,14 @@ async def _run_claimed(ctx: WorkerContext, operation_id: str) -> str:
                       error=f"{type(exc).__name__}: {exc}"[:1000])
         raise
     except TransientError as exc:
+        if is_throttling(exc):
+            # Pega's 429 is the same "later" as Graph's: no attempt spent, and no backoff that grows
+            # with them (chaos seeds 130, 132: seven 1-s throttles then one 502 meant a 256 s wait)
+            await _finish(ctx, op, status="accepted", attempts=max(0, op.attempts - 1),
+                          error=f"{type(exc).__name__}: {exc}"[:1000])
+            if exc.retry_after is None:
+                raise TransientError(str(exc), retry_after=THROTTLED_WAIT) from exc
+            raise
         if op.attempts >= MAX_ATTEMPTS:
             await _fail(ctx, op, exc, code="retries_exhausted")
             return "failed"

@@ -287,3 +287,27 @@ async def test_a_throttling_storm_never_exhausts_an_operations_attempts(
     await graph_sim.control.call("DELETE", f"faults/{rule['id']}")
     assert await run_operation(ctx, op.operation_id) == "succeeded"
     assert len(await events_of(graph_http, rep.upn)) == 1
+
+
+async def test_pega_throttling_spends_no_attempt_so_the_backoff_never_grows_with_it(
+        rep, pega_records, pega_control, state, worker_ctx):
+    """Chaos seeds 130 and 132: each of Pega's 429s (Retry-After 1 s) on the Exchange-id report spent an
+    attempt, so the first ordinary failure after them backed off 2^8 = 256 s and the operation was
+    still pending when the settle ended. Pega saying "later" is no failed attempt."""
+    pega_id = await pega_appointment(pega_records)
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=0,
+                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
+    await state.operations.put(op)
+    await pega_control.add_fault(**id_report_fault("dx-v2", pega_id), status=429, retry_after=1, times=8)  # worker_ctx runs dx-v2
+    for _ in range(8):
+        with pytest.raises(TransientError) as throttled:
+            await run_operation(worker_ctx, op.operation_id)
+        assert throttled.value.retry_after == 1, throttled.value
+    await pega_control.add_fault(**id_report_fault("dx-v2", pega_id), status=502, times=1)
+    with pytest.raises(TransientError) as failed:
+        await run_operation(worker_ctx, op.operation_id)
+    assert failed.value.retry_after is not None and failed.value.retry_after <= 4, failed.value
+    assert await run_operation(worker_ctx, op.operation_id) == "succeeded"
+    done = await state.operations.get(op.operation_id)
+    assert done.result.get("reportedToPega") is True and done.attempts <= 2, done
