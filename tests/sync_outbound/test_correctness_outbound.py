@@ -38,6 +38,14 @@ async def fault(graph_sim):
         await graph_sim.control.call("DELETE", f"faults/{rule_id}")
 
 
+async def stored_create(state, rep, pega_id: str, *, status: str = "accepted", attempts: int = 0) -> Operation:
+    """A createAppointment operation as intake stores it, for tests that run it directly (`run_operation`)."""
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                   idempotency_key=uuid.uuid4().hex, request_hash="x", status=status, attempts=attempts,
+                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
+    await state.operations.put(op)
+    return op
+
 @pytest.fixture
 async def worker_ctx(azurite_conn, graph_sim, pega_sim, state):
     """The outbound worker's context, for tests that run an operation directly (`run_operation`)."""
@@ -162,10 +170,7 @@ async def test_14_a_duplicate_message_never_runs_an_operation_whose_worker_is_al
     """The run lease is renewed while the worker runs (however long: a large upload), so a duplicate
     message is deferred — before the fix a run older than 300 s was taken over and sent twice."""
     pega_id = await pega_appointment(pega_records)
-    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
-                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="running", attempts=1,
-                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
-    await state.operations.put(op)
+    op = await stored_create(state, rep, pega_id, status="running", attempts=1)
     ctx = worker_ctx
     holder = await op_lease(ctx, op.operation_id)
     await holder.acquire()  # the first run is alive and renewing (its updated_at may be ancient)
@@ -216,10 +221,7 @@ async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
     from shared.outbound.worker import give_up
 
     pega_id = await pega_appointment(pega_records)
-    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
-                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=5,
-                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
-    await state.operations.put(op)
+    op = await stored_create(state, rep, pega_id, status="accepted", attempts=5)
     ctx = worker_ctx
     await give_up(ctx, op.operation_id, TransientError("Graph down for 40 minutes"))
     failed = await state.operations.get(op.operation_id)
@@ -273,10 +275,7 @@ async def test_a_throttling_storm_never_exhausts_an_operations_attempts(
     from shared.outbound.worker import MAX_ATTEMPTS
 
     pega_id = await pega_appointment(pega_records)
-    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
-                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=0,
-                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
-    await state.operations.put(op)
+    op = await stored_create(state, rep, pega_id)
     ctx = worker_ctx
     rule = await fault(path=f"users/{rep.upn}/events", status=429, retry_after=1, count=MAX_ATTEMPTS + 5)
     for _ in range(MAX_ATTEMPTS + 5):
@@ -295,10 +294,7 @@ async def test_pega_throttling_spends_no_attempt_so_the_backoff_never_grows_with
     attempt, so the first ordinary failure after them backed off 2^8 = 256 s and the operation was
     still pending when the settle ended. Pega saying "later" is no failed attempt."""
     pega_id = await pega_appointment(pega_records)
-    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
-                   idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=0,
-                   payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
-    await state.operations.put(op)
+    op = await stored_create(state, rep, pega_id)
     await pega_control.add_fault(**id_report_fault("dx-v2", pega_id), status=429, retry_after=1, times=8)  # worker_ctx runs dx-v2
     for _ in range(8):
         with pytest.raises(TransientError) as throttled:
