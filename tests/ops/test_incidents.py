@@ -38,13 +38,20 @@ async def deliver(services, queue, handlers, env: Envelope, dequeue_count: int =
         return None
 
 
-async def test_one_failure_email_and_one_recovery_email(graph_sim, services, gateway, people, clock, queue_name):
+async def failing_rep(graph_sim, services, gateway, people, clock):
+    """The rep's mailbox onboarded, a guarded probe handler with the Graph notifier, and a 503 fault on
+    the rep's mail folders: (rep, notifier, handlers, fault rule)."""
     rep = people.rep
     await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
     notifier = GraphNotifier(gateway, sender=people.sender, admin=people.admin)
     handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
     rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503,
                                              code="ServiceUnavailable")
+    return rep, notifier, handlers, rule
+
+
+async def test_one_failure_email_and_one_recovery_email(graph_sim, services, gateway, people, clock, queue_name):
+    rep, notifier, handlers, rule = await failing_rep(graph_sim, services, gateway, people, clock)
     try:
         first = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
         assert await deliver(services, queue_name, handlers, first) is None  # retried, not dead-lettered
@@ -108,12 +115,7 @@ async def test_a_failure_after_a_long_silence_starts_a_new_streak(graph_sim, ser
     """Chaos seed 52: after the wall clock jumped 7 days (or the host was stopped for hours), the next
     failure made a streak that had one failure a week ago look a week long, and the work was given
     up at once. Failures far apart are no evidence of a sustained outage: the streak starts again."""
-    rep = people.rep
-    await services.state.mailboxes.put(Mailbox(upn=rep, pega_operator="rep"))
-    notifier = GraphNotifier(gateway, sender=people.sender, admin=people.admin)
-    handlers = {"delta.sync": guard(probe_handler(gateway), services=services, clock=clock, notifier=notifier)}
-    rule = await graph_sim.control.add_fault(path=re.escape(f"users/{rep}/mailFolders"), status=503,
-                                             code="ServiceUnavailable")
+    rep, _, handlers, rule = await failing_rep(graph_sim, services, gateway, people, clock)
     try:
         env = Envelope(type="delta.sync", body={"mailbox": rep, "kind": "email", "reason": "poll"})
         assert await deliver(services, queue_name, handlers, env) is None
