@@ -16,12 +16,14 @@ lets go of it (or when the organizer cancels the meeting).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.pega import Association, RecordKind, UpsertAction, UpsertResult
 from shared.pega.adapter import PegaAdapter
+from shared.pega.errors import PegaPermanentError, PegaTransientError
 from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.links import Link, LinkRepository
 from shared.sync.claims import Claim, ClaimStore
@@ -51,6 +53,16 @@ META_CLAIM = "_claim"  # link snapshot: the claim digest of a record other mailb
 CLAIM_NAMESPACE = {"email": "email", "calendar": "event", "contacts": "contact"}
 
 
+def _answered(exc: Exception) -> bool:
+    """Did Pega itself answer (so the request is over and nothing of it can land later)? A timeout, a
+    refused connection, or a gateway's 408/504 (it stopped waiting) leave the request possibly still
+    running in Pega."""
+    if isinstance(exc, PegaPermanentError):
+        return True  # a verdict (or a create that came back without its external id): nothing in flight
+    status = getattr(exc, "status", None)
+    return status is not None and status not in (408, 504)
+
+
 @dataclass(frozen=True)
 class Applied:
     item_id: str
@@ -73,10 +85,12 @@ def _with_links(data: Any, kind: str, association: Association | None, operator:
 
 class Applier:
     def __init__(self, records: PegaAdapter, links: LinkRepository, *, mailbox: str, kind: str,
-                 operator: str | None, claims: ClaimStore | None = None) -> None:
+                 operator: str | None, claims: ClaimStore | None = None,
+                 landing_window: dt.timedelta = dt.timedelta(0)) -> None:
         self.records = records
         self.links = links
         self.claims = claims
+        self.landing_window = landing_window  # how long an unanswered Pega create may still land
         self.namespace = CLAIM_NAMESPACE[kind]
         self.mailbox = mailbox.lower()
         self.kind = kind
@@ -119,6 +133,11 @@ class Applier:
     def _claim_store(self, extras: ItemExtras) -> ClaimStore | None:
         return self.claims if extras.claim_key else None
 
+    def _create_key(self, extras: ItemExtras, item_id: str) -> str:
+        """The claim a create takes: what identifies the item across mailboxes, or else the item itself
+        (so that a replay of an unanswered create still waits for it, shared.sync.claims)."""
+        return extras.claim_key or f"item|{self.mailbox}|{item_id}"
+
     async def _claim_held(self, extras: ItemExtras, pega_id: str) -> Claim | None:
         """An item adopted by address/internetMessageId: hold the record's claim too (so that the
         record is cancelled/closed only when the last holder lets go)."""
@@ -133,29 +152,39 @@ class Applier:
 
     async def _create_claimed(self, action: Create, data: Any, extras: ItemExtras, *, absent_in_pega: bool
                               ) -> tuple[UpsertResult, bool, Claim | None]:
-        """Create under a claim (shared.sync.claims): returns (result, adopted, claim)."""
-        claim: Claim | None = None
-        store = self._claim_store(extras)
-        if store is not None:
-            claim = await store.claim(self.namespace, extras.claim_key, mailbox=self.mailbox, item_id=action.item_id)
-            if not claim.mine and claim.pega_id:
-                if self.namespace != "email":
-                    await store.add_holder(claim, self.mailbox)
-                return await self._adopt(action.item_id, claim.pega_id, data), True, claim
-            if claim.previous_owner:
-                # the previous owner died mid-create: its record may exist under ITS item's id
-                previous_item = claim.previous_owner.split("|", 1)[-1]
-                ref = await self.records.find_by_external_id(self._record_kind(), previous_item)
-                if ref is not None and ref.id:
-                    await store.complete(claim, ref.id)
-                    return await self._adopt(action.item_id, ref.id, data), True, claim
-        if absent_in_pega:
-            result = await self._create_new(action.item_id, data, extra=extras.insight_fields)
-        else:
-            result = await self._upsert(action.item_id, data, known_id=None, extra=extras.insight_fields)
-        if store is not None and claim is not None:
-            await store.complete(claim, result.id)
-        return result, False, claim
+        """Create under a claim (shared.sync.claims): returns (result, adopted, claim); the claim is
+        None for an item-only claim (nothing another mailbox could hold)."""
+        store = self.claims
+        if store is None:
+            return await self._create(action.item_id, data, extras, absent=absent_in_pega), False, None
+        shared = bool(extras.claim_key)
+        claim = await store.claim(self.namespace, self._create_key(extras, action.item_id), mailbox=self.mailbox,
+                                  item_id=action.item_id, landing_window=self.landing_window)
+        if not claim.mine and claim.pega_id:
+            if self.namespace != "email" and shared:
+                await store.add_holder(claim, self.mailbox)
+            return await self._adopt(action.item_id, claim.pega_id, data), True, claim if shared else None
+        if claim.previous_owner:
+            # the previous owner died mid-create: its record may exist under ITS item's id
+            previous_item = claim.previous_owner.split("|", 1)[-1]
+            ref = await self.records.find_by_external_id(self._record_kind(), previous_item)
+            if ref is not None and ref.id:
+                await store.complete(claim, ref.id)
+                return await self._adopt(action.item_id, ref.id, data), True, claim if shared else None
+        try:
+            # a replayed create may have happened: look up by our own id first, whatever the page's lookup said
+            result = await self._create(action.item_id, data, extras, absent=absent_in_pega and not claim.replayed)
+        except (PegaTransientError, PegaPermanentError) as exc:
+            if _answered(exc):
+                await store.settle(claim)
+            raise
+        await store.complete(claim, result.id)
+        return result, False, claim if shared else None
+
+    async def _create(self, item_id: str, data: Any, extras: ItemExtras, *, absent: bool) -> UpsertResult:
+        if absent:
+            return await self._create_new(item_id, data, extra=extras.insight_fields)
+        return await self._upsert(item_id, data, known_id=None, extra=extras.insight_fields)
 
     async def _others_hold(self, link: Link) -> bool:
         """Does another mailbox still hold this shared record? (This mailbox lets go of it.)"""

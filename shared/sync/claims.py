@@ -11,7 +11,17 @@ the meeting occurrence's iCalUId, the contact's e-mail address — taken BEFORE 
 - a later round finds the completed claim and links its own item to that record (adopts it);
 - a round that finds a claim still `creating` by someone else waits (a TransientError: the item is
   retried shortly) — unless the claim is stale (its owner died mid-create), then it takes the claim
-  over and first looks the previous owner's item up in Pega (the create may have happened).
+  over and first looks the previous owner's item up in Pega (the create may have happened);
+- the owner's own replay (a retry, or the round again after the host died) may find its claim still
+  `creating` with a create request that was sent and never answered. Pega may still be processing
+  that request (a slow answer is not a lost write), so a lookup now would miss a record that lands a
+  moment later, and a second create would duplicate it. The replay waits until the request can no
+  longer land (`landing_window`: the Pega timeout and a margin from when it was sent), then looks up
+  by its own external id and creates only if absent. A create Pega answered, even with an error, has
+  nothing in flight (`settle`), so its retry does not wait.
+
+Items with no cross-mailbox identity (a meeting without attendees, a contact without an address)
+take a claim on their own mailbox and item id, for the replay rule above.
 
 Holders: the mailboxes whose items are linked to the record. A meeting copy removed by one
 attendee, or a contact one rep stops syncing, must not cancel/close the record the others still
@@ -40,6 +50,13 @@ DONE = "done"
 STALE_AFTER = dt.timedelta(minutes=2)
 
 
+def landing_window(pega_timeout_seconds: float) -> dt.timedelta:
+    """How long after it was sent an unanswered create may still land in Pega: the claim is written
+    just before the page's own lookups and the create (each bounded by the Pega timeout), and the
+    request may run on in Pega until about its own timeout after the client gave up."""
+    return dt.timedelta(seconds=2 * pega_timeout_seconds + 5)
+
+
 class ClaimBusyError(TransientError):
     """Another mailbox is creating this record right now; retry the item shortly."""
 
@@ -54,6 +71,8 @@ class Claim:
     holders: tuple[str, ...] = ()
     mine: bool = False  # True: the caller holds the create
     previous_owner: str = ""  # set when a stale claim was taken over
+    in_flight: bool = True  # a create was sent and not answered (only meaningful while `creating`)
+    replayed: bool = False  # the caller's own earlier create may have happened: look up before creating
     etag: str | None = None
     updated_at: dt.datetime | None = None
 
@@ -64,7 +83,8 @@ class Claim:
     def entity(self) -> Entity:
         return {"PartitionKey": self.pk, "RowKey": self.digest, "namespace": self.namespace,
                 "pega_id": self.pega_id, "state": self.state, "owner": self.owner,
-                "holders": json.dumps(sorted(set(self.holders))), "updated_at": dt.datetime.now(dt.UTC)}
+                "holders": json.dumps(sorted(set(self.holders))), "in_flight": self.in_flight,
+                "updated_at": dt.datetime.now(dt.UTC)}
 
 
 def digest_of(namespace: str, key: str) -> str:
@@ -80,6 +100,7 @@ class ClaimStore:
         return Claim(namespace=namespace, digest=str(e["RowKey"]), pega_id=str(e.get("pega_id") or ""),
                      state=str(e.get("state") or CREATING), owner=str(e.get("owner") or ""),
                      holders=tuple(json.loads(e.get("holders") or "[]")), etag=e.get("_etag"),
+                     in_flight=bool(e.get("in_flight", True)),
                      updated_at=e.get("updated_at"))
 
     async def get(self, namespace: str, key: str) -> Claim | None:
@@ -88,8 +109,9 @@ class ClaimStore:
         return self._from(e, namespace) if e else None
 
     async def claim(self, namespace: str, key: str, *, mailbox: str, item_id: str,
-                    now: dt.datetime | None = None) -> Claim:
-        """Claim the create of `key` for this mailbox's item, or learn who has it (see module doc)."""
+                    now: dt.datetime | None = None, landing_window: dt.timedelta = dt.timedelta(0)) -> Claim:
+        """Claim the create of `key` for this mailbox's item, or learn who has it (see module doc).
+        `landing_window`: how long after it was sent an unanswered create may still land in Pega."""
         now = now or dt.datetime.now(dt.UTC)
         owner = f"{mailbox.lower()}|{item_id}"
         fresh = Claim(namespace, digest_of(namespace, key), owner=owner, holders=(mailbox.lower(),), mine=True)
@@ -104,8 +126,17 @@ class ClaimStore:
             current = self._from(e, namespace)
             if current.state == DONE and current.pega_id:
                 return current
-            if current.owner == owner:
-                return replace(current, mine=True)  # our own create, replayed after a crash or a retry
+            if current.owner == owner:  # our own create, replayed after a crash or a retry
+                sent = current.updated_at or now
+                if current.in_flight and now < sent + landing_window:
+                    wait = (sent + landing_window - now).total_seconds()
+                    raise ClaimBusyError("this item's unanswered create may still land in Pega",
+                                         retry_after=max(1.0, wait))
+                again = replace(current, mine=True, replayed=True, in_flight=True)
+                try:  # the replay's create is the one in flight from now on
+                    return replace(again, etag=await self.table.replace(again.entity(), etag=str(current.etag)))
+                except ConcurrencyError:
+                    continue
             age = now - (current.updated_at or now)
             if age < self.stale_after:
                 raise ClaimBusyError("another mailbox is creating this record", retry_after=5.0)
@@ -118,6 +149,16 @@ class ClaimStore:
             log.info("took over a stale %s claim", namespace)
             return replace(taken, etag=etag)
         raise ClaimBusyError("the claim keeps changing", retry_after=2.0)
+
+    async def settle(self, claim: Claim) -> None:
+        """Pega answered the claim's create (with an error): nothing is in flight, a retry need not wait.
+        Best effort: a claim that moved on meanwhile belongs to whoever moved it."""
+        if not claim.mine or not claim.etag:
+            return
+        try:
+            await self.table.replace(replace(claim, in_flight=False).entity(), etag=claim.etag)
+        except ConcurrencyError:
+            log.info("a %s claim changed before its failed create was settled", claim.namespace)
 
     async def complete(self, claim: Claim, pega_id: str) -> None:
         """The Pega record exists: later rounds of other mailboxes adopt it."""

@@ -46,6 +46,7 @@ from shared.storage.mailboxes import Mailbox
 from shared.sync import item_retry
 from shared.sync.apply import Applied, Applier, ItemExtras
 from shared.sync.backends import reader_for
+from shared.sync.claims import landing_window
 from shared.sync.context import SyncContext, sync_context
 from shared.sync.folders import INBOX, SENT, mail_folders
 from shared.sync.folders import forget as forget_folders
@@ -155,7 +156,8 @@ class _Round:
         self.lease = lease
         self.reader = reader_for(services, ctx, mb)  # Graph or EWS, per mailbox (shared/sync/backends.py)
         self.applier = Applier(ctx.records, services.state.links, mailbox=mb.key, kind=kind,
-                               operator=mb.pega_operator or None, claims=services.state.claims)
+                               operator=mb.pega_operator or None, claims=services.state.claims,
+                               landing_window=landing_window(services.settings.pega.timeout_seconds))
         self.gather = PageGatherer(services, ctx, mb, kind, self.reader, self.applier, now=now, dry=dry)
         self._linked_active: int | None = None
         self.deleting_so_far = 0

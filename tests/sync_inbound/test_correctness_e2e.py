@@ -16,12 +16,15 @@ import pytest
 
 from shared.config import PrivatePolicy
 from shared.errors import TransientError
+from shared.pega.client import PegaClient
 from shared.storage.failures import DEAD_LETTERED, INBOUND
 from shared.storage.leases import LeaseLostError, abandoned
 from shared.storage.mailboxes import Mailbox
 from shared.sync import inbound as inbound_mod
+from shared.sync.claims import ClaimBusyError
 from shared.sync.inbound import run_item
 from shared.sync.lease import round_lease
+from shared.sync.mapping import LINK_KIND
 from shared.sync.recovery import recover_abandoned
 from shared.sync.source import calendar_window, initial_request, stagger
 
@@ -161,6 +164,87 @@ async def test_a_parked_items_retry_that_meets_a_running_round_comes_back_within
     assert all(w is not None and 1.0 <= w <= 10.0 for w in waits), waits
     assert len(set(waits)) > 1, waits  # jittered
     assert await svc.state.failures.for_mailbox(inbound.upn) == []  # waiting is no failed try
+
+
+class HostKilled(BaseException):
+    """The process dies (SIGKILL): nothing of the round's own error handling runs."""
+
+
+async def die_with_a_create_in_flight(inbound, monkeypatch, kind: str) -> tuple[str, tuple[Any, Any]]:
+    """A new item whose Pega create is sent and then the host dies; returns (item id, the create's
+    arguments) so that the test decides whether and when that request lands in Pega."""
+    await inbound.onboard()
+    assert (await inbound.run(kind)).completed
+    if kind == "email":
+        item_id = (await inbound.inbound_mail(subject="In flight", body="x", **{"from": DANA}))["immutableId"]
+    else:
+        start = await sim_now(inbound) + dt.timedelta(days=1)
+        item_id = (await inbound.user_call("POST", "events", json=event_body("In flight", start, attendees=[])))["id"]
+    real_create = PegaClient.create_case
+    sent: list[tuple[Any, Any]] = []
+
+    async def dies_with_the_request_on_its_way(self, *args, **kw):
+        sent.append((args, kw))  # Pega has the request (or not yet); its answer never comes
+        raise HostKilled()
+
+    monkeypatch.setattr(PegaClient, "create_case", dies_with_the_request_on_its_way)
+    with pytest.raises(HostKilled):
+        await inbound.run(kind)
+    monkeypatch.setattr(PegaClient, "create_case", real_create)
+    return item_id, sent[0]
+
+
+async def backdate_claims(inbound, seconds: float) -> None:
+    """Time passes for the create claims (they are stamped with the wall clock when written)."""
+    table = inbound.services.state.claims.table
+    async for e in table.query("state eq 'creating'"):
+        await table.upsert({**e, "updated_at": e["updated_at"] - dt.timedelta(seconds=seconds)})
+
+
+@pytest.mark.parametrize("kind", ["email", "calendar"])
+async def test_a_create_pega_was_still_running_when_the_host_died_is_not_made_twice(inbound, monkeypatch,
+                                                                                    kind) -> None:
+    """Chaos seed 104: one mail became two Pega email cases. The host was killed while its create was
+    on its way through a slow Pega; the restarted host replayed the round, its lookup found nothing
+    (the first create had not landed yet) and created again; then the first landed too. A replay of
+    an unanswered create waits until it can no longer land, then looks up before it creates. The
+    meeting has no attendees: no cross-mailbox identity, the claim is on the item itself."""
+    item_id, sent = await die_with_a_create_in_flight(inbound, monkeypatch, kind)
+    replay = await inbound.run(kind)  # the restarted host, at once
+    await PegaClient.create_case(inbound.ctx.pega, *sent[0], **sent[1])  # now the first create lands
+    record_kind = "email" if kind == "email" else "appointment"
+    assert len(await by_exchange_id(inbound, record_kind, item_id)) == 1, replay.as_dict()
+    assert list(replay.failed) == [item_id], "the replay waits for the unanswered create (parked)"
+    assert await retry_parked(inbound, kind) == ["unchanged"], "the landed record is found and linked"
+    [record] = await by_exchange_id(inbound, record_kind, item_id)
+    assert {lk.pega_id for lk in await inbound.links(LINK_KIND[kind])} == {record["id"]}
+
+
+async def test_a_create_that_never_reached_pega_is_made_once_its_landing_window_is_over(inbound,
+                                                                                      monkeypatch) -> None:
+    """The other ending: the dead host's request never reached Pega. The replay waits while the create
+    could still land, and once it no longer can, looks up, finds nothing and creates."""
+    item_id, _ = await die_with_a_create_in_flight(inbound, monkeypatch, "email")
+    assert list((await inbound.run("email")).failed) == [item_id]
+    [parked] = await inbound.services.state.failures.for_mailbox(inbound.upn)
+    with pytest.raises(ClaimBusyError):  # still waiting: that create could land for a while yet
+        await run_item(inbound.services, mailbox=inbound.upn, kind="email", folder=parked.folder,
+                       item_id=item_id, context=inbound.ctx)
+    await backdate_claims(inbound, 600)
+    assert await retry_parked(inbound, "email") == ["created"]
+    assert len(await by_exchange_id(inbound, "email", item_id)) == 1
+
+
+async def test_a_create_pega_answered_with_an_error_is_retried_without_waiting(inbound) -> None:
+    """A create that Pega answered (here a 503) left nothing in flight: its retry does not wait."""
+    await inbound.onboard()
+    assert (await inbound.run("email")).completed
+    item_id = (await inbound.inbound_mail(subject="Refused once", body="x", **{"from": DANA}))["immutableId"]
+    await inbound.pega_control.add_fault(method="POST", path_contains="/cases", status=503)
+    first = await inbound.run("email")
+    assert list(first.failed) == [item_id], first.as_dict()
+    assert await retry_parked(inbound, "email") == ["created"]
+    assert len(await by_exchange_id(inbound, "email", item_id)) == 1
 
 
 async def test_2_an_optional_photo_that_cannot_be_read_never_fails_the_contact(inbound) -> None:
