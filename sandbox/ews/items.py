@@ -7,8 +7,10 @@ import base64
 import copy
 import datetime as dt
 import hashlib
+import html
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from lxml import etree
 
@@ -279,7 +281,8 @@ def _message_defaults(ctx: Ctx, item: Item, *, draft: bool) -> None:
     item.props["Sender"] = _mailbox_el(holder, "Sender", ctx.mb.display_name, ctx.mb.smtp)
 
 
-def deliver(ctx: Ctx, item: Item, *, kind: str = "Message", extra: dict[str, str] | None = None) -> None:
+def deliver(ctx: Ctx, item: Item, *, kind: str = "Message", extra: dict[str, str] | None = None,
+            item_class: str = "") -> None:
     """Record a sent message and put a copy in every recipient mailbox the simulator hosts."""
     recipients = sorted(set(_addresses(item, "ToRecipients") + _addresses(item, "CcRecipients")
                             + _addresses(item, "BccRecipients") + (_attendees(item) if kind != "Message" else [])))
@@ -300,7 +303,46 @@ def deliver(ctx: Ctx, item: Item, *, kind: str = "Message", extra: dict[str, str
         copy_item.set("IsRead", "false")
         copy_item.set("DateTimeReceived", iso(ctx.now))
         copy_item.set("DateTimeSent", iso(ctx.now))
+        if item_class:
+            copy_item.set("ItemClass", item_class)
         ctx.store.insert(target, copy_item, now=ctx.now)
+        if kind in ("MeetingRequest", "MeetingCancellation") and item.kind == "CalendarItem":
+            _calendar_attendant(ctx, target, item, cancelled=kind == "MeetingCancellation")
+
+
+def _calendar_attendant(ctx: Ctx, target: Any, meeting: Item, *, cancelled: bool) -> None:
+    """Exchange's Calendar Attendant (on for every mailbox by default): a meeting request puts the
+    meeting in the attendee's calendar, not yet answered (an update refreshes that copy and keeps the
+    answer); a cancellation marks the copy cancelled, in the calendar until the attendee removes it."""
+    uid = meeting.text("UID")
+    mine = next((i for i in target.items.values() if i.kind == "CalendarItem" and i.text("UID") == uid), None)
+    if cancelled:
+        if mine is not None:
+            mine.set("IsCancelled", "true")
+            ctx.store.touch(target, mine, now=ctx.now)
+        return
+    answer = mine.text("MyResponseType") if mine is not None else "NoResponseReceived"
+    props = {k: copy.deepcopy(v) for k, v in meeting.props.items()
+             if k not in ("ParentFolderId", "MeetingRequestWasSent", "ItemId")}
+    if mine is None:
+        mine = Item(id=ids.new_id(target.smtp), kind="CalendarItem", folder_id=target.by_name["calendar"])
+        mine.props = props
+        mine.set("ParentFolderId", None)
+        mine.props["ParentFolderId"].set("Id", target.by_name["calendar"])
+        created = True
+    else:
+        mine.props = {**props, "ParentFolderId": mine.props["ParentFolderId"]}
+        created = False
+    mine.exceptions = copy.deepcopy(meeting.exceptions)
+    mine.deleted_occurrences = set(meeting.deleted_occurrences)
+    mine.set("MyResponseType", answer or "NoResponseReceived")
+    mine.set("IsResponseRequested", "true")
+    if mine.props.get("Recurrence") is not None:
+        calendar.refresh_series(mine)
+    if created:
+        ctx.store.insert(target, mine, now=ctx.now)
+    else:
+        ctx.store.touch(target, mine, now=ctx.now)
 
 
 def send(ctx: Ctx, item: Item, *, save_to: str | None) -> Item | None:
@@ -321,6 +363,95 @@ def send(ctx: Ctx, item: Item, *, save_to: str | None) -> Item | None:
     return ctx.store.insert(ctx.mb, item, now=ctx.now)
 
 
+MEETING_REPLIES = {"AcceptItem": ("Accept", "Accepted", "IPM.Schedule.Meeting.Resp.Pos"),
+                   "TentativelyAcceptItem": ("Tentative", "Tentative", "IPM.Schedule.Meeting.Resp.Tent"),
+                   "DeclineItem": ("Decline", "Declined", "IPM.Schedule.Meeting.Resp.Neg")}
+
+
+def _meeting_reply(ctx: Ctx, el: etree._Element, kind: str, disposition: str) -> None:
+    """AcceptItem / TentativelyAcceptItem / DeclineItem on a meeting in the attendee's calendar (or its
+    request): the answer is recorded on the attendee's copy and, sent, reaches the organizer as a
+    meeting response that also updates the attendee's status in the organizer's meeting. A declined
+    meeting leaves the attendee's calendar (to Deleted Items), as Exchange does."""
+    ref = el.find(t("ReferenceItemId"))
+    if ref is None:
+        raise ItemError("ErrorInvalidReferenceItem", "The reference item is not valid.")
+    meeting = ctx.item(str(ref.get("Id")))
+    response, verb, item_class = MEETING_REPLIES[kind]
+    if meeting.kind not in ("CalendarItem", "MeetingRequest"):
+        raise ItemError("ErrorInvalidReferenceItem", "The reference item does not support the requested operation.")
+    if meeting.text("MyResponseType") == "Organizer" and meeting.kind == "CalendarItem":
+        code = {"Accept": "ErrorCalendarIsOrganizerForAccept", "Tentative": "ErrorCalendarIsOrganizerForTentative",
+                "Decline": "ErrorCalendarIsOrganizerForDecline"}[response]
+        raise ItemError(code, "The organizer cannot respond to their own meeting.")
+    uid = meeting.text("UID")
+    mine = meeting if meeting.kind == "CalendarItem" else next(
+        (i for i in ctx.mb.items.values() if i.kind == "CalendarItem" and i.text("UID") == uid), None)
+    if mine is not None:
+        mine.set("MyResponseType", response)
+        ctx.store.touch(ctx.mb, mine, now=ctx.now)
+    if disposition in ("SendAndSaveCopy", "SendOnly"):
+        organizer = meeting.props.get("Organizer")
+        address = (organizer.findtext(f"{t('Mailbox')}/{t('EmailAddress')}") or "") if organizer is not None else ""
+        answer = new_item(ctx, "Message", ctx.mb.by_name["sentitems"])
+        answer.set("Subject", f"{verb}: {meeting.text('Subject') or ''}")
+        holder = etree.Element("x")
+        to = sub(holder, t("ToRecipients"))
+        if organizer is not None and organizer.find(t("Mailbox")) is not None:
+            to.append(copy.deepcopy(organizer.find(t("Mailbox"))))
+        answer.props["ToRecipients"] = to
+        body = el.find(t("Body"))
+        if body is not None:
+            answer.props["Body"] = copy.deepcopy(body)
+        _message_defaults(ctx, answer, draft=False)
+        deliver(ctx, answer, kind="Message", extra={"response": response}, item_class=item_class)
+        _record_answer(ctx, address.lower(), uid, response)
+        if disposition == "SendAndSaveCopy":
+            ctx.store.insert(ctx.mb, answer, now=ctx.now)
+    if response == "Decline" and mine is not None:
+        ctx.store.move(ctx.mb, mine, ctx.mb.by_name["deleteditems"], now=ctx.now)
+
+
+def _record_answer(ctx: Ctx, organizer: str, uid: str | None, response: str) -> None:
+    """The attendee's answer in the organizer's meeting (Exchange processes the response on arrival)."""
+    target = ctx.store.mailboxes.get(organizer)
+    if target is None or uid is None:
+        return
+    meeting = next((i for i in target.items.values() if i.kind == "CalendarItem" and i.text("UID") == uid
+                    and i.text("MyResponseType") == "Organizer"), None)
+    if meeting is None:
+        return
+    for tag in ("RequiredAttendees", "OptionalAttendees"):
+        for attendee in meeting.props.get(tag, []):
+            if (attendee.findtext(f"{t('Mailbox')}/{t('EmailAddress')}") or "").lower() != ctx.mb.smtp.lower():
+                continue
+            status = attendee.find(t("ResponseType"))
+            if status is None:
+                status = sub(attendee, t("ResponseType"))
+            status.text = response
+    ctx.store.touch(target, meeting, now=ctx.now)
+
+
+def _quoted_body(original: Item, new: etree._Element | None) -> etree._Element:
+    """A response object's body: the new text above the original message, quoted under a header, as
+    Exchange writes it (HTML whenever either part is)."""
+    new_text = (new.text if new is not None else "") or ""
+    new_html = (new is not None and new.get("BodyType") == "HTML")
+    old = original.props.get("Body")
+    old_text = (old.text if old is not None else "") or ""
+    old_html = old is not None and old.get("BodyType") == "HTML"
+    sender = original.props.get("From")
+    who = (sender.findtext(f"{t('Mailbox')}/{t('Name')}") or sender.findtext(f"{t('Mailbox')}/{t('EmailAddress')}")
+           or "") if sender is not None else ""
+    header = (f"<hr><b>From:</b> {html.escape(who)}<br><b>Sent:</b> {html.escape(original.text('DateTimeSent') or '')}"
+              f"<br><b>Subject:</b> {html.escape(original.text('Subject') or '')}<br>")
+    body = etree.Element(t("Body"), BodyType="HTML")
+    body.text = ("<html><body>" + (new_text if new_html else html.escape(new_text).replace("\n", "<br>"))
+                 + f'<div id="divRplyFwdMsg">{header}</div>'
+                 + (old_text if old_html else html.escape(old_text).replace("\n", "<br>")) + "</body></html>")
+    return body
+
+
 def _response_item(ctx: Ctx, el: etree._Element) -> Item:
     """ReplyToItem / ReplyAllToItem / ForwardItem: a new message in the original's conversation."""
     kind = local(el)
@@ -331,21 +462,33 @@ def _response_item(ctx: Ctx, el: etree._Element) -> Item:
     reply = new_item(ctx, "Message", ctx.mb.by_name["drafts"])
     prefix = "FW: " if kind == "ForwardItem" else "RE: "
     reply.set("Subject", el.findtext(t("Subject")) or prefix + (original.text("Subject") or ""))
-    body = el.find(t("NewBodyContent"))
-    reply.props["Body"] = etree.Element(t("Body"), BodyType=(body.get("BodyType") if body is not None else "Text"))
-    reply.props["Body"].text = (body.text if body is not None else "") or ""
+    reply.props["Body"] = _quoted_body(original, el.find(t("NewBodyContent")))
     holder = etree.Element("x")
     if kind in ("ReplyToItem", "ReplyAllToItem"):
-        sender = original.props.get("From")
+        # as the server does for Outlook and Graph alike: the Reply-To address before the sender, and
+        # a reply to your own sent message goes to its recipients, not back to you
+        me = ctx.mb.smtp.lower()
         to = sub(holder, t("ToRecipients"))
-        if sender is not None:
-            to.append(copy.deepcopy(sender.find(t("Mailbox"))))
+        seen = {me}
+        sender = original.props.get("From")
+        own = sender is not None and (sender.findtext(f"{t('Mailbox')}/{t('EmailAddress')}") or "").lower() == me
+        reply_to = list(original.props.get("ReplyTo", []))
+        author = reply_to[:1] or ([sender.find(t("Mailbox"))] if sender is not None else [])
+        for mbx in (list(original.props.get("ToRecipients", [])) if own else author):
+            address = (mbx.findtext(t("EmailAddress")) or "").lower()
+            if address not in seen:
+                to.append(copy.deepcopy(mbx))
+                seen.add(address)
         if kind == "ReplyAllToItem":
-            for tag in ("ToRecipients", "CcRecipients"):
+            cc = sub(holder, t("CcRecipients"))
+            for tag, target in (("ToRecipients", to), ("CcRecipients", cc)):
                 for mbx in original.props.get(tag, []):
-                    if (mbx.findtext(t("EmailAddress")) or "").lower() != ctx.mb.smtp:
-                        (to if tag == "ToRecipients" else reply.props.setdefault(
-                            "CcRecipients", sub(holder, t("CcRecipients")))).append(copy.deepcopy(mbx))
+                    address = (mbx.findtext(t("EmailAddress")) or "").lower()
+                    if address not in seen:
+                        target.append(copy.deepcopy(mbx))
+                        seen.add(address)
+            if len(cc):
+                reply.props["CcRecipients"] = cc
         reply.props["ToRecipients"] = to
     for tag in ("ToRecipients", "CcRecipients", "BccRecipients"):
         given = el.find(t(tag))
@@ -380,6 +523,9 @@ def create_item(ctx: Ctx, req: etree._Element) -> etree._Element:
                 sub(out, t("Message")).append(item_id_el(reply))
                 return
             send(ctx, reply, save_to=ctx.mb.by_name["sentitems"] if disposition == "SendAndSaveCopy" else None)
+            return
+        if kind in MEETING_REPLIES:
+            _meeting_reply(ctx, el, kind, disposition)
             return
         if kind not in ITEM_KINDS:
             raise ItemError("ErrorInvalidItemForOperationCreateItem" if False else "ErrorInvalidRequest",
