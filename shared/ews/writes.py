@@ -9,9 +9,10 @@ with exchangelib and answers in Graph's shape. So idempotency (links, the PegaId
 three-way merges, Pega reporting and retries stay single-sourced; only the transport differs.
 
 Differences EWS imposes, handled here: a sent draft moves to Sent Items under a new id (the
-gateway remembers draft → sent for the read that follows); attachments above 3 MB (Graph's upload
-sessions) are not offered; an organizer's cancel is a delete that sends cancellations, an
-attendee's decline is a delete (EWS DeclineItem is not used).
+gateway remembers draft → sent for the read that follows); attachments are attached whole (EWS has
+no upload sessions and no 3 MB limit per request: the executor asks `takes_whole_attachments`); an
+organizer's cancel is a delete that sends cancellations, an attendee's decline is EWS DeclineItem
+(the organizer is told; the meeting leaves the attendee's calendar).
 """
 
 from __future__ import annotations
@@ -237,6 +238,12 @@ def apply_event(item: Any, payload: Mapping[str, Any]) -> list[str]:
         fields.append("legacy_free_busy_status")
     for key in ("start", "end"):
         if key in payload:
+            # the event's own zone, as Graph's originalStartTimeZone: an all-day event is whole days in it
+            # (else exchangelib places an EWSDate in the account's zone, UTC); an update that moves a
+            # meeting to another zone moves its zone too (else the old one is kept and the time converted).
+            # An occurrence keeps its series' zone (its new time is converted into it), as with Graph.
+            if getattr(item, "type", None) not in ("Occurrence", "Exception"):
+                setattr(item, f"_{key}_timezone", _tz(str(payload[key].get("timeZone") or "UTC")))
             setattr(item, key, _when(payload[key], all_day))
             fields.append(key)
     if "location" in payload:
@@ -494,7 +501,20 @@ class EwsWrites:
             await self.gw.call(mailbox, delete, what="delete event")
             return _resp(None, 204)
         if action == "decline":
-            raise GraphBadRequestError("EWS backend: an attendee's copy is deleted, not declined", status=400)
+            send = bool((body or {}).get("sendResponse", True))
+
+            def decline(account: Any) -> None:
+                from exchangelib.items import SEND_AND_SAVE_COPY
+
+                item = fetch_one(account, event_id, ["id", "changekey"])
+                if not send:  # no answer to the organizer: the meeting just leaves the calendar
+                    item.delete()
+                    return
+                comment = str((body or {}).get("comment") or "")
+                item.decline(message_disposition=SEND_AND_SAVE_COPY, **({"body": comment} if comment else {}))
+
+            await self.gw.call(mailbox, decline, what="decline event")
+            return _resp(None, 202)
         raise GraphBadRequestError(f"EWS backend: unsupported event request {method} {action}", status=400)
 
     # -------------------------------------------------------- messages
@@ -531,7 +551,7 @@ class EwsWrites:
             return _resp({"value": [{"id": str(a.attachment_id.id), "name": a.name} for a in item.attachments or ()]})
         if action == "attachments" and method == "POST":
             if len(rest) > 2:  # createUploadSession
-                raise PermanentError("attachments above 3 MB are not supported for on-premises mailboxes")
+                raise PermanentError("EWS has no upload sessions: attachments are attached whole")
 
             def attach(account: Any) -> None:
                 item = fetch_one(account, msg_id, ["id", "changekey"])
@@ -735,6 +755,11 @@ class RoutingGateway:
     async def get_json(self, path: str, *, mailbox: str, **kw: Any) -> Any:
         target = await self._for(mailbox)
         return await target.get_json(path, mailbox=mailbox, **kw)
+
+    async def takes_whole_attachments(self, mailbox: str) -> bool:
+        """EWS CreateAttachment takes an attachment whole, whatever its size (Exchange's own message size
+        limit applies and is reported as its error); Graph's 3 MB limit and upload sessions do not."""
+        return await self._for(mailbox) is self.ews
 
 
 def routed(settings: Any, state: Any, graph: GraphGateway) -> GraphGateway:

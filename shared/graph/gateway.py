@@ -134,6 +134,11 @@ class GraphGateway:
                                   else encode_query(params))
         return f"{self.base_url}/{path_or_url.lstrip('/')}{encode_query(params)}"
 
+    async def takes_whole_attachments(self, mailbox: str) -> bool:
+        """Graph takes at most 3 MB of attachment in one request; larger ones go through an upload
+        session (graph.md §6). An on-premises mailbox's gateway answers True (shared.ews.writes)."""
+        return False
+
     async def request(
         self,
         method: str,

@@ -65,11 +65,12 @@ async def _add_attachments(ctx: WorkerContext, mailbox: str, message_id: str, re
                            *, already: set[str]) -> int:
     """Attach what the draft lacks (by name): small ones inline, large ones via an upload session."""
     added = 0
+    whole = await ctx.graph.takes_whole_attachments(mailbox)
     for meta, data in decoded_attachments(req.body.get("attachments") or []):
         if meta["name"] in already:
             continue
         base = f"{_messages(mailbox)}/{message_id}/attachments"
-        if len(data) <= INLINE_ATTACHMENT_MAX:
+        if whole or len(data) <= INLINE_ATTACHMENT_MAX:
             await ctx.graph.request("POST", base, mailbox=mailbox, body=file_attachment(meta, data),
                                     what="add attachment")
         else:

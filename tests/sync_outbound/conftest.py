@@ -129,7 +129,20 @@ class Rep:
 
 
 @pytest.fixture
-async def rep(graph_sim, state) -> Rep:
+def backend() -> str:
+    """The mailbox backend of `rep`. A suite runs for both with
+    `pytestmark = pytest.mark.parametrize("backend", ["graph", "ews"])` and reads Outlook through
+    the `outlook` fixture (tests/sync_outbound/outlook.py)."""
+    return "graph"
+
+
+@pytest.fixture
+async def rep(request: pytest.FixtureRequest, backend: str, graph_sim, state) -> Rep:
+    if backend == "ews":
+        only = request.node.get_closest_marker("graph_only")
+        if only is not None:
+            pytest.skip(f"Graph only: {only.args[0] if only.args else ''}")
+        return await _onprem(request.getfixturevalue("ews_sim"), state)
     user = await graph_sim.control.new_user("Rep")
     upn = str(user["userPrincipalName"]).lower()
     operator = "op-" + uuid.uuid4().hex[:10]
@@ -138,8 +151,22 @@ async def rep(graph_sim, state) -> Rep:
 
 
 @pytest.fixture
+def outlook(request: pytest.FixtureRequest, backend: str, graph_sim, graph_http) -> Any:
+    """What the rep sees in Outlook, read independently of the product, for the rep's backend."""
+    from tests.sync_outbound.outlook import EwsOutlook, GraphOutlook
+
+    if backend == "ews":
+        return EwsOutlook(request.getfixturevalue("ews_sim"))
+    return GraphOutlook(graph_sim, graph_http)
+
+
+@pytest.fixture
 async def onprem_rep(ews_sim, state) -> Rep:
     """A fresh mailbox in the EWS simulator (Exchange Server on-premises), onboarded with backend ews."""
+    return await _onprem(ews_sim, state)
+
+
+async def _onprem(ews_sim: Any, state: StateStore) -> Rep:
     upn = ews_sim.new_mailbox()
     operator = "op-" + uuid.uuid4().hex[:10]
     await state.mailboxes.put(Mailbox(upn=upn, pega_operator=operator, backend="ews"))
