@@ -206,8 +206,7 @@ class ClaimStore:
                 holders.discard(remove)
             if holders == set(current.holders):
                 return len(holders)
-            new = Claim(namespace, digest, pega_id=current.pega_id, state=current.state, owner=current.owner,
-                        holders=tuple(holders))
+            new = replace(current, holders=tuple(holders))
             try:
                 await self.table.replace(new.entity(), etag=str(current.etag))
                 return len(holders)

@@ -247,6 +247,20 @@ async def test_a_create_pega_answered_with_an_error_is_retried_without_waiting(i
     assert len(await by_exchange_id(inbound, "email", item_id)) == 1
 
 
+async def test_a_settled_create_stays_settled_when_another_mailbox_comes_to_hold_it(inbound) -> None:
+    """Another rep adopting the record while the owner's failed create is retried must not make the
+    owner's retry wait for a create that Pega already answered."""
+    store = inbound.services.state.claims
+    window = dt.timedelta(minutes=5)
+    mine = await store.claim("event", f"uid-{uuid.uuid4().hex}", mailbox="a@contoso.example", item_id="i1",
+                             landing_window=window)
+    await store.settle(mine)  # Pega answered the create with an error
+    await store.add_holder(mine, "b@contoso.example")
+    again = await store.get_by_digest("event", mine.digest)
+    assert again is not None and not again.in_flight and set(again.holders) == {"a@contoso.example",
+                                                                                 "b@contoso.example"}
+
+
 async def test_2_an_optional_photo_that_cannot_be_read_never_fails_the_contact(inbound) -> None:
     await inbound.onboard()
     c = await inbound.user_call("POST", "contacts", json=contact_body())
