@@ -55,12 +55,12 @@ CLAIM_NAMESPACE = {"email": "email", "calendar": "event", "contacts": "contact"}
 
 def _answered(exc: Exception) -> bool:
     """Did Pega itself answer (so the request is over and nothing of it can land later)? A timeout, a
-    refused connection, or a gateway's 408/504 (it stopped waiting) leave the request possibly still
-    running in Pega."""
+    refused connection, or a gateway's 408/502/504 (it stopped waiting, or lost Pega mid-request)
+    leave the request possibly still running in Pega; Pega's own 500/503/429 end it."""
     if isinstance(exc, PegaPermanentError):
         return True  # a verdict (or a create that came back without its external id): nothing in flight
     status = getattr(exc, "status", None)
-    return status is not None and status not in (408, 504)
+    return status is not None and status not in (408, 502, 504)
 
 
 @dataclass(frozen=True)
@@ -164,10 +164,9 @@ class Applier:
             if self.namespace != "email" and shared:
                 await store.add_holder(claim, self.mailbox)
             return await self._adopt(action.item_id, claim.pega_id, data), True, claim if shared else None
-        if claim.previous_owner:
-            # the previous owner died mid-create: its record may exist under ITS item's id
-            previous_item = claim.previous_owner.split("|", 1)[-1]
-            ref = await self.records.find_by_external_id(self._record_kind(), previous_item)
+        for previous in reversed(claim.previous_owners):
+            # an owner before us died mid-create: its record may exist under ITS item's id
+            ref = await self.records.find_by_external_id(self._record_kind(), previous.split("|", 1)[-1])
             if ref is not None and ref.id:
                 await store.complete(claim, ref.id)
                 return await self._adopt(action.item_id, ref.id, data), True, claim if shared else None
@@ -178,8 +177,11 @@ class Applier:
             if _answered(exc):
                 await store.settle(claim)
             raise
-        await store.complete(claim, result.id)
-        return result, False, claim if shared else None
+        if shared:
+            await store.complete(claim, result.id)
+            return result, False, claim
+        await store.drop(claim)  # the record carries our external id now: a replay finds it by that
+        return result, False, None
 
     async def _create(self, item_id: str, data: Any, extras: ItemExtras, *, absent: bool) -> UpsertResult:
         if absent:

@@ -48,13 +48,15 @@ log = logging.getLogger(__name__)
 CREATING = "creating"
 DONE = "done"
 STALE_AFTER = dt.timedelta(minutes=2)
+MAX_PREVIOUS = 8  # previous owners of a claim remembered (each one's create is looked up before ours)
 
 
 def landing_window(pega_timeout_seconds: float) -> dt.timedelta:
-    """How long after it was sent an unanswered create may still land in Pega: the claim is written
-    just before the page's own lookups and the create (each bounded by the Pega timeout), and the
-    request may run on in Pega until about its own timeout after the client gave up."""
-    return dt.timedelta(seconds=2 * pega_timeout_seconds + 5)
+    """How long after the claim was written an unanswered create may still land in Pega. The claim is
+    written before what precedes the create — a lookup by external id and a token request, each
+    bounded by the Pega timeout — then the create itself runs up to the timeout, and Pega may go on
+    with it for about as long after the client gave up: four timeouts and a margin."""
+    return dt.timedelta(seconds=4 * pega_timeout_seconds + 5)
 
 
 class ClaimBusyError(TransientError):
@@ -70,7 +72,7 @@ class Claim:
     owner: str = ""  # "<mailbox>|<exchange id>" of the creator
     holders: tuple[str, ...] = ()
     mine: bool = False  # True: the caller holds the create
-    previous_owner: str = ""  # set when a stale claim was taken over
+    previous_owners: tuple[str, ...] = ()  # owners of a stale claim taken over, whose create may have happened
     in_flight: bool = True  # a create was sent and not answered (only meaningful while `creating`)
     replayed: bool = False  # the caller's own earlier create may have happened: look up before creating
     etag: str | None = None
@@ -84,7 +86,7 @@ class Claim:
         return {"PartitionKey": self.pk, "RowKey": self.digest, "namespace": self.namespace,
                 "pega_id": self.pega_id, "state": self.state, "owner": self.owner,
                 "holders": json.dumps(sorted(set(self.holders))), "in_flight": self.in_flight,
-                "updated_at": dt.datetime.now(dt.UTC)}
+                "previous_owners": json.dumps(list(self.previous_owners)), "updated_at": dt.datetime.now(dt.UTC)}
 
 
 def digest_of(namespace: str, key: str) -> str:
@@ -101,6 +103,7 @@ class ClaimStore:
                      state=str(e.get("state") or CREATING), owner=str(e.get("owner") or ""),
                      holders=tuple(json.loads(e.get("holders") or "[]")), etag=e.get("_etag"),
                      in_flight=bool(e.get("in_flight", True)),
+                     previous_owners=tuple(json.loads(e.get("previous_owners") or "[]")),
                      updated_at=e.get("updated_at"))
 
     async def get(self, namespace: str, key: str) -> Claim | None:
@@ -138,10 +141,11 @@ class ClaimStore:
                 except ConcurrencyError:
                     continue
             age = now - (current.updated_at or now)
-            if age < self.stale_after:
+            # stale only once the owner's create can no longer land (a live owner renews it by replaying)
+            if age < (max(self.stale_after, landing_window) if current.in_flight else self.stale_after):
                 raise ClaimBusyError("another mailbox is creating this record", retry_after=5.0)
             taken = Claim(namespace, current.digest, owner=owner, holders=(*current.holders, mailbox.lower()),
-                          mine=True, previous_owner=current.owner)
+                          mine=True, previous_owners=(*current.previous_owners, current.owner)[-MAX_PREVIOUS:])
             try:
                 etag = await self.table.replace(taken.entity(), etag=str(current.etag))
             except ConcurrencyError:
@@ -149,6 +153,11 @@ class ClaimStore:
             log.info("took over a stale %s claim", namespace)
             return replace(taken, etag=etag)
         raise ClaimBusyError("the claim keeps changing", retry_after=2.0)
+
+    async def drop(self, claim: Claim) -> None:
+        """An item-only claim whose create is done: nothing else will ever hold it, and a replay finds
+        the record by its external id, so the row goes (idempotent)."""
+        await self.table.delete(claim.pk, claim.digest)
 
     async def settle(self, claim: Claim) -> None:
         """Pega answered the claim's create (with an error): nothing is in flight, a retry need not wait.

@@ -235,16 +235,58 @@ async def test_a_create_that_never_reached_pega_is_made_once_its_landing_window_
     assert len(await by_exchange_id(inbound, "email", item_id)) == 1
 
 
-async def test_a_create_pega_answered_with_an_error_is_retried_without_waiting(inbound) -> None:
-    """A create that Pega answered (here a 503) left nothing in flight: its retry does not wait."""
+@pytest.mark.parametrize("status", [500, 503, 502, 504])
+async def test_a_create_pega_answered_with_an_error_is_retried_without_waiting(inbound, status) -> None:
+    """A create that Pega itself answered with an error (500, 503) left nothing in flight: its retry
+    does not wait. A gateway's 502 or 504 says nothing of Pega: that create may still land, so the
+    retry waits as after a timeout."""
     await inbound.onboard()
     assert (await inbound.run("email")).completed
     item_id = (await inbound.inbound_mail(subject="Refused once", body="x", **{"from": DANA}))["immutableId"]
-    await inbound.pega_control.add_fault(method="POST", path_contains="/cases", status=503)
+    await inbound.pega_control.add_fault(method="POST", path_contains="/cases", status=status)
     first = await inbound.run("email")
     assert list(first.failed) == [item_id], first.as_dict()
+    if status in (502, 504):
+        [parked] = await inbound.services.state.failures.for_mailbox(inbound.upn)
+        with pytest.raises(ClaimBusyError):
+            await run_item(inbound.services, mailbox=inbound.upn, kind="email", folder=parked.folder,
+                           item_id=item_id, context=inbound.ctx)
+        await backdate_claims(inbound, 600)
     assert await retry_parked(inbound, "email") == ["created"]
     assert len(await by_exchange_id(inbound, "email", item_id)) == 1
+
+
+async def test_a_stale_claim_is_taken_over_only_once_its_create_cannot_land(inbound) -> None:
+    """Rep A's create of a shared meeting went unanswered and A died. Rep B may take the claim over only
+    once A's request can no longer land in Pega (the landing window, however long the Pega timeout),
+    and B's own replay after B dies too still looks A's item up before creating."""
+    store = inbound.services.state.claims
+    window = dt.timedelta(minutes=5)  # longer than the 2-minute staleness of a claim
+    key = f"uid-{uuid.uuid4().hex}"
+    a = await store.claim("event", key, mailbox="a@contoso.example", item_id="ia", landing_window=window)
+    sent = a.updated_at or (await store.get_by_digest("event", a.digest)).updated_at
+    with pytest.raises(ClaimBusyError):
+        await store.claim("event", key, mailbox="b@contoso.example", item_id="ib", landing_window=window,
+                          now=sent + dt.timedelta(minutes=3))
+    b = await store.claim("event", key, mailbox="b@contoso.example", item_id="ib", landing_window=window,
+                          now=sent + dt.timedelta(minutes=6))
+    assert b.mine and b.previous_owners == ("a@contoso.example|ia",)
+    # B dies mid-create as well; its own replay (once B's create cannot land either) still knows A
+    stored = await store.get_by_digest("event", b.digest)
+    replay = await store.claim("event", key, mailbox="b@contoso.example", item_id="ib", landing_window=window,
+                               now=stored.updated_at + dt.timedelta(minutes=6))
+    assert replay.replayed and replay.previous_owners == ("a@contoso.example|ia",)
+
+
+async def test_an_item_only_claim_is_dropped_once_its_record_exists(inbound) -> None:
+    """A meeting without attendees takes a claim on itself only for the replay rule; once created the
+    claim goes (a replay finds the record by its external id), so no row is left per such item."""
+    await inbound.onboard()
+    assert (await inbound.run("calendar")).completed
+    start = await sim_now(inbound) + dt.timedelta(days=1)
+    await inbound.user_call("POST", "events", json=event_body("Alone", start, attendees=[]))
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    assert [e async for e in inbound.services.state.claims.table.query("PartitionKey ne ''")] == []
 
 
 async def test_a_settled_create_stays_settled_when_another_mailbox_comes_to_hold_it(inbound) -> None:
