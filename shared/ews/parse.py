@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shared.sync.records import Address, AttendeeRecord, ContactRecord, EventRecord, MessageRecord
+from shared.sync.records import Address, AttendeeRecord, ContactRecord, EventRecord, MessageRecord, classify_message
 
 SENSITIVITY = {"normal": 0, "personal": 1, "private": 2, "confidential": 3}
 TYPES = {"Single": "singleInstance", "Occurrence": "occurrence", "Exception": "exception",
@@ -18,8 +18,9 @@ SHOW_AS = {"Free": "free", "Tentative": "tentative", "Busy": "busy", "OOF": "oof
 
 MESSAGE_FIELDS = ("subject", "body", "sender", "author", "to_recipients", "cc_recipients", "bcc_recipients",
                   "datetime_received", "datetime_sent", "conversation_id", "message_id", "is_draft", "importance",
-                  "has_attachments", "categories", "sensitivity", "parent_folder_id", "last_modified_time", "pega_id")
-EVENT_FIELDS = ("subject", "body", "start", "end", "_start_timezone", "is_all_day", "location", "organizer",
+                  "has_attachments", "categories", "sensitivity", "parent_folder_id", "last_modified_time", "pega_id",
+                  "item_class")
+EVENT_FIELDS = ("subject", "body", "start", "end", "_start_timezone", "_end_timezone", "is_all_day", "location", "organizer",
                 "required_attendees", "optional_attendees", "is_cancelled", "sensitivity", "legacy_free_busy_status",
                 "reminder_minutes_before_start", "reminder_is_set", "recurrence", "type", "uid",
                 "last_modified_time", "modified_occurrences", "deleted_occurrences", "original_start", "pega_id")
@@ -72,7 +73,10 @@ def _ck(item: Any) -> str:
 
 
 def message(item: Any) -> MessageRecord:
+    """A message, meeting message or report as the engine reads mail; the item class tells a person's
+    mail from a meeting request / response / cancellation, a delivery report or an auto-reply."""
     body, body_type = _body(getattr(item, "body", None))
+    item_class = _s(getattr(item, "item_class", None)) or ""
     folder = getattr(item, "parent_folder_id", None)
     conv = getattr(item, "conversation_id", None)
     return MessageRecord(
@@ -88,6 +92,7 @@ def message(item: Any) -> MessageRecord:
         sensitivity=SENSITIVITY.get(str(getattr(item, "sensitivity", "") or "").lower()),
         parent_folder_id=_s(getattr(folder, "id", None)), has_attachments=getattr(item, "has_attachments", None) is True,
         pega_stamp=str(getattr(item, "pega_id", "") or ""),
+        message_class=item_class, not_mail=classify_message("", item_class, {}),
     )
 
 
@@ -115,6 +120,26 @@ def cancelled_occurrences(item: Any, tz: str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _day(v: Any) -> dt.date | None:
+    """An all-day start or end as the date exchangelib gives (None for a timed one)."""
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return dt.date(v.year, v.month, v.day)
+    return None
+
+
+def _next_day(day: dt.date | None) -> dt.date | None:
+    """exchangelib's all-day end (the last day) as the engine's (the day after it)."""
+    return day + dt.timedelta(days=1) if day is not None else None
+
+
+def _all_day_end(v: Any) -> dt.datetime | None:
+    """exchangelib gives an all-day event's end as its last day; the engine (as Graph) takes the
+    midnight after it. A timed end is an instant as it is."""
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+    return _utc(v)
+
+
 def event(item: Any, *, mailbox: str, master_id: str | None = None) -> EventRecord:
     body, body_type = _body(getattr(item, "body", None))
     tz = _windows_zone(item)
@@ -134,7 +159,8 @@ def event(item: Any, *, mailbox: str, master_id: str | None = None) -> EventReco
         id=_id(item), change_key=_ck(item), type=etype,
         series_master_id=master_id if etype in ("occurrence", "exception") else None,
         original_start=_utc(getattr(item, "original_start", None)), start=_utc(getattr(item, "start", None)),
-        end=_utc(getattr(item, "end", None)), start_tz="UTC", original_tz=tz,
+        end=_all_day_end(getattr(item, "end", None)), start_tz="UTC", original_tz=tz,
+        start_date=_day(getattr(item, "start", None)), end_date=_next_day(_day(getattr(item, "end", None))),
         is_all_day=getattr(item, "is_all_day", None) if isinstance(getattr(item, "is_all_day", None), bool) else None,
         subject=_s(getattr(item, "subject", None)), body=body, body_type=body_type,
         location=location if isinstance(location, str) else None, organizer=organizer, attendees=tuple(attendees),

@@ -114,13 +114,16 @@ def _tz(name: str | None) -> Any:
         return EWSTimeZone("UTC")
 
 
-def _when(value: Mapping[str, Any], all_day: bool) -> Any:
+def _when(value: Mapping[str, Any], all_day: bool, *, end: bool = False) -> Any:
     from exchangelib import EWSDate, EWSDateTime
 
     text = str(value.get("dateTime") or "")
     naive = dt.datetime.fromisoformat(text.replace("Z", "").split(".")[0])
     if all_day:
-        return EWSDate(naive.year, naive.month, naive.day)
+        # Graph's all-day end is the midnight after the last day; exchangelib takes an all-day end date
+        # as the last day itself (and sends the midnight after it)
+        day = naive.date() - (dt.timedelta(days=1) if end and naive.date() > dt.date.min else dt.timedelta(0))
+        return EWSDate(day.year, day.month, day.day)
     return EWSDateTime.from_datetime(naive).replace(tzinfo=_tz(str(value.get("timeZone") or "UTC")))
 
 
@@ -244,7 +247,7 @@ def apply_event(item: Any, payload: Mapping[str, Any]) -> list[str]:
             # An occurrence keeps its series' zone (its new time is converted into it), as with Graph.
             if getattr(item, "type", None) not in ("Occurrence", "Exception"):
                 setattr(item, f"_{key}_timezone", _tz(str(payload[key].get("timeZone") or "UTC")))
-            setattr(item, key, _when(payload[key], all_day))
+            setattr(item, key, _when(payload[key], all_day, end=key == "end"))
             fields.append(key)
     if "location" in payload:
         item.location = (payload["location"] or {}).get("displayName") or None
@@ -508,7 +511,7 @@ class EwsWrites:
 
                 item = fetch_one(account, event_id, ["id", "changekey"])
                 if not send:  # no answer to the organizer: the meeting just leaves the calendar
-                    item.delete()
+                    item.move_to_trash()
                     return
                 comment = str((body or {}).get("comment") or "")
                 item.decline(message_disposition=SEND_AND_SAVE_COPY, **({"body": comment} if comment else {}))

@@ -88,6 +88,7 @@ async def test_mail_exchange_generates_is_skipped_by_reason(inbound) -> None:
     assert health.skip_reasons["non_delivery_report"] == 2 and health.skip_reasons["auto_reply"] == 1
 
 
+@pytest.mark.parametrize("backend", ["graph", "ews"])
 async def test_all_day_event_of_a_rep_west_of_utc_is_on_its_day(inbound) -> None:
     """An all-day event comes back midnight-to-midnight in UTC; Pega gets midnight of the rep's own
     zone, so it never shows on the day before for a rep in Los Angeles."""
@@ -117,3 +118,21 @@ async def test_zones_outside_the_old_table_are_mapped(inbound) -> None:
     [rec] = [r for r in await inbound.pega_records("appointment") if r["content"].get("ExchangeID")]
     assert rec["content"]["StartTime"].startswith("2026-12-01T04:30:00")  # UTC+05:30
     assert rec["content"]["TimeZone"] == "Sri Lanka Standard Time"
+
+
+@pytest.mark.parametrize("backend", ["ews"])
+async def test_meeting_requests_in_an_on_premises_inbox_are_not_email_cases(inbound) -> None:
+    """Exchange Server delivers a meeting request to the Inbox (IPM.Schedule.Meeting.Request) beside the
+    mail; like Graph's eventMessage it is skipped as a meeting message, never an email case."""
+    from exchangelib import UTC, Attendee, CalendarItem, EWSDateTime, Mailbox
+
+    await inbound.onboard()
+    organizer = inbound.ews.account(inbound.ews.new_mailbox())
+    CalendarItem(account=organizer, folder=organizer.calendar, subject="Planning",
+                 start=EWSDateTime(2026, 12, 2, 10, tzinfo=UTC), end=EWSDateTime(2026, 12, 2, 11, tzinfo=UTC),
+                 required_attendees=[Attendee(mailbox=Mailbox(email_address=inbound.upn), response_type="Unknown")],
+                 ).save(send_meeting_invitations="SendToAllAndSaveCopy")
+    await inbound.inbound_mail(subject="A real question", body="x", **{"from": DANA})
+    report = await inbound.run("email")
+    assert report.outcomes["created"] == 1 and report.skipped["meeting_message"] == 1, report.as_dict()
+    assert [r["content"]["Subject"] for r in await inbound.pega_records("email")] == ["A real question"]

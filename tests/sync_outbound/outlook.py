@@ -249,7 +249,8 @@ class EwsOutlook(_Calendar):
             reminder_minutes=item.reminder_minutes_before_start if item.reminder_is_set else None,
             all_day=bool(item.is_all_day), start_zone=item._start_timezone.ms_id if item._start_timezone else "",
             local_start=self._local(item.start, item._start_timezone) if item.is_all_day else None,
-            local_end=self._local(item.end, item._end_timezone or item._start_timezone) if item.is_all_day else None,
+            local_end=self._local(item.end, item._end_timezone or item._start_timezone, end=True)
+            if item.is_all_day else None,
             responses={a.mailbox.email_address.lower(): response.get(a.response_type or "", a.response_type or "")
                        for a in attendees})
 
@@ -260,10 +261,12 @@ class EwsOutlook(_Calendar):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)  # an all-day EWSDate
 
     @staticmethod
-    def _local(value: Any, zone: Any) -> dt.datetime:
+    def _local(value: Any, zone: Any, *, end: bool = False) -> dt.datetime:
+        """Naive, in the event's zone; an all-day end as the midnight after the last day (Graph's form:
+        exchangelib gives the last day itself)."""
         if isinstance(value, dt.datetime):
             return value.astimezone(zone).replace(tzinfo=None) if zone is not None else value.replace(tzinfo=None)
-        return dt.datetime(value.year, value.month, value.day)
+        return dt.datetime(value.year, value.month, value.day) + (dt.timedelta(days=1) if end else dt.timedelta(0))
 
     async def events(self, upn: str) -> list[Event]:
         return [self._event(i) for i in self.sim.account(upn).calendar.all()]
