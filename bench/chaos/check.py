@@ -523,6 +523,15 @@ async def operations(a: Actors, world: World) -> list[dict[str, Any]]:
     return out
 
 
+PENDING = ("accepted", "running", "pending")
+
+
+def settled(ops: list[dict[str, Any]]) -> bool:
+    """Has every operation Pega started ended? Convergence needs it as much as matching items: an
+    operation still waiting (behind its create, say) may yet write, and judged now it would be stuck."""
+    return not any(op["status"].lower() in PENDING for op in ops)
+
+
 def judge_operations(res: Result, truth: Truth, ops: list[dict[str, Any]], world: World) -> None:
     """Operations still accepted/running after the settle are stuck; an operation reported failed
     although its item is right on the other side is wrong (Pega would offer a resend); a failed one
@@ -532,7 +541,7 @@ def judge_operations(res: Result, truth: Truth, ops: list[dict[str, Any]], world
     for op in ops:
         status = op["status"].lower()
         item = by_record.get(op["record"])
-        if status in ("accepted", "running", "pending"):
+        if status in PENDING:
             res.stuck.append({"operation": op, "why": "still accepted/running after the settle"})
             res.counts["stuck"] += 1
         elif status == "failed" and item is not None:

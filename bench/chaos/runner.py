@@ -176,7 +176,9 @@ async def _converged(a: Actors, truth: Any, outlook: onprem.OnPremOutlook | None
     except HarnessError:
         return False, None
     res = checks.check(truth, world)
-    return res.clean, res
+    if not res.clean:
+        return False, res
+    return checks.settled(await checks.operations(a, world)), res
 
 
 async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -51,6 +52,10 @@ class ReportTarget:
 
     mailbox: str
     pega_id: str
+
+
+FIRST_RUN_WAIT_MIN, FIRST_RUN_WAIT_MAX = 2.0, 8.0  # seconds: waiting for a create on its first run
+RETRYING_CREATE_WAIT = 30.0  # seconds: waiting for a create that is retrying (an outage, throttling)
 
 
 class NotLinkedYet(TransientError):
@@ -204,8 +209,12 @@ async def link_or_wait(ctx: WorkerContext, req: OutboundRequest, what: str, link
         if create_id and create_id != req.op.operation_id:
             create = await ctx.state.operations.get(create_id)
             if create is not None and not create.settled:
+                # a create on its first run is done within seconds: come back then (jittered, so changes
+                # behind it do not all return at once); one that is retrying takes its back-off
+                first_run = create.attempts <= 1
+                wait = random.uniform(FIRST_RUN_WAIT_MIN, FIRST_RUN_WAIT_MAX) if first_run else RETRYING_CREATE_WAIT
                 raise WaitingForCreate(f"{what} {pega_id or req.pega_id!r} waits for its create (operation {create_id})",
-                                       retry_after=30.0)
+                                       retry_after=wait)
     require_link_or_wait(req, what, link)
 
 

@@ -40,3 +40,14 @@ def test_a_failed_operation_listed_in_health_is_visible_not_stuck() -> None:
     item = Item("[c1-E1]", "rep_email", "alex@contoso.example", "[c1-E1]")
     assert _world({"kind": "email", "state": "degraded", "failures_open": 1}).visible(item)
     assert not _world({"kind": "email", "state": "ok", "failures_open": 0}).visible(item)
+
+
+def test_the_settle_waits_for_every_operation_pega_started() -> None:
+    """Chaos seed 253: both sides matched the ground truth while an update still waited behind its
+    create, so the settle ended and that operation was judged stuck. Converged means every operation
+    has ended too."""
+    from bench.chaos.check import settled
+
+    assert settled([{"status": "succeeded"}, {"status": "failed"}])
+    for pending in ("accepted", "running", "Pending"):
+        assert not settled([{"status": "succeeded"}, {"status": pending}])

@@ -267,6 +267,36 @@ async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
     assert event["subject"] == "Pricing review (moved)"
 
 
+@pytest.mark.parametrize("create_attempts, within", [(0, (2.0, 8.0)), (1, (2.0, 8.0)), (3, (30.0, 30.0))])
+async def test_a_change_behind_a_create_on_its_first_run_comes_back_within_seconds(
+        rep, pega_records, state, worker_ctx, create_attempts, within):
+    """Chaos seed 253: Pega created an appointment and updated it a moment later; the update met the
+    create while that was running and was deferred 30 s — the create was done 3 ms later, and the
+    update still pending when the settle ended. Behind a create on its first run, a change comes back
+    within seconds (jittered); behind one that is retrying, it takes the longer wait."""
+    from shared.outbound.common import WaitingForCreate
+
+    pega_id = await pega_appointment(pega_records)
+    create = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
+                       idempotency_key=uuid.uuid4().hex, request_hash="x", status="running", attempts=create_attempts,
+                       payload={"pegaId": pega_id, "operation": "createAppointment",
+                                "body": create_body(rep, pega_id)})
+    await state.operations.put(create)
+    await state.operations.note_create(rep.upn, pega_id, create.operation_id)
+    update = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
+                       idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted",
+                       payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
+                                "body": {"operator": rep.operator, "subject": "Moved",
+                                         "changedAt": "2026-11-20T10:30:00Z"}})
+    await state.operations.put(update)
+    waits = []
+    for _ in range(4):
+        with pytest.raises(WaitingForCreate) as caught:
+            await run_operation(worker_ctx, update.operation_id)
+        waits.append(caught.value.retry_after)
+    assert all(within[0] <= w <= within[1] for w in waits), waits
+
+
 async def test_a_throttling_storm_never_exhausts_an_operations_attempts(
         api, rep, pega_records, graph_http, state, graph_sim, worker_ctx, fault):
     """Chaos seed 46: every 429 of a throttling storm counted as an attempt, so the operation backed off
