@@ -61,7 +61,7 @@ class OnPremOutlook:
             register_stamp()
             config = Configuration(service_endpoint=f"{self.base_url}/EWS/Exchange.asmx",
                                    credentials=Credentials(OUTLOOK_USER, OUTLOOK_PASSWORD), auth_type=BASIC,
-                                   version=Version(Build(15, 2)), retry_policy=FaultTolerance(max_wait=20),
+                                   version=Version(Build(15, 2)), retry_policy=FaultTolerance(max_wait=90),
                                    max_connections=2)
             self._account = Account(ONPREM, config=config, autodiscover=False, default_timezone=UTC,
                                     access_type=IMPERSONATION)
