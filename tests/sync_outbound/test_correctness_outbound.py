@@ -38,11 +38,26 @@ async def fault(graph_sim):
         await graph_sim.control.call("DELETE", f"faults/{rule_id}")
 
 
-async def stored_create(state, rep, pega_id: str, *, status: str = "accepted", attempts: int = 0) -> Operation:
-    """A createAppointment operation as intake stores it, for tests that run it directly (`run_operation`)."""
+async def stored_create(state, rep, pega_id: str, *, status: str = "accepted", attempts: int = 0,
+                        noted: bool = False) -> Operation:
+    """A createAppointment operation as intake stores it, for tests that run it directly (`run_operation`).
+    `noted`: also recorded as the record's pending create (what changes behind it wait for)."""
     op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
                    idempotency_key=uuid.uuid4().hex, request_hash="x", status=status, attempts=attempts,
                    payload={"pegaId": pega_id, "operation": "createAppointment", "body": create_body(rep, pega_id)})
+    await state.operations.put(op)
+    if noted:
+        await state.operations.note_create(rep.upn, pega_id, op.operation_id)
+    return op
+
+
+async def stored_update(state, rep, pega_id: str, *, subject: str = "Moved", attempts: int = 0) -> Operation:
+    """An updateAppointment operation (a new subject) as intake stores it, to run with `run_operation`."""
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
+                   idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted", attempts=attempts,
+                   payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
+                            "body": {"operator": rep.operator, "subject": subject,
+                                     "changedAt": "2026-11-20T10:30:00Z"}})
     await state.operations.put(op)
     return op
 
@@ -224,12 +239,7 @@ async def test_an_update_whose_event_a_finishing_cancel_removed_looks_again_befo
     assert await run_operation(worker_ctx, create.operation_id) == "succeeded"
     link = await state.links.by_pega_id(rep.upn, pega_id)
     (await graph_http.delete(f"/users/{rep.upn}/events/{link.graph_id}")).raise_for_status()  # the cancel's write
-    update = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
-                       idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted",
-                       payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
-                                "body": {"operator": rep.operator, "subject": "Moved",
-                                         "changedAt": "2026-11-20T10:30:00Z"}})
-    await state.operations.put(update)
+    update = await stored_update(state, rep, pega_id)
     with pytest.raises(TransientError):
         await run_operation(worker_ctx, update.operation_id)
     await state.links.update(dataclasses.replace(link, state="closed"))  # the cancel's save_link
@@ -284,18 +294,8 @@ async def test_an_update_waits_for_a_create_that_is_still_retrying_however_long(
     although the create then succeeded. A change waits for its record's pending create without
     spending its own attempts, and runs once the create is done."""
     pega_id = await pega_appointment(pega_records)
-    create = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
-                       idempotency_key=uuid.uuid4().hex, request_hash="x", status="accepted", attempts=3,
-                       payload={"pegaId": pega_id, "operation": "createAppointment",
-                                "body": create_body(rep, pega_id)})
-    await state.operations.put(create)
-    await state.operations.note_create(rep.upn, pega_id, create.operation_id)
-    update = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
-                       idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted", attempts=9,
-                       payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
-                                "body": {"operator": rep.operator, "subject": "Pricing review (moved)",
-                                         "changedAt": "2026-11-20T10:30:00Z"}})
-    await state.operations.put(update)
+    create = await stored_create(state, rep, pega_id, attempts=3, noted=True)
+    update = await stored_update(state, rep, pega_id, subject="Pricing review (moved)", attempts=9)
     ctx = worker_ctx
     for _ in range(3):  # however often it comes back while the create is pending
         with pytest.raises(TransientError):
@@ -318,18 +318,8 @@ async def test_a_change_behind_a_create_on_its_first_run_comes_back_within_secon
     from shared.outbound.common import WaitingForCreate
 
     pega_id = await pega_appointment(pega_records)
-    create = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="create",
-                       idempotency_key=uuid.uuid4().hex, request_hash="x", status="running", attempts=create_attempts,
-                       payload={"pegaId": pega_id, "operation": "createAppointment",
-                                "body": create_body(rep, pega_id)})
-    await state.operations.put(create)
-    await state.operations.note_create(rep.upn, pega_id, create.operation_id)
-    update = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="update",
-                       idempotency_key=uuid.uuid4().hex, request_hash="y", status="accepted",
-                       payload={"pegaId": pega_id, "operation": "updateAppointment", "params": {"pegaId": pega_id},
-                                "body": {"operator": rep.operator, "subject": "Moved",
-                                         "changedAt": "2026-11-20T10:30:00Z"}})
-    await state.operations.put(update)
+    await stored_create(state, rep, pega_id, status="running", attempts=create_attempts, noted=True)
+    update = await stored_update(state, rep, pega_id)
     waits = []
     for _ in range(4):
         with pytest.raises(WaitingForCreate) as caught:
