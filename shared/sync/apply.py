@@ -160,16 +160,17 @@ class Applier:
         shared = bool(extras.claim_key)
         claim = await store.claim(self.namespace, self._create_key(extras, action.item_id), mailbox=self.mailbox,
                                   item_id=action.item_id, landing_window=self.landing_window)
+        held = claim if shared else None  # what the link remembers (an item-only claim is no one else's)
         if not claim.mine and claim.pega_id:
             if self.namespace != "email" and shared:
                 await store.add_holder(claim, self.mailbox)
-            return await self._adopt(action.item_id, claim.pega_id, data), True, claim if shared else None
+            return await self._adopt(action.item_id, claim.pega_id, data), True, held
         for previous in reversed(claim.previous_owners):
             # an owner before us died mid-create: its record may exist under ITS item's id
             ref = await self.records.find_by_external_id(self._record_kind(), previous.split("|", 1)[-1])
             if ref is not None and ref.id:
                 await store.complete(claim, ref.id)
-                return await self._adopt(action.item_id, ref.id, data), True, claim if shared else None
+                return await self._adopt(action.item_id, ref.id, data), True, held
         try:
             # a replayed create may have happened: look up by our own id first, whatever the page's lookup said
             result = await self._create(action.item_id, data, extras, absent=absent_in_pega and not claim.replayed)
@@ -179,14 +180,14 @@ class Applier:
             raise
         if shared:
             await store.complete(claim, result.id)
-            return result, False, claim
-        await store.drop(claim)  # the record carries our external id now: a replay finds it by that
-        return result, False, None
+        else:
+            await store.drop(claim)  # the record carries our external id now: a replay finds it by that
+        return result, False, held
 
     async def _create(self, item_id: str, data: Any, extras: ItemExtras, *, absent: bool) -> UpsertResult:
-        if absent:
-            return await self._create_new(item_id, data, extra=extras.insight_fields)
-        return await self._upsert(item_id, data, known_id=None, extra=extras.insight_fields)
+        """Create the record; `absent`: the batched lookup proved there is none (no second per-item
+        lookup), else look up by external id first and update what is found."""
+        return await self._upsert(item_id, data, known_id=None, extra=extras.insight_fields, absent=absent)
 
     async def _others_hold(self, link: Link) -> bool:
         """Does another mailbox still hold this shared record? (This mailbox lets go of it.)"""
@@ -194,10 +195,6 @@ class Applier:
         if self.claims is None or not isinstance(digest, str) or not digest:
             return False
         return await self.claims.release(self.namespace, digest, self.mailbox) > 0
-
-    async def _create_new(self, item_id: str, data: Any, *, extra: dict[str, Any] | None) -> UpsertResult:
-        """Create a record the batched lookup proved absent (no second per-item lookup)."""
-        return await self._upsert(item_id, data, known_id=None, extra=extra, absent=True)
 
     async def _upsert(self, item_id: str, data: Any, *, known_id: str | None,
                       extra: dict[str, Any] | None = None, expected_etag: str | None = None,
