@@ -7,13 +7,19 @@ await of every round and the notification intake - waited for the GIL at each wa
 process the model has its own interpreter and the loop stays responsive; the host only pickles the
 item's text there and the result back.
 
-- Jobs wait in the host (one asyncio slot per worker), so a job's time limit counts its own run, not
-  its queue time, and a slow moment never cascades into time-outs of the jobs behind it.
-- A job over its limit or a worker that died (out of memory) takes the pool down; the item syncs
-  without insights (the caller's choice), the next job starts a fresh pool.
+- Jobs wait in the host (one asyncio slot per worker and event loop), so a job's time limit counts
+  its own run, not its queue time, and a slow moment never cascades into time-outs of the jobs behind
+  it. A new pool is started (a worker up, its model loaded) under its own, longer limit, in a thread:
+  forking waits for the child, which must not stall the event loop. (A caller cancelled mid-job frees
+  its slot while the job still runs; the next job may wait behind it.)
+- A job over its limit or a worker that died (out of memory) in a job takes the pool down, with the
+  other jobs then in flight; those items sync without insights (the caller's choice), the next job
+  starts a fresh pool. A pool found broken before the job was handed over costs nothing: the job
+  runs on a new pool.
 - Workers exit when the host dies, even by SIGKILL: each one watches a pipe only the host holds
   open; its end-of-file means the host is gone (a pool worker otherwise waits forever for work).
 - The pool starts on the first job, and each worker loads the model before its first job.
+- ``close`` kills the workers rather than wait for a job: it runs when the host stops.
 """
 
 from __future__ import annotations
@@ -70,6 +76,10 @@ def _start_worker(local: LocalKind, rules: RuleSet | None, alive: Any) -> None:
     run_core(_WARM_UP, _analyzer, _rules)
 
 
+def _ping() -> bool:
+    return True
+
+
 def _run(job: CoreJob) -> CoreResult:
     if _analyzer is None:  # pragma: no cover - the initializer always ran first
         raise RuntimeError("model worker not initialised")
@@ -99,13 +109,14 @@ class ModelWorkers:
     """``await workers.run(job)``: :func:`shared.insights.core.run_core` in one of ``processes`` worker processes."""
 
     def __init__(self, *, local: LocalKind = "model", rules: RuleSet | None = None, processes: int = 1,
-                 timeout_seconds: float = 60.0) -> None:  # fmt: skip
+                 timeout_seconds: float = 60.0, startup_seconds: float = 120.0) -> None:  # fmt: skip
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self.local: LocalKind = local
         self.rules = rules
         self.processes = processes
         self.timeout_seconds = timeout_seconds
+        self.startup_seconds = startup_seconds
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._pipe: tuple[Any, Any] | None = None  # the pipe the workers watch: (their end, the host's end)
@@ -115,15 +126,27 @@ class ModelWorkers:
         loop = asyncio.get_running_loop()
         slots = self._slots.setdefault(loop, asyncio.Semaphore(self.processes))
         async with slots:
-            pool = self._ensure_pool()
-            try:
-                return await asyncio.wait_for(asyncio.wrap_future(pool.submit(_run, job)), self.timeout_seconds)
-            except TimeoutError:
-                self._discard(pool)
-                raise ModelWorkerError(f"insights took longer than {self.timeout_seconds:g}s (worker stopped)") from None
-            except BrokenProcessPool:
-                self._discard(pool)
-                raise ModelWorkerError("the insights worker process died") from None
+            for attempt in (1, 2):
+                # starting a pool forks and waits for its first worker's model: in a thread, under its own limit
+                pool = await asyncio.to_thread(self._ready_pool)
+                try:
+                    future = pool.submit(_run, job)
+                except (BrokenProcessPool, RuntimeError):
+                    # a worker died while idle, or another caller just stopped this pool: the job never
+                    # started, so it runs on a new pool (once)
+                    self._discard(pool)
+                    if attempt == 2:
+                        raise ModelWorkerError("the insights worker pool cannot take work") from None
+                    continue
+                try:
+                    return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_seconds)
+                except TimeoutError:
+                    self._discard(pool)
+                    raise ModelWorkerError(f"insights took longer than {self.timeout_seconds:g}s (worker stopped)") from None
+                except BrokenProcessPool:
+                    self._discard(pool)
+                    raise ModelWorkerError("the insights worker process died") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @property
     def worker_pids(self) -> list[int]:
@@ -132,14 +155,24 @@ class ModelWorkers:
         procs = getattr(pool, "_processes", None) or {}
         return [p.pid for p in list(procs.values()) if p.pid is not None]
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def _ready_pool(self) -> ProcessPoolExecutor:
+        """The current pool; a new one is started and waited for (a worker up, its model loaded) within
+        ``startup_seconds``, so no item's time limit pays for the start. Blocking: call it in a thread."""
         with self._lock:
-            if self._pool is None:
-                ctx = _context()
-                self._pipe = ctx.Pipe(duplex=False)
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_start_worker,
-                                                 initargs=(self.local, self.rules, self._pipe[0]))  # fmt: skip
-            return self._pool
+            if self._pool is not None:
+                return self._pool
+            ctx = _context()
+            pipe = ctx.Pipe(duplex=False)
+            pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_start_worker,
+                                       initargs=(self.local, self.rules, pipe[0]))  # fmt: skip
+            try:
+                pool.submit(_ping).result(timeout=self.startup_seconds)
+            except Exception as exc:
+                _stop(pool)
+                _close(pipe)
+                raise ModelWorkerError(f"the insights worker did not start ({type(exc).__name__})") from None
+            self._pool, self._pipe = pool, pipe
+            return pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         """Stop ``pool`` (killing a worker stuck in a job: the executor has no other way to) if it is
@@ -149,10 +182,7 @@ class ModelWorkers:
                 return
             self._pool, pipe = None, self._pipe
             self._pipe = None
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(Exception):
-                proc.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop(pool)
         _close(pipe)
         log.warning("insights: model worker pool stopped; the next item starts a new one")
 
@@ -161,8 +191,16 @@ class ModelWorkers:
             pool, self._pool = self._pool, None
             pipe, self._pipe = self._pipe, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            _stop(pool)  # a job still running is not waited for: the host is going away
         _close(pipe)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Kill the pool's workers (the executor has no other way to stop a job) and shut it down."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _close(pipe: tuple[Any, Any] | None) -> None:

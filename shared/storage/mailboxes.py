@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from shared.config import PrivatePolicy, SyncDefaults
+from shared.storage.errors import ConcurrencyError
 from shared.storage.keys import decode_key, encode_key
 from shared.storage.tables import Entity, Table
 
@@ -175,6 +176,14 @@ class MailboxRepository:
             await self._t.upsert({"PartitionKey": BACKEND_INDEX_PREFIX + mailbox.backend,
                                   "RowKey": encode_key(mailbox.key)})
 
+    async def _drop_stale(self, pk: str, row: Entity) -> None:
+        """An index row whose mailbox is gone or no longer matches, only if unchanged since listed: a
+        `put` that just made the mailbox match again rewrote it."""
+        try:
+            await self._t.delete(pk, str(row["RowKey"]), etag=str(row["_etag"]) if row.get("_etag") else None)
+        except ConcurrencyError:
+            pass
+
     async def get(self, key_or_upn: str) -> Mailbox | None:
         """By key (object id) or by UPN (through the UPN index)."""
         ident = key_or_upn.lower()
@@ -236,7 +245,7 @@ class MailboxRepository:
             if mb is not None and mb.pega_operator == operator:
                 out.append(mb)
             else:
-                await self._t.delete(pk, str(row["RowKey"]))
+                await self._drop_stale(pk, row)
         return out
 
     async def on_backend(self, backend: str) -> builtins.list[Mailbox]:
@@ -254,7 +263,7 @@ class MailboxRepository:
             if mb is not None and mb.backend == backend:
                 out.append(mb)
             else:
-                await self._t.delete(pk, str(row["RowKey"]))
+                await self._drop_stale(pk, row)
         return out
 
     async def by_operator(self, operator: str) -> Mailbox | None:

@@ -67,6 +67,17 @@ async def test_a_dead_worker_is_replaced(workers) -> None:
     assert pid not in workers.worker_pids
 
 
+async def test_a_pool_that_cannot_take_work_costs_no_item_its_insights(workers) -> None:
+    """A pool shut down by another caller (or broken while idle) before this job was handed over:
+    the job runs on a new pool instead of losing its insights."""
+    await analyze_email(MAILS[2], CONTEXT, runner=workers)
+    [before] = workers.worker_pids
+    workers._pool.shutdown(wait=True)  # type: ignore[union-attr]
+    insight = await analyze_email(MAILS[2], CONTEXT, runner=workers)
+    assert insight.sentiment.label.value == "positive"
+    assert workers.worker_pids and before not in workers.worker_pids
+
+
 HOST = textwrap.dedent("""
     import asyncio, sys
     from shared.insights import BodyType, CrmContext, Direction, EmailInput, EntityType, analyze_email

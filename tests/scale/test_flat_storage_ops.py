@@ -379,3 +379,42 @@ async def test_pending_rounds_are_spread_over_a_partition_per_mailbox(tenants):
     rows = [e async for e in table.query("PartitionKey ge 'pending'")]
     assert len(rows) == 5 * len(KINDS)
     assert len({e["PartitionKey"] for e in rows}) == 5
+
+
+async def test_a_recovery_is_saved_when_its_index_clean_up_fails(tenants):
+    """The index row is dropped after the health write; a storage fault there must not undo the
+    caller's success (its incident close, resume and recovery notice ran after it)."""
+    from shared.storage.errors import StorageUnavailableError
+    from shared.storage.health import record_failure, record_success
+
+    t = tenants[0]
+    repo, key = t.svc.state.health, t.mailboxes[1].key
+    now = dt.datetime.now(dt.UTC)
+    await repo.update(key, "contacts", record_failure("x", transient=True, now=now))
+
+    async def unavailable(entry: Any) -> None:
+        raise StorageUnavailableError("storage timed out")
+
+    repo.unwatch = unavailable  # type: ignore[method-assign]
+    try:
+        saved = await repo.update(key, "contacts", record_success(now=now))
+    finally:
+        del repo.unwatch
+    assert saved.consecutive_failures == 0 and (await repo.get(key, "contacts")).consecutive_failures == 0
+    assert ("contacts" in [e.kind for e in await repo.watch_list() if e.mailbox == key])  # left behind: a superset
+
+
+async def test_a_row_dropped_while_its_mailbox_was_missing_is_listed_by_its_next_failure(tenants):
+    from shared.ops.incidents import evaluate_all
+    from shared.storage.health import record_failure
+
+    t = tenants[0]
+    repo, ghost = t.svc.state.health, f"{uuid.uuid4()}"
+    now = dt.datetime.now(dt.UTC)
+    await repo.update(ghost, "email", record_failure("x", transient=True, now=now))  # before its mailbox row exists
+    await evaluate_all(t.svc, now=now)
+    assert ghost not in {e.mailbox for e in await repo.watch_list()}
+    await t.svc.state.mailboxes.put(Mailbox(upn="late@contoso.example", pega_operator="late", user_id=ghost,
+                                            state_key=ghost))
+    await repo.update(ghost, "email", record_failure("y", transient=True, now=now))  # still failing
+    assert ghost in {e.mailbox for e in await repo.watch_list()}
