@@ -180,7 +180,12 @@ async def analyze_email(
     extractor: AttachmentExtractor | None = None,
     runner: CoreRunner | None = None,
 ) -> Insight:
-    """Sentiment of the email's new text and attachments, plus suggested actions with reasons."""
+    """Sentiment of the email's new text and attachments, plus suggested actions with reasons.
+
+    ``runner`` decides where the model step runs (default: a thread of this process, with
+    ``analyzer`` and ``rules``). A :class:`~shared.insights.model_workers.ModelWorkers` runner scores
+    with its own local analyzer and rules (built from settings by the engine); a remote ``analyzer``
+    still scores here first."""
     return await _analyze(
         kind=ItemKind.EMAIL,
         subject=email.subject,
