@@ -30,26 +30,38 @@ def _cpu(pid: int, *, children: bool = True) -> float:
 
 class ProcessCpu:
     """CPU used by named processes (with their children) and by this one alone (`this`: every thread,
-    not the stack it started) since construction."""
+    not the stack it started) since construction. Names in `split` are also reported without their
+    children, and their children apart as `<name>.workers` (the host's model and parser workers)."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], *, split: tuple[str, ...] = ()) -> None:
         self.pids = {**pids, "this": os.getpid()}
+        self.split = tuple(n for n in split if n in pids)
         self.start = self._now()
 
     def _now(self) -> dict[str, float]:
-        return {name: _cpu(pid, children=name != "this") for name, pid in self.pids.items()}
+        out = {name: _cpu(pid, children=name != "this") for name, pid in self.pids.items()}
+        for name in self.split:
+            own = _cpu(self.pids[name], children=False)
+            out[f"{name}.workers"] = max(0.0, out[name] - own)
+            out[name] = own
+        return out
 
     def rss_mb(self) -> dict[str, float]:
-        """Resident memory now, MB, per named process (its children not included)."""
+        """Resident memory now, MB, per named process (its children not included; those of `split`
+        names summed as `<name>.workers`)."""
         out: dict[str, float] = {}
         for name, pid in self.pids.items():
             with contextlib.suppress(psutil.Error):
-                out[name] = round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+                proc = psutil.Process(pid)
+                out[name] = round(proc.memory_info().rss / 2**20, 1)
+                if name in self.split:
+                    kids = [c.memory_info().rss for c in proc.children(recursive=True)]
+                    out[f"{name}.workers"] = round(sum(kids) / 2**20, 1)
         return out
 
     def seconds(self) -> dict[str, float]:
         now = self._now()
-        return {name: max(0.0, now[name] - self.start[name]) for name in self.pids}
+        return {name: max(0.0, now[name] - self.start.get(name, 0.0)) for name in now}
 
 
 def write_profile(profiler: object, path: Path, *, top: int = 40) -> str:

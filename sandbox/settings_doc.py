@@ -105,6 +105,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "INSIGHTS_RULES_FILE": ("", "YAML/JSON suggested-action rules (default: the built-in rules)."),
     "INSIGHTS_LANGUAGE": ("en", "Language of the texts analysed."),
     "INSIGHTS_ANALYZER": ("model", "Local analyzer: `model` (packaged sentence model fine-tuned for sentiment) or `vader` (lexicon)."),
+    "INSIGHTS_WORKER_PROCESSES": ("1", "Processes that run the sentence model beside the host (0: in the host's threads)."),
     "INSIGHTS_AZURE_LANGUAGE_ENDPOINT": ("", "Azure AI Language endpoint: set it to switch from the local analyzer."),
     "INSIGHTS_AZURE_LANGUAGE_KEY": ("", "Its key (or use the managed identity)."),
     "INSIGHTS_AZURE_LANGUAGE_USE_MANAGED_IDENTITY": ("false", "Authenticate to Azure AI Language with the managed identity."),

@@ -308,6 +308,9 @@ class InsightsSettings(BaseSettings):
     # local analyzer when Azure AI Language is not configured: the packaged sentence model + trained head,
     # or stock-lexicon VADER (smaller, faster, less accurate)
     analyzer: Literal["model", "vader"] = "model"
+    # processes that run the sentence model beside the host (0: the host's own threads, which slows
+    # every round while the model runs: docs/performance.md)
+    worker_processes: Annotated[int, Field(ge=0, le=16)] = 1
     # Azure AI Language: set the endpoint to switch from the local analyzer; key, or managed identity
     azure_language_endpoint: str = ""
     azure_language_key: str | None = None

@@ -101,8 +101,8 @@ async def poll_ews_events(services: Services) -> dict[str, list[str]]:
     if not services.settings.ews.configured or not services.settings.sync.push_enabled:
         return {}
     out: dict[str, list[str]] = {}
-    for mb in await services.state.mailboxes.list():
-        if mb.backend != "ews":
+    for mb in await services.state.mailboxes.on_backend("ews"):  # through its index: never every mailbox
+        if not mb.active:
             continue
         try:
             out[mb.upn] = await poll_mailbox(services, mb)

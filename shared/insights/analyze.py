@@ -15,8 +15,11 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
 
 from shared.insights.attachments import AttachmentExtractor, ExtractionLimits
+from shared.insights.core import CoreJob, CoreResult, run_core
 from shared.insights.email_text import appointment_text, email_new_text
 from shared.insights.encoder import sentence_embedder
 from shared.insights.model_analyzer import ModelAnalyzer
@@ -35,7 +38,7 @@ from shared.insights.models import (
     SuggestedAction,
 )
 from shared.insights.rules import RuleFacts, RuleSet, suggest_actions
-from shared.insights.sentiment import SentimentAnalyzer
+from shared.insights.sentiment import SentimentAnalyzer, VaderAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,13 @@ _default_extractor: AttachmentExtractor | None = None
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|wg|tr|sv|vs)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _MAX_TEXT_CHARS = 50_000
 _INLINE_BODY_CHARS = 100_000
+
+
+class CoreRunner(Protocol):
+    """Where the model step of an item runs: a thread here (:class:`ThreadRunner`) or a worker process
+    (:class:`shared.insights.model_workers.ModelWorkers`)."""
+
+    async def run(self, job: CoreJob) -> CoreResult: ...
 
 
 def default_analyzer() -> ModelAnalyzer:
@@ -67,26 +77,33 @@ def default_extractor() -> AttachmentExtractor:
         return _default_extractor
 
 
-async def _score(texts: Sequence[str], analyzer: SentimentAnalyzer) -> list[SentimentResult]:
+def is_local(analyzer: SentimentAnalyzer) -> bool:
+    """Scores in the calling thread (the sentence model, VADER), so a worker process can do it instead."""
+    return isinstance(analyzer, (ModelAnalyzer, VaderAnalyzer))
+
+
+async def _remote_scores(texts: Sequence[str], analyzer: SentimentAnalyzer) -> tuple[tuple[SentimentResult, ...] | None, str]:
+    """A remote analyzer's scores, or (None, why) when it failed and the local analyzer must score."""
     try:
         results = await analyzer.analyze(texts)
         if len(results) != len(texts):
             raise ValueError(f"analyzer returned {len(results)} results for {len(texts)} texts")
-        return results
+        return tuple(results), ""
     except Exception as exc:
-        local = default_analyzer()
-        if analyzer is local:
-            raise
         log.warning("insights: analyzer %s failed (%s); using the local analyzer", analyzer.name, type(exc).__name__)
-        fallback = await local.analyze(texts)
-        note = f"{analyzer.name} failed: {type(exc).__name__}"
-        return [
-            SentimentResult(
-                r.label, r.scores, r.drivers, r.sentences, f"{r.analyzer} (fallback)", r.raw_label, r.error, note,
-                r.confidence,
-            )
-            for r in fallback
-        ]
+        return None, f"{analyzer.name} failed: {type(exc).__name__}"
+
+
+class ThreadRunner:
+    """Runs the model step in a thread of this process (library use, tests, INSIGHTS_WORKER_PROCESSES=0)."""
+
+    def __init__(self, analyzer: SentimentAnalyzer | None = None, rules: RuleSet | None = None) -> None:
+        self.analyzer = analyzer if analyzer is not None and is_local(analyzer) else None
+        self.rules = rules
+
+    async def run(self, job: CoreJob) -> CoreResult:
+        analyzer = self.analyzer or default_analyzer()
+        return await asyncio.to_thread(run_core, job, analyzer, self.rules)  # type: ignore[arg-type]
 
 
 async def _extract(atts: Sequence[AttachmentInput], extractor: AttachmentExtractor) -> list[ExtractedText]:
@@ -125,32 +142,22 @@ async def _analyze(
     analyzer: SentimentAnalyzer | None,
     rules: RuleSet | None,
     extractor: AttachmentExtractor | None,
+    runner: CoreRunner | None,
 ) -> Insight:
     analyzer = analyzer or default_analyzer()
     extracted = await _extract(attachments, extractor or default_extractor()) if attachments else []
-    subject_clean = _REPLY_PREFIX.sub("", subject or "").strip()
-    main_text = text if text.strip() else subject_clean
     readable = [e for e in extracted if e.ok]
-    scores = await _score([main_text, *(e.text for e in readable)], analyzer)
-    item_sentiment, att_scores = scores[0], dict(zip((id(e) for e in readable), scores[1:], strict=True))
+    job = CoreJob(kind=kind, context=context, direction=direction, subject=_REPLY_PREFIX.sub("", subject or "").strip(),
+                  body=text, attachments=tuple((e.name, e.text) for e in readable), headers=headers)
+    if not is_local(analyzer):
+        scores, note = await _remote_scores(job.texts, analyzer)
+        job = replace(job, scores=scores, fallback_note=note)
+    done = await (runner or ThreadRunner(analyzer, rules)).run(job)
+    att_scores = dict(zip((id(e) for e in readable), done.attachment_sentiments, strict=True))
     att_insights = tuple(
         AttachmentInsight(e.name, e.kind, att_scores.get(id(e)), e.skipped, e.detail, e.truncated) for e in extracted
     )
-    facts = RuleFacts(
-        kind=kind,
-        context=context,
-        direction=direction,
-        subject=subject_clean,
-        body=text,
-        attachments=tuple((e.name, e.text) for e in readable),
-        sentiment=item_sentiment,
-        attachment_sentiments=tuple((e.name, att_scores[id(e)]) for e in readable),
-        headers=headers,
-        embed=await asyncio.to_thread(sentence_embedder),  # first call loads the model: off the event loop
-    )
-    # intent conditions run the sentence model: off the event loop like the sentiment itself
-    actions = await asyncio.to_thread(suggest_actions, facts, rules)
-    return Insight(kind=kind, text=text, sentiment=item_sentiment, attachments=att_insights, actions=actions)
+    return Insight(kind=kind, text=text, sentiment=done.sentiment, attachments=att_insights, actions=done.actions)
 
 
 async def _safe_text(fn, body: str, body_type) -> str:  # type: ignore[no-untyped-def]
@@ -171,8 +178,14 @@ async def analyze_email(
     analyzer: SentimentAnalyzer | None = None,
     rules: RuleSet | None = None,
     extractor: AttachmentExtractor | None = None,
+    runner: CoreRunner | None = None,
 ) -> Insight:
-    """Sentiment of the email's new text and attachments, plus suggested actions with reasons."""
+    """Sentiment of the email's new text and attachments, plus suggested actions with reasons.
+
+    ``runner`` decides where the model step runs (default: a thread of this process, with
+    ``analyzer`` and ``rules``). A :class:`~shared.insights.model_workers.ModelWorkers` runner scores
+    with its own local analyzer and rules (built from settings by the engine); a remote ``analyzer``
+    still scores here first."""
     return await _analyze(
         kind=ItemKind.EMAIL,
         subject=email.subject,
@@ -184,6 +197,7 @@ async def analyze_email(
         analyzer=analyzer,
         rules=rules,
         extractor=extractor,
+        runner=runner,
     )
 
 
@@ -194,6 +208,7 @@ async def analyze_appointment(
     analyzer: SentimentAnalyzer | None = None,
     rules: RuleSet | None = None,
     extractor: AttachmentExtractor | None = None,
+    runner: CoreRunner | None = None,
 ) -> Insight:
     """Sentiment of an appointment body (invitation text, without join boilerplate) and attachments."""
     return await _analyze(
@@ -206,6 +221,7 @@ async def analyze_appointment(
         analyzer=analyzer,
         rules=rules,
         extractor=extractor,
+        runner=runner,
     )
 
 

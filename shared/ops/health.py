@@ -22,13 +22,12 @@ from shared.queues import names
 from shared.runtime import Services
 from shared.storage.cursors import Cursor
 from shared.storage.health import Health
-from shared.storage.keys import encode_key
 from shared.storage.mailboxes import KINDS, Mailbox
 from shared.storage.subscriptions import SubscriptionRecord
+from shared.sync.coalesce import pending_key
 
 log = logging.getLogger(__name__)
 
-PENDING_PK = "pending"  # shared/sync/coalesce.py: one row per (mailbox, kind) while a round is requested
 
 
 def _iso(t: dt.datetime | None) -> str | None:
@@ -86,7 +85,7 @@ async def queue_depths(services: Services) -> dict[str, int | None]:
 
 async def _pending_round(services: Services, mailbox: str, kind: str) -> dt.datetime | None:
     ts = services.state.tables
-    e = await ts.table(ts.names.coalesce).get(PENDING_PK, encode_key(f"{mailbox.lower()}|{kind}"))
+    e = await ts.table(ts.names.coalesce).get(*pending_key(mailbox, kind))
     return e.get("requested_at") if e else None
 
 

@@ -40,7 +40,7 @@ from shared.ops.privacy import sanitize_error
 from shared.queues.envelope import Envelope
 from shared.queues.worker import describe
 from shared.runtime import Services
-from shared.storage.health import STREAK_GAP, Health, record_failure, record_success
+from shared.storage.health import STREAK_GAP, Health, record_failure, record_success, watched
 from shared.storage.mailboxes import KINDS
 
 log = logging.getLogger(__name__)
@@ -204,24 +204,29 @@ async def evaluate(services: Services, mailbox: str, kind: str, *, now: dt.datet
 
 async def evaluate_all(services: Services, *, now: dt.datetime | None = None,
                        notifier: Notifier | None = None) -> list[Evaluation]:
-    """The minute timer: every onboarded mailbox's rows that may need a transition."""
+    """The minute timer: the rows that may need a transition — those failing or with an incident
+    open, found through the health watch index (proportional to them, not to the tenant)."""
     now = now or utcnow()
     freq = frequency(services)
     out: list[Evaluation] = []
-    for mailbox in await services.state.mailboxes.list(active_only=False):
-        for h in await services.state.health.for_mailbox(mailbox.key):
-            telemetry.set_incident_open(mailbox.key, h.kind, h.incident_open)
+    repo = services.state.health
+    for entry in await repo.watch_list():
+        try:
+            h = await repo.get(entry.mailbox, entry.kind)
+            telemetry.set_incident_open(entry.mailbox, entry.kind, h.incident_open)
+            if not watched(h) or await services.state.mailboxes.get(entry.mailbox) is None:
+                await repo.unwatch(entry)  # healthy again, or the mailbox is gone
+                continue
             needs = (past_frequency(h, now, freq) and (not h.incident_open or h.incident_notified_at is None)) or (
                 h.incident_open and not is_failing(h))
             if not needs:
                 continue
-            try:
-                ev = await evaluate(services, mailbox.key, h.kind, now=now, notifier=notifier, health=h)
-            except Exception as exc:  # one mailbox must not stop the others
-                log.warning("incident evaluation for a %s failed: %s", h.kind, type(exc).__name__)
-                continue
-            if ev.action != "none":
-                out.append(ev)
+            ev = await evaluate(services, entry.mailbox, entry.kind, now=now, notifier=notifier, health=h)
+        except Exception as exc:  # one mailbox must not stop the others
+            log.warning("incident evaluation for a %s failed: %s", entry.kind, type(exc).__name__)
+            continue
+        if ev.action != "none":
+            out.append(ev)
     return out
 
 

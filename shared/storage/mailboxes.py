@@ -12,7 +12,9 @@ Issue 16 added two more kinds of small rows, so no per-call or per-tick path lis
 - a schedule row per mailbox in one of :data:`SLOTS` partitions chosen by a hash of its key: the
   minute timers (safety-net poll, subscription upkeep) read only the slots due at that minute, so
   their work per tick is proportional to the mailboxes due, spread evenly over time.
-Both are written by `put` and built once for stores onboarded before them (a marker row each).
+- an index partition of the on-premises (EWS) mailboxes, which the EWS event timer visits every 15 s
+  (it listed every mailbox to find them).
+All are written by `put` and built once for stores onboarded before them (a marker row each).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from shared.config import PrivatePolicy, SyncDefaults
+from shared.storage.errors import ConcurrencyError
 from shared.storage.keys import decode_key, encode_key
 from shared.storage.tables import Entity, Table
 
@@ -33,6 +36,7 @@ _OBJECT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 PK = "mailbox"
 UPN_INDEX_PK = "mailbox-upn"  # upn -> key
 OPERATOR_INDEX_PREFIX = "mailbox-op|"  # one partition per Pega operator: a row per mailbox naming it
+BACKEND_INDEX_PREFIX = "mailbox-backend|"  # mailbox-backend|ews: a row per on-premises mailbox
 META_PK = "mailbox-meta"  # markers: indexes built for mailboxes onboarded before them
 SLOT_PREFIX = "mailbox-slot|"  # schedule rows: mailbox-slot|NN / key
 SLOTS = 60
@@ -168,6 +172,17 @@ class MailboxRepository:
         if mailbox.pega_operator:
             await self._t.upsert({"PartitionKey": _operator_pk(mailbox.pega_operator),
                                   "RowKey": encode_key(mailbox.key)})
+        if mailbox.backend != "graph":
+            await self._t.upsert({"PartitionKey": BACKEND_INDEX_PREFIX + mailbox.backend,
+                                  "RowKey": encode_key(mailbox.key)})
+
+    async def _drop_stale(self, pk: str, row: Entity) -> None:
+        """An index row whose mailbox is gone or no longer matches, only if unchanged since listed: a
+        `put` that just made the mailbox match again rewrote it."""
+        try:
+            await self._t.delete(pk, str(row["RowKey"]), etag=str(row["_etag"]) if row.get("_etag") else None)
+        except ConcurrencyError:
+            pass
 
     async def get(self, key_or_upn: str) -> Mailbox | None:
         """By key (object id) or by UPN (through the UPN index)."""
@@ -230,7 +245,25 @@ class MailboxRepository:
             if mb is not None and mb.pega_operator == operator:
                 out.append(mb)
             else:
-                await self._t.delete(pk, str(row["RowKey"]))
+                await self._drop_stale(pk, row)
+        return out
+
+    async def on_backend(self, backend: str) -> builtins.list[Mailbox]:
+        """Every mailbox row on a backend other than Graph (``ews``), offboarded ones included: one query
+        of that backend's index partition and a point read per mailbox. Stale index rows (the mailbox
+        is gone or moved to another backend) are skipped and removed."""
+        if backend not in BACKENDS or backend == "graph":
+            raise ValueError(f"no index of the {backend!r} backend")
+        await self._build_once("backend-index-v1")
+        pk = BACKEND_INDEX_PREFIX + backend
+        out: builtins.list[Mailbox] = []
+        async for row in self._t.partition(pk):
+            e = await self._t.get(PK, str(row["RowKey"]))
+            mb = Mailbox.from_entity(e) if e else None
+            if mb is not None and mb.backend == backend:
+                out.append(mb)
+            else:
+                await self._drop_stale(pk, row)
         return out
 
     async def by_operator(self, operator: str) -> Mailbox | None:

@@ -39,16 +39,18 @@ def _crm_context(association: Any) -> Any:
 
 
 async def default_email_insights(msg: Any, association: Any, *, fields: Mapping[str, Any] | None = None,
-                                 attachments: Sequence[Any] = ()) -> dict[str, Any]:
-    """Sentiment + suggested actions of a received email (and its attachments) as Pega fields.
+                                 attachments: Sequence[Any] = (), settings: Any = None) -> dict[str, Any]:
+    """Sentiment + suggested actions of a received email (and its attachments) as Pega fields, by the
+    process's engine for the insights ``settings`` (default: INSIGHTS_* from the environment).
 
     Never fails the sync: any problem in the (optional) insights library is logged and yields {}.
     """
     try:
-        from shared.insights import BodyType, Direction, EmailInput, analyze_email, to_pega_fields
+        from shared.insights import BodyType, Direction, EmailInput, to_pega_fields
+        from shared.insights.engine import insights_engine
 
         body_type = BodyType.HTML if (msg.body_type or "").lower() == "html" else BodyType.TEXT
-        insight = await analyze_email(EmailInput(
+        insight = await insights_engine(settings).email(EmailInput(
             subject=msg.subject or "", body=msg.body or "", body_type=body_type, direction=Direction.INBOUND,
             sender=msg.sender.address if msg.sender else "", received_at=msg.received_at,
             conversation_id=msg.conversation_id, attachments=tuple(attachments),
@@ -60,16 +62,17 @@ async def default_email_insights(msg: Any, association: Any, *, fields: Mapping[
 
 
 async def default_appointment_insights(event: Any, association: Any, *, fields: Mapping[str, Any] | None = None,
-                                       own_domains: Sequence[str] = ()) -> dict[str, Any]:
+                                       own_domains: Sequence[str] = (), settings: Any = None) -> dict[str, Any]:
     """Sentiment of an appointment's invitation text + suggested actions, as Pega fields. An
     organizer outside our own domains makes it an inbound item. Never fails the sync."""
     try:
-        from shared.insights import AppointmentInput, BodyType, analyze_appointment, to_pega_fields
+        from shared.insights import AppointmentInput, BodyType, to_pega_fields
+        from shared.insights.engine import insights_engine
 
         organizer = event.organizer.address.lower() if event.organizer else ""
         external = bool(organizer) and organizer.rsplit("@", 1)[-1] not in {d.lower() for d in own_domains}
         body_type = BodyType.HTML if (event.body_type or "").lower() == "html" else BodyType.TEXT
-        insight = await analyze_appointment(AppointmentInput(
+        insight = await insights_engine(settings).appointment(AppointmentInput(
             subject=event.subject or "", body=event.body or "", body_type=body_type, organizer=organizer,
             is_organizer_external=external, start=event.start), _crm_context(association))
         return dict(to_pega_fields(insight, fields))
@@ -108,10 +111,21 @@ async def sync_context(services: Services) -> SyncContext:
         if found is None:
             s = services.settings
             pega = pega_client(s.pega)
+            hooks = insight_hooks(s.insights)
             found = SyncContext(gateway=graph_gateway(s.graph), pega=pega, records=adapter_for(pega),
-                                mapping=pega.mapping)
+                                mapping=pega.mapping, email_insights=hooks["email_insights"],
+                                appointment_insights=hooks["appointment_insights"])
             _by_loop[loop] = found
     return found
+
+
+def insight_hooks(settings: Any) -> dict[str, InsightHook]:
+    """The default hooks bound to the engine the settings select (analyzer, rules file, worker processes)."""
+    import functools
+
+    # the engine is built on the first item (inside the hook, so a bad rules file costs the insights, not the sync)
+    return {"email_insights": functools.partial(default_email_insights, settings=settings),
+            "appointment_insights": functools.partial(default_appointment_insights, settings=settings)}
 
 
 def set_sync_context(ctx: SyncContext) -> None:

@@ -148,3 +148,29 @@ def test_chunking_keeps_sentences_whole() -> None:
     assert all(len(c) <= 500 for c in chunks)
     assert all(c.endswith(".") for c in chunks)
     assert chunk_text("x" * 1200, max_chars=500) == ["x" * 500, "x" * 500, "x" * 200]
+
+
+async def test_the_engine_settings_build_scores_with_azure_and_falls_back_in_its_worker(
+        standin: tuple[str, StandinState]) -> None:
+    """INSIGHTS_AZURE_LANGUAGE_* select Azure for the host's engine; when Azure fails, the local model
+    scores in the engine's worker process and says it is a fallback."""
+    from shared.insights.engine import InsightsEngine
+
+    endpoint, state = standin
+    settings = load_insights_settings({"INSIGHTS_AZURE_LANGUAGE_ENDPOINT": endpoint, "INSIGHTS_AZURE_LANGUAGE_KEY": KEY,
+                                       "INSIGHTS_WORKER_PROCESSES": "1"})
+    engine = InsightsEngine(settings)
+    email = EmailInput(subject="x", body="We are very disappointed, the rollout is a mess.", body_type="text",  # type: ignore[arg-type]
+                       direction=Direction.INBOUND)
+    ctx = CrmContext(entity_type=EntityType.CONTACT, opportunities=(Opportunity("OPP-1"),))
+    try:
+        remote = await engine.email(email, ctx)
+        state.fail_status = 400
+        fallback = await engine.email(email, ctx)
+    finally:
+        engine.close()
+        await engine.analyzer.close()  # type: ignore[attr-defined]
+    assert remote.sentiment.analyzer == "azure-language"
+    assert fallback.sentiment.analyzer == "minilm (fallback)" and fallback.sentiment.label is SentimentLabel.NEGATIVE
+    assert fallback.sentiment.fallback_reason == "azure-language failed: PermanentError"
+    assert "call_back" in {a.action for a in fallback.actions}

@@ -197,7 +197,7 @@ async def test_stores_written_before_issue_16_are_migrated_on_first_use(azurite_
     try:
         subs_t, mbx_t = state.tables.table(names.subscriptions), state.tables.table(names.mailboxes)
         oid = str(uuid.uuid4())
-        legacy_mb = Mailbox(upn="old@contoso.example", pega_operator="old-op", user_id=oid, state_key=oid)
+        legacy_mb = Mailbox(upn="old@contoso.example", pega_operator="old-op", user_id=oid, state_key=oid, backend="ews")
         await mbx_t.upsert(legacy_mb.to_entity())  # as the old code wrote it: no index, no schedule row
         rec = SubscriptionRecord(subscription_id=str(uuid.uuid4()), mailbox=oid, kind="email", resource="/r",
                                  client_state="cs", expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
@@ -209,6 +209,7 @@ async def test_stores_written_before_issue_16_are_migrated_on_first_use(azurite_
             assert [e async for e in subs_t.partition("sub")] == []
             assert (await fresh.mailboxes.by_operator("old-op")).key == oid  # type: ignore[union-attr]
             assert oid in await fresh.mailboxes.in_slot(slot_of(oid))
+            assert [m.key for m in await fresh.mailboxes.on_backend("ews")] == [oid]
             await fresh.subscriptions.delete(rec.subscription_id)
             assert await fresh.subscriptions.get(rec.subscription_id) is None
             assert await fresh.subscriptions.for_mailbox(oid) == []
@@ -267,3 +268,153 @@ async def test_only_an_inbound_round_makes_the_safety_net_poll_wait(tenants):
     t.queues.sent.clear()
     await poll_due(t.svc, now=now)
     assert t.queues.sent["delta.sync"] == len(KINDS) * len(expect) - 1
+
+
+async def test_an_incident_tick_reads_only_the_failing_rows(tenants):
+    """The incident timer listed every mailbox and read each one's health every minute (1 + N
+    requests); now it reads the watch index and, per failing row, its health and its mailbox."""
+    from shared.ops.incidents import evaluate_all
+    from shared.storage.health import record_failure, record_success
+
+    now = dt.datetime.now(dt.UTC)
+    costs = []
+    for t in tenants:
+        for mb in t.mailboxes:  # every mailbox has health rows; two of them are failing
+            await t.svc.state.health.update(mb.key, "email", record_success(round_completed=True, now=now))
+        for mb in t.mailboxes[:2]:
+            await t.svc.state.health.update(mb.key, "calendar", record_failure("Graph 503", transient=True, now=now))
+        await evaluate_all(t.svc, now=now)  # the one-time index check of this process
+        costs.append(await _count(t, lambda t=t: evaluate_all(t.svc, now=now)))
+    assert costs[0] == costs[1] == 1 + 2 * 2, costs  # the index; per failing row its health and its mailbox
+
+
+async def test_the_watch_index_lists_every_failing_row_whatever_the_interleaving(tenants):
+    """Concurrent failures and successes on the same rows: every row that ends failing (or with an
+    incident open) is listed; the timer drops index rows of rows that ended healthy."""
+    import asyncio
+    import random
+
+    from shared.ops.incidents import evaluate_all
+    from shared.storage.health import record_failure, record_success, watched
+
+    t = tenants[0]
+    repo = t.svc.state.health
+    rng = random.Random(16)
+    rows = [(mb.key, kind) for mb in t.mailboxes[:3] for kind in ("email", "contacts")]
+    now = dt.datetime.now(dt.UTC)
+    for _ in range(4):
+        writes = [repo.update(key, kind, record_failure("x", transient=True, now=now) if rng.random() < 0.5
+                              else record_success(now=now)) for key, kind in rows for _ in range(4)]  # fmt: skip
+        rng.shuffle(writes)
+        await asyncio.gather(*writes)
+        listed = {(e.mailbox, e.kind) for e in await repo.watch_list()}
+        failing = {(key, kind) for key, kind in rows if watched(await repo.get(key, kind))}
+        assert failing <= listed, failing - listed
+    await evaluate_all(t.svc, now=now)
+    assert {(e.mailbox, e.kind) for e in await repo.watch_list()} == failing
+
+
+async def test_rows_failing_before_the_watch_index_are_listed(azurite_conn):
+    from shared.storage.health import Health
+
+    settings = load_settings({"AzureWebJobsStorage": azurite_conn, "GRAPH_TENANT_ID": "t1"})
+    names = TableNames(prefix="wi" + uuid.uuid4().hex[:10])
+    state = await StateStore.open(settings.storage, names=names)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        legacy = Health(mailbox="old@contoso.example", kind="email", failing_since=now, consecutive_failures=3,
+                        last_failure_at=now)
+        await state.tables.table(names.health).upsert(legacy.to_entity())  # as the old code wrote it: no index row
+        fresh = await StateStore.open(settings.storage, names=names)  # a new process
+        try:
+            assert [(e.mailbox, e.kind) for e in await fresh.health.watch_list()] == [("old@contoso.example", "email")]
+        finally:
+            await fresh.close()
+    finally:
+        await state.close()
+
+
+async def test_an_index_row_read_before_a_row_failed_again_is_not_dropped(tenants):
+    """The timer (or a recovering writer) read the index row, then the row failed again: its delete,
+    conditional on what it read, must leave the row listed."""
+    from shared.storage.health import record_failure, record_success
+
+    t = tenants[0]
+    repo, key = t.svc.state.health, t.mailboxes[0].key
+    now = dt.datetime.now(dt.UTC)
+    await repo.update(key, "email", record_failure("x", transient=True, now=now))
+    [seen] = [e for e in await repo.watch_list() if e.mailbox == key]
+    await repo.update(key, "email", record_success(now=now))  # healthy: its own delete drops the index row
+    await repo.update(key, "email", record_failure("y", transient=True, now=now))  # failing again: a new index row
+    await repo.unwatch(seen)  # the stale reader's delete
+    assert [e.kind for e in await repo.watch_list() if e.mailbox == key] == ["email"]
+
+
+async def test_the_ews_event_timer_finds_on_premises_mailboxes_through_their_index(tenants):
+    """The EWS event timer (every 15 s) listed every mailbox to find the on-premises ones."""
+    costs = []
+    for t in tenants:
+        onprem = [await t.svc.state.mailboxes.put(dataclasses.replace(mb, backend="ews", etag=None))
+                  for mb in t.mailboxes[:2]]
+        await t.svc.state.mailboxes.on_backend("ews")  # the one-time index check of this process
+
+        async def listing(t: Tenant = t, onprem: list[Mailbox] = onprem) -> None:
+            assert sorted(m.key for m in await t.svc.state.mailboxes.on_backend("ews")) == sorted(m.key for m in onprem)
+        costs.append(await _count(t, listing))
+    assert costs[0] == costs[1] == 1 + 2, costs
+    t = tenants[0]
+    moved = await t.svc.state.mailboxes.get(t.mailboxes[0].key)
+    await t.svc.state.mailboxes.put(dataclasses.replace(moved, backend="graph"))  # type: ignore[arg-type]
+    assert [m.key for m in await t.svc.state.mailboxes.on_backend("ews")] == [t.mailboxes[1].key]
+
+
+async def test_pending_rounds_are_spread_over_a_partition_per_mailbox(tenants):
+    """All pending rows sat in one partition ("pending"), which serves ~2,000 operations a second:
+    a large tenant's notification peaks (three coalescer operations per change) would reach it."""
+    t = tenants[1]
+    for mb in t.mailboxes[:5]:
+        for kind in KINDS:
+            assert await t.svc.state.coalescer.request(mb.key, kind) is not None
+    table = t.svc.state.tables.table(t.svc.state.tables.names.coalesce)
+    rows = [e async for e in table.query("PartitionKey ge 'pending'")]
+    assert len(rows) == 5 * len(KINDS)
+    assert len({e["PartitionKey"] for e in rows}) == 5
+
+
+async def test_a_recovery_is_saved_when_its_index_clean_up_fails(tenants):
+    """The index row is dropped after the health write; a storage fault there must not undo the
+    caller's success (its incident close, resume and recovery notice ran after it)."""
+    from shared.storage.errors import StorageUnavailableError
+    from shared.storage.health import record_failure, record_success
+
+    t = tenants[0]
+    repo, key = t.svc.state.health, t.mailboxes[1].key
+    now = dt.datetime.now(dt.UTC)
+    await repo.update(key, "contacts", record_failure("x", transient=True, now=now))
+
+    async def unavailable(entry: Any) -> None:
+        raise StorageUnavailableError("storage timed out")
+
+    repo.unwatch = unavailable  # type: ignore[method-assign]
+    try:
+        saved = await repo.update(key, "contacts", record_success(now=now))
+    finally:
+        del repo.unwatch
+    assert saved.consecutive_failures == 0 and (await repo.get(key, "contacts")).consecutive_failures == 0
+    assert ("contacts" in [e.kind for e in await repo.watch_list() if e.mailbox == key])  # left behind: a superset
+
+
+async def test_a_row_dropped_while_its_mailbox_was_missing_is_listed_by_its_next_failure(tenants):
+    from shared.ops.incidents import evaluate_all
+    from shared.storage.health import record_failure
+
+    t = tenants[0]
+    repo, ghost = t.svc.state.health, f"{uuid.uuid4()}"
+    now = dt.datetime.now(dt.UTC)
+    await repo.update(ghost, "email", record_failure("x", transient=True, now=now))  # before its mailbox row exists
+    await evaluate_all(t.svc, now=now)
+    assert ghost not in {e.mailbox for e in await repo.watch_list()}
+    await t.svc.state.mailboxes.put(Mailbox(upn="late@contoso.example", pega_operator="late", user_id=ghost,
+                                            state_key=ghost))
+    await repo.update(ghost, "email", record_failure("y", transient=True, now=now))  # still failing
+    assert ghost in {e.mailbox for e in await repo.watch_list()}

@@ -30,7 +30,7 @@ from shared.storage.links import Link
 from shared.storage.mailboxes import Mailbox
 from shared.storage.state import StateStore
 from shared.storage.tables import TableNames
-from shared.sync.context import SyncContext
+from shared.sync.context import SyncContext, insight_hooks
 from shared.sync.inbound import RoundReport, run_delta_round
 
 
@@ -200,13 +200,24 @@ async def inbound(request: pytest.FixtureRequest, backend: str, pega_adapter: st
         path.write_text(json.dumps(marker.args[0]))
         extra["PEGA_MAPPING_FILE"] = str(path)
     extra["PEGA_ADAPTER"] = pega_adapter
+    env_marker = request.node.get_closest_marker("sync_env")
+    if env_marker is not None:  # @pytest.mark.sync_env({"INSIGHTS_ANALYZER": "vader", ...})
+        extra.update(env_marker.args[0])
+    rules_marker = request.node.get_closest_marker("insights_rules")
+    if rules_marker is not None:  # @pytest.mark.insights_rules("<yaml>"): an INSIGHTS_RULES_FILE with these rules
+        rules_path = tmp_path / "rules.yaml"
+        rules_path.write_text(rules_marker.args[0], encoding="utf-8")
+        extra["INSIGHTS_RULES_FILE"] = str(rules_path)
     settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn, **extra))
     state = await StateStore.open(settings.storage, names=TableNames(prefix="si" + uuid.uuid4().hex[:10]))
     queues = QueueSender.from_settings(settings.storage)
     services = Services(settings=settings, state=state, queues=queues)
     pega = PegaClient(settings.pega)
+    # the insight hooks the host's own context uses: the engine the settings select
+    hooks = insight_hooks(settings.insights)
     ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph), pega=pega, records=adapter_for(pega),
-                      mapping=pega.mapping)
+                      mapping=pega.mapping, email_insights=hooks["email_insights"],
+                      appointment_insights=hooks["appointment_insights"])
     agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)
     if ews_sim is None:
         user = await graph_sim.control.new_user("Rep " + uuid.uuid4().hex[:4])

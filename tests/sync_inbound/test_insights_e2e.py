@@ -8,6 +8,8 @@ import base64
 import datetime as dt
 import json
 
+import pytest
+
 from tests.sync_inbound.test_calendar_e2e import appointments, event_body, sim_now
 
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
@@ -43,3 +45,35 @@ async def test_received_mail_attachments_are_analyzed_only_when_the_message_has_
     [rec] = [r for r in await inbound.pega_records("email") if r["content"]["ExchangeID"] == with_att["immutableId"]]
     analyzed = json.loads(rec["content"]["AttachmentInsights"])
     assert [a.get("name") for a in analyzed] == ["notes.txt"], analyzed
+
+
+RENEWAL_RULES = """
+version: 1
+rules:
+  - id: tenant-renewal-desk
+    action: handle_renewal
+    title: Send to the renewal desk
+    reason: "The tenant's own rule"
+    priority: 2
+    applies_to: [email]
+    when: {type: phrases, phrases: [purchase order], scope: [subject, body]}
+"""
+
+
+@pytest.mark.insights_rules(RENEWAL_RULES)
+@pytest.mark.parametrize("inbound_env", [
+    pytest.param("1", marks=pytest.mark.sync_env({"INSIGHTS_ANALYZER": "vader", "INSIGHTS_WORKER_PROCESSES": "1"})),
+    pytest.param("0", marks=pytest.mark.sync_env({"INSIGHTS_ANALYZER": "vader", "INSIGHTS_WORKER_PROCESSES": "0"})),
+])
+async def test_the_sync_uses_the_analyzer_and_rules_file_the_settings_name(inbound, inbound_env) -> None:
+    """INSIGHTS_ANALYZER and INSIGHTS_RULES_FILE reach the host's rounds, with the model in a worker
+    process and in the host's threads alike (they were documented but the sync used the defaults)."""
+    await inbound.onboard()
+    sent = await inbound.graph.control.inbound_mail(
+        inbound.upn, subject="Renewal", body="Our purchase order for next year is attached below.", **{"from": DANA})
+    report = await inbound.run("email")
+    assert report.outcomes["created"] == 1, report.as_dict()
+    [rec] = [r for r in await inbound.pega_records("email") if r["content"]["ExchangeID"] == sent["immutableId"]]
+    c = rec["content"]
+    assert c["SentimentAnalyzer"] == "vader", c
+    assert [a["rule"] for a in json.loads(c["SuggestedActions"])] == ["tenant-renewal-desk"], c["SuggestedActions"]

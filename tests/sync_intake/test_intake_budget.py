@@ -30,7 +30,7 @@ from shared.queues.sender import QueueSender
 from shared.runtime import Services
 from shared.storage.state import StateStore
 from shared.storage.tables import TableNames
-from shared.sync.coalesce import PK
+from shared.sync.coalesce import pending_key
 from shared.sync.rounds import enqueue_round
 from tests.sync_intake.test_notification_intake import WORKERS_OFF
 
@@ -143,9 +143,9 @@ async def test_a_claim_whose_sender_died_expires_after_30_seconds(world, azurite
     sender.gate.set()
     mailbox = f"rep-{uuid.uuid4().hex[:8]}@contoso.example"
     table = svc.state.tables.table(svc.state.tables.names.coalesce)
-    rk = svc.state.coalescer._rk(mailbox, "email")
+    pk, rk = pending_key(mailbox, "email")
     old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=31)
-    await table.insert({"PartitionKey": PK, "RowKey": rk, "requested_at": old, "sent": False})  # died mid-way
+    await table.insert({"PartitionKey": pk, "RowKey": rk, "requested_at": old, "sent": False})  # died mid-way
     assert await enqueue_round(svc, mailbox, "email", reason="poll") is True
     assert len(await rounds(azurite_conn, mailbox)) == 1
 
@@ -155,9 +155,9 @@ async def test_a_sent_claim_still_coalesces_for_its_full_window(world):
     sender.gate.set()
     mailbox = f"rep-{uuid.uuid4().hex[:8]}@contoso.example"
     table = svc.state.tables.table(svc.state.tables.names.coalesce)
-    rk = svc.state.coalescer._rk(mailbox, "email")
+    pk, rk = pending_key(mailbox, "email")
     old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=31)
-    await table.insert({"PartitionKey": PK, "RowKey": rk, "requested_at": old, "sent": True})
+    await table.insert({"PartitionKey": pk, "RowKey": rk, "requested_at": old, "sent": True})
     assert await enqueue_round(svc, mailbox, "email", reason="notification") is False
 
 
