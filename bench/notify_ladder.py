@@ -53,9 +53,11 @@ def _config() -> dict[str, Any]:
 async def _onboard(http: httpx.AsyncClient, graph: str, api: str, master: dict[str, str], n: int) -> list[str]:
     upns = []
     for _ in range(n):
-        upn = f"rep{uuid.uuid4().hex[:8]}@contoso.example"
+        tag = uuid.uuid4().hex[:8]
+        upn = f"rep{tag}@contoso.example"
         (await http.post(f"{graph}/_sim/users", json={"userPrincipalName": upn})).raise_for_status()
-        (await http.put(f"{api}/admin/mailboxes/{upn}", json={"pega_operator": "alex"},
+        # one Pega operator per mailbox: onboarding refuses an operator another active mailbox has (409)
+        (await http.put(f"{api}/admin/mailboxes/{upn}", json={"pega_operator": f"rep{tag}"},
                         headers=master)).raise_for_status()
         upns.append(upn)
     deadline = time.monotonic() + 180
