@@ -24,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from shared.config import PrivatePolicy, SyncDefaults
@@ -176,6 +177,19 @@ class MailboxRepository:
             await self._t.upsert({"PartitionKey": BACKEND_INDEX_PREFIX + mailbox.backend,
                                   "RowKey": encode_key(mailbox.key)})
 
+    async def _indexed(self, pk: str, matches: Callable[[Mailbox], bool]) -> builtins.list[Mailbox]:
+        """The mailboxes an index partition names (one query, a point read each) that still `match`;
+        the other rows are stale and dropped."""
+        out: builtins.list[Mailbox] = []
+        async for row in self._t.partition(pk):
+            e = await self._t.get(PK, str(row["RowKey"]))
+            mb = Mailbox.from_entity(e) if e else None
+            if mb is not None and matches(mb):
+                out.append(mb)
+            else:
+                await self._drop_stale(pk, row)
+        return out
+
     async def _drop_stale(self, pk: str, row: Entity) -> None:
         """An index row whose mailbox is gone or no longer matches, only if unchanged since listed: a
         `put` that just made the mailbox match again rewrote it."""
@@ -238,15 +252,7 @@ class MailboxRepository:
             pk = _operator_pk(operator)
         except ValueError:  # longer than a key may be: no mailbox can name it
             return []
-        out: builtins.list[Mailbox] = []
-        async for row in self._t.partition(pk):
-            e = await self._t.get(PK, str(row["RowKey"]))
-            mb = Mailbox.from_entity(e) if e else None
-            if mb is not None and mb.pega_operator == operator:
-                out.append(mb)
-            else:
-                await self._drop_stale(pk, row)
-        return out
+        return await self._indexed(pk, lambda mb: mb.pega_operator == operator)
 
     async def on_backend(self, backend: str) -> builtins.list[Mailbox]:
         """Every mailbox row on a backend other than Graph (``ews``), offboarded ones included: one query
@@ -256,15 +262,7 @@ class MailboxRepository:
             raise ValueError(f"no index of the {backend!r} backend")
         await self._build_once("backend-index-v1")
         pk = BACKEND_INDEX_PREFIX + backend
-        out: builtins.list[Mailbox] = []
-        async for row in self._t.partition(pk):
-            e = await self._t.get(PK, str(row["RowKey"]))
-            mb = Mailbox.from_entity(e) if e else None
-            if mb is not None and mb.backend == backend:
-                out.append(mb)
-            else:
-                await self._drop_stale(pk, row)
-        return out
+        return await self._indexed(pk, lambda mb: mb.backend == backend)
 
     async def by_operator(self, operator: str) -> Mailbox | None:
         """The operator's mailbox: the active one if exactly one is, else None (ambiguous or unknown)."""
