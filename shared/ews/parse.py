@@ -23,7 +23,8 @@ MESSAGE_FIELDS = ("subject", "body", "sender", "author", "to_recipients", "cc_re
 EVENT_FIELDS = ("subject", "body", "start", "end", "_start_timezone", "_end_timezone", "is_all_day", "location", "organizer",
                 "required_attendees", "optional_attendees", "is_cancelled", "sensitivity", "legacy_free_busy_status",
                 "reminder_minutes_before_start", "reminder_is_set", "recurrence", "type", "uid",
-                "last_modified_time", "modified_occurrences", "deleted_occurrences", "original_start", "pega_id")
+                "last_modified_time", "datetime_created", "modified_occurrences", "deleted_occurrences", "original_start",
+                "pega_id")
 CONTACT_FIELDS = ("given_name", "surname", "display_name", "email_addresses", "phone_numbers", "company_name",
                   "job_title", "department", "physical_addresses", "body", "categories", "sensitivity",
                   "parent_folder_id", "last_modified_time", "pega_id", "has_picture")
@@ -171,6 +172,7 @@ def event(item: Any, *, mailbox: str, master_id: str | None = None) -> EventReco
         reminder_minutes=reminder if isinstance(reminder, int) and getattr(item, "reminder_is_set", True) else None,
         recurrence=_recurrence(item, tz), cancelled_occurrences=cancelled_occurrences(item, tz),
         ical_uid=_s(getattr(item, "uid", None)), last_modified=_utc(getattr(item, "last_modified_time", None)),
+        created=_utc(getattr(item, "datetime_created", None)),
         pega_stamp=str(getattr(item, "pega_id", "") or "") if etype != "occurrence" else "",
     )
 

@@ -112,6 +112,10 @@ def _occurrence_date(original_start: str, master: EventRecord) -> str:
         return ""  # the series' zone is unknown: its occurrences are skipped with that reason
 
 
+# how far Exchange's clock (createdDateTime) and the host's (the listing's start) may disagree
+CLOCK_MARGIN = dt.timedelta(minutes=5)
+
+
 def overlaps(ev: EventRecord, start: dt.datetime | None, end: dt.datetime | None) -> bool:
     """Does the event overlap the round's calendar window (what calendarView returns)?"""
     if ev.start is None or ev.end is None or start is None or end is None:
@@ -206,10 +210,12 @@ class PageGatherer:
             self._watched_contact_folders = {f for f in watched if f}
         return self._watched_contact_folders
 
-    async def settle_found(self, found: Item, policy: Policy) -> Item:
+    async def settle_found(self, found: Item, policy: Policy, *, listed_since: dt.datetime | None = None) -> Item:
         """An item a removal (or a fresh round) did not show, as it is now: still synced, or gone?
         Contacts: in Deleted Items or a folder we do not watch → gone. Events: inside the window
-        (so calendarView should have shown it) → deleted (cancel moves events to Deleted Items)."""
+        (so calendarView should have shown it) → deleted (cancel moves events to Deleted Items) —
+        unless it was created after the fresh round began listing (`listed_since`, less a margin for
+        the two clocks): calendarView could not show what did not exist yet (chaos seed 370)."""
         if isinstance(found, ContactRecord):
             parent = found.parent_folder_id or ""
             if parent and parent == await self.reader.deleted_items_folder_id():
@@ -221,6 +227,9 @@ class PageGatherer:
             if found.is_master:
                 return Removal(found.id, "deleted")
             if not found.is_cancelled and overlaps(found, policy.window_start, policy.window_end):
+                if (listed_since is not None and found.created is not None
+                        and found.created >= listed_since - CLOCK_MARGIN):
+                    return found  # newer than the listing: planned like any changed item
                 return Removal(found.id, "deleted")
             return found
         return found

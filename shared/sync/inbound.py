@@ -348,7 +348,7 @@ class _Round:
                 cursor = await self._save(replace(cursor, next_link="", delta_link="", initial_items=0))
                 fresh = True
                 if seen is not None:
-                    seen.ids = set()
+                    seen.ids, seen.started_at = set(), None  # the listing starts again now
                     await seen.save()
                 if not url:
                     return pages, True
@@ -433,7 +433,7 @@ class _Round:
                     items.append(found)
                 else:
                     try:
-                        items.append(await self.gather.settle_found(found, policy))
+                        items.append(await self.gather.settle_found(found, policy, listed_since=seen.started_at))
                     except Exception as exc:
                         failed.append(FailedItem(item_id, "gather", exc))
             page = await self.gather.plan_page(items, policy, folder, verified=True)

@@ -8,7 +8,10 @@ saved with each page so a round continued by another invocation keeps it), and w
 deltaLink every ACTIVE link in scope it did not see is verified by immutable id (JSON-batched
 GETs, bounded): gone (404, or in Deleted Items / an unwatched folder) → cancel/close through the
 normal apply path, delete safety included; still there (moved out of the window) → planned like any
-changed item.
+changed item — and so is one created after the round began to list the calendar (our own Pega →
+Exchange create, at the same moment): it was not seen because it did not exist yet, and calling it
+deleted cancelled a live meeting's Pega appointment (chaos seed 370). The set remembers when the
+listing began (`started_at`) for that test.
 
 Email needs none of this: a removed mail keeps its Pega email case (removed_kept_in_pega).
 """
@@ -48,6 +51,7 @@ class SeenSet:
     folder: str
     ids: set[str] = field(default_factory=set)
     overflow: bool = False
+    started_at: dt.datetime | None = None  # when this fresh listing began (set by the first save)
 
     @property
     def pk(self) -> str:
@@ -71,6 +75,8 @@ class SeenSet:
         text = "".join(str(e.get(f"c{i}") or "") for i in range(MAX_CHUNKS))
         self.ids = {text[i:i + 12] for i in range(0, len(text), 12)}
         self.overflow = bool(e.get("overflow", False))
+        started = e.get("started_at")
+        self.started_at = started if isinstance(started, dt.datetime) else None
         return True
 
     async def save(self) -> None:
@@ -79,12 +85,15 @@ class SeenSet:
         if len(chunks) > MAX_CHUNKS:
             self.overflow = True
             chunks = []
+        if self.started_at is None:
+            self.started_at = dt.datetime.now(dt.UTC)
         entity = {"PartitionKey": self.pk, "RowKey": self.rk, "overflow": self.overflow,
-                  "count": len(self.ids), **{f"c{i}": c for i, c in enumerate(chunks)}}
+                  "count": len(self.ids), "started_at": self.started_at, **{f"c{i}": c for i, c in enumerate(chunks)}}
         await self.table.upsert(entity)
 
     async def clear(self) -> None:
         self.ids = set()
+        self.started_at = None
         await self.table.delete(self.pk, self.rk)
 
 

@@ -156,6 +156,7 @@ class EventRecord:
     cancelled_occurrences: tuple[str, ...] = ()
     ical_uid: str | None = None
     last_modified: dt.datetime | None = None
+    created: dt.datetime | None = None  # createdDateTime (where read: GETs by id)
     sparse: bool = False  # an occurrence carrying only id/type/seriesMasterId/start/end
     pega_stamp: str = ""  # our PegaId extended property (only where read: calendarView/delta has no $expand)
     body_text: str = ""  # the body as Pega receives it (shared.sync.bodies.canonical_text)
@@ -436,6 +437,7 @@ def parse_event(raw: dict[str, Any], *, stamp_prop: str = "") -> EventRecord | R
         cancelled_occurrences=_strings(raw.get("cancelledOccurrences")),
         ical_uid=_str(raw.get("iCalUId")),
         last_modified=parse_iso_utc(raw.get("lastModifiedDateTime")),
+        created=parse_iso_utc(raw.get("createdDateTime")),
         sparse=sparse,
         pega_stamp=extended_str(raw, stamp_prop),
         body_text=body_text,

@@ -75,7 +75,7 @@ CONTACT_SELECT = ",".join((
 EVENT_SELECT = ",".join((
     "id", "type", "subject", "body", "start", "end", "originalStartTimeZone", "location", "organizer", "attendees",
     "isOrganizer", "isCancelled", "isAllDay", "sensitivity", "showAs", "reminderMinutesBeforeStart", "recurrence",
-    "seriesMasterId", "iCalUId", "lastModifiedDateTime", "changeKey", "cancelledOccurrences",
+    "seriesMasterId", "iCalUId", "lastModifiedDateTime", "createdDateTime", "changeKey", "cancelledOccurrences",
 ))
 
 

@@ -796,17 +796,23 @@ async def test_17b_a_refused_token_is_dropped_so_the_retry_gets_a_new_one(inboun
     assert await inbound.ctx.gateway.get_json(path, mailbox=inbound.upn) is not None
 
 
-async def test_1_an_event_linked_while_a_fresh_round_reconciles_is_not_cancelled(inbound, monkeypatch) -> None:
-    """A hypothesis for chaos seed 370 (open): Pega's create wrote its event and link after a fresh
-    round had listed the calendar and before it reconciled. Reconciliation must verify such a link
-    and keep it (this holds; seed 370's cause is elsewhere)."""
-    from shared.storage.links import Link
+async def test_1_an_event_created_while_a_fresh_round_reconciles_is_not_taken_for_deleted(inbound, monkeypatch) -> None:
+    """Chaos seed 370: Pega's create wrote its event and link after a fresh round (the calendar window
+    moved on at midnight) had listed the calendar, before it reconciled. Reconciliation found the
+    event by id, inside the window but not listed, took it for deleted and cancelled the Pega
+    appointment and closed the link — so Pega's own cancel, moments later, left the meeting live."""
     from shared.sync.mapping import content_hash, map_event, snapshot
     from shared.sync.records import parse_event
 
     await inbound.onboard()
     now = await sim_now(inbound)
-    assert (await inbound.run("calendar")).outcomes.get("created", 0) == 0
+    old = await inbound.user_call("POST", "events", json=event_body("Synced", now + dt.timedelta(days=2)))
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    link = await inbound.services.state.links.by_graph_id(inbound.upn, old["id"])
+    assert link is not None
+    # the Pega appointment is now Pega's own (as if Pega had created it): its link moves to the new event
+    await inbound.user_call("DELETE", f"events/{old['id']}")
+    await inbound.services.state.links.delete(link)
     await inbound.graph.control.expire_delta_tokens(inbound.upn)  # the next round starts without a token
     real = inbound_mod._Round._reconcile
     made: dict[str, Any] = {}
@@ -814,15 +820,16 @@ async def test_1_an_event_linked_while_a_fresh_round_reconciles_is_not_cancelled
     async def pega_creates_meanwhile(self, folder, seen, policy):  # type: ignore[no-untyped-def]
         ev = await inbound.user_call("POST", "events", json=event_body("From Pega", now + dt.timedelta(days=2)))
         mapped = map_event(parse_event(ev))
-        made["link"] = await inbound.services.state.links.create(Link(
-            mailbox=inbound.upn, kind=LINK_KIND["calendar"], graph_id=ev["id"], pega_id="PEGASA-WORK A-9370",
-            graph_change_key=ev.get("changeKey", ""), graph_hash=content_hash(mapped), pega_hash=content_hash(mapped),
-            snapshot=snapshot(mapped)))
+        made["link"] = await inbound.services.state.links.create(replace(
+            link, graph_id=ev["id"], graph_change_key=ev.get("changeKey", ""), graph_hash=content_hash(mapped),
+            pega_hash=content_hash(mapped), snapshot=snapshot(mapped, meta={"_by": "pega"}), etag=None))
         return await real(self, folder, seen, policy)
 
     monkeypatch.setattr(inbound_mod._Round, "_reconcile", pega_creates_meanwhile)
     report = await inbound.run("calendar")
-    assert report.full_resync and "link" in made, report.as_dict()
+    assert report.full_resync and "link" in made and report.reconciled >= 1, report.as_dict()
     assert report.outcomes.get("cancelled", 0) == 0, report.as_dict()
-    link = await inbound.services.state.links.by_graph_id(inbound.upn, made["link"].graph_id)
-    assert link is not None and link.state == "active"
+    now_link = await inbound.services.state.links.by_graph_id(inbound.upn, made["link"].graph_id)
+    assert now_link is not None and now_link.state == "active"
+    [rec] = [r for r in await inbound.pega_records("appointment") if r["id"] == link.pega_id]
+    assert rec["content"]["pyStatusWork"] != "Resolved-Cancelled"
