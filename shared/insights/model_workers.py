@@ -127,8 +127,11 @@ class ModelWorkers:
         slots = self._slots.setdefault(loop, asyncio.Semaphore(self.processes))
         async with slots:
             for attempt in (1, 2):
-                # starting a pool forks and waits for its first worker's model: in a thread, under its own limit
-                pool = await asyncio.to_thread(self._ready_pool)
+                # starting a pool forks and waits for its first worker's model: in a thread, under its own
+                # limit; a running pool is taken as it is (no thread hop per item)
+                pool = self._pool
+                if pool is None:
+                    pool = await asyncio.to_thread(self._ready_pool)
                 try:
                     future = pool.submit(_run, job)
                 except (BrokenProcessPool, RuntimeError):
