@@ -98,11 +98,12 @@ _WARM_UP = _warm_up_job()
 
 # --- the host side ---------------------------------------------------------------------------
 def _context() -> Any:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    # forkserver: workers fork from a clean single-threaded server, not from the threaded host. The
-    # attachment extractor uses the same server (shared.insights.attachments).
-    return multiprocessing.get_context("forkserver")
+    # spawn: a fresh interpreter, never a fork of the threaded host. Not the forkserver the attachment
+    # extractor starts with its parsers preloaded and its workers under an address-space cap: a server
+    # started here first (without those preloads) changed what that cap leaves for an attachment
+    # (tests/insights/test_attachments.py::test_memory_limit_turns_allocation_into_a_skip failed after
+    # a model worker had started). A pool starts once per host, so spawn's slower start costs little.
+    return multiprocessing.get_context("spawn")
 
 
 class ModelWorkers:
