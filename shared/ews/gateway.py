@@ -105,6 +105,7 @@ class EwsGateway:
                 from exchangelib.protocol import BaseProtocol
 
                 BaseProtocol.TIMEOUT = int(self.settings.timeout_seconds)
+                reentrant_pool_lock(found.protocol)
                 self._accounts[key] = found
             return found
 
@@ -133,6 +134,21 @@ class EwsGateway:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def reentrant_pool_lock(protocol: Any) -> None:
+    """exchangelib shrinks its session pool on ErrorServerBusy: `decrease_poolsize` holds the pool's
+    lock and takes a session to discard; when every session is out with other requests, that take
+    grows the pool, which takes the same (non-reentrant) lock again. The thread deadlocks on itself,
+    and every later request of the protocol waits behind it: a burst of ErrorServerBusy under
+    concurrency wedged the on-premises sync (chaos seed 3). A reentrant lock lets that growth through.
+    Set before the protocol's first request; a protocol shared by several accounts is set once."""
+    lock = getattr(protocol, "_session_pool_lock", None)
+    if lock is not None and not isinstance(lock, _RLOCK_TYPE):
+        protocol._session_pool_lock = threading.RLock()
+
+
+_RLOCK_TYPE = type(threading.RLock())
 
 
 def _ca_adapter(ca_bundle: str) -> Any:
