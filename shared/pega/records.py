@@ -205,8 +205,8 @@ class PegaRecords:
         changes = changed_fields(existing.content, content)
         if not changes:
             return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
-        updated = await self.client.case_action(existing.id, self.m.actions.update, changes,
-                                                etag=existing.etag, on_conflict=on_conflict)
+        updated = await self.client.case_action(existing.id, self.m.actions.update, changes, etag=existing.etag,
+                                                on_conflict=_guarded(on_conflict, expected_etag))
         return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
 
     async def upsert_appointment(
@@ -292,7 +292,8 @@ class PegaRecords:
             changes[self.m.contact.status] = self.m.status.contact_active
         if not changes:
             return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
-        updated = await self.client.sa_update(path, existing.id, changes, etag=existing.etag, on_conflict=on_conflict)
+        updated = await self.client.sa_update(path, existing.id, changes, etag=existing.etag,
+                                              on_conflict=_guarded(on_conflict, expected_etag))
         return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
 
     async def close_contact(self, contact_id: str, *, comments: str | None = None) -> SaRecord:
@@ -308,6 +309,20 @@ class PegaRecords:
     async def get_contact(self, contact_id: str) -> tuple[SaRecord, ContactData]:
         rec = await self.client.sa_get(self.m.sa.contact_path, contact_id)
         return rec, from_content(ContactData, rec.content, self.m.contact)
+
+
+def _withdraw(_fresh: dict[str, Any]) -> None:
+    return None
+
+
+def _guarded(on_conflict: ConflictResolver | None, expected_etag: str | None) -> ConflictResolver | None:
+    """A write merged against a known version (`expected_etag`) that meets a stale eTag was overtaken
+    between its own read and its PATCH (chaos seed 415): the client's default, the same fields again,
+    would overwrite the rep's newer edit, so it is withdrawn instead (PegaConflictError, transient) and
+    the item merged again with fresh state. Writes without a merge base keep the default."""
+    if on_conflict is not None or not expected_etag:
+        return on_conflict
+    return _withdraw
 
 
 def _check_unchanged(existing: PegaCase | SaRecord | None, expected_etag: str | None) -> None:

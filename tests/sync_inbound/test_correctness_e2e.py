@@ -732,6 +732,36 @@ async def test_a_rep_edit_in_pega_during_a_round_is_never_overwritten_by_a_stale
     assert final["content"]["Subject"] == expected
 
 
+async def test_a_rep_edit_between_the_writes_read_and_its_patch_is_not_overwritten(inbound, monkeypatch) -> None:
+    """Chaos seed 415 ended swapped like seed 5, through a narrower gap: the rep saved in Pega after the
+    write's own read of the case and before its PATCH. Pega refused the stale eTag; the client re-read
+    and wrote the same fields again, over the rep's edit. A write merged against a known version is
+    now withdrawn on a stale eTag (transient: the item is merged again with fresh state)."""
+    await inbound.onboard()
+    now = await sim_now(inbound)
+    ev = await inbound.user_call("POST", "events", json=event_body("Planning", now + dt.timedelta(days=2)))
+    assert (await inbound.run("calendar")).outcomes["created"] == 1
+    [case] = await by_exchange_id(inbound, "appointment", ev["id"])
+    await inbound.user_call("PATCH", f"events/{ev['id']}", json={"subject": "Planning (Outlook)"})
+    real = PegaClient.case_action
+    edited: list[str] = []
+
+    async def rep_edits_just_before(self, case_id, action_id, content=None, **kw):
+        if not edited and case_id == case["id"]:  # the rep saves the appointment in Pega first
+            edited.append(case_id)
+            fresh = await self.get_case(case_id)
+            subject = self.mapping.appointment.subject
+            await real(self, case_id, action_id, {subject: "Planning (Pega)"}, etag=fresh.etag)
+        return await real(self, case_id, action_id, content, **kw)
+
+    monkeypatch.setattr(PegaClient, "case_action", rep_edits_just_before)
+    report = await inbound.run("calendar")
+    assert edited, "the round wrote to Pega"
+    assert list(report.failed) == [ev["id"]] and report.outcomes["updated"] == 0, report.as_dict()
+    [after] = await by_exchange_id(inbound, "appointment", ev["id"])
+    assert after["content"]["Subject"] == "Planning (Pega)", "the rep's edit was not overwritten"
+
+
 # ------------------------------------------------------------------ 13. keyed by the Entra object id
 
 
