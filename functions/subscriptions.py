@@ -12,7 +12,7 @@ from shared.queues import names
 from shared.queues.envelope import Envelope
 from shared.queues.worker import run_message
 from shared.runtime import Services, services
-from shared.sync.poll import slots_due
+from shared.sync.poll import scheduled_keys
 from shared.sync.subscriptions import SubscriptionManager
 
 bp = func.Blueprint()
@@ -67,9 +67,11 @@ async def subscription_manager(timer: func.TimerRequest) -> None:
 
 
 async def ensure_due(svc: Services, *, now: dt.datetime | None = None) -> int:
-    """Send `subscriptions.ensure` for the active mailboxes whose slot is due this minute."""
+    """Send `subscriptions.ensure` for the active mailboxes whose slot is due this minute, and those of
+    the ticks missed since the last one ran: after a host slept past its subscriptions' expiry, every
+    mailbox gets them back at the first tick, not at its slot up to ten minutes later."""
     minute = int((now or dt.datetime.now(dt.UTC)).timestamp() // 60)
-    keys = [k for slot in slots_due(minute, ENSURE_EVERY_MINUTES) for k in await svc.state.mailboxes.in_slot(slot)]
+    keys = await scheduled_keys(svc, "subscriptions", minute=minute, interval_minutes=ENSURE_EVERY_MINUTES)
     sent = 0
     for key in keys:
         mailbox = await svc.state.mailboxes.get(key)
@@ -78,4 +80,5 @@ async def ensure_due(svc: Services, *, now: dt.datetime | None = None) -> int:
         await svc.queues.send(names.SUBSCRIPTION_WORK, Envelope(type="subscriptions.ensure",
                                                                 body={"mailbox": mailbox.key}))
         sent += 1
+    await svc.state.mailboxes.save_tick("subscriptions", minute)
     return sent

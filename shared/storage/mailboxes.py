@@ -38,7 +38,8 @@ PK = "mailbox"
 UPN_INDEX_PK = "mailbox-upn"  # upn -> key
 OPERATOR_INDEX_PREFIX = "mailbox-op|"  # one partition per Pega operator: a row per mailbox naming it
 BACKEND_INDEX_PREFIX = "mailbox-backend|"  # mailbox-backend|ews: a row per on-premises mailbox
-META_PK = "mailbox-meta"  # markers: indexes built for mailboxes onboarded before them
+META_PK = "mailbox-meta"  # markers: indexes built for mailboxes onboarded before them; schedule ticks
+TICK_PREFIX = "tick|"  # mailbox-meta / tick|<schedule>: the minute the schedule's last tick ran
 SLOT_PREFIX = "mailbox-slot|"  # schedule rows: mailbox-slot|NN / key
 SLOTS = 60
 KINDS = ("email", "calendar", "contacts")
@@ -233,6 +234,15 @@ class MailboxRepository:
         """The keys of the mailboxes scheduled in `slot` (one partition query; about N/SLOTS rows)."""
         await self._build_once("schedule-v1")
         return [decode_key(str(e["RowKey"])) async for e in self._t.partition(_slot_pk(slot))]
+
+    async def last_tick(self, schedule: str) -> int | None:
+        """The minute (since the epoch) `schedule`'s last completed tick ran, if any tick has."""
+        e = await self._t.get(META_PK, TICK_PREFIX + schedule)
+        return int(e["minute"]) if e and e.get("minute") is not None else None
+
+    async def save_tick(self, schedule: str, minute: int) -> None:
+        """Timers run one instance at a time (the host's singleton lock), so a plain upsert suffices."""
+        await self._t.upsert({"PartitionKey": META_PK, "RowKey": TICK_PREFIX + schedule, "minute": minute})
 
     async def drop_from_schedule(self, key: str) -> None:
         """A schedule row whose mailbox is gone."""

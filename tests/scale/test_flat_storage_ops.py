@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from functions.subscriptions import ENSURE_EVERY_MINUTES, ensure_due
 from shared.config import load_settings
@@ -24,9 +26,10 @@ from shared.storage.state import StateStore
 from shared.storage.subscriptions import SubscriptionRecord
 from shared.storage.tables import TableNames
 from shared.sync.notifications import ChangeNotification, accept_change_notifications
-from shared.sync.poll import poll_due, slots_due
+from shared.sync.poll import poll_due, slots_due, slots_since
 
 SMALL, LARGE = 6, 120
+TICK_REQUESTS = 2  # a schedule tick reads and saves the minute of its last tick
 
 
 @dataclass
@@ -159,6 +162,7 @@ async def test_a_poll_tick_reads_only_the_due_slots_and_costs_the_same_per_due_m
     now = dt.datetime.fromtimestamp(minute * 60, dt.UTC)
     per_due = []
     for t in tenants:
+        await t.svc.state.mailboxes.save_tick("poll", minute - 2)
         await poll_due(t.svc, now=now - dt.timedelta(minutes=1))  # the one-time schedule check of this process
         due = {slot for slot in slots_due(minute, 15)}
         expect = [m for m in t.mailboxes if slot_of(m.key) in due]
@@ -167,7 +171,7 @@ async def test_a_poll_tick_reads_only_the_due_slots_and_costs_the_same_per_due_m
         assert t.queues.sent["delta.sync"] == len(KINDS) * len(expect)
         queries = [url for _, url in t.requests.seen if "filter=" in url]
         assert len(queries) == len(due) + len(expect)  # the due slots and each due mailbox's health: no listing
-        per_due.append((cost - len(due)) / max(1, len(expect)))
+        per_due.append((cost - len(due) - TICK_REQUESTS) / max(1, len(expect)))
     # per due mailbox: its point read, its health partition, and per kind a claim and its mark
     assert per_due[0] == per_due[1] == 2 + 2 * len(KINDS), per_due
 
@@ -181,11 +185,55 @@ async def test_every_mailbox_is_visited_once_per_interval(tenants):
         assert set(visits) == set(range(SLOTS)) if interval <= SLOTS else set(visits) <= set(range(SLOTS))
         assert set(visits.values()) == {1}
     seen: Counter[str] = Counter()
+    await t.svc.state.mailboxes.save_tick("subscriptions", -1)  # ticks ran before: none was missed
     for minute in range(0, ENSURE_EVERY_MINUTES):
         t.queues.sent.clear()
         await ensure_due(t.svc, now=dt.datetime.fromtimestamp(minute * 60, dt.UTC))
         seen["sent"] += t.queues.sent["subscriptions.ensure"]
     assert seen["sent"] == LARGE  # each active mailbox once in ten minutes
+
+
+async def test_the_first_tick_after_the_host_slept_past_expiry_ensures_every_mailbox(tenants):
+    """Chaos seed 3 (CI): the stack's clock jumped a week, past every subscription's expiry. The
+    subscription timer then ensured only the mailboxes of that minute's slot, so the others got no
+    notifications for up to ten minutes and their changes waited for the poll. A tick now also does
+    the slots of the ticks that never ran."""
+    t = tenants[1]
+    minute = int(dt.datetime(2026, 12, 5, 23, 59, tzinfo=dt.UTC).timestamp() // 60)
+    await t.svc.state.mailboxes.save_tick("subscriptions", minute - 1)
+    await ensure_due(t.svc, now=dt.datetime.fromtimestamp(minute * 60, dt.UTC))
+    t.queues.sent.clear()
+    await ensure_due(t.svc, now=dt.datetime.fromtimestamp(minute * 60, dt.UTC) + dt.timedelta(days=7, minutes=1))
+    assert t.queues.sent["subscriptions.ensure"] == LARGE
+
+
+async def test_a_missed_poll_tick_is_made_up_by_the_next(tenants):
+    """A tick that never ran (the host busy or asleep that minute) leaves its slots to the next one,
+    not to the next interval: a missed notification is still found within 1.5 intervals."""
+    t = tenants[1]
+    minute = int(dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC).timestamp() // 60)
+    await t.svc.state.mailboxes.save_tick("poll", minute - 1)
+    await poll_due(t.svc, now=dt.datetime.fromtimestamp(minute * 60, dt.UTC))
+    t.queues.sent.clear()
+    await poll_due(t.svc, now=dt.datetime.fromtimestamp((minute + 2) * 60, dt.UTC))  # minute + 1 never ticked
+    due = set(slots_due(minute + 1, 15)) | set(slots_due(minute + 2, 15))
+    assert t.queues.sent["delta.sync"] == len(KINDS) * sum(1 for m in t.mailboxes if slot_of(m.key) in due)
+    assert t.queues.sent["delta.sync"] > 0
+
+
+@given(last=st.one_of(st.none(), st.integers(0, 10_000)), minute=st.integers(0, 10_000),
+       interval=st.sampled_from([1, 2, 7, 10, 15, 60, 90, 1440]))
+def test_a_tick_visits_its_own_slots_and_every_missed_ticks(last, minute, interval):
+    got = slots_since(last, minute, interval)
+    assert got == sorted(set(got)) and set(got) <= set(range(SLOTS))
+    assert set(slots_due(minute, interval)) <= set(got)
+    if last is not None and last < minute:
+        missed = set().union(*(slots_due(m, interval) for m in range(max(last + 1, minute - interval), minute + 1)))
+        assert missed <= set(got)
+        if minute - last < interval:  # and nothing beyond: a tick's work stays a tick's
+            assert set(got) == set().union(*(slots_due(m, interval) for m in range(last + 1, minute + 1)))
+    if last is not None and last >= minute:
+        assert got == slots_due(minute, interval)
 
 
 async def test_stores_written_before_issue_16_are_migrated_on_first_use(azurite_conn):
@@ -254,6 +302,7 @@ async def test_only_an_inbound_round_makes_the_safety_net_poll_wait(tenants):
     base = int(dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC).timestamp() // 60)
     minute = base + (slot_of(t.mailboxes[0].key) - base) % 15
     now = dt.datetime.fromtimestamp(minute * 60, dt.UTC)
+    await t.svc.state.mailboxes.save_tick("poll", minute - 2)
     await poll_due(t.svc, now=now - dt.timedelta(minutes=1))  # the one-time schedule check of this process
     expect = [m for m in t.mailboxes if slot_of(m.key) in set(slots_due(minute, 15))]
     assert len(expect) >= 2
