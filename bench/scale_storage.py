@@ -115,6 +115,8 @@ async def _run(sizes: list[int]) -> dict[str, Any]:
                                           resource="r", resource_id="x", etag="e", tenant_id="t1")
                 await state.mailboxes.by_operator("op0")  # the once-per-process index check
                 await poll_due(svc, now=dt.datetime.fromtimestamp((base - 100) * 60, dt.UTC))  # schedule check
+                for schedule in ("poll", "subscriptions"):  # steady state: the previous minute ticked
+                    await state.mailboxes.save_tick(schedule, base - 1)
                 mid = n // 2
                 per_notification = await requests.measure(lambda note=note: accept_change_notifications(svc, [note]))
                 per_operator = await requests.measure(lambda mid=mid: state.mailboxes.by_operator(f"op{mid}"))
