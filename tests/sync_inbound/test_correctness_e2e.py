@@ -690,16 +690,22 @@ async def test_18_mail_filed_by_a_server_rule_into_a_folder_under_the_inbox_sync
 # ------------------------------------------------------------------ both sides edit the same item (chaos seed 5)
 
 
-async def test_a_rep_edit_in_pega_during_a_round_is_never_overwritten_by_a_stale_merge(inbound, monkeypatch) -> None:
-    """Chaos seed 5 ended with the two sides swapped (Outlook had Pega's subject, Pega had Outlook's): the
-    round merged against Pega as it was BEFORE a rep's edit and then wrote over that edit. The write now
-    carries the version it merged against; a change in between makes the item retry with fresh state."""
+async def _synced_event_renamed_in_outlook(inbound) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An event synced to a Pega appointment, then renamed in Outlook: (event, Pega case)."""
     await inbound.onboard()
     now = await sim_now(inbound)
     ev = await inbound.user_call("POST", "events", json=event_body("Planning", now + dt.timedelta(days=2)))
     assert (await inbound.run("calendar")).outcomes["created"] == 1
     [case] = await by_exchange_id(inbound, "appointment", ev["id"])
     await inbound.user_call("PATCH", f"events/{ev['id']}", json={"subject": "Planning (Outlook)"})
+    return ev, case
+
+
+async def test_a_rep_edit_in_pega_during_a_round_is_never_overwritten_by_a_stale_merge(inbound, monkeypatch) -> None:
+    """Chaos seed 5 ended with the two sides swapped (Outlook had Pega's subject, Pega had Outlook's): the
+    round merged against Pega as it was BEFORE a rep's edit and then wrote over that edit. The write now
+    carries the version it merged against; a change in between makes the item retry with fresh state."""
+    ev, case = await _synced_event_renamed_in_outlook(inbound)
     real = inbound_mod.PageGatherer.pega_state
     edited: list[str] = []
 
@@ -737,12 +743,7 @@ async def test_a_rep_edit_between_the_writes_read_and_its_patch_is_not_overwritt
     write's own read of the case and before its PATCH. Pega refused the stale eTag; the client re-read
     and wrote the same fields again, over the rep's edit. A write merged against a known version is
     now withdrawn on a stale eTag (transient: the item is merged again with fresh state)."""
-    await inbound.onboard()
-    now = await sim_now(inbound)
-    ev = await inbound.user_call("POST", "events", json=event_body("Planning", now + dt.timedelta(days=2)))
-    assert (await inbound.run("calendar")).outcomes["created"] == 1
-    [case] = await by_exchange_id(inbound, "appointment", ev["id"])
-    await inbound.user_call("PATCH", f"events/{ev['id']}", json={"subject": "Planning (Outlook)"})
+    ev, case = await _synced_event_renamed_in_outlook(inbound)
     real = PegaClient.case_action
     edited: list[str] = []
 
