@@ -206,7 +206,8 @@ class PegaRecords:
         if not changes:
             return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
         updated = await self.client.case_action(existing.id, self.m.actions.update, changes, etag=existing.etag,
-                                                on_conflict=_guarded(on_conflict, expected_etag))
+                                                on_conflict=_guarded(on_conflict, expected_etag, existing.content,
+                                                                     changes))
         return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
 
     async def upsert_appointment(
@@ -293,7 +294,8 @@ class PegaRecords:
         if not changes:
             return UpsertResult(existing.id, UpsertAction.UNCHANGED, existing.etag)
         updated = await self.client.sa_update(path, existing.id, changes, etag=existing.etag,
-                                              on_conflict=_guarded(on_conflict, expected_etag))
+                                              on_conflict=_guarded(on_conflict, expected_etag, existing.content,
+                                                                   changes))
         return UpsertResult(existing.id, UpsertAction.UPDATED, updated.etag)
 
     async def close_contact(self, contact_id: str, *, comments: str | None = None) -> SaRecord:
@@ -311,18 +313,22 @@ class PegaRecords:
         return rec, from_content(ContactData, rec.content, self.m.contact)
 
 
-def _withdraw(_fresh: dict[str, Any]) -> None:
-    return None
-
-
-def _guarded(on_conflict: ConflictResolver | None, expected_etag: str | None) -> ConflictResolver | None:
-    """A write merged against a known version (`expected_etag`) that meets a stale eTag was overtaken
-    between its own read and its PATCH (chaos seed 415): the client's default, the same fields again,
-    would overwrite the rep's newer edit, so it is withdrawn instead (PegaConflictError, transient) and
-    the item merged again with fresh state. Writes without a merge base keep the default."""
+def _guarded(on_conflict: ConflictResolver | None, expected_etag: str | None, read: Mapping[str, Any],
+             changes: Mapping[str, Any]) -> ConflictResolver | None:
+    """A write merged against a known version (`expected_etag`) met a stale eTag: the record changed
+    between the write's own read (`read`) and its PATCH. If a field it writes changed (a rep's save,
+    chaos seed 415), writing the same fields again would overwrite that newer edit, so the write is
+    withdrawn (PegaConflictError, transient) and the item merged again with fresh state; if none did,
+    the same fields go again. Writes without a merge base keep the client's default."""
     if on_conflict is not None or not expected_etag:
         return on_conflict
-    return _withdraw
+
+    def unless_overtaken(fresh: dict[str, Any]) -> Mapping[str, Any] | None:
+        if any(fresh.get(name) != read.get(name) for name in changes):
+            return None
+        return changes
+
+    return unless_overtaken
 
 
 def _check_unchanged(existing: PegaCase | SaRecord | None, expected_etag: str | None) -> None:
