@@ -42,6 +42,7 @@ from shared.sync.mapping import (
     map_event,
     map_message,
     meta_of,
+    snap_value,
     snapshot,
     three_way,
 )
@@ -329,10 +330,16 @@ def plan(item: Item, link: Link | None, policy: Policy, *, pega: PegaState | Non
     decided = _decided_against_pega(link, merged.conflicts, pega.updated_at)
     if decided:
         new_meta[META_PEGA_DECIDED] = decided
+    synced = dict(merged.merged)
     if merged.to_exchange:
-        # Pega holds newer values for some fields: the Pega → Exchange side owns pushing them
+        # Pega holds newer values for some fields: the Pega → Exchange side owns pushing them. Until it
+        # has, Outlook holds its own values, and those are the last synced state: had Pega's been kept,
+        # an Outlook edit of the field before the push would look like the only change and overwrite
+        # Pega's without a conflict, and the push then carry a title Pega no longer holds (seed 434).
         new_meta[META_BY] = BY_EXCHANGE
-    return Update(item.id, link, fields_, mapped, digest, {**merged.merged, **new_meta}, merged.conflicts,
+        for name in merged.to_exchange:
+            synced[name] = snap_value(mapped[name]) if name in mapped else base.get(name)
+    return Update(item.id, link, fields_, mapped, digest, {**synced, **new_meta}, merged.conflicts,
                   reason="changed" if fields_ else "merged_no_write", pega_etag=pega.etag)
 
 

@@ -179,3 +179,41 @@ async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
     event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
     in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
     assert event["subject"] == in_pega == "Planning (Outlook)"
+
+
+async def test_a_pega_rename_seen_by_a_round_before_outlooks_rename_is_still_a_conflict(
+        api, rep, inbound, pega_records, graph_http):
+    """Chaos seed 434: as seed 103, but an inbound round ran between the two renames. It saw only
+    Pega's (whose push to Outlook is the Pega -> Exchange call's) and kept Pega's title as the last
+    synced one, though Outlook did not hold it yet; Outlook's rename then looked like the only change
+    and went to Pega with no conflict recorded, and Pega's call pushed the title Pega no longer held
+    to Outlook: each side ended with the other's. The last synced state is now what Outlook holds."""
+    m = pega_records.m
+    pega_id = (await pega_records.client.create_case(m.case_types.appointment, {m.appointment.subject: "Planning"})).id
+    await round_(inbound, rep, "calendar")
+    op = await api.run("POST", "pega/v1/appointments", {
+        "pegaId": pega_id, "operator": rep.operator, "subject": "Planning",
+        "start": {"dateTime": SOON, "timeZone": "Europe/Berlin"}, "end": {"dateTime": SOON_END, "timeZone": "Europe/Berlin"},
+        "changedAt": "2026-11-20T10:00:00Z"})
+    await round_(inbound, rep, "calendar")  # our own create comes back: an echo, the link settles
+    await pega_records.client.case_action(pega_id, m.actions.update, {m.appointment.subject: "Planning (Pega)"})
+    pega_saved_at = (await pega_records.client.get_case(pega_id)).last_update_time
+    assert pega_saved_at
+    # a round runs (another item of the mailbox changed): it sees Pega's rename, Outlook's not yet made
+    other = await graph_http.post(f"/users/{rep.upn}/events", json={
+        "subject": "Unrelated", "start": {"dateTime": SOON, "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": SOON_END, "timeZone": "Europe/Berlin"}})
+    other.raise_for_status()
+    r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"location": {"displayName": "Room 1"}})
+    r.raise_for_status()
+    await round_(inbound, rep, "calendar")
+    assert (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()["subject"] == "Planning"
+    r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"subject": "Planning (Outlook)"})
+    r.raise_for_status()
+    await round_(inbound, rep, "calendar")
+    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
+                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
+    assert upd["status"] == "succeeded", upd
+    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
+    in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
+    assert event["subject"] == in_pega, (event["subject"], in_pega)
