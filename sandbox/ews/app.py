@@ -103,7 +103,7 @@ async def ews(request: web.Request) -> web.StreamResponse:
         sim.requests.append({"operation": op, "mailbox": mb.smtp, "caller": acct.username,
                              "impersonated": impersonated, "auth": request.headers.get("Authorization", " ")
                              .split(" ")[0] or "ntlm-connection"})
-        fault = sim.faults.take(op, mb.smtp)
+        fault = sim.faults.take(op, mb.smtp, acct.username)
         if fault is not None:
             raise fault
         version = header.find(t("RequestServerVersion")) if header is not None else None

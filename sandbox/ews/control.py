@@ -175,7 +175,8 @@ async def add_fault(request: web.Request) -> web.Response:
     body = await _json(request)
     try:
         rule = Fault(code=str(body.get("code") or "ErrorServerBusy"), operation=str(body.get("operation") or ""),
-                     mailbox=str(body.get("mailbox") or "").lower(), count=int(body.get("count") or 1),
+                     mailbox=str(body.get("mailbox") or "").lower(), caller=str(body.get("caller") or "").lower(),
+                     count=int(body.get("count") or 1),
                      back_off_ms=int(body.get("backOffMilliseconds") or 30_000), status=int(body.get("status") or 500))
     except (TypeError, ValueError):
         raise _bad("count", "count, backOffMilliseconds and status are integers") from None

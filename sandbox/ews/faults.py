@@ -13,12 +13,14 @@ class Fault:
     code: str = "ErrorServerBusy"
     operation: str = ""  # "" = any
     mailbox: str = ""  # "" = any
+    caller: str = ""  # the account the request authenticated as; "" = any
     count: int = 1
     back_off_ms: int = 30_000
     status: int = 500
 
-    def matches(self, operation: str, mailbox: str) -> bool:
-        return self.count > 0 and self.operation in ("", operation) and self.mailbox in ("", mailbox.lower())
+    def matches(self, operation: str, mailbox: str, caller: str = "") -> bool:
+        return (self.count > 0 and self.operation in ("", operation) and self.mailbox in ("", mailbox.lower())
+                and self.caller in ("", caller.lower()))
 
     def error(self) -> EwsFault:
         if self.code == "ErrorServerBusy":
@@ -31,9 +33,9 @@ class Faults:
     def __init__(self) -> None:
         self.rules: list[Fault] = []
 
-    def take(self, operation: str, mailbox: str) -> EwsFault | None:
+    def take(self, operation: str, mailbox: str, caller: str = "") -> EwsFault | None:
         for rule in self.rules:
-            if rule.matches(operation, mailbox):
+            if rule.matches(operation, mailbox, caller):
                 rule.count -= 1
                 return rule.error()
         return None

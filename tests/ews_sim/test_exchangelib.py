@@ -31,7 +31,7 @@ from exchangelib.errors import (
 from exchangelib.indexed_properties import EmailAddress, PhysicalAddress
 from exchangelib.recurrence import DailyPattern, NumberedPattern, Recurrence, WeeklyPattern
 
-from tests.plugins.ews_sim import NO_ROLE_PASSWORD, NO_ROLE_USER, EwsSim
+from tests.plugins.ews_sim import NO_ROLE_PASSWORD, NO_ROLE_USER, SERVICE_USER, EwsSim
 
 BERLIN = EWSTimeZone("Europe/Berlin")
 
@@ -111,6 +111,23 @@ def test_server_busy_carries_back_off_milliseconds(ews_sim: EwsSim) -> None:
         list(inbox.all())
     assert caught.value.back_off == 12.5
     assert list(inbox.all()) == []  # one fault, then normal service
+
+
+def test_a_fault_scoped_to_a_caller_meets_only_that_accounts_requests(ews_sim: EwsSim) -> None:
+    """The chaos harness aims its faults at the sync service's account: the rep's own Outlook (the
+    harness) is not under test (seed 499: its client gave up on a 160 s back-off)."""
+    upn = ews_sim.new_mailbox()
+    inbox = ews_sim.account(upn).inbox  # the service account, impersonating the rep
+    ews_sim.control("POST", "faults", {"code": "ErrorServerBusy", "mailbox": upn, "caller": "CONTOSO\\someone-else",
+                                       "backOffMilliseconds": 500})
+    assert list(inbox.all()) == []
+    ews_sim.control("POST", "faults", {"code": "ErrorServerBusy", "mailbox": upn, "caller": SERVICE_USER.upper(),
+                                       "backOffMilliseconds": 500})
+    try:
+        with pytest.raises(ErrorServerBusy):
+            list(inbox.all())
+    finally:
+        ews_sim.control("DELETE", "faults")
 
 
 # ---------------------------------------------------------------- SyncFolderItems
