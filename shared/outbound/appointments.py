@@ -12,6 +12,7 @@ that the merged state is on both sides and the echo of our patch is recognised.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -204,6 +205,18 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
 
 
 GONE_RECHECKS = 2  # runs of an update that look again before calling a vanished event gone
+_LOOK = re.compile(r"^EventVanished: .*\(look (\d+) of \d+\)")
+
+
+class EventVanished(TransientError):
+    """The linked event is gone and its link still active: looked again shortly (see `_gone`)."""
+
+
+def _looks_so_far(op_error: str) -> int:
+    """How many times earlier runs of this update already found the event gone: their own count,
+    not the operation's attempts, which other failures (a Pega 5xx, a storage outage) use up too."""
+    m = _LOOK.match(op_error or "")
+    return int(m.group(1)) if m else 0
 
 
 async def _gone(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[str, Any]:
@@ -214,10 +227,12 @@ async def _gone(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[st
     fresh = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
     if fresh is not None and (fresh.state != "active" or fresh.graph_id != link.graph_id):
         return {"exchangeId": link.graph_id, "skipped": "the appointment was cancelled meanwhile"}
-    if req.op.attempts <= GONE_RECHECKS:
+    look = _looks_so_far(req.op.error) + 1
+    if look <= GONE_RECHECKS:
         # a cancel that removed the event may not have closed the link yet (chaos seed 261: the two
         # finished 3 ms apart): look again shortly before calling the event gone
-        raise TransientError("the linked event vanished; a cancel may be finishing", retry_after=3.0)
+        raise EventVanished(f"the linked event vanished; a cancel may be finishing (look {look} of {GONE_RECHECKS})",
+                            retry_after=3.0)
     raise PermanentError("the linked event no longer exists in Exchange")
 
 

@@ -264,6 +264,27 @@ async def test_an_update_whose_event_a_finishing_cancel_removed_looks_again_befo
     assert statuses[:2] == ["retry", "retry"] and statuses[2] == "failed", statuses
 
 
+async def test_an_update_that_used_attempts_elsewhere_still_looks_again_for_its_vanished_event(
+        rep, pega_records, state, graph_http, worker_ctx):
+    """Chaos seed 261 in CI, again: the update had already spent attempts on other failures (a storage
+    outage, Pega 5xx) when its PATCH met the event the cancel had just removed, so "look again while
+    attempts <= 2" no longer held and it failed at once, 6 ms before the cancel closed the link. The
+    looks are counted on their own."""
+    pega_id = await pega_appointment(pega_records)
+    create = await stored_create(state, rep, pega_id)
+    assert await run_operation(worker_ctx, create.operation_id) == "succeeded"
+    link = await state.links.by_pega_id(rep.upn, pega_id)
+    (await graph_http.delete(f"/users/{rep.upn}/events/{link.graph_id}")).raise_for_status()  # the cancel's write
+    update = await stored_update(state, rep, pega_id)
+    await state.operations.put(dataclasses.replace(await state.operations.get(update.operation_id), attempts=4,
+                                                   error="PegaTransientError: Pega answered 500"))
+    with pytest.raises(TransientError):
+        await run_operation(worker_ctx, update.operation_id)
+    await state.links.update(dataclasses.replace(link, state="closed"))  # the cancel's save_link
+    assert await run_operation(worker_ctx, update.operation_id) == "succeeded"
+    assert (await state.operations.get(update.operation_id)).result.get("skipped")
+
+
 async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
         api, rep, pega_records, graph_http, state, worker_ctx):
     """Chaos seed 23: an operation failed by the notification-frequency guard (`gave_up`) stayed
