@@ -228,18 +228,25 @@ async def test_an_update_racing_a_cancel_of_the_same_appointment_is_not_a_failur
     assert [e for e in await events_of(graph_http, rep.upn) if not e.get("isCancelled")] == []
 
 
-async def test_an_update_whose_event_a_finishing_cancel_removed_looks_again_before_failing(
-        rep, pega_records, state, graph_http, worker_ctx):
-    """Chaos seed 261: the cancel removed the event, the update's PATCH got a 404 before the cancel had
-    closed the link (the two finished 3 ms apart), and the update was reported failed although the
-    cancel, Pega's last word, was done. The update looks again shortly; once the link is closed it is
-    skipped. An event that stays gone with its link active (deleted in Outlook) still fails, explained."""
+async def _update_of_a_removed_event(rep, pega_records, state, graph_http, worker_ctx):
+    """An appointment sent to Outlook, its event removed (a cancel's write) with the link still active,
+    and an update stored for it: (link, update operation)."""
     pega_id = await pega_appointment(pega_records)
     create = await stored_create(state, rep, pega_id)
     assert await run_operation(worker_ctx, create.operation_id) == "succeeded"
     link = await state.links.by_pega_id(rep.upn, pega_id)
     (await graph_http.delete(f"/users/{rep.upn}/events/{link.graph_id}")).raise_for_status()  # the cancel's write
     update = await stored_update(state, rep, pega_id)
+    return link, update
+
+
+async def test_an_update_whose_event_a_finishing_cancel_removed_looks_again_before_failing(
+        rep, pega_records, state, graph_http, worker_ctx):
+    """Chaos seed 261: the cancel removed the event, the update's PATCH got a 404 before the cancel had
+    closed the link (the two finished 3 ms apart), and the update was reported failed although the
+    cancel, Pega's last word, was done. The update looks again shortly; once the link is closed it is
+    skipped. An event that stays gone with its link active (deleted in Outlook) still fails, explained."""
+    link, update = await _update_of_a_removed_event(rep, pega_records, state, graph_http, worker_ctx)
     with pytest.raises(TransientError):
         await run_operation(worker_ctx, update.operation_id)
     await state.links.update(dataclasses.replace(link, state="closed"))  # the cancel's save_link
@@ -270,12 +277,7 @@ async def test_an_update_that_used_attempts_elsewhere_still_looks_again_for_its_
     outage, Pega 5xx) when its PATCH met the event the cancel had just removed, so "look again while
     attempts <= 2" no longer held and it failed at once, 6 ms before the cancel closed the link. The
     looks are counted on their own."""
-    pega_id = await pega_appointment(pega_records)
-    create = await stored_create(state, rep, pega_id)
-    assert await run_operation(worker_ctx, create.operation_id) == "succeeded"
-    link = await state.links.by_pega_id(rep.upn, pega_id)
-    (await graph_http.delete(f"/users/{rep.upn}/events/{link.graph_id}")).raise_for_status()  # the cancel's write
-    update = await stored_update(state, rep, pega_id)
+    link, update = await _update_of_a_removed_event(rep, pega_records, state, graph_http, worker_ctx)
     await state.operations.put(dataclasses.replace(await state.operations.get(update.operation_id), attempts=4,
                                                    error="PegaTransientError: Pega answered 500"))
     with pytest.raises(TransientError):

@@ -148,12 +148,8 @@ async def test_recurring_appointment_from_pega_round_trip_has_no_echo(api, rep, 
     assert await pega_writes(pega_control) == before
 
 
-async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
-        api, rep, inbound, pega_records, graph_http):
-    """Found by chaos seed 103: the rep renamed a meeting in Pega and in Outlook moments apart. The
-    inbound merge saw both renames and let the later one (Outlook's) win, writing it to Pega; then
-    Pega's call for its own rename arrived and pushed the losing title to Outlook: each side ended
-    with the other's title. The merge's decision now holds for the call of the version it decided."""
+async def _planning_made_in_pega(api, rep, inbound, pega_records) -> tuple[str, dict]:
+    """An appointment "Planning" made in Pega and sent to Outlook, the link settled: (Pega id, operation)."""
     m = pega_records.m
     pega_id = (await pega_records.client.create_case(m.case_types.appointment, {m.appointment.subject: "Planning"})).id
     await round_(inbound, rep, "calendar")
@@ -162,6 +158,17 @@ async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
         "start": {"dateTime": SOON, "timeZone": "Europe/Berlin"}, "end": {"dateTime": SOON_END, "timeZone": "Europe/Berlin"},
         "changedAt": "2026-11-20T10:00:00Z"})
     await round_(inbound, rep, "calendar")  # our own create comes back: an echo, the link settles
+    return pega_id, op
+
+
+async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
+        api, rep, inbound, pega_records, graph_http):
+    """Found by chaos seed 103: the rep renamed a meeting in Pega and in Outlook moments apart. The
+    inbound merge saw both renames and let the later one (Outlook's) win, writing it to Pega; then
+    Pega's call for its own rename arrived and pushed the losing title to Outlook: each side ended
+    with the other's title. The merge's decision now holds for the call of the version it decided."""
+    m = pega_records.m
+    pega_id, op = await _planning_made_in_pega(api, rep, inbound, pega_records)
     # the rep renames it in Pega ...
     await pega_records.client.case_action(pega_id, m.actions.update, {m.appointment.subject: "Planning (Pega)"})
     pega_saved_at = (await pega_records.client.get_case(pega_id)).last_update_time
@@ -189,13 +196,7 @@ async def test_a_pega_rename_seen_by_a_round_before_outlooks_rename_is_still_a_c
     and went to Pega with no conflict recorded, and Pega's call pushed the title Pega no longer held
     to Outlook: each side ended with the other's. The last synced state is now what Outlook holds."""
     m = pega_records.m
-    pega_id = (await pega_records.client.create_case(m.case_types.appointment, {m.appointment.subject: "Planning"})).id
-    await round_(inbound, rep, "calendar")
-    op = await api.run("POST", "pega/v1/appointments", {
-        "pegaId": pega_id, "operator": rep.operator, "subject": "Planning",
-        "start": {"dateTime": SOON, "timeZone": "Europe/Berlin"}, "end": {"dateTime": SOON_END, "timeZone": "Europe/Berlin"},
-        "changedAt": "2026-11-20T10:00:00Z"})
-    await round_(inbound, rep, "calendar")  # our own create comes back: an echo, the link settles
+    pega_id, op = await _planning_made_in_pega(api, rep, inbound, pega_records)
     await pega_records.client.case_action(pega_id, m.actions.update, {m.appointment.subject: "Planning (Pega)"})
     pega_saved_at = (await pega_records.client.get_case(pega_id)).last_update_time
     assert pega_saved_at
