@@ -8,6 +8,7 @@ from functions import (
     failures,
     graph_intake,
     health,
+    insight_worker,
     ops,
     outbound_worker,
     pega_api,
@@ -24,6 +25,7 @@ for blueprint in (
     subscriptions.bp,  # subscription worker + manager timer
     polling.bp,  # safety-net delta poll timer, crash recovery timer
     delta_worker.bp,  # Exchange → Pega
+    insight_worker.bp,  # Exchange → Pega: insight fields of new records, after them
     pega_api.bp,  # the contract Pega calls (openapi.yaml)
     outbound_worker.bp,  # Pega → Exchange
     admin.bp,  # mailbox onboarding

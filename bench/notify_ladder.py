@@ -12,6 +12,11 @@ step warm the host up (its insights worker starts and loads the model once per h
 reported. CPU of the host's worker processes (model, attachment parser) is reported apart as
 `host.workers`.
 
+With insights on, new records arrive without their insight fields, which the insight worker writes
+after them (INSIGHTS_DEFERRED, the default); a step then also waits (up to one more settle time) for
+every record's fields and reports `insights_p50_ms`/`insights_p99_ms` (the fields' write minus
+delivery) beside the records' latency, and the step's CPU includes the model's work.
+
 The knee is the highest rate whose step delivered everything with p99 <= 1 s. The steps run one after
 the other on the same stack (a step's backlog is drained before the next starts), on a machine shared
 with the stack: compare ratios (CPU per item by process), not absolute seconds.
@@ -78,8 +83,12 @@ async def _onboard(http: httpx.AsyncClient, graph: str, api: str, master: dict[s
     raise RuntimeError("the mailboxes did not finish onboarding in 180 s")
 
 
+def _ts(iso: str) -> float:
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 async def _step(http: httpx.AsyncClient, graph: str, pega: str, upns: list[str], rate: float, seconds: float,
-                settle: float, cpu: ProcessCpu) -> dict[str, Any]:
+                settle: float, cpu: ProcessCpu, *, insights: bool = False) -> dict[str, Any]:
     sent: dict[str, float] = {}
     errors = 0
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat()
@@ -106,25 +115,39 @@ async def _step(http: httpx.AsyncClient, graph: str, pega: str, upns: list[str],
     send_seconds = time.time() - start
     deadline = time.monotonic() + settle
     created: dict[str, float] = {}
+    enriched: dict[str, float] = {}  # records carrying their insight fields: the time of that write
     duplicates = 0
+    records_done: float | None = None
     while True:
         records = (await http.get(f"{pega}/_sim/state", params={"kind": "email", "createdSince": since})).json()
-        created, duplicates = {}, 0
+        created, enriched, duplicates = {}, {}, 0
         for rec in records["records"]:
             xid = rec["content"].get("ExchangeID")
             if xid in sent:
                 if xid in created:
                     duplicates += 1
                     continue
-                created[xid] = dt.datetime.fromisoformat(rec["createdAt"].replace("Z", "+00:00")).timestamp()
-        if len(created) == len(sent) or time.monotonic() > deadline:
+                created[xid] = _ts(rec["createdAt"])
+                if rec["content"].get("SentimentLabel"):
+                    enriched[xid] = _ts(rec["updatedAt"])
+        if len(created) == len(sent) and records_done is None:
+            records_done = time.monotonic()
+        # with insights on (deferred by default) the step also waits for their fields, a while longer
+        if (len(created) == len(sent) and (not insights or len(enriched) == len(sent))) \
+                or time.monotonic() > deadline + (settle if records_done is not None and insights else 0):
             break
         await asyncio.sleep(0.5)
     used = cpu.seconds()
     rss = cpu.rss_mb()
     lat = [(created[x] - sent[x]) * 1000 for x in created]
+    ins_lat = [(enriched[x] - sent[x]) * 1000 for x in enriched]
     complete = len(created) == len(sent) and not errors
     n = max(1, len(created))
+    insight_steps = {
+        "insights_arrived": len(enriched),
+        "insights_p50_ms": round(_pct(ins_lat, 50)) if ins_lat else None,
+        "insights_p99_ms": round(_pct(ins_lat, 99)) if ins_lat and len(enriched) == len(sent) else None,
+    } if insights else {}
     return {
         "rate_per_second": rate, "sent": len(sent), "send_errors": errors, "arrived": len(created),
         "duplicates": duplicates, "achieved_send_rate": round(len(sent) / max(0.001, send_seconds), 1),
@@ -133,6 +156,7 @@ async def _step(http: httpx.AsyncClient, graph: str, pega: str, upns: list[str],
         "max_ms": round(max(lat)) if lat and complete else None,
         "cpu_ms_per_item": {k: round(v * 1000 / n, 2) for k, v in used.items()},
         "rss_mb": rss,
+        **insight_steps,
     }
 
 
@@ -145,13 +169,15 @@ async def _measure(ports: SandboxPorts, settings: dict[str, str], stack: Stack, 
         upns = await _onboard(http, graph, api, master, cfg["mailboxes"])
         # warm-up, not reported: the host's first items start its insights worker and load the model
         # (a second or two, once per host), which would otherwise land in the first step's p99
+        insights = settings.get("INSIGHTS_ENABLED", "true").lower() != "false"
         warm = await _step(http, graph, pega, upns, 2.0, 2.0, cfg["settle"],
-                           ProcessCpu({svc.name: svc.proc.pid for svc in stack.services}, split=("host",)))
+                           ProcessCpu({svc.name: svc.proc.pid for svc in stack.services}, split=("host",)),
+                           insights=insights)
         print(f"  ladder warm-up (not reported): {warm['arrived']}/{warm['sent']} arrived", flush=True)
         steps = []
         for rate in cfg["rates"]:
             cpu = ProcessCpu({svc.name: svc.proc.pid for svc in stack.services}, split=("host",))
-            step = await _step(http, graph, pega, upns, rate, cfg["seconds"], cfg["settle"], cpu)
+            step = await _step(http, graph, pega, upns, rate, cfg["seconds"], cfg["settle"], cpu, insights=insights)
             steps.append(step)
             print(f"  ladder {rate:g}/s: {json.dumps(step)}", flush=True)
             if step["p99_ms"] is None and step["arrived"] < step["sent"]:
@@ -188,7 +214,9 @@ def run() -> dict[str, Any]:
                                                                    "host_cpu_ms_per_item":
                                                                        s["cpu_ms_per_item"].get("host"),
                                                                    "host_workers_cpu_ms_per_item":
-                                                                       s["cpu_ms_per_item"].get("host.workers")}
+                                                                       s["cpu_ms_per_item"].get("host.workers"),
+                                                                   "insights_p50_ms": s.get("insights_p50_ms"),
+                                                                   "insights_p99_ms": s.get("insights_p99_ms")}
                                     for s in steps}}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"notify_ladder{_suffix()}.json").write_text(json.dumps(result, indent=2))

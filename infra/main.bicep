@@ -73,6 +73,8 @@ param queueNames array = [
   'outbound-ops-poison'
   'subscription-work'
   'subscription-work-poison'
+  'insight-work'
+  'insight-work-poison'
 ]
 
 @description('State tables the app uses.')
@@ -404,10 +406,12 @@ var appSettings = {
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
 
   INSIGHTS_ENABLED: 'true'
+  INSIGHTS_DEFERRED: 'true'
   INSIGHTS_RULES_FILE: ''
   INSIGHTS_LANGUAGE: 'en'
   INSIGHTS_ANALYZER: 'model'
   INSIGHTS_WORKER_PROCESSES: '1'
+  INSIGHTS_WORKER_NICE: '10'
   INSIGHTS_AZURE_LANGUAGE_ENDPOINT: insightsLanguageEndpoint
   INSIGHTS_AZURE_LANGUAGE_KEY: ''
   INSIGHTS_AZURE_LANGUAGE_USE_MANAGED_IDENTITY: empty(insightsLanguageEndpoint) ? 'false' : 'true'

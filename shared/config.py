@@ -303,6 +303,9 @@ class InsightsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INSIGHTS_", extra="ignore", case_sensitive=False)
     enabled: bool = True
+    # the record first, its insight fields after (a queued job): records arrive at the pace of Graph,
+    # storage and Pega rather than the model's (shared.sync.insight_jobs, docs/performance.md)
+    deferred: bool = True
     rules_file: str | None = None
     language: str = "en"
     # local analyzer when Azure AI Language is not configured: the packaged sentence model + trained head,
@@ -311,6 +314,9 @@ class InsightsSettings(BaseSettings):
     # processes that run the sentence model beside the host (0: the host's own threads, which slows
     # every round while the model runs: docs/performance.md)
     worker_processes: Annotated[int, Field(ge=0, le=16)] = 1
+    # CPU priority of those processes below the host's (Unix nice increment; 0: the same): with deferred
+    # insights the model's backlog waits while rounds and notifications have work
+    worker_nice: Annotated[int, Field(ge=0, le=19)] = 10
     # Azure AI Language: set the endpoint to switch from the local analyzer; key, or managed identity
     azure_language_endpoint: str = ""
     azure_language_key: str | None = None

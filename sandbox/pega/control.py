@@ -52,6 +52,10 @@ class PegaSimControl:
     async def record(self, record_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/records/{self._id(record_id)}")
 
+    async def purge(self, record_id: str) -> None:
+        """An administrator purged the record (the APIs answer 404 for it from now on)."""
+        await self._call("DELETE", f"/records/{self._id(record_id)}")
+
     async def touch(self, record_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/records/{self._id(record_id)}/touch")
 

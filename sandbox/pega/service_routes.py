@@ -117,6 +117,8 @@ def upsert_one(store: Store, kind: str, item: Any, actor: Actor) -> dict[str, An
         return {"externalId": ext, "id": rec.id,
                 "error": _item_error(412, "version_changed", "the record changed since ifMatch", "ifMatch")}
     ext_prop = _ext_prop(store, kind)
+    if rec is None and item.get("mustExist") is True:
+        return {"externalId": ext, "error": _item_error(404, "not_found", "no such record (mustExist)", "knownId")}
     if rec is None:
         content[ext_prop] = ext
         created = store.create(kind, content, actor)

@@ -187,6 +187,13 @@ async def touch_record(request: web.Request) -> web.Response:
     return _answer(store.touch(rec))
 
 
+async def purge_record(request: web.Request) -> web.Response:
+    """An administrator purged the record: the APIs answer 404 for it from now on."""
+    if not request.app["store"].purge(request.match_info["record_id"]):
+        raise web.HTTPNotFound(text="no such record")
+    return web.json_response({"purged": True})
+
+
 async def reset(request: web.Request) -> web.Response:
     app = request.app
     store: Store = app["store"]
@@ -318,6 +325,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_sim/reset", reset)
     r.add_get("/_sim/records/{record_id}", get_record)
     r.add_post("/_sim/records/{record_id}/touch", touch_record)
+    r.add_delete("/_sim/records/{record_id}", purge_record)
     r.add_post("/_sim/faults", add_fault)
     r.add_get("/_sim/faults", list_faults)
     r.add_delete("/_sim/faults", clear_faults)

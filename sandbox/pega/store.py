@@ -172,6 +172,24 @@ class Store:
         self._seq.clear()
         self._field_indexes.clear()
 
+    def purge(self, record_id: str) -> bool:
+        """An administrator purged the record (Pega's archival and purge): every API answers 404 for
+        it from now on. True if it existed."""
+        rec = self.get(record_id)
+        if rec is None:
+            return False
+        del self.records[rec.id]
+        self._by_kind.get(rec.kind, {}).pop(rec.id, None)
+        self._by_upper_id.pop(rec.id.upper(), None)
+        for (kind, _, _), idx in self._field_indexes.items():
+            key = idx.of.pop(rec.id, None) if kind == rec.kind else None
+            bucket = idx.ids.get(key) if key is not None else None
+            if bucket is not None:
+                bucket.pop(rec.id, None)
+                if not bucket:
+                    del idx.ids[key]
+        return True
+
     def _indexed(self, rec: Record) -> None:
         for (kind, _, _), idx in self._field_indexes.items():
             if kind == rec.kind:

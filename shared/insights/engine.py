@@ -37,7 +37,8 @@ class InsightsEngine:
         self.runner: CoreRunner
         if settings.worker_processes > 0:
             # a remote analyzer scores remotely; the intents (and its fallback) still run the local model
-            self.runner = ModelWorkers(local=local_kind, rules=self.rules, processes=settings.worker_processes)
+            self.runner = ModelWorkers(local=local_kind, rules=self.rules, processes=settings.worker_processes,
+                                       nice=settings.worker_nice)
         else:
             self.runner = ThreadRunner(self._local, self.rules)
 

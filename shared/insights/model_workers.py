@@ -60,8 +60,10 @@ def _exit_with_host(alive: Any) -> None:
     os._exit(0)
 
 
-def _start_worker(local: LocalKind, rules: RuleSet | None, alive: Any) -> None:
+def _start_worker(local: LocalKind, rules: RuleSet | None, alive: Any, nice: int = 0) -> None:
     global _analyzer, _rules
+    if nice > 0:  # below the host: record sync and notification intake come first when CPU is short
+        os.nice(nice)
     threading.Thread(target=_exit_with_host, args=(alive,), name="host-watch", daemon=True).start()
     if local == "vader":
         from shared.insights.sentiment import VaderAnalyzer
@@ -110,9 +112,10 @@ class ModelWorkers:
     """``await workers.run(job)``: :func:`shared.insights.core.run_core` in one of ``processes`` worker processes."""
 
     def __init__(self, *, local: LocalKind = "model", rules: RuleSet | None = None, processes: int = 1,
-                 timeout_seconds: float = 60.0, startup_seconds: float = 120.0) -> None:  # fmt: skip
+                 timeout_seconds: float = 60.0, startup_seconds: float = 120.0, nice: int = 0) -> None:  # fmt: skip
         if processes < 1:
             raise ValueError("processes must be at least 1")
+        self.nice = nice
         self.local: LocalKind = local
         self.rules = rules
         self.processes = processes
@@ -168,7 +171,7 @@ class ModelWorkers:
             ctx = _context()
             pipe = ctx.Pipe(duplex=False)
             pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_start_worker,
-                                       initargs=(self.local, self.rules, pipe[0]))  # fmt: skip
+                                       initargs=(self.local, self.rules, pipe[0], self.nice))  # fmt: skip
             try:
                 pool.submit(_ping).result(timeout=self.startup_seconds)
             except Exception as exc:

@@ -29,6 +29,11 @@ from shared.pega.models import (
 )
 
 ADAPTERS = ("sync-service", "dx-v2")
+
+# (record id, its external id, properties): further properties written onto an existing record only,
+# never creating one (the deferred insights: shared.sync.insight_jobs). Per write the adapter answers
+# "written", "gone" (no such record, or a resolved case) or "rejected" (Pega refused the properties).
+FieldWrite = tuple[str, str, Mapping[str, Any]]
 BATCH_LIMIT = 100  # items per lookup or batch call (the contract's maxItems)
 
 
@@ -68,5 +73,6 @@ class PegaAdapter(Protocol):
     async def cancel_appointment(self, record_id: str, *, reason: str | None = None) -> Any: ...
     async def close_contact(self, record_id: str, *, comments: str | None = None) -> Any: ...
     async def set_external_id(self, kind: RecordKind, record_id: str, external_id: str) -> None: ...
+    async def write_fields(self, kind: RecordKind, writes: Sequence[FieldWrite]) -> list[str]: ...
 
     async def close(self) -> None: ...

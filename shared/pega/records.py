@@ -15,7 +15,13 @@ from typing import Any
 
 from shared.pega.client import ConflictResolver, PegaClient
 from shared.pega.convert import changed_fields, from_content, get_path, leaves, set_path, to_content
-from shared.pega.errors import PegaConflictError, PegaNotFoundError
+from shared.pega.errors import (
+    PegaBadRequestError,
+    PegaConflictError,
+    PegaFieldDroppedError,
+    PegaNotFoundError,
+    PegaValidationError,
+)
 from shared.pega.mapping import PegaMapping
 from shared.pega.models import (
     AppointmentData,
@@ -260,6 +266,23 @@ class PegaRecords:
             return
         prop = self.m.appointment.external_id if kind is RecordKind.APPOINTMENT else self.m.email.external_id
         await self.client.case_action(record_id, self.m.actions.update, {prop: external_id}, must_keep=[prop])
+
+    async def write_fields(self, kind: RecordKind, writes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+        """Properties onto existing cases, one Update action each (DX API v2 has no batch); a case
+        that is gone is left alone, properties the action's view drops are reported as rejected."""
+        if kind is RecordKind.CONTACT:
+            raise ValueError("write_fields is for cases (emails, appointments)")
+        out: list[str] = []
+        for record_id, _, fields in writes:
+            try:
+                await self.client.case_action(record_id, self.m.actions.update, dict(fields), must_keep=list(fields))
+                out.append("written")
+            except PegaNotFoundError:
+                out.append("gone")
+            except (PegaBadRequestError, PegaValidationError, PegaFieldDroppedError) as exc:
+                log.warning("Pega refused further properties of a %s: %s", kind.value, type(exc).__name__)
+                out.append("rejected")
+        return out
 
     # ------------------------------------------------------------------ contacts (SA API v1)
 

@@ -258,6 +258,30 @@ class SyncServiceRecords:
         await self._call("PUT", f"{_COLLECTION[kind]}/{_seg(record_id)}/external-id", f"report {kind.value} id",
                          {"externalId": external_id})
 
+    async def write_fields(self, kind: RecordKind, writes: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[str]:
+        """Properties onto existing records in batched upserts (`mustExist`: a record that is gone is
+        not re-created); up to 100 per call."""
+        out: list[str] = []
+        items = [{"externalId": ext, "knownId": record_id, _RECORD_KEY[kind]: {}, "extra": dict(fields),
+                  "mustExist": True} for record_id, ext, fields in writes]
+        for start in range(0, len(items), BATCH_LIMIT):
+            for result in await self.upsert_many(kind, items[start:start + BATCH_LIMIT]):
+                out.append(_write_outcome(kind, result))
+        return out
+
+
+def _write_outcome(kind: RecordKind, result: Mapping[str, Any]) -> str:
+    err = result.get("error")
+    if not isinstance(err, dict):
+        return "gone" if result.get("action") == "skipped_resolved" else "written"
+    status = int(err.get("status") or 400)
+    if status == 404:
+        return "gone"
+    if status in (400, 422):
+        log.warning("Pega refused further properties of a %s (%s)", kind.value, err.get("code"))
+        return "rejected"
+    raise error_for_status(status, what=f"sync-service write {kind.value} properties", body={"error": err})
+
 
 def _result(kind: RecordKind, external_id: str, result: Mapping[str, Any]) -> UpsertResult:
     err = result.get("error")

@@ -9,7 +9,10 @@ OUTBOUND_OPS = "outbound-ops"
 # Lifecycle events and subscription maintenance for one mailbox.
 SUBSCRIPTION_WORK = "subscription-work"
 
-ALL = (DELTA_WORK, OUTBOUND_OPS, SUBSCRIPTION_WORK)
+# Exchange → Pega, after the records: the insight fields of new records (shared.sync.insight_jobs).
+INSIGHT_WORK = "insight-work"
+
+ALL = (DELTA_WORK, OUTBOUND_OPS, SUBSCRIPTION_WORK, INSIGHT_WORK)
 
 
 def poison(name: str) -> str:

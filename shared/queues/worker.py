@@ -54,12 +54,18 @@ async def run_message(
     deadletters: DeadLetterRepository,
     sender: QueueSender,
     max_deferrals: int = 50,
+    redact: Callable[[str], str] | None = None,
 ) -> Outcome:
+    """`redact`: what a dead letter keeps of the message text (default: all of it), for queues whose
+    messages carry content that must not outlive them (insight-work carries mail text)."""
+    def kept() -> str:
+        return redact(text) if redact is not None else text
+
     try:
         envelope = Envelope.loads(text)
     except InvalidMessageError as exc:
         mid = fallback_id(text)
-        await deadletters.add(DeadLetter(queue=queue, message_id=mid, message=text, cause=str(exc),
+        await deadletters.add(DeadLetter(queue=queue, message_id=mid, message=kept(), cause=str(exc),
                                          attempts=dequeue_count))
         log.warning("dead-lettered malformed message %s on %s: %s", mid, queue, exc)
         return Outcome("dead_lettered", mid, str(exc))
@@ -67,7 +73,7 @@ async def run_message(
     handler = handlers.get(envelope.type)
     if handler is None:
         cause = f"no handler for message type '{envelope.type}' on queue '{queue}'"
-        await deadletters.add(DeadLetter(queue=queue, message_id=envelope.id, message=text, cause=cause,
+        await deadletters.add(DeadLetter(queue=queue, message_id=envelope.id, message=kept(), cause=cause,
                                          attempts=dequeue_count))
         log.warning("dead-lettered %s: %s", envelope.id, cause)
         return Outcome("dead_lettered", envelope.id, cause)
@@ -76,7 +82,7 @@ async def run_message(
         await handler(envelope)
     except PermanentError as exc:
         cause = describe(exc)
-        await deadletters.add(DeadLetter(queue=queue, message_id=envelope.id, message=text, cause=cause,
+        await deadletters.add(DeadLetter(queue=queue, message_id=envelope.id, message=kept(), cause=cause,
                                          attempts=dequeue_count))
         log.warning("dead-lettered %s (%s) after a permanent failure: %s", envelope.id, envelope.type, cause)
         return Outcome("dead_lettered", envelope.id, cause)
@@ -100,7 +106,7 @@ async def run_message(
 
 
 async def record_poison(*, poison_queue: str, text: str, dequeue_count: int,
-                        deadletters: DeadLetterRepository) -> DeadLetter:
+                        deadletters: DeadLetterRepository, redact: Callable[[str], str] | None = None) -> DeadLetter:
     """Turn a message the host moved to `<queue>-poison` into a dead letter with its last cause."""
     queue = poison_queue.removesuffix("-poison")
     try:
@@ -109,7 +115,8 @@ async def record_poison(*, poison_queue: str, text: str, dequeue_count: int,
         mid = fallback_id(text)
     noted = await deadletters.last_failure(queue, mid)
     cause, attempts = noted if noted else ("retries exhausted (no failure cause was recorded)", dequeue_count)
-    letter = DeadLetter(queue=queue, message_id=mid, message=text, cause=cause, attempts=attempts)
+    letter = DeadLetter(queue=queue, message_id=mid, message=redact(text) if redact is not None else text,
+                        cause=cause, attempts=attempts)
     await deadletters.add(letter)
     log.error("message %s on %s dead-lettered after %s tries: %s", mid, queue, attempts, cause)
     return letter

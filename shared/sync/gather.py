@@ -36,6 +36,7 @@ from shared.sync.apply import Applier, ItemExtras
 from shared.sync.associate import AssociationCache
 from shared.sync.backends import MailboxBackend
 from shared.sync.context import SyncContext
+from shared.sync.insight_jobs import insight_kind
 from shared.sync.linkbatch import by_graph_ids
 from shared.sync.mapping import (
     LINK_KIND,
@@ -410,7 +411,7 @@ class PageGatherer:
         extras = ItemExtras(change_key=getattr(it, "change_key", ""), association=assoc,
                             photo=(photos[it.id] or b"") if it.id in photos else None,
                             claim_key=await self._claim_key(it) if isinstance(action, Create) else "")
-        if isinstance(action, Create) and not self.dry:
+        if isinstance(action, Create) and not self.dry and not self.s.settings.insights.deferred:
             try:
                 extras = replace(extras, insight_fields=await self._insights(it, assoc or Association(), folder))
             except Exception as exc:  # insights are an enrichment: the email/appointment syncs without them
@@ -424,11 +425,11 @@ class PageGatherer:
         if not self.s.settings.insights.enabled:
             return None
         fields = self.ctx.mapping.insights.model_dump()
-        if (isinstance(it, MessageRecord) and folder != "sentitems" and not it.is_private
-                and self.ctx.email_insights is not None):
+        kind = insight_kind(it, folder)
+        if kind == "email" and isinstance(it, MessageRecord) and self.ctx.email_insights is not None:
             attachments = await self.reader.attachments(it.id, self.s.settings.insights) if it.has_attachments else ()
             return await self.ctx.email_insights(it, assoc, fields=fields, attachments=attachments)
-        if isinstance(it, EventRecord) and not it.is_private and self.ctx.appointment_insights is not None:
+        if kind == "appointment" and isinstance(it, EventRecord) and self.ctx.appointment_insights is not None:
             return await self.ctx.appointment_insights(it, assoc, fields=fields,
                                                        own_domains=(self.mb.upn.rsplit("@", 1)[-1],))
         return None

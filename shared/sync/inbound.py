@@ -43,7 +43,7 @@ from shared.storage.errors import ConcurrencyError
 from shared.storage.health import record_failure, record_success
 from shared.storage.leases import Lease, LeaseLostError
 from shared.storage.mailboxes import Mailbox
-from shared.sync import item_retry
+from shared.sync import insight_jobs, item_retry
 from shared.sync.apply import Applied, Applier, ItemExtras
 from shared.sync.backends import reader_for
 from shared.sync.claims import landing_window
@@ -230,6 +230,11 @@ class _Round:
 
         results = await bounded(self.s.settings.sync.pega_concurrency,
                                 [functools.partial(one, a, e) for a, e, _ in planned])
+        # queued before the links: a failure here replays the page, whose creates find their records
+        # by external id and queue the jobs again (shared.sync.insight_jobs)
+        jobs = self._insight_jobs(planned, results, folder)
+        if jobs:
+            await insight_jobs.enqueue(self.s, self.mb.key, jobs)
         await self.applier.flush_links()
         failed = list(page.failed)
         self.report.enrichment_failures += page.enrichment_failures
@@ -247,6 +252,23 @@ class _Round:
         if park and failed:
             await self._park(failed, folder, total=len(planned) + len(page.failed))
         return failed
+
+    def _insight_jobs(self, planned: list[tuple[Action, ItemExtras, Item]], results: list[Applied | FailedItem],
+                      folder: str) -> list[insight_jobs.InsightJob]:
+        """The deferred insights of the page's new records (a record adopted from another mailbox
+        got its insights from the mailbox that created it)."""
+        ins = self.s.settings.insights
+        if self.dry or not ins.enabled or not ins.deferred:
+            return []
+        own_domain = self.mb.upn.rsplit("@", 1)[-1]
+        out: list[insight_jobs.InsightJob] = []
+        for (action, extras, it), res in zip(planned, results, strict=True):
+            if (isinstance(action, Create) and isinstance(res, Applied) and res.pega_id
+                    and res.outcome in ("created", "updated", "unchanged")):
+                job = insight_jobs.job_for(it, folder, res.pega_id, extras.association, own_domain=own_domain)
+                if job is not None:
+                    out.append(job)
+        return out
 
     async def _park(self, failed: list[FailedItem], folder: str, *, total: int) -> None:
         transient = [f for f in failed if isinstance(f.error, TransientError)]

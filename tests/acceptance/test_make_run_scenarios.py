@@ -113,9 +113,11 @@ async def test_mail_from_dana_reaches_pega_once_with_insights(sandbox):
         "body": "Hi Alex, could you send us a quote? We are unhappy with the delays."})
 
     async def arrived():
-        return by_exchange_id(await sandbox.pega_records("email"), mail["immutableId"])
+        # the record first, its insight fields after it (INSIGHTS_DEFERRED, the insight worker)
+        found = by_exchange_id(await sandbox.pega_records("email"), mail["immutableId"])
+        return found if found and all(r["content"].get("SentimentLabel") for r in found) else []
 
-    (case,) = await until(arrived, "Dana's mail as an email case")
+    (case,) = await until(arrived, "Dana's mail as an email case with its insights")
     c = case["content"]
     assert c["Subject"] == subject and c["Direction"] == "Inbound"
     assert c["ContactID"] and c["OrganizationID"] and c["OpportunityID"]

@@ -69,6 +69,8 @@ EXPECTED = {
     "poison_delta_work": {"type": "queueTrigger", "queueName": "delta-work-poison"},
     "poison_outbound_ops": {"type": "queueTrigger", "queueName": "outbound-ops-poison"},
     "poison_subscription_work": {"type": "queueTrigger", "queueName": "subscription-work-poison"},
+    "insight_worker": {"type": "queueTrigger", "queueName": "insight-work"},
+    "poison_insight_work": {"type": "queueTrigger", "queueName": "insight-work-poison"},
 }
 
 

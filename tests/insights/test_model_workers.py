@@ -113,3 +113,14 @@ def test_workers_exit_when_their_host_is_killed(tmp_path) -> None:
     finally:
         if host.poll() is None:
             host.kill()
+
+
+async def test_the_workers_run_below_the_hosts_cpu_priority() -> None:
+    """INSIGHTS_WORKER_NICE: the model's processes yield the CPU to the host's rounds and intake."""
+    w = ModelWorkers(local="vader", processes=1, nice=7)
+    try:
+        await analyze_email(MAILS[2], CONTEXT, runner=w)
+        [pid] = w.worker_pids
+        assert psutil.Process(pid).nice() == min(19, os.nice(0) + 7)
+    finally:
+        w.close()

@@ -40,7 +40,7 @@ from tests.plugins.app_host import MASTER_KEY, fast_host_json, start_app_host
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 PRIVATE = [{"id": "Integer 0x0036", "value": "2"}]
 WORKERS_OFF = ("delta_poll", "subscription_manager", "subscription_worker", "poison_delta_work",
-               "poison_outbound_ops", "poison_subscription_work", "ops_incidents", "delta_worker",
+               "poison_outbound_ops", "poison_subscription_work", "insight_worker", "poison_insight_work", "ops_incidents", "delta_worker",
                "outbound_worker")
 
 

@@ -31,7 +31,8 @@ from shared.storage.subscriptions import SubscriptionRecord
 from tests.plugins.app_host import AppHost, fast_host_json, start_app_host
 
 WORKERS_OFF = ("delta_worker", "outbound_worker", "delta_poll", "subscription_manager", "subscription_worker",
-               "ops_incidents", "poison_delta_work", "poison_outbound_ops", "poison_subscription_work")
+               "ops_incidents", "poison_delta_work", "poison_outbound_ops", "poison_subscription_work",
+               "insight_worker", "poison_insight_work")
 
 
 def host_settings(graph_sim: Any, pega_sim: Any) -> dict[str, str]:

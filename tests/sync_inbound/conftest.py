@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -60,6 +60,7 @@ class Inbound:
     backend: str = "graph"  # graph: an Exchange Online mailbox; ews: an on-premises one (EWS simulator)
     ews: Any = None  # EwsSim, for backend ews
     outlook: Any = None  # backend ews: the user's Outlook as Graph-shaped calls carried out over EWS
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
 
     async def onboard(self, **overrides: Any) -> Mailbox:
         mb = Mailbox.with_defaults(self.upn, "alex", self.services.settings.sync)
@@ -87,8 +88,44 @@ class Inbound:
         return {**made, "immutableId": made["id"]}
 
     async def run(self, kind: str, **kw: Any) -> RoundReport:
+        """A round, then (as the host's insight worker would) the insights it queued for this mailbox."""
         kw.setdefault("reason", "poll")
-        return await run_delta_round(self.services, mailbox=self.upn, kind=kind, context=self.ctx, **kw)
+        report = await run_delta_round(self.services, mailbox=self.upn, kind=kind, context=self.ctx, **kw)
+        await self.drain_insights()
+        return report
+
+    async def drain_insights(self) -> list[Any]:
+        """Run this mailbox's `insight-work` messages from Azurite through the queue worker, as the host
+        does (INSIGHTS_DEFERRED). Messages of tests that ended are removed; a failing one stays queued.
+        Returns the outcomes (shared.queues.worker.Outcome)."""
+        from shared.queues import names
+        from shared.queues.worker import run_message
+        from shared.sync import insight_jobs
+
+        sender = self.services.queues
+        await sender.ensure(names.INSIGHT_WORK)
+        q = sender.client(names.INSIGHT_WORK)
+        mb = await self.services.state.mailboxes.get(self.upn)
+        key = mb.key if mb is not None else self.upn.lower()
+        outcomes: list[Any] = []
+        while True:
+            got = [m async for m in q.receive_messages(messages_per_page=32, visibility_timeout=30, max_messages=32)]
+            if not got:
+                return outcomes
+            for m in got:
+                body = json.loads(m.content).get("body") or {}
+                if body.get("mailbox") != key:
+                    if m.inserted_on is not None and m.inserted_on < self.started:
+                        await q.delete_message(m)  # a test that ended before this one began
+                    continue
+                try:
+                    outcomes.append(await run_message(
+                        queue=names.INSIGHT_WORK, text=m.content, dequeue_count=int(m.dequeue_count or 1),
+                        handlers=insight_jobs.handlers(self.services, context=self.ctx),
+                        deadletters=self.services.state.deadletters, sender=sender, redact=insight_jobs.redact))
+                except Exception:  # the host would retry it after the visibility timeout
+                    continue
+                await q.delete_message(m)
 
     async def links(self, kind: str) -> list[Link]:
         return await self.services.state.links.list(self.upn, kind=kind)

@@ -187,11 +187,14 @@ async def test_a_long_round_stops_after_max_pages_and_continues_from_its_cursor(
         await inbound.inbound_mail(subject=f"c{i}", body="x", **{"from": DANA})
     sent: list = []
 
+    real_send = queue.send
+
     async def capture(name, envelope, *, delay_seconds=0):
+        if name != "delta-work":  # the insight jobs go on as usual
+            return await real_send(name, envelope, delay_seconds=delay_seconds)
         sent.append((name, envelope))
         return uuid.uuid4().hex
 
-    real_send = queue.send
     queue.send = capture  # type: ignore[method-assign]
     try:
         first = await inbound.run("email", max_pages=1)

@@ -1,6 +1,7 @@
-"""Insights ride in the same Pega create as the record: received mail (with its attachments, fetched
-only when the message has any, within the insights limits) and new appointments; field names come
-from the mapping's `insights` section."""
+"""Insights of received mail (with its attachments, fetched only when the message has any, within the
+insights limits) and new appointments: by default written after the record by the insight worker
+(INSIGHTS_DEFERRED), else in the same Pega create; field names come from the mapping's `insights`
+section."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ async def test_a_new_appointment_carries_its_insights(inbound) -> None:
     assert "SuggestedActions" in c
 
 
-async def test_received_mail_attachments_are_analyzed_only_when_the_message_has_some(inbound) -> None:
+@pytest.mark.parametrize("deferred", [
+    pytest.param(False, marks=pytest.mark.sync_env({"INSIGHTS_DEFERRED": "false"}), id="inline"),
+    pytest.param(True, id="deferred"),
+])
+async def test_received_mail_attachments_are_analyzed_only_when_the_message_has_some(inbound, deferred) -> None:
     await inbound.onboard()
     text = b"This proposal is terrible and we are very disappointed with the pricing."
     with_att = await inbound.graph.control.inbound_mail(
@@ -40,11 +45,14 @@ async def test_received_mail_attachments_are_analyzed_only_when_the_message_has_
     await inbound.graph.control.inbound_mail(inbound.upn, subject="Plain", body="Thanks!", **{"from": DANA})
     report = await inbound.run("email")
     assert report.outcomes["created"] == 2, report.as_dict()
-    # one list call and one $value for the small attachment; the 11 MB one is over the limit; none for "Plain"
-    assert report.graph_requests_by_purpose.get("attachments") == 2, report.graph_requests_by_purpose
+    if deferred:  # the insight worker reads them, after the records
+        assert "attachments" not in report.graph_requests_by_purpose, report.graph_requests_by_purpose
+    else:  # one list call and one $value for the small attachment; the 11 MB one is over the limit; none for "Plain"
+        assert report.graph_requests_by_purpose.get("attachments") == 2, report.graph_requests_by_purpose
     [rec] = [r for r in await inbound.pega_records("email") if r["content"]["ExchangeID"] == with_att["immutableId"]]
     analyzed = json.loads(rec["content"]["AttachmentInsights"])
     assert [a.get("name") for a in analyzed] == ["notes.txt"], analyzed
+    assert analyzed[0]["sentiment"]["label"] == "negative", analyzed  # the attachment's text was read
 
 
 RENEWAL_RULES = """

@@ -15,7 +15,8 @@ from shared.storage.subscriptions import SubscriptionRecord
 
 # Only the HTTP triggers run: the rounds intake enqueues must stay in the queue for the assertions.
 WORKERS_OFF = ("delta_worker", "outbound_worker", "delta_poll", "subscription_manager", "subscription_worker",
-               "ops_incidents", "poison_delta_work", "poison_outbound_ops", "poison_subscription_work")
+               "ops_incidents", "poison_delta_work", "poison_outbound_ops", "poison_subscription_work",
+               "insight_worker", "poison_insight_work")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,145 @@
+"""Insights off the critical path (INSIGHTS_DEFERRED, the default): a round writes the record, queues
+an `insights.write` message on `insight-work` (Azurite), and the insight worker writes the fields onto
+the record — never over a rep's edit, never onto a record that is gone, exactly what the inline path
+would have written."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared.queues import names
+from shared.queues.envelope import Envelope
+from shared.queues.worker import run_message
+from shared.storage.errors import StorageUnavailableError
+from shared.sync import insight_jobs
+from shared.sync.inbound import run_delta_round
+from tests.sync_inbound.test_calendar_e2e import appointments, event_body, sim_now
+
+DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
+INSIGHT_FIELDS = ("SentimentLabel", "SentimentAnalyzer", "SuggestedActions")
+BOTH_ADAPTERS = pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"])
+
+
+async def round_only(inbound, kind: str = "email"):
+    """The round alone, leaving its insight jobs queued (Inbound.run also drains them)."""
+    return await run_delta_round(inbound.services, mailbox=inbound.upn, kind=kind, reason="poll",
+                                 context=inbound.ctx)
+
+
+async def case_of(inbound, sent) -> dict:
+    [rec] = [r for r in await inbound.pega_records("email") if r["content"]["ExchangeID"] == sent["immutableId"]]
+    return rec
+
+
+@BOTH_ADAPTERS
+async def test_the_record_arrives_first_and_its_insights_follow(inbound) -> None:
+    await inbound.onboard()
+    sent = await inbound.inbound_mail(subject="Renewal", body="We are delighted with the pilot, thank you!",
+                                      **{"from": DANA})
+    report = await round_only(inbound)
+    assert report.outcomes["created"] == 1, report.as_dict()
+    before = (await case_of(inbound, sent))["content"]
+    assert before["Subject"] == "Renewal"
+    assert not any(before.get(f) for f in INSIGHT_FIELDS), before
+
+    [outcome] = await inbound.drain_insights()
+    assert outcome.status == "done", outcome
+    after = (await case_of(inbound, sent))["content"]
+    assert after["SentimentLabel"] == "positive" and after["SentimentAnalyzer"], after
+    insight_props = {v for v in inbound.ctx.mapping.insights.model_dump().values() if isinstance(v, str)}
+    assert {"SentimentLabel", "SuggestedActions"} <= insight_props
+
+    def others(content: dict) -> dict:
+        return {k: v for k, v in content.items() if k not in insight_props and not k.startswith(("px", "py", "pz"))}
+
+    assert others(after) == others(before), "only insight fields change"
+    assert len(await inbound.pega_records("email")) == 1
+
+
+@pytest.mark.sync_env({"INSIGHTS_DEFERRED": "false"})
+async def test_inline_insights_ride_in_the_create(inbound) -> None:
+    """INSIGHTS_DEFERRED=false: the create carries them and nothing is queued."""
+    await inbound.onboard()
+    sent = await inbound.inbound_mail(subject="Renewal", body="We are delighted with the pilot, thank you!",
+                                      **{"from": DANA})
+    await round_only(inbound)
+    assert (await case_of(inbound, sent))["content"]["SentimentLabel"] == "positive"
+    assert await inbound.drain_insights() == []
+
+
+@BOTH_ADAPTERS
+async def test_a_record_purged_in_pega_before_its_insights_is_not_recreated(inbound) -> None:
+    await inbound.onboard()
+    sent = await inbound.inbound_mail(subject="Hello", body="Thanks a lot, great meeting!", **{"from": DANA})
+    await round_only(inbound)
+    rec = await case_of(inbound, sent)
+    await inbound.pega_control.purge(rec["id"])
+    [outcome] = await inbound.drain_insights()
+    assert outcome.status == "done", outcome
+    assert await inbound.pega_records("email") == [], "insights never re-create a record"
+
+
+@BOTH_ADAPTERS
+async def test_a_rep_edit_between_the_record_and_its_insights_is_kept(inbound) -> None:
+    await inbound.onboard()
+    now = await sim_now(inbound)
+    body = event_body("Pricing workshop", now + dt.timedelta(days=2))
+    body["body"] = {"contentType": "text", "content": "Great news! We are excited to review the proposal together."}
+    ev = await inbound.user_call("POST", "events", json=body)
+    await round_only(inbound, "calendar")
+    [rec] = [r for r in await appointments(inbound) if r["content"]["ExchangeID"] == ev["id"]]
+    await inbound.pega_control.update_appointment(rec["id"], "alex", {"Subject": "Pricing workshop (Pega)",
+                                                                      "Location": "Room 7"})
+    [outcome] = await inbound.drain_insights()
+    assert outcome.status == "done", outcome
+    [after] = [r for r in await appointments(inbound) if r["content"]["ExchangeID"] == ev["id"]]
+    c = after["content"]
+    assert c["SentimentLabel"] == "positive", c
+    assert c["Subject"] == "Pricing workshop (Pega)" and c["Location"] == "Room 7", "the rep's edit stays"
+
+
+async def test_a_failed_queue_send_replays_the_page_and_queues_the_jobs_again(inbound, monkeypatch) -> None:
+    """Jobs are queued before the page's links: when the send fails, the page is applied again (its
+    records found by external id, none created twice) and the jobs are queued then."""
+    await inbound.onboard()
+    sent = await inbound.inbound_mail(subject="Hello", body="Thanks a lot, great meeting!", **{"from": DANA})
+    real = inbound.services.queues.send
+
+    async def refuse_insights(queue, envelope, **kw):
+        if queue == names.INSIGHT_WORK:
+            raise StorageUnavailableError("send to insight-work: timed out")
+        return await real(queue, envelope, **kw)
+
+    monkeypatch.setattr(inbound.services.queues, "send", refuse_insights)
+    with pytest.raises(StorageUnavailableError):
+        await round_only(inbound)
+    assert await inbound.drain_insights() == []
+    assert await inbound.links("email") == [], "the page's links wait for its jobs"
+    monkeypatch.setattr(inbound.services.queues, "send", real)
+    again = await inbound.run("email")
+    assert again.completed, again.as_dict()
+    [rec] = await inbound.pega_records("email")
+    assert rec["content"]["ExchangeID"] == sent["immutableId"] and rec["content"]["SentimentLabel"] == "positive"
+    assert len(await inbound.links("email")) == 1
+
+
+async def test_a_malformed_insights_message_is_a_dead_letter_that_keeps_no_mail_text(inbound) -> None:
+    secret = "Confidential pricing: 42 per seat"
+    env = Envelope(type=insight_jobs.MESSAGE_TYPE, body={"mailbox": "m1", "jobs": [
+        {"kind": "email", "graph_id": "AAMk1", "pega_id": "", "subject": secret, "body": secret}]})
+    text = env.dumps()
+    outcome = await run_message(queue=names.INSIGHT_WORK, text=text, dequeue_count=1,
+                                handlers=insight_jobs.handlers(inbound.services, context=inbound.ctx),
+                                deadletters=inbound.services.state.deadletters, sender=inbound.services.queues,
+                                redact=insight_jobs.redact)
+    assert outcome.status == "dead_lettered" and "jobs.0.pega_id" in outcome.cause, outcome
+    letter = await inbound.services.state.deadletters.get(names.INSIGHT_WORK, env.id)
+    assert letter is not None and secret not in letter.message and "AAMk1" in letter.message
+    # replaying the redacted letter cannot write insights from nothing: a dead letter again, with why
+    again = await run_message(queue=names.INSIGHT_WORK, text=letter.message, dequeue_count=1,
+                              handlers=insight_jobs.handlers(inbound.services, context=inbound.ctx),
+                              deadletters=inbound.services.state.deadletters, sender=inbound.services.queues,
+                              redact=insight_jobs.redact)
+    assert again.status == "dead_lettered" and "keeps no mail text" in again.cause, again
