@@ -12,8 +12,8 @@ step warm the host up (its insights worker starts and loads the model once per h
 reported. CPU of the host's worker processes (model, attachment parser) is reported apart as
 `host.workers`.
 
-With insights on, new records arrive without their insight fields, which the insight worker writes
-after them (INSIGHTS_DEFERRED, the default); a step then also waits (up to one more settle time) for
+With insights on, new records may arrive without their insight fields, which the insight worker
+writes after them (INSIGHTS_DEFERRED: while the model is busy, by default); a step then also waits (up to one more settle time) for
 every record's fields and reports `insights_p50_ms`/`insights_p99_ms` (the fields' write minus
 delivery) beside the records' latency, and the step's CPU includes the model's work.
 

@@ -406,7 +406,7 @@ var appSettings = {
   SYNC_FAILURE_NOTICE_ADMIN: failureNoticeAdmin
 
   INSIGHTS_ENABLED: 'true'
-  INSIGHTS_DEFERRED: 'true'
+  INSIGHTS_DEFERRED: 'auto'
   INSIGHTS_RULES_FILE: ''
   INSIGHTS_LANGUAGE: 'en'
   INSIGHTS_ANALYZER: 'model'

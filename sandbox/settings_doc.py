@@ -102,7 +102,7 @@ DOCS: dict[str, tuple[str, str]] = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING": ("", "Turns on OpenTelemetry export to Application Insights."),
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": ("", "Entra auth for telemetry (`Authorization=AAD;ClientId=<uami>`)."),
     "INSIGHTS_ENABLED": ("true", "Sentiment and suggested actions on received mail and appointments."),
-    "INSIGHTS_DEFERRED": ("true", "Write a new record first and its insight fields after, from a queued job (`insight-work`)."),
+    "INSIGHTS_DEFERRED": ("auto", "Insight fields after the record, from a queued job (`insight-work`): `auto` while the local model is busy, `always`, `never`."),
     "INSIGHTS_RULES_FILE": ("", "YAML/JSON suggested-action rules (default: the built-in rules)."),
     "INSIGHTS_LANGUAGE": ("en", "Language of the texts analysed."),
     "INSIGHTS_ANALYZER": ("model", "Local analyzer: `model` (packaged sentence model fine-tuned for sentiment) or `vader` (lexicon)."),

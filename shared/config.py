@@ -303,9 +303,10 @@ class InsightsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="INSIGHTS_", extra="ignore", case_sensitive=False)
     enabled: bool = True
-    # the record first, its insight fields after (a queued job): records arrive at the pace of Graph,
-    # storage and Pega rather than the model's (shared.sync.insight_jobs, docs/performance.md)
-    deferred: bool = True
+    # the record first, its insight fields after (a queued job, shared.sync.insight_jobs): `auto` while
+    # the local model is busy (records then arrive at the pace of Graph, storage and Pega rather than
+    # the model's), `always`, or `never` (in the record's create); docs/performance.md
+    deferred: Literal["auto", "always", "never"] = "auto"
     rules_file: str | None = None
     language: str = "en"
     # local analyzer when Azure AI Language is not configured: the packaged sentence model + trained head,

@@ -100,10 +100,20 @@ class ThreadRunner:
     def __init__(self, analyzer: SentimentAnalyzer | None = None, rules: RuleSet | None = None) -> None:
         self.analyzer = analyzer if analyzer is not None and is_local(analyzer) else None
         self.rules = rules
+        self._pending = 0
+
+    @property
+    def busy(self) -> bool:
+        """A backlog of jobs in this process's threads (see ModelWorkers.busy)."""
+        return self._pending >= 4
 
     async def run(self, job: CoreJob) -> CoreResult:
         analyzer = self.analyzer or default_analyzer()
-        return await asyncio.to_thread(run_core, job, analyzer, self.rules)  # type: ignore[arg-type]
+        self._pending += 1
+        try:
+            return await asyncio.to_thread(run_core, job, analyzer, self.rules)  # type: ignore[arg-type]
+        finally:
+            self._pending -= 1
 
 
 async def _extract(atts: Sequence[AttachmentInput], extractor: AttachmentExtractor) -> list[ExtractedText]:

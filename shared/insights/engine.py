@@ -43,6 +43,11 @@ class InsightsEngine:
             self.runner = ThreadRunner(self._local, self.rules)
 
     @property
+    def busy(self) -> bool:
+        """The local model has a job for every process it has: a new analysis would wait."""
+        return bool(getattr(self.runner, "busy", False))
+
+    @property
     def analyzer(self) -> SentimentAnalyzer:
         if self._local is not None:
             return self._local

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 LocalKind = Literal["model", "vader"]
 
+BACKLOG = 4  # jobs per process waiting or running that count as a backlog (see ModelWorkers.busy)
+
 
 class ModelWorkerError(RuntimeError):
     """The worker could not give this job's result (time limit, worker died); the item goes without insights."""
@@ -116,6 +118,7 @@ class ModelWorkers:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self.nice = nice
+        self._pending = 0  # jobs waiting for or running in a process (all loops of this host)
         self.local: LocalKind = local
         self.rules = rules
         self.processes = processes
@@ -126,7 +129,21 @@ class ModelWorkers:
         self._pipe: tuple[Any, Any] | None = None  # the pipe the workers watch: (their end, the host's end)
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
+    @property
+    def busy(self) -> bool:
+        """Is there a backlog: would a new job wait behind BACKLOG jobs per process (≈ 0.2 s of the
+        model's work)? The deferred-insights rule (INSIGHTS_DEFERRED=auto, shared.sync.gather) then
+        writes the record without its insights and queues them, rather than making it wait."""
+        return self._pending >= self.processes * BACKLOG
+
     async def run(self, job: CoreJob) -> CoreResult:
+        self._pending += 1
+        try:
+            return await self._run_in_slot(job)
+        finally:
+            self._pending -= 1
+
+    async def _run_in_slot(self, job: CoreJob) -> CoreResult:
         loop = asyncio.get_running_loop()
         slots = self._slots.setdefault(loop, asyncio.Semaphore(self.processes))
         async with slots:

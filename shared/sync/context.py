@@ -81,6 +81,16 @@ async def default_appointment_insights(event: Any, association: Any, *, fields: 
         return {}
 
 
+def insights_busy(settings: Any) -> bool:
+    """Is the local model of the engine for these insights settings working on a job per process?"""
+    try:
+        from shared.insights.engine import insights_engine
+
+        return insights_engine(settings).busy
+    except Exception:  # an engine that cannot be built is not busy: the hook logs why it gives nothing
+        return False
+
+
 @dataclass
 class SyncContext:
     gateway: GraphGateway

@@ -35,7 +35,7 @@ from shared.storage.mailboxes import Mailbox
 from shared.sync.apply import Applier, ItemExtras
 from shared.sync.associate import AssociationCache
 from shared.sync.backends import MailboxBackend
-from shared.sync.context import SyncContext
+from shared.sync.context import SyncContext, insights_busy
 from shared.sync.insight_jobs import insight_kind
 from shared.sync.linkbatch import by_graph_ids
 from shared.sync.mapping import (
@@ -411,13 +411,20 @@ class PageGatherer:
         extras = ItemExtras(change_key=getattr(it, "change_key", ""), association=assoc,
                             photo=(photos[it.id] or b"") if it.id in photos else None,
                             claim_key=await self._claim_key(it) if isinstance(action, Create) else "")
-        if isinstance(action, Create) and not self.dry and not self.s.settings.insights.deferred:
+        if isinstance(action, Create) and not self.dry and self._insights_now():
             try:
                 extras = replace(extras, insight_fields=await self._insights(it, assoc or Association(), folder))
             except Exception as exc:  # insights are an enrichment: the email/appointment syncs without them
                 result.enrichment_failures += 1
                 log.info("insights left out of one item: %s", type(exc).__name__)
         return action, extras, it
+
+    def _insights_now(self) -> bool:
+        """Compute a new item's insights in the round (they ride in its create), or leave them to the
+        insight worker (INSIGHTS_DEFERRED): deferred only while the local model is busy, so a quiet
+        host writes complete records at once and a busy one does not make records wait for the model."""
+        ins = self.s.settings.insights
+        return ins.deferred == "never" or (ins.deferred == "auto" and not insights_busy(ins))
 
     async def _insights(self, it: Item, assoc: Association, folder: str) -> dict[str, Any] | None:
         """Insights fields for a new received email (with its attachments when it has any) or a new

@@ -255,16 +255,17 @@ class _Round:
 
     def _insight_jobs(self, planned: list[tuple[Action, ItemExtras, Item]], results: list[Applied | FailedItem],
                       folder: str) -> list[insight_jobs.InsightJob]:
-        """The deferred insights of the page's new records (a record adopted from another mailbox
-        got its insights from the mailbox that created it)."""
+        """The deferred insights of the page's new records: those the round did not compute (the
+        model was busy, shared.sync.gather) — a record adopted from another mailbox got its insights
+        from the mailbox that created it."""
         ins = self.s.settings.insights
-        if self.dry or not ins.enabled or not ins.deferred:
+        if self.dry or not ins.enabled or ins.deferred == "never":
             return []
         own_domain = self.mb.upn.rsplit("@", 1)[-1]
         out: list[insight_jobs.InsightJob] = []
         for (action, extras, it), res in zip(planned, results, strict=True):
             if (isinstance(action, Create) and isinstance(res, Applied) and res.pega_id
-                    and res.outcome in ("created", "updated", "unchanged")):
+                    and extras.insight_fields is None and res.outcome in ("created", "updated", "unchanged")):
                 job = insight_jobs.job_for(it, folder, res.pega_id, extras.association, own_domain=own_domain)
                 if job is not None:
                     out.append(job)

@@ -2,9 +2,11 @@
 
 The local sentence model costs ≈ 45 ms of CPU per mail (docs/performance.md), so a round that waits
 for it delivers records at the model's pace (≈ 20 mails/s on one core), not at the pace of Graph,
-storage and Pega. With `INSIGHTS_DEFERRED` (the default) a round writes each new record without its
-insight fields and queues an `insights.write` message per page on `insight-work`; the insight
-worker computes the fields and writes them onto the records.
+storage and Pega. With `INSIGHTS_DEFERRED=auto` (the default) a round computes a new record's
+insights itself while the model is idle (they ride in the create: a quiet host writes complete
+records at once) and, while the model is busy, writes the record without them and queues an
+`insights.write` message per page on `insight-work`; the insight worker computes the fields and
+writes them onto the records. `always` defers every new record's insights, `never` none.
 
 - The message carries what the analysis reads (subject, body, sender, headers, association ids),
   so no second Graph read per item: the body as Graph sent it when it is small, else the plain text

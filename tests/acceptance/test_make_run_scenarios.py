@@ -113,7 +113,7 @@ async def test_mail_from_dana_reaches_pega_once_with_insights(sandbox):
         "body": "Hi Alex, could you send us a quote? We are unhappy with the delays."})
 
     async def arrived():
-        # the record first, its insight fields after it (INSIGHTS_DEFERRED, the insight worker)
+        # with a busy model the record comes first and its insight fields after it (INSIGHTS_DEFERRED)
         found = by_exchange_id(await sandbox.pega_records("email"), mail["immutableId"])
         return found if found and all(r["content"].get("SentimentLabel") for r in found) else []
 

@@ -96,7 +96,7 @@ class Inbound:
 
     async def drain_insights(self) -> list[Any]:
         """Run this mailbox's `insight-work` messages from Azurite through the queue worker, as the host
-        does (INSIGHTS_DEFERRED). Messages of tests that ended are removed; a failing one stays queued.
+        does (INSIGHTS_DEFERRED: auto, always). Messages of tests that ended are removed; a failing one stays queued.
         Returns the outcomes (shared.queues.worker.Outcome)."""
         from shared.queues import names
         from shared.queues.worker import run_message

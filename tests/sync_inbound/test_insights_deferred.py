@@ -1,7 +1,7 @@
-"""Insights off the critical path (INSIGHTS_DEFERRED, the default): a round writes the record, queues
-an `insights.write` message on `insight-work` (Azurite), and the insight worker writes the fields onto
-the record — never over a rep's edit, never onto a record that is gone, exactly what the inline path
-would have written."""
+"""Insights off the critical path (INSIGHTS_DEFERRED): a round writes the record, queues an
+`insights.write` message on `insight-work` (Azurite), and the insight worker writes the fields onto the
+record — never over a rep's edit, never onto a record that is gone. `auto` (the default) does so only
+while the local model is busy; `always` for every new record; `never` writes them in the create."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.sync_inbound.test_calendar_e2e import appointments, event_body, sim_n
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 INSIGHT_FIELDS = ("SentimentLabel", "SentimentAnalyzer", "SuggestedActions")
 BOTH_ADAPTERS = pytest.mark.parametrize("pega_adapter", ["sync-service", "dx-v2"])
+pytestmark = pytest.mark.sync_env({"INSIGHTS_DEFERRED": "always"})
 
 
 async def round_only(inbound, kind: str = "email"):
@@ -58,9 +59,9 @@ async def test_the_record_arrives_first_and_its_insights_follow(inbound) -> None
     assert len(await inbound.pega_records("email")) == 1
 
 
-@pytest.mark.sync_env({"INSIGHTS_DEFERRED": "false"})
+@pytest.mark.sync_env({"INSIGHTS_DEFERRED": "never"})
 async def test_inline_insights_ride_in_the_create(inbound) -> None:
-    """INSIGHTS_DEFERRED=false: the create carries them and nothing is queued."""
+    """INSIGHTS_DEFERRED=never: the create carries them and nothing is queued."""
     await inbound.onboard()
     sent = await inbound.inbound_mail(subject="Renewal", body="We are delighted with the pilot, thank you!",
                                       **{"from": DANA})
@@ -143,3 +144,40 @@ async def test_a_malformed_insights_message_is_a_dead_letter_that_keeps_no_mail_
                               deadletters=inbound.services.state.deadletters, sender=inbound.services.queues,
                               redact=insight_jobs.redact)
     assert again.status == "dead_lettered" and "keeps no mail text" in again.cause, again
+
+
+@pytest.mark.sync_env({"INSIGHTS_DEFERRED": "auto", "INSIGHTS_ANALYZER": "vader"})
+async def test_auto_defers_only_while_the_model_is_busy(inbound) -> None:
+    """`auto`: an idle model's insights ride in the create; while the model has a backlog (here jobs held
+    at the door of its only process), new records go first and their insights follow."""
+    import asyncio
+
+    from shared.insights.engine import insights_engine
+    from shared.insights.model_workers import ModelWorkers, _warm_up_job
+
+    await inbound.onboard()
+    idle = await inbound.inbound_mail(subject="First", body="Thanks a lot, great meeting!", **{"from": DANA})
+    await round_only(inbound)
+    assert (await case_of(inbound, idle))["content"]["SentimentLabel"] == "positive", "idle model: inline"
+    assert await inbound.drain_insights() == []
+
+    runner = insights_engine(inbound.services.settings.insights).runner
+    assert isinstance(runner, ModelWorkers) and runner.processes == 1
+    slots = runner._slots[asyncio.get_running_loop()]
+    await slots.acquire()  # the process is taken: the next job waits at its door
+    held = [asyncio.create_task(runner.run(_warm_up_job()))]
+    try:
+        await asyncio.sleep(0)
+        assert not runner.busy, "one job waiting is no backlog"
+        while not runner.busy:
+            held.append(asyncio.create_task(runner.run(_warm_up_job())))
+            await asyncio.sleep(0)
+        busy = await inbound.inbound_mail(subject="Second", body="Thanks a lot, great meeting!", **{"from": DANA})
+        await round_only(inbound)
+        assert not (await case_of(inbound, busy))["content"].get("SentimentLabel"), "busy model: deferred"
+    finally:
+        slots.release()
+        await asyncio.gather(*held)
+    [outcome] = await inbound.drain_insights()
+    assert outcome.status == "done"
+    assert (await case_of(inbound, busy))["content"]["SentimentLabel"] == "positive"

@@ -1,7 +1,6 @@
 """Insights of received mail (with its attachments, fetched only when the message has any, within the
-insights limits) and new appointments: by default written after the record by the insight worker
-(INSIGHTS_DEFERRED), else in the same Pega create; field names come from the mapping's `insights`
-section."""
+insights limits) and new appointments: in the record's create, or written after it by the insight
+worker (INSIGHTS_DEFERRED); field names come from the mapping's `insights` section."""
 
 from __future__ import annotations
 
@@ -31,8 +30,8 @@ async def test_a_new_appointment_carries_its_insights(inbound) -> None:
 
 
 @pytest.mark.parametrize("deferred", [
-    pytest.param(False, marks=pytest.mark.sync_env({"INSIGHTS_DEFERRED": "false"}), id="inline"),
-    pytest.param(True, id="deferred"),
+    pytest.param(False, marks=pytest.mark.sync_env({"INSIGHTS_DEFERRED": "never"}), id="inline"),
+    pytest.param(True, marks=pytest.mark.sync_env({"INSIGHTS_DEFERRED": "always"}), id="deferred"),
 ])
 async def test_received_mail_attachments_are_analyzed_only_when_the_message_has_some(inbound, deferred) -> None:
     await inbound.onboard()
