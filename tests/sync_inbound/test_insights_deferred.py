@@ -5,8 +5,6 @@ while the local model is busy; `always` for every new record; `never` writes the
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 
 from shared.queues import names
@@ -15,7 +13,8 @@ from shared.queues.worker import run_message
 from shared.storage.errors import StorageUnavailableError
 from shared.sync import insight_jobs
 from shared.sync.inbound import run_delta_round
-from tests.sync_inbound.test_calendar_e2e import appointments, event_body, sim_now
+from tests.sync_inbound.test_calendar_e2e import appointments
+from tests.sync_inbound.test_insights_e2e import new_positive_meeting
 
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 INSIGHT_FIELDS = ("SentimentLabel", "SentimentAnalyzer", "SuggestedActions")
@@ -85,10 +84,7 @@ async def test_a_record_purged_in_pega_before_its_insights_is_not_recreated(inbo
 @BOTH_ADAPTERS
 async def test_a_rep_edit_between_the_record_and_its_insights_is_kept(inbound) -> None:
     await inbound.onboard()
-    now = await sim_now(inbound)
-    body = event_body("Pricing workshop", now + dt.timedelta(days=2))
-    body["body"] = {"contentType": "text", "content": "Great news! We are excited to review the proposal together."}
-    ev = await inbound.user_call("POST", "events", json=body)
+    ev = await new_positive_meeting(inbound)
     await round_only(inbound, "calendar")
     [rec] = [r for r in await appointments(inbound) if r["content"]["ExchangeID"] == ev["id"]]
     await inbound.pega_control.update_appointment(rec["id"], "alex", {"Subject": "Pricing workshop (Pega)",

@@ -15,12 +15,17 @@ from tests.sync_inbound.test_calendar_e2e import appointments, event_body, sim_n
 DANA = {"address": "dana@fabrikam.example", "name": "Dana (Fabrikam)"}
 
 
-async def test_a_new_appointment_carries_its_insights(inbound) -> None:
-    await inbound.onboard()
+async def new_positive_meeting(inbound) -> dict:
+    """A meeting created in Outlook whose invitation text is plainly positive."""
     now = await sim_now(inbound)
     body = event_body("Pricing workshop", now + dt.timedelta(days=2))
     body["body"] = {"contentType": "text", "content": "Great news! We are excited to review the proposal together."}
-    ev = await inbound.user_call("POST", "events", json=body)
+    return await inbound.user_call("POST", "events", json=body)
+
+
+async def test_a_new_appointment_carries_its_insights(inbound) -> None:
+    await inbound.onboard()
+    ev = await new_positive_meeting(inbound)
     report = await inbound.run("calendar")
     assert report.outcomes["created"] == 1, report.as_dict()
     [rec] = [r for r in await appointments(inbound) if r["content"]["ExchangeID"] == ev["id"]]
