@@ -170,7 +170,8 @@ async def _sabotage_final(a: Actors, kinds: tuple[str, ...], truth: list[Item]) 
                 return
 
 
-async def _converged(a: Actors, truth: Any, outlook: onprem.OnPremOutlook | None) -> tuple[bool, checks.Result | None]:
+async def _converged(a: Actors, truth: Any, outlook: onprem.OnPremOutlook | None, *,
+                     storage: str) -> tuple[bool, checks.Result | None]:
     try:
         world = await checks.World.read(a, outlook)
     except HarnessError:
@@ -178,7 +179,26 @@ async def _converged(a: Actors, truth: Any, outlook: onprem.OnPremOutlook | None
     res = checks.check(truth, world)
     if not res.clean:
         return False, res
-    return checks.settled(await checks.operations(a, world)), res
+    return checks.settled(await checks.operations(a, world)) and await _insights_written(storage), res
+
+
+async def _insights_written(storage: str) -> bool:
+    """Have the deferred insights (shared.sync.insight_jobs) been written? A job still queued, being
+    worked or waiting out a retry writes to Pega later: that is the sync's own outstanding work, not
+    an echo in the quiet window, so the system has not settled before the queue is empty (the
+    approximate count includes invisible messages)."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue.aio import QueueClient
+
+    from shared.queues import names
+    from shared.storage.connection import expand_connection_string
+
+    async with QueueClient.from_connection_string(expand_connection_string(storage), names.INSIGHT_WORK) as q:
+        try:
+            props = await q.get_queue_properties()
+        except ResourceNotFoundError:
+            return True
+        return (props.approximate_message_count or 0) == 0
 
 
 async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:
@@ -242,7 +262,7 @@ async def run_seed_async(seed: int, opts: SeedOptions) -> SeedResult:
         # settle: until both sides match the ground truth, bounded
         t2 = time.monotonic()
         while time.monotonic() - t2 < SETTLE_SECONDS:
-            ok, _ = await _converged(a, truth, outlook)
+            ok, _ = await _converged(a, truth, outlook, storage=stack.settings["AzureWebJobsStorage"])
             if ok:
                 result.converged_after = round(time.monotonic() - t2, 1)
                 break
