@@ -20,6 +20,7 @@ from shared.errors import PermanentError, TransientError
 from shared.graph.errors import GraphBadRequestError, GraphNotFoundError
 from shared.outbound.common import (
     OutboundRequest,
+    agreed_since,
     already_decided,
     find_by_pega_id,
     is_stale,
@@ -167,6 +168,8 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     all_day = bool(req.body["isAllDay"]) if "isAllDay" in req.body else bool(rec.is_all_day)
     pega = mapped_appointment(req.body, all_day=all_day)
     pega, decided = already_decided(link, req, pega, exchange)
+    pega, agreed = await agreed_since(ctx, req, RecordKind.APPOINTMENT, pega, exchange)
+    decided = (*decided, *agreed)
     merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
                       exchange_time=rec.last_modified, pega_time=req.changed_at, fields=APPOINTMENT_FIELDS)
     # Only what really differs from the event as it is now is written: a PATCH of an organizer's

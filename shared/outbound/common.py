@@ -109,6 +109,34 @@ def already_decided(link: Link, req: OutboundRequest, pega: dict[str, Any], exch
     return out, tuple(withheld)
 
 
+async def agreed_since(ctx: WorkerContext, req: OutboundRequest, kind: RecordKind, pega: dict[str, Any],
+                       exchange: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """This call's values that Pega itself no longer holds, where Pega now holds what Outlook holds,
+    are replaced by Outlook's: the sides agreed after this call's change (a later edit reached both,
+    or a round wrote Outlook's newer value to Pega), so pushing the call's value would make Outlook
+    disagree with Pega. Matters for a call that arrives late — a retry after Graph's answer to its
+    write was lost (chaos seeds 261, 434). Costs one Pega read; returns the values and those withheld."""
+    from shared.pega.errors import PegaNotFoundError
+    from shared.sync.mapping import mapped_from_pega
+
+    if ctx.pega is None:
+        return pega, ()
+    try:
+        if kind is RecordKind.CONTACT:
+            now = mapped_from_pega("contacts", (await ctx.pega.get_contact(req.pega_id))[1])
+        else:
+            now = mapped_from_pega("calendar", (await ctx.pega.get_appointment(req.pega_id))[1])
+    except PegaNotFoundError:
+        return pega, ()
+    out = dict(pega)
+    withheld: list[str] = []
+    for name, value in pega.items():
+        if name in now and name in exchange and now[name] == exchange[name] and value != exchange[name]:
+            out[name] = exchange[name]
+            withheld.append(name)
+    return out, tuple(withheld)
+
+
 def is_stale(link: Link, req: OutboundRequest) -> bool:
     """An older Pega change arriving after a newer one was applied (queues do not keep order)."""
     applied = parse_iso_utc(link.snapshot.get(META_PEGA_CHANGED_AT))

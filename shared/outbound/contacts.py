@@ -16,6 +16,7 @@ from shared.errors import PermanentError
 from shared.graph.errors import GraphNotFoundError
 from shared.outbound.common import (
     OutboundRequest,
+    agreed_since,
     already_decided,
     find_by_pega_id,
     is_stale,
@@ -151,6 +152,8 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     exchange = map_contact(rec, photo_digest=photo_digest)
     pega = mapped_contact(req.body)
     pega, decided = already_decided(link, req, pega, exchange)
+    pega, agreed = await agreed_since(ctx, req, RecordKind.CONTACT, pega, exchange)
+    decided = (*decided, *agreed)
     merge = three_way(fields_of(link.snapshot), exchange, pega, policy=ctx.settings.sync.conflict_policy,
                       exchange_time=rec.last_modified, pega_time=req.changed_at, fields=CONTACT_FIELDS)
     keys: set[str] = set()

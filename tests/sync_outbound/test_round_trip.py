@@ -218,3 +218,31 @@ async def test_a_pega_rename_seen_by_a_round_before_outlooks_rename_is_still_a_c
     event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
     in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
     assert event["subject"] == in_pega, (event["subject"], in_pega)
+
+
+async def test_a_retried_pega_call_does_not_push_a_title_pega_no_longer_holds(
+        api, rep, inbound, pega_records, graph_http):
+    """Chaos seeds 261 and 434 (fresh-clone run, 2026-12-06): Pega's call for its rename wrote Outlook,
+    but Graph's answer was lost (504 after the write); the call is retried later. Meanwhile a round saw
+    both sides agree on Pega's title, then the rep renamed the meeting in Outlook and a round wrote that
+    to Pega. The retry still carried the old Pega title and, no conflict being recorded, pushed it to
+    Outlook: each side ended with the other's. A call whose values Pega has since replaced is merged
+    with what Pega holds now."""
+    m = pega_records.m
+    pega_id, op = await _planning_made_in_pega(api, rep, inbound, pega_records)
+    await pega_records.client.case_action(pega_id, m.actions.update, {m.appointment.subject: "Planning (Pega)"})
+    pega_saved_at = (await pega_records.client.get_case(pega_id)).last_update_time
+    # the call's first try: its PATCH of Outlook happened, its answer was lost (the link was not updated)
+    r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"subject": "Planning (Pega)"})
+    r.raise_for_status()
+    await round_(inbound, rep, "calendar")  # both sides agree on Pega's title
+    r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"subject": "Planning (Outlook)"})
+    r.raise_for_status()
+    await round_(inbound, rep, "calendar")  # the later rename goes to Pega
+    assert (await pega_records.client.get_case(pega_id)).content[m.appointment.subject] == "Planning (Outlook)"
+    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
+                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
+    assert upd["status"] == "succeeded", upd
+    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
+    in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
+    assert event["subject"] == in_pega == "Planning (Outlook)", (event["subject"], in_pega)
