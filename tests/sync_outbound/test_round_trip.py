@@ -161,6 +161,17 @@ async def _planning_made_in_pega(api, rep, inbound, pega_records) -> tuple[str, 
     return pega_id, op
 
 
+async def _pega_rename_call_arrives(api, rep, pega_records, graph_http, pega_id: str, op: dict,
+                                    pega_saved_at: str) -> tuple[str, str]:
+    """Pega's call for its rename to "Planning (Pega)" (saved at `pega_saved_at`) arrives and succeeds;
+    returns the title in Outlook and in Pega after it."""
+    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
+                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
+    assert upd["status"] == "succeeded", upd
+    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
+    return event["subject"], (await pega_records.client.get_case(pega_id)).content[pega_records.m.appointment.subject]
+
+
 async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
         api, rep, inbound, pega_records, graph_http):
     """Found by chaos seed 103: the rep renamed a meeting in Pega and in Outlook moments apart. The
@@ -180,12 +191,9 @@ async def test_both_sides_rename_one_meeting_at_once_and_the_sides_agree(
     await round_(inbound, rep, "calendar")
     assert (await pega_records.client.get_case(pega_id)).content[m.appointment.subject] == "Planning (Outlook)"
     # then Pega's call for its (older, already decided) rename arrives
-    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
-                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
-    assert upd["status"] == "succeeded", upd
-    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
-    in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
-    assert event["subject"] == in_pega == "Planning (Outlook)"
+    outlook_title, in_pega = await _pega_rename_call_arrives(api, rep, pega_records, graph_http, pega_id, op,
+                                                             pega_saved_at)
+    assert outlook_title == in_pega == "Planning (Outlook)"
 
 
 async def test_a_pega_rename_seen_by_a_round_before_outlooks_rename_is_still_a_conflict(
@@ -212,12 +220,9 @@ async def test_a_pega_rename_seen_by_a_round_before_outlooks_rename_is_still_a_c
     r = await graph_http.patch(f"/users/{rep.upn}/events/{op['exchangeId']}", json={"subject": "Planning (Outlook)"})
     r.raise_for_status()
     await round_(inbound, rep, "calendar")
-    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
-                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
-    assert upd["status"] == "succeeded", upd
-    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
-    in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
-    assert event["subject"] == in_pega, (event["subject"], in_pega)
+    outlook_title, in_pega = await _pega_rename_call_arrives(api, rep, pega_records, graph_http, pega_id, op,
+                                                             pega_saved_at)
+    assert outlook_title == in_pega, (outlook_title, in_pega)
 
 
 async def test_a_retried_pega_call_does_not_push_a_title_pega_no_longer_holds(
@@ -240,9 +245,6 @@ async def test_a_retried_pega_call_does_not_push_a_title_pega_no_longer_holds(
     r.raise_for_status()
     await round_(inbound, rep, "calendar")  # the later rename goes to Pega
     assert (await pega_records.client.get_case(pega_id)).content[m.appointment.subject] == "Planning (Outlook)"
-    upd = await api.run("PATCH", f"pega/v1/appointments/{quote(pega_id, safe='')}",
-                        {"operator": rep.operator, "subject": "Planning (Pega)", "changedAt": pega_saved_at})
-    assert upd["status"] == "succeeded", upd
-    event = (await graph_http.get(f"/users/{rep.upn}/events/{op['exchangeId']}")).json()
-    in_pega = (await pega_records.client.get_case(pega_id)).content[m.appointment.subject]
-    assert event["subject"] == in_pega == "Planning (Outlook)", (event["subject"], in_pega)
+    outlook_title, in_pega = await _pega_rename_call_arrives(api, rep, pega_records, graph_http, pega_id, op,
+                                                             pega_saved_at)
+    assert outlook_title == in_pega == "Planning (Outlook)", (outlook_title, in_pega)
