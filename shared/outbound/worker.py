@@ -108,7 +108,10 @@ async def _claim(ctx: WorkerContext, op: Operation) -> Operation | None:
 
 
 async def _finish(ctx: WorkerContext, op: Operation, **changes: Any) -> Operation:
-    """Write the outcome; re-read and re-apply if the row moved under us (a replay re-enqueued it)."""
+    """Write the outcome; re-read and re-apply if the row moved under us (a replay re-enqueued it) —
+    unless another run settled it meanwhile: a run that took over an operation whose first run only
+    looked dead (its lease expired by the clock) must not write `accepted` over that run's `succeeded`
+    (chaos seed 434); the settled row is returned as it is."""
     for _ in range(5):
         try:
             return await ctx.state.operations.put(dataclasses.replace(op, **changes))
@@ -116,6 +119,10 @@ async def _finish(ctx: WorkerContext, op: Operation, **changes: Any) -> Operatio
             fresh = await ctx.state.operations.get(op.operation_id)
             if fresh is None:
                 raise
+            if fresh.settled:
+                log.info("operation %s was settled by another run (%s); this run's outcome is dropped",
+                         op.operation_id, fresh.status)
+                return fresh
             op = fresh
     raise TransientError("the operation row keeps changing", retry_after=1.0)
 

@@ -391,3 +391,23 @@ async def test_pega_throttling_spends_no_attempt_so_the_backoff_never_grows_with
     assert await run_operation(worker_ctx, op.operation_id) == "succeeded"
     done = await state.operations.get(op.operation_id)
     assert done.result.get("reportedToPega") is True and done.attempts <= 2, done
+
+
+async def test_a_run_that_took_over_never_moves_a_succeeded_operation_back_to_accepted(
+        rep, pega_records, state, worker_ctx):
+    """Chaos seed 434 (fresh-clone run, 2026-12-06): after a clock jump a second run took over an
+    operation whose first run looked dead (its lease had expired by the clock) but was finishing. The
+    first run wrote `succeeded`; the second, failing on Graph, wrote `accepted` over it (its write met the
+    changed row, re-read it and applied its own status again), and Pega saw a done operation running."""
+    from shared.outbound.worker import _finish
+
+    pega_id = (await pega_records.client.create_case(pega_records.m.case_types.appointment,
+                                                     {pega_records.m.appointment.subject: "Planning"})).id
+    op = await stored_update(state, rep, pega_id)
+    taken_over = await state.operations.put(dataclasses.replace(op, status="running", attempts=1))
+    first_run_done = await state.operations.put(dataclasses.replace(taken_over, status="succeeded",
+                                                                    result={"patched": ["subject"]}))
+    assert first_run_done.status == "succeeded"
+    after = await _finish(worker_ctx, taken_over, status="accepted", error="GraphUnavailableError: 503")
+    assert after.status == "succeeded" and after.result == {"patched": ["subject"]}, after
+    assert (await state.operations.get(op.operation_id)).status == "succeeded"
