@@ -185,8 +185,7 @@ async def _converged(a: Actors, truth: Any, outlook: onprem.OnPremOutlook | None
 async def _insights_written(storage: str) -> bool:
     """Have the deferred insights (shared.sync.insight_jobs) been written? A job still queued, being
     worked or waiting out a retry writes to Pega later: that is the sync's own outstanding work, not
-    an echo in the quiet window, so the system has not settled before the queue is empty (the
-    approximate count includes invisible messages)."""
+    an echo in the quiet window, so the system has not settled before the queue reads empty."""
     from azure.core.exceptions import ResourceNotFoundError
     from azure.storage.queue.aio import QueueClient
 
