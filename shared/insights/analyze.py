@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from shared.insights.attachments import AttachmentExtractor, ExtractionLimits
-from shared.insights.core import CoreJob, CoreResult, run_core
+from shared.insights.core import BACKLOG, CoreJob, CoreResult, run_core
 from shared.insights.email_text import appointment_text, email_new_text
 from shared.insights.encoder import sentence_embedder
 from shared.insights.model_analyzer import ModelAnalyzer
@@ -105,7 +105,7 @@ class ThreadRunner:
     @property
     def busy(self) -> bool:
         """A backlog of jobs in this process's threads (see ModelWorkers.busy)."""
-        return self._pending >= 4
+        return self._pending >= BACKLOG
 
     async def run(self, job: CoreJob) -> CoreResult:
         analyzer = self.analyzer or default_analyzer()

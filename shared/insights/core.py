@@ -17,6 +17,10 @@ from shared.insights.encoder import sentence_embedder
 from shared.insights.models import CrmContext, Direction, ItemKind, SentimentResult, SuggestedAction
 from shared.insights.rules import RuleFacts, RuleSet, suggest_actions
 
+# jobs per model process waiting or running that count as a backlog: a new analysis would wait ≈ 0.2 s
+# (ModelWorkers.busy, ThreadRunner.busy; the INSIGHTS_DEFERRED=auto rule of shared.sync.gather)
+BACKLOG = 4
+
 
 class LocalAnalyzer(Protocol):
     """An analyzer that scores in the calling thread (the sentence model, VADER)."""

@@ -35,15 +35,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
-from shared.insights.core import CoreJob, CoreResult, LocalAnalyzer, run_core
+from shared.insights.core import BACKLOG, CoreJob, CoreResult, LocalAnalyzer, run_core
 from shared.insights.rules import RuleSet
 
 log = logging.getLogger(__name__)
 
 LocalKind = Literal["model", "vader"]
-
-BACKLOG = 4  # jobs per process waiting or running that count as a backlog (see ModelWorkers.busy)
-
 
 class ModelWorkerError(RuntimeError):
     """The worker could not give this job's result (time limit, worker died); the item goes without insights."""
