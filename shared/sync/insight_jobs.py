@@ -326,10 +326,8 @@ async def handle(services: Any, envelope: Envelope, *, context: Any = None) -> J
 
 def handlers(services: Any, *, context: Any = None) -> dict[str, Any]:
     """The handlers of `insight-work` (shared.queues.worker.run_message)."""
-    from shared.runtime import Services
 
     async def write(env: Envelope) -> None:
-        svc = services if isinstance(services, Services) else await services()
-        await handle(svc, env, context=context)
+        await handle(services, env, context=context)
 
     return {MESSAGE_TYPE: write}
