@@ -22,7 +22,7 @@ ENSURE_EVERY_MINUTES = 10
 
 async def _manager() -> SubscriptionManager:
     svc = await services()
-    return SubscriptionManager(svc, graph_gateway(svc.settings.graph))
+    return SubscriptionManager(svc, graph_gateway(svc.settings.graph, slots=svc.state.graphslots))
 
 
 async def _ensure(env: Envelope) -> None:

@@ -90,6 +90,7 @@ param tableNames array = [
   'pesfailures'
   'pesclaims'
   'pesroundlease'
+  'pesgraphslots'
 ]
 
 // ---------------------------------------------------------------------------------------------
@@ -340,6 +341,7 @@ var appSettings = {
   GRAPH_BASE_URL: graphBaseUrl
   GRAPH_TIMEOUT_SECONDS: '30'
   GRAPH_MAX_CONCURRENCY_PER_MAILBOX: '4'
+  GRAPH_SHARED_MAILBOX_SLOTS: 'true'
 
   EWS_URL: ewsUrl
   EWS_AUTH_TYPE: ewsAuthType

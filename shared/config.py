@@ -96,6 +96,8 @@ class GraphSettings(BaseSettings):
     # Sandbox only: a CA bundle to trust for the token endpoint (the simulator's self-signed CA).
     ca_bundle: str | None = None
     max_concurrency_per_mailbox: Annotated[int, Field(ge=1, le=4)] = 4
+    # The per-mailbox limit held across instances through the `graphslots` table (shared/graph/mailbox_slots.py).
+    shared_mailbox_slots: bool = True
 
     @field_validator("base_url", "authority_host")
     @classmethod

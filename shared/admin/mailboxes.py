@@ -87,7 +87,7 @@ async def resolve_user_id(services: Services, upn: str) -> str:
     from shared.graph.factory import graph_gateway
 
     try:
-        raw = await graph_gateway(services.settings.graph).get_json(
+        raw = await graph_gateway(services.settings.graph, slots=services.state.graphslots).get_json(
             f"users/{upn}", mailbox=upn, params={"$select": "id,userPrincipalName"}, what="resolve user")
     except GraphNotFoundError:
         raise InvalidMessageError("upn: no such user in the tenant") from None

@@ -8,8 +8,9 @@ message, graph.md §9) therefore never sits on the per-item path.
 Two deliberate departures from the SDK defaults:
 - the retry middleware is off: a throttled call raises GraphThrottledError with Retry-After, and
   the queue (not a sleeping worker) waits, so one throttled mailbox never blocks the others;
-- at most `max_concurrency_per_mailbox` (Outlook's limit: 4) requests per mailbox run at once in
-  this instance.
+- at most `max_concurrency_per_mailbox` (Outlook's limit: 4) requests per mailbox run at once:
+  across every instance when the gateway is given the slots table (shared.graph.mailbox_slots,
+  `GRAPH_SHARED_MAILBOX_SLOTS`), else in this instance.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import httpx
 from shared.config import GraphSettings
 from shared.graph.credentials import GRAPH_SCOPE, RenewableCredential, graph_credential
 from shared.graph.errors import GraphTokenRejectedError, GraphUnavailableError, error_from_response
+from shared.graph.mailbox_slots import SharedMailboxLimiter
+from shared.storage.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,8 @@ class _Slot:
 
 
 class GraphGateway:
-    def __init__(self, *, adapter: Any, base_url: str, limiter: MailboxLimiter, credential: Any = None) -> None:
+    def __init__(self, *, adapter: Any, base_url: str, limiter: MailboxLimiter | SharedMailboxLimiter,
+                 credential: Any = None) -> None:
         self._adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
@@ -97,7 +101,9 @@ class GraphGateway:
         self._sdk: Any = None
 
     @classmethod
-    def from_settings(cls, settings: GraphSettings) -> GraphGateway:
+    def from_settings(cls, settings: GraphSettings, *, slots: Table | None = None) -> GraphGateway:
+        """`slots`: the `graphslots` table; with it (and `GRAPH_SHARED_MAILBOX_SLOTS`, the default) the
+        per-mailbox limit holds across instances."""
         from kiota_authentication_azure.azure_identity_authentication_provider import (
             AzureIdentityAuthenticationProvider,
         )
@@ -115,8 +121,11 @@ class GraphGateway:
         )
         adapter = GraphRequestAdapter(auth, client=client)
         adapter.base_url = settings.base_url
-        return cls(adapter=adapter, base_url=settings.base_url,
-                   limiter=MailboxLimiter(settings.max_concurrency_per_mailbox), credential=credential)
+        limiter: MailboxLimiter | SharedMailboxLimiter = MailboxLimiter(settings.max_concurrency_per_mailbox)
+        if slots is not None and settings.shared_mailbox_slots:
+            limiter = SharedMailboxLimiter(settings.max_concurrency_per_mailbox, slots,
+                                           renew_margin=settings.timeout_seconds + 10.0)
+        return cls(adapter=adapter, base_url=settings.base_url, limiter=limiter, credential=credential)
 
     def sdk(self) -> Any:
         """The typed GraphServiceClient on the same adapter, for rare calls where models help."""
@@ -223,6 +232,8 @@ class GraphGateway:
         return out
 
     async def close(self) -> None:
+        if isinstance(self.limiter, SharedMailboxLimiter):
+            await self.limiter.close()
         client = getattr(self._adapter, "_http_client", None)
         if client is not None:
             await client.aclose()

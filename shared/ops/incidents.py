@@ -113,7 +113,7 @@ def default_notifier(services: Services) -> Notifier:
     from shared.graph.factory import graph_gateway
 
     s = services.settings
-    return GraphNotifier(graph_gateway(s.graph), sender=s.sync.failure_notice_sender, admin=s.sync.failure_notice_admin)
+    return GraphNotifier(graph_gateway(s.graph, slots=services.state.graphslots), sender=s.sync.failure_notice_sender, admin=s.sync.failure_notice_admin)
 
 
 @dataclass(frozen=True)

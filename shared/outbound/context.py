@@ -49,7 +49,7 @@ def worker_context(settings: Settings, state: StateStore) -> WorkerContext:
     if ctx is None or ctx.state is not state:
         pega = pega_records(settings)
         ctx = _contexts[loop] = WorkerContext(
-            settings=settings, state=state, graph=routed(settings, state, graph_gateway(settings.graph)),
+            settings=settings, state=state, graph=routed(settings, state, graph_gateway(settings.graph, slots=state.graphslots)),
             payloads=payload_store_for(settings), pega=pega,
             mapping=pega.m if pega is not None else load_mapping(settings.pega.mapping_file),
         )

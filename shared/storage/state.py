@@ -15,7 +15,7 @@ from shared.storage.links import LinkRepository
 from shared.storage.mailboxes import MailboxRepository
 from shared.storage.operations import OperationRepository
 from shared.storage.subscriptions import SubscriptionRepository
-from shared.storage.tables import TableNames, TableStore
+from shared.storage.tables import Table, TableNames, TableStore
 from shared.sync.claims import ClaimStore
 from shared.sync.coalesce import Coalescer
 
@@ -33,6 +33,7 @@ class StateStore:
     coalescer: Coalescer
     failures: FailureRepository
     claims: ClaimStore
+    graphslots: Table  # Graph's per-mailbox slots across instances (shared/graph/mailbox_slots.py)
 
     @classmethod
     async def open(cls, storage: StorageSettings, *, names: TableNames | None = None,
@@ -51,6 +52,7 @@ class StateStore:
             coalescer=Coalescer(ts.table(n.coalesce)),
             failures=FailureRepository(ts.table(n.failures)),
             claims=ClaimStore(ts.table(n.claims)),
+            graphslots=ts.table(n.graphslots),
         )
 
     async def close(self) -> None:

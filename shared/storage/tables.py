@@ -78,9 +78,13 @@ class TableNames:
     def roundlease(self) -> str:
         return self._n("roundlease")
 
+    @property
+    def graphslots(self) -> str:
+        return self._n("graphslots")
+
     def all(self) -> list[str]:
         return [self.mailboxes, self.links, self.cursors, self.subscriptions, self.operations, self.health,
-                self.deadletters, self.coalesce, self.failures, self.claims, self.roundlease]
+                self.deadletters, self.coalesce, self.failures, self.claims, self.roundlease, self.graphslots]
 
 
 def _prepare(entity: Mapping[str, Any]) -> Entity:

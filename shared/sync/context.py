@@ -122,7 +122,7 @@ async def sync_context(services: Services) -> SyncContext:
             s = services.settings
             pega = pega_client(s.pega)
             hooks = insight_hooks(s.insights)
-            found = SyncContext(gateway=graph_gateway(s.graph), pega=pega, records=adapter_for(pega),
+            found = SyncContext(gateway=graph_gateway(s.graph, slots=services.state.graphslots), pega=pega, records=adapter_for(pega),
                                 mapping=pega.mapping, email_insights=hooks["email_insights"],
                                 appointment_insights=hooks["appointment_insights"])
             _by_loop[loop] = found

@@ -252,7 +252,7 @@ async def inbound(request: pytest.FixtureRequest, backend: str, pega_adapter: st
     pega = PegaClient(settings.pega)
     # the insight hooks the host's own context uses: the engine the settings select
     hooks = insight_hooks(settings.insights)
-    ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph), pega=pega, records=adapter_for(pega),
+    ctx = SyncContext(gateway=GraphGateway.from_settings(settings.graph, slots=state.graphslots), pega=pega, records=adapter_for(pega),
                       mapping=pega.mapping, email_insights=hooks["email_insights"],
                       appointment_insights=hooks["appointment_insights"])
     agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)

@@ -1,0 +1,212 @@
+"""Graph's 4-requests-per-mailbox limit held across instances (shared/graph/mailbox_slots.py).
+
+Two gateways stand for two Functions instances: separate processes' worth of state (own limiter,
+own HTTP client) sharing only the Azurite `graphslots` table, against the Graph simulator, which
+answers a fifth concurrent request of one app on one mailbox with 429 MailboxConcurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from sandbox.graph.seed import SYNC_CLIENT_ID
+from shared.config import load_settings
+from shared.graph.errors import GraphThrottledError
+from shared.graph.gateway import GraphGateway
+from shared.graph.mailbox_slots import MailboxBusyError, SharedMailboxLimiter
+from shared.storage.state import StateStore
+from shared.storage.tables import Table, TableNames
+from tests.sync_inbound.conftest import sync_settings_env
+
+
+class Instances:
+    def __init__(self, settings: Any, table: Table) -> None:
+        self.settings, self.table = settings, table
+        self.gateways: list[GraphGateway] = []
+
+    def new(self, *, shared: bool = True, wall: Callable[[], dt.datetime] | None = None,
+            idle_release: float = 3600.0) -> GraphGateway:
+        """A gateway as an instance builds it. Idle slots are kept for the test's length unless it says
+        otherwise, so what a test asserts about the rows never depends on how fast the machine is."""
+        gw = GraphGateway.from_settings(self.settings.graph, slots=self.table if shared else None)
+        if isinstance(gw.limiter, SharedMailboxLimiter):
+            gw.limiter = SharedMailboxLimiter(gw.limiter.limit, self.table, renew_margin=gw.limiter.renew_margin.total_seconds(),
+                                              idle_release=idle_release, **({"wall": wall} if wall else {}))
+        self.gateways.append(gw)
+        return gw
+
+    async def rows(self, mailbox: str) -> list[dict[str, Any]]:
+        from shared.storage.keys import encode_key
+
+        return [r async for r in self.table.partition(encode_key(mailbox.lower()))]
+
+
+@pytest.fixture
+async def instances(graph_sim: Any, pega_sim: Any, azurite_conn: str) -> AsyncIterator[Instances]:
+    settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn))
+    state = await StateStore.open(settings.storage, names=TableNames(prefix="gs" + uuid.uuid4().hex[:10]))
+    found = Instances(settings, state.graphslots)
+    try:
+        yield found
+    finally:
+        for gw in found.gateways:
+            await gw.close()
+        for name in state.tables.names.all():
+            try:
+                await state.tables._service.delete_table(name)
+            except Exception:
+                pass
+        await state.close()
+
+
+@pytest.fixture
+async def slow_mailbox(graph_sim: Any) -> AsyncIterator[str]:
+    """A fresh mailbox whose message list takes 300 ms, holding a concurrency slot as a slow Exchange would."""
+    user = await graph_sim.control.new_user()
+    uid = str(user["id"])
+    await graph_sim.control.add_fault(path=f"users/{uid}/messages$", kind="delay", delayMs=300, method="GET")
+    try:
+        yield uid
+    finally:
+        await graph_sim.control.clear_faults()
+
+
+async def _burst(gateways: list[GraphGateway], mailbox: str, each: int) -> list[str]:
+    """`each` concurrent GETs per gateway; the outcome of every request."""
+    async def one(gw: GraphGateway) -> str:
+        try:
+            await gw.get_json(f"users/{mailbox}/messages", mailbox=mailbox, params={"$top": "1"})
+            return "ok"
+        except MailboxBusyError:
+            return "deferred"
+        except GraphThrottledError:
+            return "throttled by graph"
+
+    return list(await asyncio.gather(*(one(gw) for gw in gateways for _ in range(each))))
+
+
+async def _throttled(graph_sim: Any, mailbox: str) -> int:
+    rows = [r for r in await graph_sim.control.request_counts() if r["app"] == SYNC_CLIENT_ID and r["mailbox"] == mailbox]
+    return sum(int(r["throttled"]) for r in rows)
+
+
+async def test_per_instance_limits_alone_let_two_instances_overrun_the_mailbox(instances, slow_mailbox, graph_sim) -> None:
+    """The situation the shared slots exist for: each instance keeps its own 4, together they send 8."""
+    a, b = instances.new(shared=False), instances.new(shared=False)
+    outcomes = await _burst([a, b], slow_mailbox, 4)
+    assert outcomes.count("throttled by graph") > 0, outcomes
+    assert await _throttled(graph_sim, slow_mailbox) > 0
+
+
+async def test_two_instances_never_run_more_than_four_requests_on_one_mailbox(instances, slow_mailbox, graph_sim) -> None:
+    a, b = instances.new(), instances.new()
+    outcomes = await _burst([a, b], slow_mailbox, 6)
+    assert "throttled by graph" not in outcomes, outcomes
+    assert await _throttled(graph_sim, slow_mailbox) == 0
+    assert outcomes.count("ok") >= 4  # an instance holding slots queues its extra requests behind them
+    assert a.limiter.held(slow_mailbox) + b.limiter.held(slow_mailbox) <= 4
+    assert max(a.limiter.peak.get(slow_mailbox, 0), 0) + max(b.limiter.peak.get(slow_mailbox, 0), 0) <= 4
+    rows = await instances.rows(slow_mailbox)
+    assert 1 <= len(rows) <= 4 and {r["RowKey"] for r in rows} <= {"0", "1", "2", "3"}
+
+
+async def test_an_instance_waits_for_its_own_slots_instead_of_failing(instances, slow_mailbox, graph_sim) -> None:
+    a = instances.new()
+    outcomes = await _burst([a], slow_mailbox, 10)
+    assert outcomes == ["ok"] * 10
+    assert a.limiter.peak[slow_mailbox] == 4
+    assert await _throttled(graph_sim, slow_mailbox) == 0
+
+
+async def test_a_busy_mailbox_defers_with_a_retry_after_and_costs_no_graph_request(instances, slow_mailbox,
+                                                                                    graph_sim) -> None:
+    a, b = instances.new(), instances.new()
+    gate = asyncio.Event()
+    started = 0
+
+    async def hold_one() -> None:
+        nonlocal started
+        async with a.limiter.slot(slow_mailbox):
+            started += 1
+            if started == 4:
+                gate.set()
+            await held.wait()
+
+    held = asyncio.Event()
+    holders = [asyncio.create_task(hold_one()) for _ in range(4)]
+    await gate.wait()
+    before = sum(int(r["requests"]) for r in await graph_sim.control.request_counts() if r["mailbox"] == slow_mailbox)
+    with pytest.raises(MailboxBusyError) as caught:
+        await b.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
+    assert caught.value.retry_after and caught.value.retry_after > 0
+    after = sum(int(r["requests"]) for r in await graph_sim.control.request_counts() if r["mailbox"] == slow_mailbox)
+    assert after == before
+    held.set()
+    await asyncio.gather(*holders)
+
+
+async def test_slots_given_back_at_close_are_free_for_another_instance(instances, slow_mailbox) -> None:
+    a = instances.new()
+    await _burst([a], slow_mailbox, 4)
+    assert len(await instances.rows(slow_mailbox)) == 4
+    await a.close()
+    instances.gateways.remove(a)
+    assert await instances.rows(slow_mailbox) == []
+    b = instances.new()
+    assert await _burst([b], slow_mailbox, 4) == ["ok"] * 4
+
+
+async def test_idle_slots_are_given_back_without_a_close(instances, slow_mailbox) -> None:
+    a = instances.new(idle_release=0.0)
+    await _burst([a], slow_mailbox, 3)
+    box = a.limiter._boxes[slow_mailbox.lower()]
+    assert box.reaper is not None
+    await asyncio.wait_for(box.reaper, 30)
+    assert a.limiter.held(slow_mailbox) == 0
+    assert await instances.rows(slow_mailbox) == []
+
+
+async def test_the_slots_of_an_instance_that_died_are_taken_over_once_they_expire(instances, slow_mailbox) -> None:
+    dead = instances.new()
+    await _burst([dead], slow_mailbox, 4)  # never closed: its rows stay, unrenewed
+    later = dt.datetime.now(dt.UTC)
+    b = instances.new(wall=lambda: later)
+    with pytest.raises(MailboxBusyError):
+        await b.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
+    later = dt.datetime.now(dt.UTC) + dead.limiter.hold + dt.timedelta(seconds=1)
+    assert await _burst([b], slow_mailbox, 4) == ["ok"] * 4
+    assert {r["owner"] for r in await instances.rows(slow_mailbox)} == {b.limiter.owner}
+
+
+async def test_a_slot_is_renewed_before_a_request_when_its_time_runs_short(instances, slow_mailbox) -> None:
+    now = dt.datetime.now(dt.UTC)
+    a = instances.new(wall=lambda: now)
+    await _burst([a], slow_mailbox, 1)
+    (row,) = await instances.rows(slow_mailbox)
+    first = row["expires"]
+    now = now + a.limiter.hold - a.limiter.renew_margin + dt.timedelta(seconds=1)
+    await _burst([a], slow_mailbox, 1)
+    (row,) = await instances.rows(slow_mailbox)
+    assert row["expires"] > first and row["owner"] == a.limiter.owner
+    assert row["expires"] - now >= a.limiter.renew_margin  # a request started now cannot outlive it
+
+
+async def test_a_slot_taken_over_after_a_stall_is_dropped_not_shared(instances, slow_mailbox) -> None:
+    """An instance whose loop stalled past its slot's expiry finds the row taken: it stops using that
+    slot (claims another or defers) rather than run a fifth request beside the new holder's four."""
+    now = dt.datetime.now(dt.UTC)
+    a = instances.new(wall=lambda: now)
+    await _burst([a], slow_mailbox, 1)
+    later = now + a.limiter.hold + dt.timedelta(seconds=1)
+    b = instances.new(wall=lambda: later)
+    assert await _burst([b], slow_mailbox, 4) == ["ok"] * 4  # b takes slot 0 over and claims 1-3
+    now = later
+    with pytest.raises(MailboxBusyError):
+        await a.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
+    assert a.limiter.held(slow_mailbox) == 0
