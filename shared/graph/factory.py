@@ -19,4 +19,6 @@ def graph_gateway(settings: GraphSettings, *, slots: Table | None) -> GraphGatew
     gw = _by_loop.get(loop)
     if gw is None:
         gw = _by_loop[loop] = GraphGateway.from_settings(settings, slots=slots)
+    elif slots is not None and settings.shared_mailbox_slots:
+        gw.use_slots(slots)  # services re-opened on this loop (the CLI's direct mode): the old table is closed
     return gw

@@ -93,11 +93,12 @@ class _Slot:
 
 class GraphGateway:
     def __init__(self, *, adapter: Any, base_url: str, limiter: MailboxLimiter | SharedMailboxLimiter,
-                 credential: Any = None) -> None:
+                 credential: Any = None, slot_margin: float = 40.0) -> None:
         self._adapter = adapter
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self._credential = credential
+        self._slot_margin = slot_margin  # a slot is renewed when less than this is left (the request timeout + 10 s)
         self._sdk: Any = None
 
     @classmethod
@@ -121,11 +122,21 @@ class GraphGateway:
         )
         adapter = GraphRequestAdapter(auth, client=client)
         adapter.base_url = settings.base_url
+        margin = settings.timeout_seconds + 10.0
         limiter: MailboxLimiter | SharedMailboxLimiter = MailboxLimiter(settings.max_concurrency_per_mailbox)
         if slots is not None and settings.shared_mailbox_slots:
-            limiter = SharedMailboxLimiter(settings.max_concurrency_per_mailbox, slots,
-                                           renew_margin=settings.timeout_seconds + 10.0)
-        return cls(adapter=adapter, base_url=settings.base_url, limiter=limiter, credential=credential)
+            limiter = SharedMailboxLimiter(settings.max_concurrency_per_mailbox, slots, renew_margin=margin)
+        return cls(adapter=adapter, base_url=settings.base_url, limiter=limiter, credential=credential,
+                   slot_margin=margin)
+
+    def use_slots(self, slots: Table) -> None:
+        """Take the per-mailbox slots from `slots` from now on (a no-op for the table already in use).
+        The former limiter's rows are left to expire: its table may already be closed."""
+        if isinstance(self.limiter, SharedMailboxLimiter):
+            if self.limiter.table is slots:
+                return
+            self.limiter.abandon()
+        self.limiter = SharedMailboxLimiter(self.limiter.limit, slots, renew_margin=self._slot_margin)
 
     def sdk(self) -> Any:
         """The typed GraphServiceClient on the same adapter, for rare calls where models help."""

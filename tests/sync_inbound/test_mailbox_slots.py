@@ -210,3 +210,33 @@ async def test_a_slot_taken_over_after_a_stall_is_dropped_not_shared(instances, 
     with pytest.raises(MailboxBusyError):
         await a.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
     assert a.limiter.held(slow_mailbox) == 0
+
+
+async def test_the_loops_gateway_follows_services_reopened_on_the_same_loop(graph_sim, pega_sim, azurite_conn,
+                                                                           slow_mailbox) -> None:
+    """The CLI's direct mode opens and closes its services, then opens them again on the same event loop:
+    the loop's gateway must take its slots from the open store, not from the closed one."""
+    from shared.graph import factory
+
+    settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn))
+    names = TableNames(prefix="gs" + uuid.uuid4().hex[:10])
+    first = await StateStore.open(settings.storage, names=names)
+    gw = factory.graph_gateway(settings.graph, slots=first.graphslots)
+    try:
+        await gw.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
+        await first.close()
+        second = await StateStore.open(settings.storage, names=names)
+        try:
+            assert factory.graph_gateway(settings.graph, slots=second.graphslots) is gw
+            await gw.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
+            assert isinstance(gw.limiter, SharedMailboxLimiter) and gw.limiter.table is second.graphslots
+        finally:
+            for name in second.tables.names.all():
+                try:
+                    await second.tables._service.delete_table(name)
+                except Exception:
+                    pass
+            await second.close()
+    finally:
+        factory._by_loop.pop(asyncio.get_running_loop(), None)
+        await gw.close()
