@@ -81,6 +81,65 @@ def splits() -> tuple[list[tuple[str, int, str]], list[tuple[str, int, str]]]:
     return train, val
 
 
+VADER_SOURCES = ("tweets", "nytEditorialSnippets", "movieReviewSnippets")  # never the Amazon snippets: held-out source
+
+
+def vader_corpus_rows(sdist: Path, *, per_class: int, seed: int) -> list[tuple[str, int, str]]:
+    """Extra training rows from the human-rated corpora that ship in the ``vaderSentiment`` sdist on PyPI
+    (MIT; ``additional_resources/hutto_ICWSM_2014.tar.gz``): tweets, NYT editorial snippets and movie-review
+    snippets, each rated by ~20 people from -4 to +4. Read from the downloaded archive at train time, never
+    copied into the repository. Labelled exactly as ``../shared/data`` labels VADER's Amazon snippets (its
+    README): positive m >= 1 and sd <= 1.5, negative m <= -1 and sd <= 1.5, neutral |m| <= 0.3 and sd <= 1,
+    25-400 characters and at least 5 words. The Amazon snippets are left out: the held-out split holds
+    some of them. At most ``per_class`` rows per label, tweets and editorials first (closer to prose
+    between people than film criticism), then movie snippets drawn with ``seed``."""
+    import io
+    import tarfile
+
+    with tarfile.open(sdist) as outer:
+        member = next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
+        handle = outer.extractfile(member)
+        assert handle is not None
+        blob = handle.read()
+    by_label: dict[int, list[tuple[str, int, str]]] = {0: [], 1: [], 2: []}
+    movies: dict[int, list[tuple[str, int, str]]] = {0: [], 1: [], 2: []}
+    with tarfile.open(fileobj=io.BytesIO(blob)) as inner:
+        files = {m.name.rsplit("/", 1)[-1]: m for m in inner.getmembers() if m.isfile()}
+
+        def lines(name: str) -> list[list[str]]:
+            f = inner.extractfile(files[name])
+            assert f is not None
+            return [ln.split("\t") for ln in f.read().decode("utf-8-sig", errors="replace").splitlines()]
+
+        for src in VADER_SOURCES:
+            sds = {p[0].strip().lstrip("\ufeff"): float(p[2]) for p in lines(f"{src}_anonDataRatings.txt") if len(p) >= 3}
+            for p in lines(f"{src}_GroundTruth.txt"):
+                if len(p) < 3 or p[0].strip() not in sds:
+                    continue
+                m, sd, text = float(p[1]), sds[p[0].strip()], "\t".join(p[2:]).strip()
+                if not (25 <= len(text) <= 400 and len(text.split()) >= 5):
+                    continue
+                if m >= 1.0 and sd <= 1.5:
+                    label = "positive"
+                elif m <= -1.0 and sd <= 1.5:
+                    label = "negative"
+                elif abs(m) <= 0.3 and sd <= 1.0:
+                    label = "neutral"
+                else:
+                    continue
+                row = (text, LABELS.index(label), f"vader-{src}")
+                (movies if src == "movieReviewSnippets" else by_label)[LABELS.index(label)].append(row)
+    rng = random.Random(seed)
+    out: list[tuple[str, int, str]] = []
+    for label in (0, 1, 2):
+        first = by_label[label]
+        rng.shuffle(first)
+        rest = movies[label]
+        rng.shuffle(rest)
+        out += (first + rest)[:per_class]
+    return out
+
+
 def build_model(tensors: dict[str, np.ndarray]) -> Any:
     """A BERT encoder written to match ``shared/insights/encoder.py`` op for op (post-LN, exact GELU,
     mean pooling over the mask, L2 normalisation), plus a linear head."""
@@ -279,6 +338,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dry-run", action="store_true", help="train and report, do not write the model files")
+    ap.add_argument("--vader-corpus", type=Path, default=None,
+                    help="vaderSentiment-3.3.2.tar.gz (the PyPI sdist): add its tweets/editorial/movie corpora to training")
+    ap.add_argument("--vader-per-class", type=int, default=2500, help="at most this many VADER-corpus rows per label")
     ap.add_argument("--check", action="store_true",
                     help="(project venv, no torch) validation macro-F1 of the shipped files through the numpy runtime")
     args = ap.parse_args()
@@ -302,6 +364,8 @@ def main() -> None:
     tok.no_truncation()
     tok.no_padding()
     train, val = splits()
+    if args.vader_corpus is not None:
+        train += vader_corpus_rows(args.vader_corpus, per_class=args.vader_per_class, seed=args.seed)
     print(f"train {len(train)} rows, validation {len(val)} rows", flush=True)
     model = build_model(tensors)
     frozen = 6 - args.train_layers

@@ -34,6 +34,15 @@ from shared.sync.context import SyncContext, insight_hooks
 from shared.sync.inbound import RoundReport, run_delta_round
 
 
+async def drop_tables(state: StateStore) -> None:
+    """Delete a test's own state tables (its unique prefix), whatever state they are in."""
+    for name in state.tables.names.all():
+        try:
+            await state.tables._service.delete_table(name)
+        except Exception:
+            pass
+
+
 def sync_settings_env(graph_sim: Any, pega_sim: Any, conn: str, **extra: str) -> dict[str, str]:
     p = pega_sim.settings()
     env = {
@@ -271,11 +280,7 @@ async def inbound(request: pytest.FixtureRequest, backend: str, pega_adapter: st
         await agent.aclose()
         await ctx.gateway.close()
         await pega.close()
-        for name in [*state.tables.names.all(), state.tables.names.prefix + "roundlease"]:
-            try:
-                await state.tables._service.delete_table(name)
-            except Exception:
-                pass
+        await drop_tables(state)
         await services.close()
 
 

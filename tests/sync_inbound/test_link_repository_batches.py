@@ -11,6 +11,7 @@ from shared.config import load_settings
 from shared.storage.links import Link, LinkRepository
 from shared.storage.state import StateStore
 from shared.storage.tables import TableNames
+from tests.sync_inbound.conftest import drop_tables
 
 
 @pytest.fixture
@@ -20,11 +21,7 @@ async def links(azurite_conn):
     try:
         yield state.links
     finally:
-        for name in state.tables.names.all():
-            try:
-                await state.tables._service.delete_table(name)
-            except Exception:
-                pass
+        await drop_tables(state)
         await state.close()
 
 

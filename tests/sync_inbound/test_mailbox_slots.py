@@ -22,7 +22,7 @@ from shared.graph.gateway import GraphGateway
 from shared.graph.mailbox_slots import MailboxBusyError, SharedMailboxLimiter
 from shared.storage.state import StateStore
 from shared.storage.tables import Table, TableNames
-from tests.sync_inbound.conftest import sync_settings_env
+from tests.sync_inbound.conftest import drop_tables, sync_settings_env
 
 
 class Instances:
@@ -57,11 +57,7 @@ async def instances(graph_sim: Any, pega_sim: Any, azurite_conn: str) -> AsyncIt
     finally:
         for gw in found.gateways:
             await gw.close()
-        for name in state.tables.names.all():
-            try:
-                await state.tables._service.delete_table(name)
-            except Exception:
-                pass
+        await drop_tables(state)
         await state.close()
 
 
@@ -231,11 +227,7 @@ async def test_the_loops_gateway_follows_services_reopened_on_the_same_loop(grap
             await gw.get_json(f"users/{slow_mailbox}/messages", mailbox=slow_mailbox)
             assert isinstance(gw.limiter, SharedMailboxLimiter) and gw.limiter.table is second.graphslots
         finally:
-            for name in second.tables.names.all():
-                try:
-                    await second.tables._service.delete_table(name)
-                except Exception:
-                    pass
+            await drop_tables(second)
             await second.close()
     finally:
         factory._by_loop.pop(asyncio.get_running_loop(), None)
