@@ -196,7 +196,8 @@ def run() -> dict[str, Any]:
     cfg = _config()
     ports = _ports()
     settings = sandbox_settings(ports)
-    settings.update({k: v for k, v in os.environ.items() if k.startswith("INSIGHTS_")})
+    # the variants compared in docs/performance.md: insights settings, and Graph's shared mailbox slots
+    settings.update({k: v for k, v in os.environ.items() if k.startswith(("INSIGHTS_", "GRAPH_SHARED_MAILBOX_SLOTS"))})
     stack = Stack()
     try:
         start_stack(ports, settings, stack=stack)

@@ -232,3 +232,19 @@ async def test_the_loops_gateway_follows_services_reopened_on_the_same_loop(grap
     finally:
         factory._by_loop.pop(asyncio.get_running_loop(), None)
         await gw.close()
+
+
+async def test_rounds_reuse_the_slot_they_hold_without_a_storage_request(inbound) -> None:
+    """The slots cost storage per burst of work, not per Graph request: once a mailbox's slot is held,
+    its next rounds (each a few Graph requests) send no claim, renewal or release to the table."""
+    await inbound.onboard()
+    await inbound.run("email")
+    limiter = inbound.ctx.gateway.limiter
+    assert isinstance(limiter, SharedMailboxLimiter)
+    limiter.idle_release = 3600.0  # the slot stays held however slow the machine is between rounds
+    before = limiter.storage_ops
+    for i in range(3):
+        await inbound.inbound_mail(subject=f"Order {i}")
+        assert (await inbound.run("email")).synced == 1
+    assert limiter.storage_ops == before
+    assert limiter.held(inbound.upn) == 1
