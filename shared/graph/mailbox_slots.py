@@ -78,7 +78,6 @@ class SharedMailboxLimiter:
     def __init__(self, limit: int, table: Table, *, renew_margin: float = 40.0, idle_release: float = 5.0,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = _utcnow) -> None:
         self.limit = limit
-        self._t = table
         self.table = table
         self.renew_margin = dt.timedelta(seconds=renew_margin)
         self.hold = 2 * self.renew_margin
@@ -115,10 +114,10 @@ class SharedMailboxLimiter:
             expires = now + self.hold
             try:
                 self.storage_ops += 1
-                etag = await self._t.insert(self._row(box, index, expires))
+                etag = await self.table.insert(self._row(box, index, expires))
             except AlreadyExistsError:
                 self.storage_ops += 1
-                current = await self._t.get(box.pk, str(index))
+                current = await self.table.get(box.pk, str(index))
                 if current is None:
                     continue  # given back meanwhile: the next call's insert takes it
                 until = current.get("expires")
@@ -126,7 +125,7 @@ class SharedMailboxLimiter:
                     continue  # held by a live instance
                 try:
                     self.storage_ops += 1
-                    etag = await self._t.replace(self._row(box, index, expires), etag=str(current["_etag"]))
+                    etag = await self.table.replace(self._row(box, index, expires), etag=str(current["_etag"]))
                 except (ConcurrencyError, NotFoundError):
                     continue  # another instance took it first
             box.held[index] = _Held(etag=etag, expires=expires)
@@ -142,7 +141,7 @@ class SharedMailboxLimiter:
         expires = now + self.hold
         try:
             self.storage_ops += 1
-            held.etag = await self._t.replace(self._row(box, index, expires), etag=held.etag)
+            held.etag = await self.table.replace(self._row(box, index, expires), etag=held.etag)
             held.expires = expires
             return True
         except (ConcurrencyError, NotFoundError):
@@ -154,7 +153,7 @@ class SharedMailboxLimiter:
         held = box.held.pop(index)
         try:
             self.storage_ops += 1
-            await self._t.delete(box.pk, str(index), etag=held.etag)
+            await self.table.delete(box.pk, str(index), etag=held.etag)
         except Exception as exc:  # storage trouble, a closed client: the row expires on its own
             log.info("a Graph mailbox slot was left to expire: %s", type(exc).__name__)
 
