@@ -185,6 +185,14 @@ class Lease:
         if self._etag is None or self._lost is not None:
             return
         try:
+            if not self.rerun:
+                # the common case in one request: nobody touched the row since our last write. A rerun
+                # asked for meanwhile (a merge) or a takeover changed its ETag: then read and look.
+                try:
+                    await self._t.delete(self.pk, self.rk, etag=self._etag)
+                    return
+                except ConcurrencyError:
+                    pass
             current = await self._t.get(self.pk, self.rk)
             if current is None or current.get("owner") != self.owner:
                 return
