@@ -10,6 +10,7 @@ and properties, so no Pega property name is needed on this side except the insig
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -168,6 +169,13 @@ class SyncServiceRecords:
                 if v:
                     found.setdefault(str(k), str(v))
         return found
+
+    async def existing_emails(self, external_ids: Sequence[str],
+                              internet_message_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """The contract has one lookup per key: both at once."""
+        by_ext, by_imid = await asyncio.gather(self.existing_ids(RecordKind.EMAIL, external_ids),
+                                               self.emails_by_internet_message_id(internet_message_ids))
+        return by_ext, by_imid
 
     # ------------------------------------------------------------------ reads
 

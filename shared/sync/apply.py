@@ -114,12 +114,14 @@ class Applier:
             return {}
         return await self.records.existing_ids(self._record_kind(), external_ids)
 
-    async def same_messages(self, internet_message_ids: list[str]) -> dict[str, str]:
-        """Email records already in Pega for these internetMessageIds (the same mail seen from another
-        mailbox, or a sent copy and a received copy): {internetMessageId: Pega id}."""
-        if not any(internet_message_ids):
-            return {}
-        return await self.records.emails_by_internet_message_id(internet_message_ids)
+    async def existing_emails(self, external_ids: list[str],
+                              internet_message_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """For a page of email creates, in one Pega call: the ones Pega already holds by Exchange id
+        ({exchange id: Pega id}), and email records with these internetMessageIds (the same mail seen
+        from another mailbox, or a sent and a received copy: {internetMessageId: Pega id})."""
+        if not external_ids:
+            return {}, {}
+        return await self.records.existing_emails(external_ids, internet_message_ids)
 
     async def _adopt(self, item_id: str, pega_id: str, data: Any) -> UpsertResult:
         """Link to an existing Pega record that is the same thing. Contacts: fill only the fields Pega
