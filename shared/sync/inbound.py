@@ -6,8 +6,8 @@ the actions, parks the items that failed (shared.sync.item_retry: retried on the
 health) and only then saves the cursor — so a crash replays a page and never skips one, and one bad
 item never blocks the mailbox.
 
-Crash safety does not depend on Graph replaying a nextLink: before a page is fetched the cursor
-is marked in flight ("!" + url); a worker that finds such a mark knows the previous one died
+Crash safety does not depend on Graph replaying a nextLink: before a page's items are applied the
+cursor is marked in flight ("!" + url; a page with no items needs no mark); a worker that finds such a mark knows the previous one died
 with a page half applied, and restarts the round from the last completed deltaLink (everything
 already applied plans as NoOp). A page that was read but could not be applied because of a
 transient condition (a service-wide outage, a lost lease) is NOT a crash: the cursor keeps that
@@ -200,13 +200,15 @@ class _Round:
         self.deleting_so_far += deleting
 
         creates = [a for a in actions if isinstance(a, Create) and a.relink is None]
-        existing = await self.applier.existing_ids([a.item_id for a in creates])
         adopt: dict[str, str] = {}
-        fresh = [a for a in creates if a.item_id not in existing]
-        if self.kind == "email" and fresh:
-            same = await self.applier.same_messages([str(a.mapped.get("internet_message_id") or "") for a in fresh])
-            adopt = {a.item_id: same[a.mapped["internet_message_id"]] for a in fresh
-                     if a.mapped.get("internet_message_id") in same}
+        if self.kind == "email":
+            # by Exchange id (a replay), and by internetMessageId (another mailbox's copy): one call
+            existing, same = await self.applier.existing_emails(
+                [a.item_id for a in creates], [str(a.mapped.get("internet_message_id") or "") for a in creates])
+            adopt = {a.item_id: same[a.mapped["internet_message_id"]] for a in creates
+                     if a.item_id not in existing and a.mapped.get("internet_message_id") in same}
+        else:
+            existing = await self.applier.existing_ids([a.item_id for a in creates])
 
         async def one(action: Action, extras: ItemExtras) -> Applied | FailedItem:
             if self.lease is not None and not isinstance(action, (Skip, NoOp)):
@@ -348,7 +350,6 @@ class _Round:
         resynced = False
         policy = self.policy(folder, window)
         while True:
-            cursor = await self._save(replace(cursor, next_link=INFLIGHT + url))
             try:
                 page = await self.reader.page(url, self.kind)
             except GraphNotFoundError:
@@ -378,8 +379,14 @@ class _Round:
                 continue
             except TransientError:
                 # the page was not delivered: keep the position (no crash replay needed)
-                await self._save(replace(cursor, next_link=url if url != cursor.delta_link else ""))
+                keep = url if url != cursor.delta_link else ""
+                if cursor.next_link != keep:
+                    await self._save(replace(cursor, next_link=keep))
                 raise
+            if page.items:
+                # marked in flight only now that there is something to apply: a page with no items
+                # (the usual answer to a notification for the other folder) costs no extra write
+                cursor = await self._save(replace(cursor, next_link=INFLIGHT + url))
             try:
                 planned = await self.gather.plan_page(page.items, policy, folder)
                 await self.apply_page(planned, folder)

@@ -59,6 +59,19 @@ def sync_settings_env(graph_sim: Any, pega_sim: Any, conn: str, **extra: str) ->
 
 
 @dataclass
+class StorageRequests:
+    """Every Table request of the test's state store as (method, table), recorded while `on`."""
+
+    on: bool = False
+    seen: list[tuple[str, str]] = field(default_factory=list)
+
+    def hook(self, request: Any) -> None:
+        if self.on:
+            path = request.http_request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            self.seen.append((request.http_request.method, path.split("(", 1)[0]))
+
+
+@dataclass
 class Inbound:
     services: Services
     ctx: SyncContext
@@ -70,6 +83,7 @@ class Inbound:
     ews: Any = None  # EwsSim, for backend ews
     outlook: Any = None  # backend ews: the user's Outlook as Graph-shaped calls carried out over EWS
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    storage: StorageRequests = field(default_factory=StorageRequests)
 
     async def onboard(self, **overrides: Any) -> Mailbox:
         mb = Mailbox.with_defaults(self.upn, "alex", self.services.settings.sync)
@@ -255,7 +269,9 @@ async def inbound(request: pytest.FixtureRequest, backend: str, pega_adapter: st
         rules_path.write_text(rules_marker.args[0], encoding="utf-8")
         extra["INSIGHTS_RULES_FILE"] = str(rules_path)
     settings = load_settings(sync_settings_env(graph_sim, pega_sim, azurite_conn, **extra))
-    state = await StateStore.open(settings.storage, names=TableNames(prefix="si" + uuid.uuid4().hex[:10]))
+    storage = StorageRequests()
+    state = await StateStore.open(settings.storage, names=TableNames(prefix="si" + uuid.uuid4().hex[:10]),
+                                  request_hook=storage.hook)
     queues = QueueSender.from_settings(settings.storage)
     services = Services(settings=settings, state=state, queues=queues)
     pega = PegaClient(settings.pega)
@@ -267,13 +283,13 @@ async def inbound(request: pytest.FixtureRequest, backend: str, pega_adapter: st
     agent = await graph_sim.http(AGENT_CLIENT_ID, AGENT_CLIENT_SECRET)
     if ews_sim is None:
         user = await graph_sim.control.new_user("Rep " + uuid.uuid4().hex[:4])
-        found = Inbound(services, ctx, str(user["userPrincipalName"]), graph_sim, pega_control, agent)
+        found = Inbound(services, ctx, str(user["userPrincipalName"]), graph_sim, pega_control, agent, storage=storage)
     else:
         from shared.ews.gateway import ews_gateway
         from shared.ews.writes import EwsWrites
 
         found = Inbound(services, ctx, ews_sim.new_mailbox(), graph_sim, pega_control, agent, backend="ews",
-                        ews=ews_sim, outlook=EwsWrites(ews_gateway(settings.ews)))
+                        ews=ews_sim, outlook=EwsWrites(ews_gateway(settings.ews)), storage=storage)
     try:
         yield found
     finally:
