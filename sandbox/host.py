@@ -326,7 +326,9 @@ class QueueListener:
         cs = os.environ.get(self.connection)
         if not cs:
             raise KeyError(f"connection setting '{self.connection}' is not defined")
-        return QueueServiceClient.from_connection_string(expand_connection_string(cs))
+        # as the product's own clients (shared.storage.connection): no netrc and proxy-variable lookup in
+        # a worker thread per request — the real host polls in .NET, whose cost is not ours to measure
+        return QueueServiceClient.from_connection_string(expand_connection_string(cs), use_env_settings=False)
 
     async def run(self) -> None:
         from azure.core.exceptions import ResourceExistsError

@@ -22,7 +22,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.config import StorageSettings
 from shared.errors import PermanentError
-from shared.storage.connection import expand_connection_string
+from shared.storage.connection import expand_connection_string, transport_options
 from shared.storage.errors import mapped_errors
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ class PayloadStore:
         from azure.storage.blob.aio import BlobServiceClient
 
         kwargs: dict[str, Any] = {"connection_timeout": storage.timeout_seconds,
-                                  "read_timeout": max(30.0, storage.timeout_seconds), "retry_total": 2}
+                                  "read_timeout": max(30.0, storage.timeout_seconds), "retry_total": 2,
+                                  **transport_options(storage)}
         if storage.connection_string:
             self._service = BlobServiceClient.from_connection_string(
                 expand_connection_string(storage.connection_string), **kwargs)

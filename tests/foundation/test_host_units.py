@@ -68,3 +68,38 @@ def test_host_json_is_valid_against_the_public_schema():
 
     host = json.loads((Path(__file__).parents[2] / "host.json").read_text())
     jsonschema.validate(host, json.loads(schema_path.read_text()))
+
+
+async def test_the_local_hosts_queue_polling_takes_no_thread_hop(azurite_conn, monkeypatch):
+    """The local host polls queues as the real host does in .NET; its Python client must not add a
+    netrc and proxy-variable lookup in a worker thread per request (aiohttp with the SDK's default
+    `use_env_settings`), which the notification bench counted as the product's CPU (issue 16)."""
+    import asyncio
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sandbox.host import FunctionInfo, QueueListener, QueueOptions
+
+    class Counting(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args, **kwargs):  # type: ignore[override]
+            Counting.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setenv("AzureWebJobsStorage", azurite_conn)
+    name = "hop" + uuid.uuid4().hex[:10]
+    info = FunctionInfo("f", {"type": "queueTrigger", "queueName": name}, lambda msg: None, "msg")
+    listener = QueueListener(info, QueueOptions(), asyncio.Event())
+    service = listener._service()
+    queue = service.get_queue_client(name)
+    asyncio.get_running_loop().set_default_executor(Counting(max_workers=1))
+    try:
+        await queue.create_queue()
+        for _ in range(5):
+            async for _msg in queue.receive_messages(max_messages=1):
+                pass
+        assert Counting.submitted == 0
+    finally:
+        await queue.delete_queue()
+        await service.close()

@@ -284,11 +284,20 @@ async def test_storage_calls_take_no_thread_hop(azurite_conn):
     state = await StateStore.open(settings.storage, names=TableNames(prefix="th" + uuid.uuid4().hex[:10]))
     executor = Counting(max_workers=1)
     asyncio.get_running_loop().set_default_executor(executor)
+    from shared.outbound.payloads import PayloadStore
+
+    payloads = PayloadStore(settings.storage)  # the claim check of large outbound bodies (Blob storage)
     try:
         for i in range(10):
             assert await state.mailboxes.get(f"nobody{i}@contoso.example") is None
-        assert Counting.submitted == 0
+        assert Counting.submitted == 0, "table requests"
+        for i in range(5):
+            ref = await payloads.put(f"th-{uuid.uuid4().hex}", {"n": i})
+            assert await payloads.get(ref) == {"n": i}
+            await payloads.delete(ref)
+        assert Counting.submitted == 0, "blob requests"
     finally:
+        await payloads.close()
         await state.close()
 
 
