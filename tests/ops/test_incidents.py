@@ -306,3 +306,48 @@ async def test_work_given_up_during_an_incident_is_resumed_when_it_closes(
     assert [v.kind for v in pending] == ["contacts"], "only the recovered kind's given-up work is resumed"
     replayed = [v for v in await list_letters(services, mailbox=rep, include_replayed=True) if v.kind == "email"]
     assert replayed and replayed[0].replayed_at is not None
+
+
+async def test_a_handler_that_records_its_own_success_costs_the_guard_no_health_read(ops_env, clock, queue_name):
+    """A delta round writes its own health row; the guard decides on the row the round just wrote instead
+    of reading it again (one Table request less per round, issue 16) — and still closes an incident that
+    another instance opened meanwhile, because the round's ETag-guarded write saw that change."""
+    import dataclasses
+    import uuid
+
+    from shared.config import load_settings
+    from shared.queues.sender import QueueSender
+    from shared.runtime import Services
+    from shared.storage.health import record_failure, record_success
+    from shared.storage.state import StateStore
+    from shared.storage.tables import TableNames
+
+    settings = load_settings(ops_env)
+    names = TableNames(prefix="t" + uuid.uuid4().hex[:10])
+    seen: list[tuple[str, str]] = []
+    state = await StateStore.open(settings.storage, names=names,
+                                  request_hook=lambda r: seen.append((r.http_request.method, r.http_request.url)))
+    other = await StateStore.open(settings.storage, names=names)  # another instance
+    svc = Services(settings=settings, state=state, queues=QueueSender.from_settings(settings.storage))
+    mb = "rep@contoso.example"
+
+    async def round_(env: Envelope) -> None:
+        await svc.state.health.update(mb, "email", record_success(synced=1, round_completed=True, now=clock()))
+
+    handlers = {"delta.sync": guard(round_, services=svc, record_outcome=False, clock=clock)}
+    env = Envelope(type="delta.sync", body={"mailbox": mb, "kind": "email", "reason": "notification"})
+    try:
+        assert (await deliver(svc, queue_name, handlers, env)).status == "done"
+        seen.clear()
+        assert (await deliver(svc, queue_name, handlers, env)).status == "done"
+        health_requests = [m for m, url in seen if f"{names.health}(" in url or url.endswith(names.health)]
+        assert health_requests == ["PUT"], health_requests
+        # another instance saw the mailbox failing and opened an incident (no notice sent yet)
+        await other.health.update(mb, "email", record_failure("Boom", now=clock()))
+        await other.health.update(mb, "email", lambda h: dataclasses.replace(h, incident_open=True))
+        assert (await deliver(svc, queue_name, handlers, env)).status == "done"
+        h = await other.health.get(mb, "email")
+        assert not h.incident_open and h.consecutive_failures == 0 and h.synced == 3, h
+    finally:
+        await other.close()
+        await svc.close()
