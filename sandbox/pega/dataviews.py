@@ -61,8 +61,10 @@ _WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _indexed_candidates(store: Store, kind: str, body: Any) -> list[Any] | None:
-    """Records that may match a filter that ANDs all its conditions, one of them EQ/IN on a field; or
-    None (no such condition: every record of the kind is a candidate)."""
+    """Records that may match the filter, found through field indexes: a filter that ANDs all its
+    conditions, one of them EQ/IN on a field, or one that ORs all its conditions, each of them EQ/IN on a
+    field (the union, as a database unions two index scans); None otherwise (every record of the kind is
+    a candidate)."""
     try:
         flt = body["query"]["filter"]
         conditions = flt["filterConditions"]
@@ -72,25 +74,43 @@ def _indexed_candidates(store: Store, kind: str, body: Any) -> list[Any] | None:
     if not isinstance(conditions, dict) or not isinstance(logic, str):
         return None
     words = _WORDS.findall(logic)
-    if logic and ({w.upper() for w in words} & {"OR", "NOT"} or set(words) - {"AND", "and"} != set(conditions)):
-        return None  # not a plain AND of every condition
-    for cond in conditions.values():
-        if not isinstance(cond, dict) or not isinstance(cond.get("lhs"), dict):
-            continue
-        comparator = str(cond.get("comparator", "")).upper()
-        path, rhs, ignore = cond["lhs"].get("field"), cond.get("rhs") or {}, bool(cond.get("ignoreCase"))
-        if not isinstance(path, str) or not isinstance(rhs, dict):
-            continue
-        values: Any = None
-        if comparator == "EQ" and "value" in rhs:
-            values = [rhs["value"]]
-        elif comparator == "IN":
-            values = rhs.get("values", rhs.get("value"))
-        if not isinstance(values, list) or any(v is None or isinstance(v, (dict, list)) for v in values):
-            continue
-        keys = [k for k in (index_key(v, ignore) for v in values) if k is not None]
-        return store.find_eq(kind, path, keys, ignore_case=ignore)
+    operators = {w.upper() for w in words} & {"AND", "OR", "NOT"}
+    if logic and (set(words) - {"AND", "and", "OR", "or"} != set(conditions) or "NOT" in operators):
+        return None  # a condition left out, or negated: not narrowed
+    if operators == {"OR"}:  # F1 OR F2 ...: every condition must be indexable
+        found: dict[str, Any] = {}
+        for cond in conditions.values():
+            part = _index_lookup(store, kind, cond)
+            if part is None:
+                return None
+            found.update((r.id, r) for r in part)
+        return [found[rid] for rid in sorted(found, key=store.position)]
+    if "OR" in operators:
+        return None  # a mix: not narrowed
+    for cond in conditions.values():  # a plain AND of every condition
+        part = _index_lookup(store, kind, cond)
+        if part is not None:
+            return part
     return None
+
+
+def _index_lookup(store: Store, kind: str, cond: Any) -> list[Any] | None:
+    """The records an EQ/IN condition on a field matches (through the field index), or None."""
+    if not isinstance(cond, dict) or not isinstance(cond.get("lhs"), dict):
+        return None
+    comparator = str(cond.get("comparator", "")).upper()
+    path, rhs, ignore = cond["lhs"].get("field"), cond.get("rhs") or {}, bool(cond.get("ignoreCase"))
+    if not isinstance(path, str) or not isinstance(rhs, dict):
+        return None
+    values: Any = None
+    if comparator == "EQ" and "value" in rhs:
+        values = [rhs["value"]]
+    elif comparator == "IN":
+        values = rhs.get("values", rhs.get("value"))
+    if not isinstance(values, list) or any(v is None or isinstance(v, (dict, list)) for v in values):
+        return None
+    keys = [k for k in (index_key(v, ignore) for v in values) if k is not None]
+    return store.find_eq(kind, path, keys, ignore_case=ignore)
 
 
 def _get(row: dict[str, Any], path: str) -> Any:

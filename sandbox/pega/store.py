@@ -195,6 +195,10 @@ class Store:
             if kind == rec.kind:
                 idx.put(rec)
 
+    def position(self, record_id: str) -> int:
+        """The record's place in creation order."""
+        return self._seq[record_id]
+
     def find_eq(self, kind: str, path: str, keys: list[str], *, ignore_case: bool) -> list[Record]:
         """Records of `kind` whose field `path` has one of `keys` (see :func:`index_key`), in creation order."""
         idx = self._field_indexes.get((kind, path, ignore_case))
