@@ -315,13 +315,7 @@ def guard(handler: Handler, *, services: Services | Callable[[], Awaitable[Servi
 async def _on_success(svc: Services, mailbox: str, kind: str, now: dt.datetime, notifier: Notifier | None,
                       record: bool) -> None:
     try:
-        if record:
-            h: Health | None = await svc.state.health.update(mailbox, kind, record_success(now=now))
-        else:
-            # the handler recorded its own outcome (a delta round): the row it just wrote saves a read.
-            # Deciding on it is safe: closing an incident is an ETag-guarded update that re-checks the
-            # row, and a row changed elsewhere since is evaluated by the incident timer's next tick.
-            h = svc.state.health.last_written(mailbox, kind)
+        h = await svc.state.health.update(mailbox, kind, record_success(now=now)) if record else None
         if h is None or h.incident_open:
             await evaluate(svc, mailbox, kind, now=now, notifier=notifier, health=h)
     except Exception as exc:  # the work is done; bookkeeping trouble must not make it retry

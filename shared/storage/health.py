@@ -180,9 +180,7 @@ class HealthRepository:
         self._written: OrderedDict[tuple[str, str], Health] = OrderedDict()
         self._remembered = remembered
 
-    def last_written(self, mailbox: str, kind: str) -> Health | None:
-        """The row as this process last wrote it (None if it did not, or lost track): current unless
-        someone else wrote it since — good for a decision that every later write re-checks."""
+    def _last_written(self, mailbox: str, kind: str) -> Health | None:
         return self._written.get((mailbox.lower(), kind))
 
     def _remember(self, mailbox: str, kind: str, health: Health | None) -> None:
@@ -206,7 +204,7 @@ class HealthRepository:
         """Apply `change` atomically with respect to other writers of the same row (and keep the
         watch index, see the module docstring)."""
         for attempt in range(_MAX_TRIES):
-            remembered = self.last_written(mailbox, kind) if attempt == 0 else None
+            remembered = self._last_written(mailbox, kind) if attempt == 0 else None
             current = remembered if remembered is not None else await self.get(mailbox, kind)
             new = change(current)
             was, now = watched(current), watched(new)
