@@ -24,11 +24,10 @@ import datetime as dt
 import json
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from shared.storage.errors import AlreadyExistsError, ConcurrencyError, NotFoundError
+from shared.storage.errors import AlreadyExistsError, ConcurrencyError
 from shared.storage.keys import encode_key
 from shared.storage.tables import Entity, Table
 
@@ -169,29 +168,9 @@ def record_failure(error: str, *, throttled: bool = False, transient: bool = Fal
 
 
 class HealthRepository:
-    """`update` starts from the row as this process last wrote it, when it did (`_written`, bounded):
-    a round's success write is then one request, not a read and a write. The write is ETag-guarded, so
-    a row someone else changed meanwhile (another instance, the incident timer) fails it, and the
-    update is done again on the row as read — never over a change it did not see."""
-
-    def __init__(self, table: Table, *, remembered: int = 4096) -> None:
+    def __init__(self, table: Table) -> None:
         self._t = table
         self._watch_built = False
-        self._written: OrderedDict[tuple[str, str], Health] = OrderedDict()
-        self._remembered = remembered
-
-    def _last_written(self, mailbox: str, kind: str) -> Health | None:
-        return self._written.get((mailbox.lower(), kind))
-
-    def _remember(self, mailbox: str, kind: str, health: Health | None) -> None:
-        key = (mailbox.lower(), kind)
-        if health is None:
-            self._written.pop(key, None)
-            return
-        self._written[key] = health
-        self._written.move_to_end(key)
-        while len(self._written) > self._remembered:
-            self._written.popitem(last=False)
 
     async def get(self, mailbox: str, kind: str) -> Health:
         e = await self._t.get(encode_key(mailbox.lower()), kind)
@@ -204,8 +183,7 @@ class HealthRepository:
         """Apply `change` atomically with respect to other writers of the same row (and keep the
         watch index, see the module docstring)."""
         for attempt in range(_MAX_TRIES):
-            remembered = self._last_written(mailbox, kind) if attempt == 0 else None
-            current = remembered if remembered is not None else await self.get(mailbox, kind)
+            current = await self.get(mailbox, kind)
             new = change(current)
             was, now = watched(current), watched(new)
             index_etag: str | None = None
@@ -219,10 +197,7 @@ class HealthRepository:
                     etag = await self._t.replace(new.to_entity(), etag=current.etag)
                 else:
                     etag = await self._t.insert(new.to_entity())
-            except (ConcurrencyError, AlreadyExistsError, NotFoundError):
-                self._remember(mailbox, kind, None)
-                if remembered is not None:
-                    continue  # what this process wrote last is not the row any more: read it
+            except (ConcurrencyError, AlreadyExistsError):
                 # lost the race: back off a little (jittered) so a crowd of writers spreads out
                 await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
@@ -231,9 +206,7 @@ class HealthRepository:
                     await self.unwatch(WatchEntry(mailbox.lower(), kind, index_etag))
                 except Exception as exc:  # the write is saved: an index row left behind is dropped by the timer
                     log.info("health watch index row of a %s left behind (%s)", kind, type(exc).__name__)
-            written = Health.from_entity({**new.to_entity(), "_etag": etag})  # as a read would give it
-            self._remember(mailbox, kind, written)
-            return written
+            return replace(new, etag=etag)
         raise ConcurrencyError(f"health of {mailbox}/{kind}: too much contention")
 
     async def watch_list(self) -> list[WatchEntry]:

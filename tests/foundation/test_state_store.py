@@ -119,34 +119,6 @@ async def test_health_counters_survive_concurrent_writers(store):
     assert h.consecutive_failures == 0 and h.failing_since is None
 
 
-async def test_health_written_from_memory_never_loses_another_instances_change(azurite_conn, unique_name):
-    """Each store remembers the row as it last wrote it and updates from there (one request instead of a
-    read and a write); a row another instance changed meanwhile is read again, never overwritten."""
-    seen: list[str] = []
-
-    def hook(request):
-        seen.append(request.http_request.method)
-
-    settings = load_settings({"AzureWebJobsStorage": azurite_conn}).storage
-    a = await StateStore.open(settings, names=TableNames(prefix=unique_name), request_hook=hook)
-    b = await StateStore.open(settings, names=TableNames(prefix=unique_name))
-    try:
-        await a.health.update("m@x", "email", record_success(synced=2))
-        seen.clear()
-        await a.health.update("m@x", "email", record_success(synced=3))
-        assert seen == ["PUT"], "updated from what this store wrote last: no read"
-        t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-        await b.health.update("m@x", "email", record_failure("Boom", now=t0, transient=True))
-        await a.health.update("m@x", "email", record_success(synced=4))  # a's memory is stale now
-        h = await b.health.get("m@x", "email")
-        assert (h.synced, h.retries, h.last_error) == (9, 1, "Boom"), "b's failure kept, every success counted"
-        await b.health.update("m@x", "email", record_success(synced=1))
-        assert (await a.health.get("m@x", "email")).synced == 10
-    finally:
-        await a.close()
-        await b.close()
-
-
 async def test_dead_letters_keep_the_cause_and_are_idempotent(store):
     await store.deadletters.note_failure("q", "id1", "ValueError: bad", 3)
     assert await store.deadletters.last_failure("q", "id1") == ("ValueError: bad", 3)
