@@ -7,9 +7,9 @@ health) and only then saves the cursor — so a crash replays a page and never s
 item never blocks the mailbox.
 
 Crash safety does not depend on Graph replaying a nextLink: before a page's items are applied the
-cursor is marked in flight ("!" + url; a page with no items needs no mark); a worker that finds such a mark knows the previous one died
-with a page half applied, and restarts the round from the last completed deltaLink (everything
-already applied plans as NoOp). A page that was read but could not be applied because of a
+cursor is marked in flight ("!" + url; a page with no items needs no mark); a worker that finds
+such a mark knows the previous one died with a page half applied, and restarts the round from the
+last completed deltaLink (everything already applied plans as NoOp). A page that was read but could not be applied because of a
 transient condition (a service-wide outage, a lost lease) is NOT a crash: the cursor keeps that
 page's link and the next try reads it again, so a backfill converges under sustained throttling.
 A round that has read `max_pages` pages stops and enqueues its own continuation, so a Functions
