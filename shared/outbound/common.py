@@ -223,6 +223,20 @@ async def _case_resolved(ctx: WorkerContext, case_id: str) -> bool:
     return status.startswith("Resolved")
 
 
+async def ending(ctx: WorkerContext, req: OutboundRequest) -> str | None:
+    """The operation that ends (cancels, closes) this record, when Pega sent one and it has not failed:
+    a change that finds the Exchange item gone then knows the end removed it — even while the end's
+    answer was lost and it is still retrying with the link active (chaos seed 24) — and has nothing
+    left to change. Intake records the end before it is queued, so no timing is involved."""
+    end_id = await ctx.state.operations.end_of(req.mailbox, req.pega_id)
+    if not end_id or end_id == req.op.operation_id:
+        return None
+    end = await ctx.state.operations.get(end_id)
+    if end is None or (end.settled and end.status == "failed"):
+        return None
+    return end_id
+
+
 def mailbox_kind_of(kind: RecordKind) -> str:
     return {RecordKind.APPOINTMENT: "calendar", RecordKind.EMAIL: "email"}.get(kind, "contacts")
 

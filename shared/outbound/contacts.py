@@ -18,6 +18,7 @@ from shared.outbound.common import (
     OutboundRequest,
     agreed_since,
     already_decided,
+    ending,
     find_by_pega_id,
     is_stale,
     link_or_wait,
@@ -135,7 +136,6 @@ async def _linked(ctx: WorkerContext, req: OutboundRequest) -> Link | None:
 
 
 async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
-    mailbox = req.mailbox
     link = await _linked(ctx, req)
     if link is not None and link.state != "active":
         # closed meanwhile (in Pega, or its category removed in Outlook): nothing to change, nothing failed
@@ -145,9 +145,27 @@ async def update(ctx: WorkerContext, req: OutboundRequest) -> dict[str, Any]:
     if is_stale(link, req):
         return {"exchangeId": link.graph_id, "skipped": "a newer Pega change was already applied"}
     try:
-        rec = _record(await _get(ctx, mailbox, link.graph_id))
+        return await _update_linked(ctx, req, link)
     except GraphNotFoundError:
-        raise PermanentError("the linked contact no longer exists in Exchange") from None
+        return await _gone(ctx, req, link)
+
+
+async def _gone(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[str, Any]:
+    """The linked contact vanished while this update ran. A close of the same contact (with
+    SYNC_CONTACT_CLOSE_ACTION=delete) that Pega sent meanwhile removed it: Pega's last word is being
+    carried out and the update is skipped, not failed. Otherwise it was deleted in Outlook: a failure."""
+    fresh = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
+    if fresh is not None and (fresh.state != "active" or fresh.graph_id != link.graph_id):
+        return {"exchangeId": link.graph_id, "skipped": "the contact was closed meanwhile"}
+    end_id = await ending(ctx, req)
+    if end_id is not None:
+        return {"exchangeId": link.graph_id, "skipped": f"the contact is being closed (operation {end_id})"}
+    raise PermanentError("the linked contact no longer exists in Exchange")
+
+
+async def _update_linked(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[str, Any]:
+    mailbox = req.mailbox
+    rec = _record(await _get(ctx, mailbox, link.graph_id))
     photo_digest = _photo_digest_kept(link)
     exchange = map_contact(rec, photo_digest=photo_digest)
     pega = mapped_contact(req.body)

@@ -285,6 +285,8 @@ async def _record(ctx: IntakeContext, kind: OpKind, key: str, doc: dict[str, Any
     op = await ops.put(op)
     if kind.action in ("create", "send", "reply", "reply_all") and pega_id:  # each makes a new Exchange item
         await ops.note_create(mailbox.key, pega_id, op_id)
+    elif kind.action in ("cancel", "close") and pega_id:  # each ends the record's Exchange item
+        await ops.note_end(mailbox.key, pega_id, op_id)
     await _enqueue(ctx, op_id)
     log.info("accepted %s as operation %s", kind.operation_id, op_id)
     return ApiResponse(202, accepted_body(op, base_url, replay=not created),

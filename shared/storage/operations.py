@@ -20,6 +20,7 @@ from shared.storage.tables import Entity, Table
 OP_RK = "op"
 IDEM_PREFIX = "idem|"
 CREATE_PREFIX = "create|"  # mailbox|Pega id -> the operation that creates that record in Exchange
+END_PREFIX = "end|"  # mailbox|Pega id -> the operation that ends that record (cancel, close)
 
 
 class IdempotencyConflictError(SyncError):
@@ -120,6 +121,17 @@ class OperationRepository:
 
     async def create_of(self, mailbox: str, pega_id: str) -> str | None:
         e = await self._t.get(CREATE_PREFIX + encode_key(f"{mailbox.lower()}|{pega_id}"), "")
+        return str(e["operation_id"]) if e else None
+
+    async def note_end(self, mailbox: str, pega_id: str, operation_id: str) -> None:
+        """Remember which operation ends (cancels, closes) this Pega record in this mailbox, before it
+        runs: a change racing it that finds the Exchange item already gone knows why, even while the
+        end's own answer was lost and its link is still active (chaos seed 24)."""
+        await self._t.upsert({"PartitionKey": END_PREFIX + encode_key(f"{mailbox.lower()}|{pega_id}"),
+                              "RowKey": "", "operation_id": operation_id})
+
+    async def end_of(self, mailbox: str, pega_id: str) -> str | None:
+        e = await self._t.get(END_PREFIX + encode_key(f"{mailbox.lower()}|{pega_id}"), "")
         return str(e["operation_id"]) if e else None
 
     async def get(self, operation_id: str) -> Operation | None:

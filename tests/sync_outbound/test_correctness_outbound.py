@@ -61,6 +61,17 @@ async def stored_update(state, rep, pega_id: str, *, subject: str = "Moved", att
     await state.operations.put(op)
     return op
 
+async def stored_cancel(state, rep, pega_id: str) -> Operation:
+    """A cancelAppointment operation as intake stores it: the op, and the record's pending end."""
+    op = Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="appointment", action="cancel",
+                   idempotency_key=uuid.uuid4().hex, request_hash="z", status="accepted",
+                   payload={"pegaId": pega_id, "operation": "cancelAppointment", "params": {"pegaId": pega_id},
+                            "body": {"operator": rep.operator, "changedAt": "2026-11-20T11:00:00Z"}})
+    await state.operations.put(op)
+    await state.operations.note_end(rep.upn, pega_id, op.operation_id)
+    return op
+
+
 @pytest.fixture
 async def worker_ctx(azurite_conn, graph_sim, pega_sim, state):
     """The outbound worker's context, for tests that run an operation directly (`run_operation`)."""
@@ -285,6 +296,78 @@ async def test_an_update_that_used_attempts_elsewhere_still_looks_again_for_its_
     await state.links.update(dataclasses.replace(link, state="closed"))  # the cancel's save_link
     assert await run_operation(worker_ctx, update.operation_id) == "succeeded"
     assert (await state.operations.get(update.operation_id)).result.get("skipped")
+
+
+async def test_an_update_meeting_the_event_of_a_cancel_whose_answer_was_lost_is_skipped_not_failed(
+        rep, pega_records, state, graph_http, worker_ctx, fault):
+    """Chaos seed 24 (fresh-clone CI, twice): the cancel's POST was carried out but its answer lost (504),
+    so the cancel went on retrying with the link still active. An update of the same appointment then
+    found the event gone, looked again twice, and failed while the cancel, Pega's last word, was still
+    finishing. Intake records the cancel before it runs; the update sees it and is skipped at once."""
+    pega_id = await pega_appointment(pega_records)
+    create = await stored_create(state, rep, pega_id)
+    assert await run_operation(worker_ctx, create.operation_id) == "succeeded"
+    link = await state.links.by_pega_id(rep.upn, pega_id)
+    cancel = await stored_cancel(state, rep, pega_id)
+    await fault(path=f"users/{rep.upn}/events/{link.graph_id}/cancel$", method="POST", kind="lost", count=1)
+    with pytest.raises(TransientError):
+        await run_operation(worker_ctx, cancel.operation_id)  # cancelled in Exchange; the answer lost
+    assert (await state.links.by_pega_id(rep.upn, pega_id)).state == "active"
+
+    update = await stored_update(state, rep, pega_id)
+    assert await run_operation(worker_ctx, update.operation_id) == "succeeded"
+    done = await state.operations.get(update.operation_id)
+    assert cancel.operation_id in done.result.get("skipped", ""), done.result
+
+    assert await run_operation(worker_ctx, cancel.operation_id) == "succeeded"
+    assert (await state.links.by_pega_id(rep.upn, pega_id)).state == "closed"
+
+
+async def test_a_contact_update_meeting_a_close_that_deleted_it_is_skipped_not_failed(
+        rep, pega_records, state, azurite_conn, graph_sim, pega_sim, fault):
+    """The same race for contacts closed with SYNC_CONTACT_CLOSE_ACTION=delete: the close's DELETE was
+    carried out but its answer lost; an update then found the contact gone and failed at once."""
+    from shared.config import load_settings
+    from tests.sync_outbound.conftest import host_settings, new_pega_contact
+    from tests.sync_outbound.test_contacts import contact_body
+
+    ctx = worker_context(load_settings({"AzureWebJobsStorage": azurite_conn, "SYNC_CONTACT_CLOSE_ACTION": "delete",
+                                        **host_settings(azurite_conn, graph_sim, pega_sim, "http://127.0.0.1:9/keys")}),
+                         state)
+    assert ctx.settings.sync.contact_close_action == "delete"  # not a context cached with other settings
+    pega_id = await new_pega_contact(pega_records)
+
+    def stored(action: str, operation: str, body: dict) -> Operation:
+        return Operation(operation_id=uuid.uuid4().hex, mailbox=rep.upn, kind="contact", action=action,
+                         idempotency_key=uuid.uuid4().hex, request_hash=action, status="accepted",
+                         payload={"pegaId": pega_id, "operation": operation, "params": {"pegaId": pega_id},
+                                  "body": body})
+
+    create = await state.operations.put(stored("create", "createContact", contact_body(rep, pega_id)))
+    assert await run_operation(ctx, create.operation_id) == "succeeded"
+    link = await state.links.by_pega_id(rep.upn, pega_id)
+    close = await state.operations.put(stored("close", "closeContact", {"operator": rep.operator,
+                                                                        "changedAt": "2026-11-20T12:00:00Z"}))
+    await state.operations.note_end(rep.upn, pega_id, close.operation_id)
+    await fault(path=f"users/{rep.upn}/contacts/{link.graph_id}$", method="DELETE", kind="lost", count=1)
+    with pytest.raises(TransientError):
+        await run_operation(ctx, close.operation_id)
+    update = await state.operations.put(stored("update", "updateContact", {
+        "operator": rep.operator, "jobTitle": "Head of Purchasing", "changedAt": "2026-11-20T11:00:00Z"}))
+    assert await run_operation(ctx, update.operation_id) == "succeeded"
+    assert close.operation_id in (await state.operations.get(update.operation_id)).result.get("skipped", "")
+    assert await run_operation(ctx, close.operation_id) == "succeeded"
+    assert (await state.links.by_pega_id(rep.upn, pega_id)).state == "closed"
+
+
+async def test_intake_records_the_cancel_before_it_runs(api, rep, pega_records, state):
+    """What the update above relies on: a cancel accepted by the API is findable as the record's end."""
+    pega_id = await pega_appointment(pega_records)
+    await api.run("POST", "pega/v1/appointments", create_body(rep, pega_id, attendees=[]))
+    op_id = await api.submit("POST", f"pega/v1/appointments/{quote(pega_id, safe='')}/cancel",
+                             {"operator": rep.operator, "changedAt": "2026-11-20T11:00:00Z"})
+    assert await state.operations.end_of(rep.upn, pega_id) == op_id
+    assert (await api.wait(op_id))["status"] == "succeeded"
 
 
 async def test_an_operation_given_up_during_an_incident_runs_when_replayed(
