@@ -20,6 +20,17 @@ When every slot is held by other instances the request is not sent: :class:`Mail
 throttling error with a Retry-After) lets the queue defer the work, exactly as Graph's own 429
 would, without spending a request of the mailbox's budget. Within this instance, requests wait for
 a slot it holds (an asyncio wait, no polling).
+
+Turns: an instance that stays busy never goes idle for `idle_release`, so without more it would keep
+all 4 slots for as long as its work lasts (a 10,000-mail backfill) while every other instance's work
+on that mailbox — a rep's send from Pega — is deferred again and again. So a slot whose renewal comes due
+while the instance has other requests in flight is given back instead of renewed, and for `give_way`
+seconds (longer than the deferred work's Retry-After) the instance claims no new slot while it
+still has some in use: a deferred instance that comes back then finds a free row. At most one slot
+is given back per `give_way`, so a busy instance keeps at least three quarters of its slots when no
+one else wants them, and nobody waits longer than about one renewal period plus a retry. (The rows of an instance that died stay until they expire, up to
+`hold`: chaos seed 24's restarted host had its rounds deferred every 2 s until its killed
+predecessor's four rows ran out. Nothing is lost; a shorter `hold` would cost more renewals.)
 """
 
 from __future__ import annotations
@@ -64,6 +75,7 @@ class _Mailbox:
     held: dict[int, _Held] = field(default_factory=dict)
     free: list[int] = field(default_factory=list)  # held and not in use; the last freed is reused first
     busy: int = 0
+    give_way_until: float = 0.0  # (clock) no new claim while requests are in flight: a slot was just given back
     cond: asyncio.Condition = field(default_factory=asyncio.Condition)
     reaper: asyncio.Task[None] | None = None
 
@@ -76,8 +88,10 @@ class SharedMailboxLimiter:
     """At most `limit` Graph requests in flight per mailbox across all instances sharing `table`."""
 
     def __init__(self, limit: int, table: Table, *, renew_margin: float = 40.0, idle_release: float = 5.0,
+                 give_way: float = BUSY_RETRY_AFTER + 1.0,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = _utcnow) -> None:
         self.limit = limit
+        self.give_way = give_way
         self.table = table
         self.renew_margin = dt.timedelta(seconds=renew_margin)
         self.hold = 2 * self.renew_margin
@@ -132,6 +146,12 @@ class SharedMailboxLimiter:
             return index
         return None
 
+    def _turn_over(self, box: _Mailbox, index: int) -> bool:
+        """Give this slot back rather than renew it (see "Turns" above): its renewal is due, other
+        requests of this instance are in flight, and no slot was given back in the last `give_way`."""
+        return (box.busy > 0 and box.held[index].expires - self._wall() < self.renew_margin
+                and self._clock() >= box.give_way_until)
+
     async def _fresh(self, box: _Mailbox, index: int) -> bool:
         """Renew the slot if less than `renew_margin` is left; False if it was lost meanwhile."""
         held = box.held[index]
@@ -164,6 +184,10 @@ class SharedMailboxLimiter:
             while True:
                 while box.free:
                     index = box.free.pop()
+                    if self._turn_over(box, index):
+                        await self._give_back(box, index)
+                        box.give_way_until = self._clock() + self.give_way
+                        continue
                     try:
                         fresh = await self._fresh(box, index)
                     except Exception:
@@ -173,7 +197,7 @@ class SharedMailboxLimiter:
                         break
                 else:
                     index = -1
-                if index < 0 and len(box.held) < self.limit:
+                if index < 0 and len(box.held) < self.limit and (box.busy == 0 or self._clock() >= box.give_way_until):
                     claimed = await self._claim(box)
                     index = -1 if claimed is None else claimed
                 if index >= 0:

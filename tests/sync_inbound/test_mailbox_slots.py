@@ -23,6 +23,7 @@ from shared.graph.mailbox_slots import MailboxBusyError, SharedMailboxLimiter
 from shared.storage.state import StateStore
 from shared.storage.tables import Table, TableNames
 from tests.sync_inbound.conftest import drop_tables, sync_settings_env
+from tests.sync_outbound.test_pega_sim_e2e import until
 
 
 class Instances:
@@ -31,13 +32,14 @@ class Instances:
         self.gateways: list[GraphGateway] = []
 
     def new(self, *, shared: bool = True, wall: Callable[[], dt.datetime] | None = None,
-            idle_release: float = 3600.0) -> GraphGateway:
+            idle_release: float = 3600.0, give_way: float | None = None) -> GraphGateway:
         """A gateway as an instance builds it. Idle slots are kept for the test's length unless it says
         otherwise, so what a test asserts about the rows never depends on how fast the machine is."""
         gw = GraphGateway.from_settings(self.settings.graph, slots=self.table if shared else None)
         if isinstance(gw.limiter, SharedMailboxLimiter):
             gw.limiter = SharedMailboxLimiter(gw.limiter.limit, self.table, renew_margin=gw.limiter.renew_margin.total_seconds(),
-                                              idle_release=idle_release, **({"wall": wall} if wall else {}))
+                                              idle_release=idle_release, **({"wall": wall} if wall else {}),
+                                              **({"give_way": give_way} if give_way is not None else {}))
         self.gateways.append(gw)
         return gw
 
@@ -266,3 +268,38 @@ async def test_rounds_reuse_the_slot_they_hold_without_a_storage_request(inbound
         assert (await inbound.run("email")).synced == 1
     assert limiter.storage_ops == before
     assert limiter.held(inbound.upn) == 1
+
+
+
+async def test_a_busy_instance_gives_a_slot_back_for_another_to_take_its_turn(instances, slow_mailbox) -> None:
+    """An instance that stays busy on a mailbox (a backfill) never idles long enough to give its slots
+    back, so another instance's work there (a rep's send) was deferred every 2 s for as long as that
+    lasted. A slot whose renewal comes due while the instance has other requests in flight is given
+    back, and the instance waits for its own slots instead of claiming a new one: the other gets in."""
+    now = dt.datetime.now(dt.UTC)
+    # a turn lasts the test's length, so what it asserts never depends on how fast the machine is
+    a, b = instances.new(wall=lambda: now, give_way=3600.0), instances.new(wall=lambda: now)
+    in_flight = [a.limiter.slot(slow_mailbox) for _ in range(4)]
+    for request in in_flight:  # a's four requests in flight: busy, never idle
+        await request.__aenter__()
+    with pytest.raises(MailboxBusyError):
+        async with b.limiter.slot(slow_mailbox):
+            pass
+
+    now = now + a.limiter.hold - a.limiter.renew_margin + dt.timedelta(seconds=1)  # renewals due
+    await in_flight.pop().__aexit__(None, None, None)  # one of a's requests ends, three go on
+    next_of_a = asyncio.create_task(a.limiter.slot(slow_mailbox).__aenter__())
+
+    async def given_back() -> bool:
+        return len(await instances.rows(slow_mailbox)) == 3
+
+    await until(given_back)
+    async with b.limiter.slot(slow_mailbox):  # b's deferred work comes back: its turn
+        assert a.limiter.held(slow_mailbox) == 3
+        assert {r["owner"] for r in await instances.rows(slow_mailbox)} == {a.limiter.owner, b.limiter.owner}
+        assert not next_of_a.done()  # a waits for its own slots meanwhile: never a fifth request
+        await in_flight.pop().__aexit__(None, None, None)
+        await asyncio.wait_for(next_of_a, 60)  # a safety net for a broken limiter, not a synchronisation
+    assert a.limiter.held(slow_mailbox) == 3  # one slot given back per turn, the others renewed
+    for request in in_flight:
+        await request.__aexit__(None, None, None)
