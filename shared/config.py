@@ -314,6 +314,9 @@ class InsightsSettings(BaseSettings):
     # local analyzer when Azure AI Language is not configured: the packaged sentence model + trained head,
     # or stock-lexicon VADER (smaller, faster, less accurate)
     analyzer: Literal["model", "vader"] = "model"
+    # the local sentiment model: the fine-tuned MPNet (0.72 macro-F1 on real held-out text, ≈ 250 ms of
+    # CPU per mail) or the fine-tuned MiniLM (0.66, ≈ 50 ms): docs/insights.md
+    sentiment_model: Literal["mpnet", "minilm"] = "mpnet"
     # processes that run the sentence model beside the host (0: the host's own threads, which slows
     # every round while the model runs: docs/performance.md)
     worker_processes: Annotated[int, Field(ge=0, le=16)] = 1

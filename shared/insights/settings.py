@@ -44,7 +44,7 @@ def build_analyzer(settings: InsightsSettings) -> SentimentAnalyzer:
             return VaderAnalyzer()
         from shared.insights.model_analyzer import ModelAnalyzer
 
-        return ModelAnalyzer()
+        return ModelAnalyzer(name=settings.sentiment_model)
     from shared.insights.azure_analyzer import AzureLanguageAnalyzer
 
     credential: object

@@ -116,7 +116,7 @@ async def test_analyze_email_falls_back_to_local_when_azure_fails(standin: tuple
     email = EmailInput(subject="x", body="<p>We are very disappointed, the rollout is a mess.</p>", direction=Direction.INBOUND)
     async with AzureLanguageAnalyzer(endpoint, KEY, retry_total=0) as az:
         insight = await analyze_email(email, ctx, analyzer=az)
-    assert insight.sentiment.analyzer == "minilm (fallback)"
+    assert insight.sentiment.analyzer == "mpnet (fallback)"
     assert insight.sentiment.fallback_reason == "azure-language failed: TransientError"
     assert insight.sentiment.error is None
     assert insight.sentiment.label is SentimentLabel.NEGATIVE
@@ -138,7 +138,7 @@ async def test_analyze_email_with_azure(standin: tuple[str, StandinState]) -> No
 
 
 def test_settings_choose_local_without_endpoint() -> None:
-    assert build_analyzer(load_insights_settings({})).name == "minilm"
+    assert build_analyzer(load_insights_settings({})).name == "mpnet"
     assert build_analyzer(load_insights_settings({"INSIGHTS_ANALYZER": "vader"})).name == "vader"
 
 
@@ -171,6 +171,6 @@ async def test_the_engine_settings_build_scores_with_azure_and_falls_back_in_its
         engine.close()
         await engine.analyzer.close()  # type: ignore[attr-defined]
     assert remote.sentiment.analyzer == "azure-language"
-    assert fallback.sentiment.analyzer == "minilm (fallback)" and fallback.sentiment.label is SentimentLabel.NEGATIVE
+    assert fallback.sentiment.analyzer == "mpnet (fallback)" and fallback.sentiment.label is SentimentLabel.NEGATIVE
     assert fallback.sentiment.fallback_reason == "azure-language failed: PermanentError"
     assert "call_back" in {a.action for a in fallback.actions}

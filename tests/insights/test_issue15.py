@@ -245,7 +245,7 @@ def test_unsupported_types_state_why() -> None:
 # --- the sentence model ------------------------------------------------------------------------------
 def test_importing_insights_loads_no_model() -> None:
     code = ("import shared.insights, shared.insights.encoder as e, shared.insights.model_analyzer as m, sys;"
-            "print(e._shared is None and m._shared is None and 'tokenizers' not in sys.modules)")  # fmt: skip
+            "print(e._shared is None and not m._shared and 'tokenizers' not in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
     assert out.stdout.strip() == "True"
 
@@ -255,7 +255,7 @@ def test_model_labels_business_negatives_with_confidence_and_drivers() -> None:
     body = ("Hi Sam,\n\nhope you are well. The integration still fails every night and nobody from your "
             "support team has responded in four days. This is not what we were promised.\n\nBest regards,\nDana")  # fmt: skip
     r = a.analyze_sync(email_new_text(body, BodyType.TEXT))
-    assert r.analyzer == "minilm"
+    assert r.analyzer == "mpnet"
     assert r.label.value == "negative"
     assert r.confidence is not None and 0.34 <= r.confidence <= 1.0
     assert r.drivers and any("fails" in d.text or "promised" in d.text for d in r.drivers)
@@ -266,24 +266,54 @@ def test_model_labels_business_negatives_with_confidence_and_drivers() -> None:
 def test_model_missing_falls_back_to_vader_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shared.insights.model_analyzer as m
 
-    monkeypatch.setattr(m, "_shared", None)
-    monkeypatch.setattr(m, "_failed", None)
+    monkeypatch.setattr(m, "_shared", {})
+    monkeypatch.setattr(m, "_failed", {})
     monkeypatch.setattr(m, "HEAD", tmp_path / "missing.json")
     monkeypatch.setattr(m.SentimentHead.__init__, "__defaults__", (tmp_path / "missing.json",))
     r = ModelAnalyzer().analyze_sync("This is terrible service.")
     assert r.analyzer.endswith("(fallback)") and r.fallback_reason
 
 
-def test_fine_tuned_sentiment_model_shares_the_vocabulary_table_with_the_base_encoder() -> None:
-    """The fine-tuned copy froze the word embeddings, so the 12 MB table is loaded once for intents and sentiment."""
+def test_the_sentiment_model_is_the_fine_tuned_mpnet_kept_in_int8() -> None:
+    """The head names the MPNet files (format 3); its weights stay int8 in memory (cast per call), and no
+    shipped file exceeds the 100 MB a Git host accepts per file."""
+    import numpy as np
+
     import shared.insights.model_analyzer as m
-    from shared.insights.encoder import shared_encoder
+    from shared.insights.mpnet_encoder import MPNetEncoder
 
     model = m.shared_model()
-    assert model.head.encoder == "sentiment_minilm.npz"
-    assert model.encoder is not shared_encoder()
+    assert model.head.architecture == "mpnet" and isinstance(model.encoder, MPNetEncoder)
+    assert len(model.encoder._layers) == 12
+    assert model.encoder._layers[0]["fi"].dtype == np.int8 and model.encoder._word_q.dtype == np.int8
+    assert all((m.MODEL_DIR / f).stat().st_size < 100 * 2**20 for f in model.head.encoder_files)
+
+
+def test_the_light_minilm_sentiment_model_is_a_setting_away() -> None:
+    """INSIGHTS_SENTIMENT_MODEL=minilm: the fine-tuned MiniLM (a tenth of the MPNet's CPU), which shares
+    the intents' vocabulary table instead of loading a second one."""
+    import shared.insights.model_analyzer as m
+    from shared.insights.encoder import shared_encoder
+    from shared.insights.settings import build_analyzer, load_insights_settings
+
+    analyzer = build_analyzer(load_insights_settings({"INSIGHTS_SENTIMENT_MODEL": "minilm"}))
+    r = analyzer.analyze_sync("This is terrible service.")
+    assert r.analyzer == "minilm" and r.label.value == "negative" and not r.fallback_reason
+    model = m.shared_model("minilm")
+    assert model.head.architecture == "minilm" and model.head.encoder == "sentiment_minilm.npz"
     assert model.encoder._word_q is shared_encoder()._word_q
-    assert model.encoder._layers[0]["q"] is not shared_encoder()._layers[0]["q"]
+    with pytest.raises(ValueError):
+        m.ModelAnalyzer(name="bert")
+
+
+def test_relative_position_buckets_follow_mpnets_bidirectional_buckets() -> None:
+    """Key minus query position: exact within 8 tokens, logarithmic up to 128, the sign picks the half."""
+    from shared.insights.mpnet_encoder import relative_buckets
+
+    b = relative_buckets(300)
+    assert (b[0, 0], b[1, 0], b[7, 0], b[8, 0], b[20, 0], b[200, 0]) == (0, 1, 7, 8, 10, 15)  # key before query
+    assert (b[0, 1], b[0, 20], b[0, 200]) == (17, 26, 31)  # key after query
+    assert b.min() == 0 and b.max() == 31
 
 
 def test_missing_fine_tuned_weights_fall_back_to_vader_and_say_so(tmp_path: Path,
@@ -291,8 +321,8 @@ def test_missing_fine_tuned_weights_fall_back_to_vader_and_say_so(tmp_path: Path
     import shared.insights.model_analyzer as m
 
     (tmp_path / "sentiment_head.json").write_bytes(m.HEAD.read_bytes())  # the head names a weights file not there
-    monkeypatch.setattr(m, "_shared", None)
-    monkeypatch.setattr(m, "_failed", None)
+    monkeypatch.setattr(m, "_shared", {})
+    monkeypatch.setattr(m, "_failed", {})
     monkeypatch.setattr(m, "MODEL_DIR", tmp_path)
     monkeypatch.setattr(m.SentimentHead.__init__, "__defaults__", (tmp_path / "sentiment_head.json",))
     r = ModelAnalyzer().analyze_sync("This is terrible service.")

@@ -124,3 +124,18 @@ async def test_the_workers_run_below_the_hosts_cpu_priority() -> None:
         assert psutil.Process(pid).nice() == min(19, os.nice(0) + 7)
     finally:
         w.close()
+
+
+async def test_a_worker_process_scores_with_the_sentiment_model_the_settings_name() -> None:
+    """INSIGHTS_SENTIMENT_MODEL reaches the worker process: the light MiniLM model there gives what it
+    gives in the host's threads, and says which model it was."""
+    from shared.insights.model_analyzer import ModelAnalyzer
+
+    w = ModelWorkers(processes=1, sentiment_model="minilm")
+    try:
+        in_worker = await analyze_email(MAILS[0], CONTEXT, runner=w)
+    finally:
+        w.close()
+    in_thread = ModelAnalyzer(name="minilm").analyze_sync(MAILS[0].body)
+    assert in_worker.sentiment.analyzer == "minilm"
+    assert in_worker.sentiment.label == in_thread.label

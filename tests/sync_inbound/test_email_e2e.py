@@ -31,7 +31,7 @@ def by_exchange_id(records, exchange_id):
 async def test_received_mail_is_created_once_associated_with_insights_and_replays_change_nothing(inbound) -> None:
     await inbound.onboard()
     sent = await inbound.inbound_mail(subject="Quarterly pricing",
-                                                    body="Great news, we would love a quote.", **{"from": DANA})
+                                                    body="Great news, the team loved the demo. We would love a quote.", **{"from": DANA})
     first = await inbound.run("email")
     assert first.outcomes["created"] == 1 and first.completed, first.as_dict()
 
