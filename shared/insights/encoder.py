@@ -37,12 +37,12 @@ class ModelUnavailable(RuntimeError):
     """The packaged weights or tokenizer are missing or unreadable."""
 
 
-def _layer_norm(x: Any, w: Any, b: Any) -> Any:
+def _layer_norm(x: Any, w: Any, b: Any, eps: float = _EPS) -> Any:
     import numpy as np
 
     mu = x.mean(-1, keepdims=True)
     var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + _EPS) * w + b
+    return (x - mu) / np.sqrt(var + eps) * w + b
 
 
 def _gelu(x: Any) -> Any:
@@ -67,6 +67,27 @@ def _dense(x: Any, layer: dict[str, Any], name: str) -> Any:
     import numpy as np
 
     return (x @ layer[name].astype(np.float32)) * layer[name + "_s"] + layer[name + "_b"]
+
+
+def int8_layers(w: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """The transformer layers of an exported model (``l{i}_{q,k,v,o,fi,fo}_{q,s,b}``, ``l{i}_{ln1,ln2}_{w,b}``).
+    Each matrix is stored [out, in] as int8 with one scale per output row and kept int8 as [in, out]:
+    x @ W.T == (x @ q.T) * s, and the int8 → float32 cast happens per call (~2 ms a MiniLM layer)
+    instead of holding the float32 weights (4× the bytes) for the life of the process."""
+    import numpy as np
+
+    f32 = np.float32
+    layers: list[dict[str, Any]] = []
+    for i in range(count):
+        layer: dict[str, Any] = {}
+        for name in ("q", "k", "v", "o", "fi", "fo"):
+            layer[name] = np.ascontiguousarray(w[f"l{i}_{name}_q"].T)
+            layer[name + "_s"] = w[f"l{i}_{name}_s"].astype(f32)
+            layer[name + "_b"] = w[f"l{i}_{name}_b"].astype(f32)
+        for name in ("ln1", "ln2"):
+            layer[name] = (w[f"l{i}_{name}_w"].astype(f32), w[f"l{i}_{name}_b"].astype(f32))
+        layers.append(layer)
+    return layers
 
 
 class SentenceEncoder:
@@ -115,19 +136,7 @@ class SentenceEncoder:
         self._pos = w["pos"].astype(f32)
         self._type0 = w["type0"].astype(f32)
         self._emb_ln = (w["emb_ln_w"].astype(f32), w["emb_ln_b"].astype(f32))
-        self._layers: list[dict[str, Any]] = []
-        for i in range(_LAYERS):
-            layer: dict[str, Any] = {}
-            for name in ("q", "k", "v", "o", "fi", "fo"):
-                # stored [out, in] as int8 with one scale per output row; kept int8 as [in, out]:
-                # x @ W.T == (x @ q.T) * s, and the int8 → float32 cast happens per call (~2 ms a layer)
-                # instead of holding 42 MB of float32 weights for the life of the process
-                layer[name] = np.ascontiguousarray(w[f"l{i}_{name}_q"].T)
-                layer[name + "_s"] = w[f"l{i}_{name}_s"].astype(f32)
-                layer[name + "_b"] = w[f"l{i}_{name}_b"].astype(f32)
-            for name in ("ln1", "ln2"):
-                layer[name] = (w[f"l{i}_{name}_w"].astype(f32), w[f"l{i}_{name}_b"].astype(f32))
-            self._layers.append(layer)
+        self._layers = int8_layers(w, _LAYERS)
 
     def token_count(self, text: str) -> int:
         return len(self._tok.encode(text).ids)

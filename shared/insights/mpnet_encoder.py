@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.insights.encoder import ModelUnavailable, _gelu, _one_blas_thread
+from shared.insights.encoder import ModelUnavailable, _dense, _gelu, _layer_norm, _one_blas_thread, int8_layers
 
 MAX_TOKENS = 128
 _HIDDEN = 768
@@ -30,14 +30,6 @@ _EPS = 1e-5
 _BUCKETS = 32
 _MAX_DISTANCE = 128
 _PAD = 1  # <pad>; positions start after it
-
-
-def _layer_norm(x: Any, w: Any, b: Any) -> Any:
-    import numpy as np
-
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + _EPS) * w + b
 
 
 def relative_buckets(length: int) -> Any:
@@ -54,12 +46,6 @@ def relative_buckets(length: int) -> Any:
     scaled = np.log(np.maximum(n, 1) / exact) / math.log(_MAX_DISTANCE / exact) * (half - exact)
     large = np.minimum(exact + scaled.astype(np.int64), half - 1)  # truncation toward zero, as torch's .long()
     return ret + np.where(n < exact, n, large)
-
-
-def _dense(x: Any, layer: dict[str, Any], name: str) -> Any:
-    import numpy as np
-
-    return (x @ layer[name].astype(np.float32)) * layer[name + "_s"] + layer[name + "_b"]
 
 
 class MPNetEncoder:
@@ -84,18 +70,7 @@ class MPNetEncoder:
             self._pos = w["pos"].astype(f32)
             self._emb_ln = (w["emb_ln_w"].astype(f32), w["emb_ln_b"].astype(f32))
             self._rel = w["rel_bias"].astype(f32)  # [buckets, heads]
-            self._layers: list[dict[str, Any]] = []
-            for i in range(int(w["n_layers"])):
-                layer: dict[str, Any] = {}
-                for name in ("q", "k", "v", "o", "fi", "fo"):
-                    # stored [out, in] int8 with a scale per output row, kept as [in, out]: the cast to
-                    # float32 happens per call instead of holding 340 MB of float32 for the process's life
-                    layer[name] = np.ascontiguousarray(w[f"l{i}_{name}_q"].T)
-                    layer[name + "_s"] = w[f"l{i}_{name}_s"].astype(f32)
-                    layer[name + "_b"] = w[f"l{i}_{name}_b"].astype(f32)
-                for name in ("ln1", "ln2"):
-                    layer[name] = (w[f"l{i}_{name}_w"].astype(f32), w[f"l{i}_{name}_b"].astype(f32))
-                self._layers.append(layer)
+            self._layers = int8_layers(w, int(w["n_layers"]))  # int8 in memory: 85 MB, not 340
         except Exception as exc:  # a missing or truncated file, a wrong format
             raise ModelUnavailable(f"MPNet sentiment model not loadable ({type(exc).__name__})") from exc
         self._tok.enable_truncation(MAX_TOKENS)
@@ -134,7 +109,7 @@ class MPNetEncoder:
             mask[r, : len(row)] = 1.0
         positions = (np.cumsum(mask, axis=1) * mask).astype(np.int64) + _PAD
         x = self._word_q[ids].astype(np.float32) * self._word_s[ids][..., None] + self._pos[positions]
-        x = _layer_norm(x, *self._emb_ln)
+        x = _layer_norm(x, *self._emb_ln, eps=_EPS)
         bias = self._rel[relative_buckets(t)].transpose(2, 0, 1)[None]  # [1, heads, t, t]
         bias = bias + ((1.0 - mask) * -1e4)[:, None, None, :]
         hd = _HIDDEN // _HEADS
@@ -148,7 +123,8 @@ class MPNetEncoder:
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, t, _HIDDEN)
-            x = _layer_norm(x + _dense(ctx, L, "o"), *L["ln1"])
-            x = _layer_norm(x + _dense(_gelu(_dense(x, L, "fi")), L, "fo"), *L["ln2"])
+            (w1, b1), (w2, b2) = L["ln1"], L["ln2"]
+            x = _layer_norm(x + _dense(ctx, L, "o"), w1, b1, eps=_EPS)
+            x = _layer_norm(x + _dense(_gelu(_dense(x, L, "fi")), L, "fo"), w2, b2, eps=_EPS)
         p = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
         return p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)

@@ -22,7 +22,7 @@ from shared.outbound.common import (
     OutboundRequest,
     agreed_since,
     already_decided,
-    ending,
+    ended_meanwhile,
     find_by_pega_id,
     is_stale,
     link_or_wait,
@@ -228,12 +228,9 @@ async def _gone(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[st
     meanwhile (Pega sent both moments apart), the appointment's last word is done and the update
     has nothing left to change: skipped, not failed — a failure would invite Pega to resend it.
     Otherwise the event was deleted in Exchange itself: a real failure, explained."""
-    fresh = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
-    if fresh is not None and (fresh.state != "active" or fresh.graph_id != link.graph_id):
-        return {"exchangeId": link.graph_id, "skipped": "the appointment was cancelled meanwhile"}
-    end_id = await ending(ctx, req)
-    if end_id is not None:
-        return {"exchangeId": link.graph_id, "skipped": f"the appointment is being cancelled (operation {end_id})"}
+    skipped = await ended_meanwhile(ctx, req, link, what="appointment", ended="cancelled")
+    if skipped is not None:
+        return skipped
     look = _looks_so_far(req.op.error) + 1
     if look <= GONE_RECHECKS:
         # a cancel accepted before intake recorded ends (an operation from before an upgrade) may not

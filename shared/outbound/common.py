@@ -223,6 +223,19 @@ async def _case_resolved(ctx: WorkerContext, case_id: str) -> bool:
     return status.startswith("Resolved")
 
 
+async def ended_meanwhile(ctx: WorkerContext, req: OutboundRequest, link: Link, *, what: str, ended: str) -> dict[str, Any] | None:
+    """An update found its linked item gone: the result that skips it when the record was ended meanwhile
+    — its link closed or relinked since it was read, or an end operation (cancel, close) pending that
+    removed the item — else None (the item was deleted in Exchange itself: the caller's failure)."""
+    fresh = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
+    if fresh is not None and (fresh.state != "active" or fresh.graph_id != link.graph_id):
+        return {"exchangeId": link.graph_id, "skipped": f"the {what} was {ended} meanwhile"}
+    end_id = await ending(ctx, req)
+    if end_id is not None:
+        return {"exchangeId": link.graph_id, "skipped": f"the {what} is being {ended} (operation {end_id})"}
+    return None
+
+
 async def ending(ctx: WorkerContext, req: OutboundRequest) -> str | None:
     """The operation that ends (cancels, closes) this record, when Pega sent one and it has not failed:
     a change that finds the Exchange item gone then knows the end removed it — even while the end's

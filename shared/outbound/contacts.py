@@ -18,7 +18,7 @@ from shared.outbound.common import (
     OutboundRequest,
     agreed_since,
     already_decided,
-    ending,
+    ended_meanwhile,
     find_by_pega_id,
     is_stale,
     link_or_wait,
@@ -154,12 +154,9 @@ async def _gone(ctx: WorkerContext, req: OutboundRequest, link: Link) -> dict[st
     """The linked contact vanished while this update ran. A close of the same contact (with
     SYNC_CONTACT_CLOSE_ACTION=delete) that Pega sent meanwhile removed it: Pega's last word is being
     carried out and the update is skipped, not failed. Otherwise it was deleted in Outlook: a failure."""
-    fresh = await ctx.state.links.by_pega_id(req.mailbox, req.pega_id)
-    if fresh is not None and (fresh.state != "active" or fresh.graph_id != link.graph_id):
-        return {"exchangeId": link.graph_id, "skipped": "the contact was closed meanwhile"}
-    end_id = await ending(ctx, req)
-    if end_id is not None:
-        return {"exchangeId": link.graph_id, "skipped": f"the contact is being closed (operation {end_id})"}
+    skipped = await ended_meanwhile(ctx, req, link, what="contact", ended="closed")
+    if skipped is not None:
+        return skipped
     raise PermanentError("the linked contact no longer exists in Exchange")
 
 
