@@ -146,6 +146,25 @@ def vader_corpus_rows(sdist: Path, *, per_class: int, seed: int) -> list[tuple[s
     return out
 
 
+def head_spec(sd: dict[str, np.ndarray], *, width: int, temperature: float, meta: dict[str, Any],
+              **model: Any) -> dict[str, Any]:
+    """The ``sentiment_head*.json`` of a fine-tuned model: the linear head over the pooled output times
+    ``POOL_SCALE`` (so mean 0, scale 1/POOL_SCALE), its temperature and ``meta``; ``model`` names the
+    format, the weight files and the layers the runtime loads."""
+    return {
+        **model,
+        "pooling": ["mean"],
+        "vader_features": False,
+        "classes": list(LABELS),
+        "mean": [0.0] * width,
+        "scale": [round(1.0 / POOL_SCALE, 6)] * width,
+        "weights": [[round(float(v), 6) for v in row] for row in sd["head.weight"]],
+        "bias": [round(float(v), 6) for v in sd["head.bias"]],
+        "temperature": round(temperature, 4),
+        "meta": meta,
+    }
+
+
 def seeded(seed: int, threads: int) -> None:
     """The same seeds for torch, random and numpy, and a fixed thread count: reruns repeat."""
     import torch
@@ -327,20 +346,8 @@ def export(model: Any, temperature: float, meta: dict[str, Any]) -> None:
             out[f"l{i}_{ln}_w"] = sd[f"layers.{i}.{ln}.weight"]
             out[f"l{i}_{ln}_b"] = sd[f"layers.{i}.{ln}.bias"]
     np.savez(OUT_WEIGHTS, **out)
-    spec = {
-        "format": 2,
-        "encoder": OUT_WEIGHTS.name,
-        "layers": [6],
-        "pooling": ["mean"],
-        "vader_features": False,
-        "classes": list(LABELS),
-        "mean": [0.0] * 384,
-        "scale": [round(1.0 / POOL_SCALE, 6)] * 384,
-        "weights": [[round(float(v), 6) for v in row] for row in sd["head.weight"]],
-        "bias": [round(float(v), 6) for v in sd["head.bias"]],
-        "temperature": round(temperature, 4),
-        "meta": meta,
-    }
+    spec = head_spec(sd, width=384, temperature=temperature, meta=meta,
+                     format=2, encoder=OUT_WEIGHTS.name, layers=[6])
     OUT_HEAD_MINILM.write_text(json.dumps(spec, separators=(",", ":")) + "\n", encoding="utf-8")
 
 

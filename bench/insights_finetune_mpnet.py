@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.insights_data import LABELS
-from bench.insights_finetune import MODEL_DIR, OUT_HEAD, POOL_SCALE, macro_f1, optimizer, seeded, splits
+from bench.insights_finetune import MODEL_DIR, OUT_HEAD, POOL_SCALE, head_spec, macro_f1, optimizer, seeded, splits
 from bench.insights_model import quantize_rows
 
 OUT_A = MODEL_DIR / "sentiment_mpnet_a.npz"
@@ -84,22 +84,8 @@ def export(state: dict[str, Any], *, temperature: float, model_dir: Path, meta: 
             out[f"l{i}_{short}_w"], out[f"l{i}_{short}_b"] = sd[p + long + ".weight"], sd[p + long + ".bias"]
     np.savez(model_dir / OUT_A.name, **a)
     np.savez(model_dir / OUT_B.name, **b)
-    spec = {
-        "format": 3,
-        "architecture": "mpnet",
-        "encoder": [OUT_A.name, OUT_B.name],
-        "tokenizer": OUT_TOKENIZER.name,
-        "layers": [n_layers],
-        "pooling": ["mean"],
-        "vader_features": False,
-        "classes": list(LABELS),
-        "mean": [0.0] * 768,
-        "scale": [round(1.0 / POOL_SCALE, 6)] * 768,
-        "weights": [[round(float(v), 6) for v in row] for row in sd["head.weight"]],
-        "bias": [round(float(v), 6) for v in sd["head.bias"]],
-        "temperature": round(temperature, 4),
-        "meta": meta,
-    }
+    spec = head_spec(sd, width=768, temperature=temperature, meta=meta, format=3, architecture="mpnet",
+                     encoder=[OUT_A.name, OUT_B.name], tokenizer=OUT_TOKENIZER.name, layers=[n_layers])
     (model_dir / OUT_HEAD.name).write_text(json.dumps(spec, separators=(",", ":")) + "\n", encoding="utf-8")
 
 
